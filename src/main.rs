@@ -1,0 +1,84 @@
+//! The `weborca-mtls-proxy` command: parses the command line, runs the proxy
+//! (or `check` / `demo`) and turns the outcome into an exit code.
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use weborca_mtls_proxy::app;
+
+/// The default config file.
+const DEFAULT_CONFIG: &str = "/etc/weborca-mtls-proxy/proxy.conf";
+
+/// Mutual-TLS reverse proxy for WebORCA: demands a client certificate issued by
+/// the clinic's CA (orca-catool) and forwards verified requests to WebORCA.
+#[derive(Parser)]
+#[command(name = "weborca-mtls-proxy", version, about)]
+struct Cli {
+    /// config file (jma-receipt.conf style)
+    #[arg(short, long, global = true, default_value = DEFAULT_CONFIG)]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// check the setup against WebORCA's troubleshooting list
+    Check {
+        /// a host name or address clients use to reach this server (repeatable)
+        #[arg(long)]
+        host: Vec<String>,
+    },
+    /// run a throwaway CA, certificates, a stand-in WebORCA and the proxy, to try it out
+    Demo {
+        /// folder for the demo certificates
+        #[arg(long, default_value = "demo")]
+        dir: PathBuf,
+        /// port the proxy listens on
+        #[arg(long, default_value_t = 8000)]
+        port: u16,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let log = match weborca_mtls_proxy::log::init(None) {
+        Ok(l) => Arc::new(l),
+        Err(e) => {
+            eprintln!("cannot start logging: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = match cli.command {
+        None => runtime.block_on(app::run(cli.config, log.clone())),
+        Some(Command::Check { .. }) => Err(app::Failure::Runtime(
+            "check: not yet available in this version".into(),
+        )),
+        Some(Command::Demo { .. }) => Err(app::Failure::Runtime(
+            "demo: not yet available in this version".into(),
+        )),
+    };
+    let code = match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            tracing::error!("{}", f.message());
+            ExitCode::from(f.exit_code())
+        }
+    };
+    drop(runtime);
+    drop(log); // flushes the log writer
+    code
+}

@@ -1,0 +1,336 @@
+//! The listener: binds LISTEN, accepts within MAX_CONNECTIONS, tells TLS from
+//! plain HTTP by the first byte, runs the handshake under HANDSHAKE_TIMEOUT,
+//! judges the client certificate, and serves HTTP/1.1 or HTTP/2 (by ALPN) with
+//! the proxy as the service. Shutdown stops accepting, lets in-flight requests
+//! finish within SHUTDOWN_GRACE, and closes WebSocket tunnels.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{ClientCertErrors, Config};
+use crate::conn::{Activity, Watched};
+use crate::plain;
+use crate::proxy::{ConnInfo, Proxy};
+use crate::tls::TlsState;
+
+/// The kernel's queue of connections not yet accepted.
+const LISTEN_BACKLOG: u32 = 1024;
+/// Pause after an accept error (e.g. out of file descriptors) before trying again.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+/// HTTP/2 streams one client may have open at once.
+const H2_MAX_STREAMS: u32 = 128;
+/// The first byte of a TLS handshake record.
+const TLS_HANDSHAKE: u8 = 0x16;
+
+/// What every connection task shares.
+struct Shared {
+    /// the current TLS state; replaced whole on reload
+    tls: ArcSwap<TlsState>,
+    /// forwards requests
+    proxy: Arc<Proxy>,
+    /// timeouts and modes from the config
+    config: Config,
+    /// MAX_CONNECTIONS
+    limit: Arc<Semaphore>,
+    /// cancelled on SIGTERM/SIGINT
+    shutdown: CancellationToken,
+    /// connection tasks, to wait for on shutdown
+    conns: TaskTracker,
+    /// WebSocket tunnels, to wait for on shutdown
+    tunnels: TaskTracker,
+    /// HTTP/1.1 server settings
+    h1: auto::Builder<TokioExecutor>,
+    /// HTTP/2 server settings
+    h2: auto::Builder<TokioExecutor>,
+}
+
+/// A bound, not yet running proxy.
+pub struct Server {
+    listeners: Vec<TcpListener>,
+    shared: Arc<Shared>,
+}
+
+/// Controls a running server from outside: signals, tests.
+#[derive(Clone)]
+pub struct Handle {
+    shared: Arc<Shared>,
+}
+
+impl Handle {
+    /// Starts a graceful shutdown.
+    pub fn shutdown(&self) {
+        self.shared.shutdown.cancel();
+    }
+
+    /// Puts a new TLS state in place for new handshakes; open connections keep theirs.
+    pub fn replace_tls(&self, tls: TlsState) {
+        self.shared.tls.store(Arc::new(tls));
+    }
+
+    /// The TLS state new handshakes use.
+    pub fn tls(&self) -> Arc<TlsState> {
+        self.shared.tls.load_full()
+    }
+}
+
+impl Server {
+    /// Binds every LISTEN address. Must be called inside a tokio runtime.
+    pub fn bind(config: Config, tls: TlsState) -> Result<Server, String> {
+        let mut listeners = Vec::new();
+        for addr in &config.listen {
+            match bind_one(*addr) {
+                Ok(l) => listeners.push(l),
+                Err(e) if config.listen_is_default && addr.is_ipv6() && ipv6_unavailable(&e) => {
+                    let v4 = SocketAddr::from(([0, 0, 0, 0], addr.port()));
+                    tracing::info!(
+                        "IPv6 is off on this machine; listening on {v4} instead of {addr}"
+                    );
+                    listeners.push(bind_one(v4).map_err(|e| bind_error(v4, &e))?);
+                }
+                Err(e) => return Err(bind_error(*addr, &e)),
+            }
+        }
+        let shutdown = CancellationToken::new();
+        let tunnels = TaskTracker::new();
+        let proxy = Arc::new(Proxy::new(&config, tunnels.clone(), shutdown.clone())?);
+        let (h1, h2) = http_builders(&config);
+        let shared = Arc::new(Shared {
+            tls: ArcSwap::from_pointee(tls),
+            proxy,
+            limit: Arc::new(Semaphore::new(config.max_connections)),
+            config,
+            shutdown,
+            conns: TaskTracker::new(),
+            tunnels,
+            h1,
+            h2,
+        });
+        Ok(Server { listeners, shared })
+    }
+
+    /// The bound addresses (with the real port when LISTEN asked for port 0).
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect()
+    }
+
+    /// A handle to shut down or reload the server.
+    pub fn handle(&self) -> Handle {
+        Handle {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Serves until shutdown, then drains. Returns whether everything finished within SHUTDOWN_GRACE.
+    pub async fn run(self) -> bool {
+        let shared = self.shared;
+        let mut accept_loops = Vec::new();
+        for listener in self.listeners {
+            accept_loops.push(tokio::spawn(accept_loop(shared.clone(), listener)));
+        }
+        shared.shutdown.cancelled().await;
+        for l in accept_loops {
+            let _ = l.await; // the listeners are closed once their loops end
+        }
+        shared.conns.close();
+        shared.tunnels.close();
+        let grace = shared.config.shutdown_grace;
+        let drained = tokio::time::timeout(grace, async {
+            shared.conns.wait().await;
+            shared.tunnels.wait().await;
+        })
+        .await
+        .is_ok();
+        if !drained {
+            tracing::warn!(
+                "SHUTDOWN_GRACE ({} s) ran out with connections still open; closing them",
+                grace.as_secs()
+            );
+        }
+        drained
+    }
+}
+
+fn bind_error(addr: SocketAddr, e: &io::Error) -> String {
+    format!(
+        "LISTEN: cannot listen on {addr}: {e} (is another program, e.g. WebORCA itself, using the port?)"
+    )
+}
+
+/// EAFNOSUPPORT (97) or EADDRNOTAVAIL (99) on Linux: the kernel has IPv6 off.
+fn ipv6_unavailable(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(97 | 99))
+}
+
+/// Binds one address; `[::]` is bound dual-stack so IPv4 clients reach it too.
+fn bind_one(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )?;
+    if addr.is_ipv6() && addr.ip().is_unspecified() {
+        socket.set_only_v6(false)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG as i32)?;
+    TcpListener::from_std(socket.into())
+}
+
+fn http_builders(config: &Config) -> (auto::Builder<TokioExecutor>, auto::Builder<TokioExecutor>) {
+    let mut h1 = auto::Builder::new(TokioExecutor::new()).http1_only();
+    h1.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.header_timeout);
+    let mut h2 = auto::Builder::new(TokioExecutor::new()).http2_only();
+    h2.http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(H2_MAX_STREAMS)
+        .keep_alive_interval(Some(config.idle_timeout))
+        .keep_alive_timeout(config.header_timeout);
+    (h1, h2)
+}
+
+async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+    loop {
+        let permit = tokio::select! {
+            p = shared.limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+            _ = shared.shutdown.cancelled() => return,
+        };
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shared.shutdown.cancelled() => return,
+        };
+        match accepted {
+            Ok((tcp, peer)) => {
+                let _ = tcp.set_nodelay(true);
+                shared
+                    .conns
+                    .spawn(serve_conn(shared.clone(), tcp, peer, permit));
+            }
+            Err(e) => {
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+            }
+        }
+    }
+}
+
+/// Waits for the first byte without consuming it.
+async fn first_byte(tcp: &TcpStream) -> Option<u8> {
+    let mut buf = [0u8; 1];
+    match tcp.peek(&mut buf).await {
+        Ok(1) => Some(buf[0]),
+        _ => None,
+    }
+}
+
+async fn serve_conn(
+    shared: Arc<Shared>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    _permit: OwnedSemaphorePermit,
+) {
+    let timeout = shared.config.handshake_timeout;
+    let first = match tokio::time::timeout(timeout, first_byte(&tcp)).await {
+        Ok(Some(b)) => b,
+        Ok(None) => return,
+        Err(_) => {
+            tracing::debug!(%peer, "closed: nothing sent within HANDSHAKE_TIMEOUT");
+            return;
+        }
+    };
+    if first != TLS_HANDSHAKE {
+        if first.is_ascii_uppercase() {
+            plain::redirect(tcp, peer, &shared.config).await;
+        } else {
+            tracing::debug!(%peer, "closed: neither TLS nor HTTP (first byte {first:#04x})");
+        }
+        return;
+    }
+    let tls_state = shared.tls.load_full();
+    let activity = Activity::new();
+    let acceptor = TlsAcceptor::from(tls_state.server_config.clone());
+    let stream = match tokio::time::timeout(
+        timeout,
+        acceptor.accept(Watched::new(tcp, activity.clone())),
+    )
+    .await
+    {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::info!(%peer, "TLS handshake failed: {e}");
+            return;
+        }
+        Err(_) => {
+            tracing::info!(%peer, "TLS handshake not finished within HANDSHAKE_TIMEOUT ({} s)", timeout.as_secs());
+            return;
+        }
+    };
+    let (_, session) = stream.get_ref();
+    let verdict = tls_state
+        .verifier
+        .judge(session.peer_certificates(), session.handshake_kind());
+    let h2 = session.alpn_protocol() == Some(b"h2");
+    if let Err(r) = &verdict {
+        let subject = r.info.as_ref().map_or("-", |i| i.subject_oneline.as_str());
+        tracing::info!(%peer, reason = r.kind.as_str(), subject, "client certificate refused: {}", r.detail);
+        if shared.config.client_cert_errors == ClientCertErrors::Handshake {
+            return; // a resumed session judged after the handshake: no page in this mode
+        }
+    }
+    let conn = Arc::new(ConnInfo {
+        peer,
+        verdict,
+        ca_subjects: tls_state.ca_subjects.clone().into(),
+        activity,
+    });
+    drop(tls_state);
+    serve_http(&shared, stream, conn, h2).await;
+}
+
+async fn serve_http<S>(shared: &Shared, stream: S, conn: Arc<ConnInfo>, h2: bool)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let proxy = shared.proxy.clone();
+    let activity = conn.activity.clone();
+    let service = service_fn(move |req| proxy.clone().handle(conn.clone(), req));
+    let builder = if h2 { &shared.h2 } else { &shared.h1 };
+    let serving = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    tokio::pin!(serving);
+    let idle_limit = shared.config.idle_timeout;
+    let mut closing = false;
+    loop {
+        let wait = activity.idle_remaining(idle_limit);
+        tokio::select! {
+            _ = &mut serving => return,
+            _ = shared.shutdown.cancelled(), if !closing => {
+                closing = true;
+                serving.as_mut().graceful_shutdown();
+            }
+            _ = tokio::time::sleep(wait.unwrap_or_default()), if !closing => {
+                if activity.idle_remaining(idle_limit).is_none() {
+                    closing = true;
+                    serving.as_mut().graceful_shutdown();
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! The TLS state the listener hands every new connection: rustls' server
+//! config (server certificate, client verifier, ALPN, resumption) plus the
+//! parsed certificates the logs, pages and status report on.
+//!
+//! A [`TlsState`] is built whole from the config or not at all; the server
+//! keeps the current one behind an `ArcSwap`, so a reload that fails leaves the
+//! last good state serving.
+
+pub mod load;
+pub mod verify;
+
+use std::sync::Arc;
+
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ServerSessionMemoryCache, WebPkiClientVerifier};
+use rustls::sign::CertifiedKey;
+use rustls::{RootCertStore, ServerConfig};
+
+use crate::config::Config;
+use crate::x509::CertInfo;
+pub use load::{KeyError, LoadError};
+pub use verify::{ClientVerifier, IDENTITY_HEADERS, Identity, Refusal};
+
+/// How many TLS sessions the server remembers for resumption by session ID.
+const SESSION_CACHE_SIZE: usize = 4096;
+
+/// Session resumption state, kept across reloads: a client resuming after a
+/// reload is judged by the new verifier (see `verify`), so sharing is safe, and
+/// clients keep their fast reconnects.
+#[derive(Debug, Clone)]
+pub struct Sessions {
+    /// TLS 1.2 session IDs and TLS 1.3 stateful tickets
+    cache: Arc<dyn rustls::server::StoresServerSessions>,
+    /// TLS 1.3 / 1.2 stateless tickets, keys rotated by rustls
+    ticketer: Arc<dyn rustls::server::ProducesTickets>,
+}
+
+impl Sessions {
+    /// A fresh session cache and ticket key.
+    pub fn new() -> Result<Sessions, rustls::Error> {
+        Ok(Sessions {
+            cache: ServerSessionMemoryCache::new(SESSION_CACHE_SIZE),
+            ticketer: rustls::crypto::aws_lc_rs::Ticketer::new()?,
+        })
+    }
+}
+
+/// Everything the listener needs to accept and judge connections.
+#[derive(Debug)]
+pub struct TlsState {
+    /// rustls' config for new handshakes
+    pub server_config: Arc<ServerConfig>,
+    /// the verdict on each connection after the handshake
+    pub verifier: Arc<ClientVerifier>,
+    /// the server certificate (leaf)
+    pub server_cert: CertInfo,
+    /// the CA certificates of CA_CRT
+    pub ca_certs: Vec<CertInfo>,
+    /// CA subjects in one-line form, for the error pages
+    pub ca_subjects: Vec<String>,
+}
+
+/// The crypto provider: aws-lc-rs, rustls' default, for its fast RSA and ECDSA.
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+impl TlsState {
+    /// Loads certificates, key, CA and CRLs named by `config` and builds the TLS state.
+    /// Blocking: call at start-up or from `spawn_blocking`.
+    pub fn load(config: &Config, sessions: &Sessions) -> Result<TlsState, KeyError> {
+        let (chain, key) = load_server_identity(config)?;
+        let ca_path = config.ca_crt.as_deref().ok_or_else(|| {
+            LoadError::new(
+                "CA_CRT",
+                &config.path,
+                "not set",
+                "set CA_CRT to the ca.crt of the CA that issues the client certificates",
+            )
+        })?;
+        let ca_der = load::load_certs("CA_CRT", ca_path)?;
+        let crls = load::load_crls(&config.ca_crl)?;
+        let material = Material {
+            chain,
+            key,
+            ca_der,
+            crls,
+            ca_path,
+        };
+        Ok(Self::build(config, material, sessions)?)
+    }
+
+    fn build(
+        config: &Config,
+        material: Material<'_>,
+        sessions: &Sessions,
+    ) -> Result<TlsState, LoadError> {
+        let Material {
+            chain,
+            key,
+            ca_der,
+            crls,
+            ca_path,
+        } = material;
+        let provider = provider();
+        let (crt_key, crt_path) = server_cert_key(config);
+        let server_cert = CertInfo::from_der(chain[0].as_ref()).map_err(|e| {
+            LoadError::new(
+                crt_key,
+                crt_path,
+                format!("cannot read the certificate: {e}"),
+                "replace it",
+            )
+        })?;
+        let mut roots = RootCertStore::empty();
+        let mut ca_certs = Vec::new();
+        for der in &ca_der {
+            roots.add(der.clone()).map_err(|e| {
+                LoadError::new(
+                    "CA_CRT",
+                    ca_path,
+                    format!("not usable as a CA certificate: {e}"),
+                    "use orca-catool's ca.crt",
+                )
+            })?;
+            let info = CertInfo::from_der(der.as_ref()).map_err(|e| {
+                LoadError::new(
+                    "CA_CRT",
+                    ca_path,
+                    format!("cannot read: {e}"),
+                    "use orca-catool's ca.crt",
+                )
+            })?;
+            ca_certs.push(info);
+        }
+        let crl_path = config
+            .ca_crl
+            .first()
+            .map(|p| p.as_path())
+            .unwrap_or(&config.path);
+        let inner = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+            .with_crls(crls)
+            // A CRL covers the CA that signed it; certificates of other CAs in
+            // CA_CRT are not refused for lack of one.
+            .allow_unknown_revocation_status()
+            .build()
+            .map_err(|e| {
+                LoadError::new(
+                    "CA_CRL",
+                    crl_path,
+                    format!("cannot be used with CA_CRT: {e}"),
+                    "make a new CRL with orca-catool issue_crl",
+                )
+            })?;
+        let verifier = Arc::new(ClientVerifier::new(
+            inner,
+            config.client_cert_errors,
+            config.allow_cn.as_deref(),
+        ));
+        let signing_key = provider.key_provider.load_private_key(key).map_err(|e| {
+            let (k, p) = server_key_key(config);
+            LoadError::new(
+                k,
+                p,
+                format!("unsupported private key: {e}"),
+                "use an RSA (2048-4096) or ECDSA P-256/P-384 key",
+            )
+        })?;
+        let certified = CertifiedKey::new(chain, signing_key);
+        certified.keys_match().map_err(|e| {
+            let (k, p) = server_key_key(config);
+            LoadError::new(
+                k,
+                p,
+                format!(
+                    "the private key does not match the certificate in {} ({e})",
+                    crt_path.display()
+                ),
+                format!("use the key issued together with {crt_key} (same NNNNNN__JP_orca_ name)"),
+            )
+        })?;
+        let mut server_config = ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .map_err(|e| {
+                LoadError::new(
+                    crt_key,
+                    crt_path,
+                    format!("TLS setup failed: {e}"),
+                    "report this",
+                )
+            })?
+            .with_client_cert_verifier(verifier.clone())
+            .with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(Arc::new(
+                certified,
+            ))));
+        server_config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        server_config.session_storage = sessions.cache.clone();
+        server_config.ticketer = sessions.ticketer.clone();
+        let ca_subjects = ca_certs.iter().map(|c| c.subject_oneline.clone()).collect();
+        Ok(TlsState {
+            server_config: Arc::new(server_config),
+            verifier,
+            server_cert,
+            ca_certs,
+            ca_subjects,
+        })
+    }
+}
+
+/// The certificate material read from disk, before it is checked and assembled.
+struct Material<'a> {
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    ca_der: Vec<CertificateDer<'static>>,
+    crls: Vec<rustls::pki_types::CertificateRevocationListDer<'static>>,
+    ca_path: &'a std::path::Path,
+}
+
+/// The key and file the server certificate came from.
+fn server_cert_key(config: &Config) -> (&'static str, &std::path::Path) {
+    match (&config.server_p12, &config.server_crt) {
+        (Some(p), _) => ("SERVER_P12", p),
+        (None, Some(p)) => ("SERVER_CRT", p),
+        (None, None) => ("SERVER_CRT", &config.path),
+    }
+}
+
+/// The key and file the server's private key came from.
+fn server_key_key(config: &Config) -> (&'static str, &std::path::Path) {
+    match (&config.server_p12, &config.server_pem) {
+        (Some(p), _) => ("SERVER_P12", p),
+        (None, Some(p)) => ("SERVER_PEM", p),
+        (None, None) => ("SERVER_PEM", &config.path),
+    }
+}
+
+fn load_server_identity(
+    config: &Config,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), KeyError> {
+    if let Some(p12) = &config.server_p12 {
+        return Err(KeyError::Other(LoadError::new(
+            "SERVER_P12",
+            p12,
+            "PKCS#12 server certificates are not supported by this build",
+            "set SERVER_CRT and SERVER_PEM to orca-catool's .crt and .pem instead",
+        )));
+    }
+    let (Some(crt), Some(pem)) = (&config.server_crt, &config.server_pem) else {
+        return Err(KeyError::Other(LoadError::new(
+            "SERVER_CRT",
+            &config.path,
+            "SERVER_CRT and SERVER_PEM must both be set",
+            "set both, as in WebORCA's jma-receipt.conf",
+        )));
+    };
+    let chain = load::load_certs("SERVER_CRT", crt)?;
+    let key = load::load_key("SERVER_PEM", pem, config.server_pass_file.as_deref())?;
+    Ok((chain, key))
+}

@@ -1,0 +1,276 @@
+//! Deciding who is allowed in: the client-certificate verifier handed to rustls,
+//! and the per-connection verdict (an [`Identity`] or a [`Refusal`]).
+//!
+//! Chain, validity and CRL checks are rustls' own `WebPkiClientVerifier`; this
+//! module only wraps it. It differs from the plain verifier in two ways:
+//!
+//! - with `CLIENT_CERT_ERRORS=page` the handshake accepts any certificate the
+//!   client proves it holds, and the real verdict is taken right after the
+//!   handshake, so the client can be shown a page saying what is wrong. Nothing
+//!   reaches the backend unless that verdict is an [`Identity`].
+//! - `ALLOW_CN` is checked after the chain.
+//!
+//! The verdict is taken again on every connection, resumed ones too: a session
+//! ticket must not outlive a revocation, an expiry or a new CA.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use http::{HeaderName, HeaderValue};
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::pki_types::{CertificateDer, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{
+    CertificateError, DigitallySignedStruct, DistinguishedName, Error, HandshakeKind,
+    SignatureScheme,
+};
+
+use crate::config::ClientCertErrors;
+use crate::pages::CertErrorKind;
+use crate::x509::CertInfo;
+
+/// The identity headers this proxy sets, and strips from every client request.
+pub const IDENTITY_HEADERS: [&str; 8] = [
+    "x-ssl-client-verify",
+    "x-ssl-client-s-dn",
+    "x-ssl-client-i-dn",
+    "x-ssl-client-serial",
+    "x-ssl-client-fingerprint",
+    "x-ssl-client-not-after",
+    "client-cert",
+    "client-cert-chain",
+];
+
+/// A verified client: its certificate's fields and the headers that tell the
+/// backend who it is, formatted once per connection rather than per request.
+#[derive(Debug)]
+pub struct Identity {
+    /// the client certificate's fields
+    pub info: CertInfo,
+    /// `X-SSL-Client-*` and `Client-Cert` (RFC 9440), ready to insert
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl Identity {
+    fn new(info: CertInfo, der: &[u8]) -> Identity {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+        let not_after = info
+            .not_after
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let pairs: [(&'static str, String); 7] = [
+            ("x-ssl-client-verify", "SUCCESS".to_string()),
+            ("x-ssl-client-s-dn", info.subject_rfc4514.clone()),
+            ("x-ssl-client-i-dn", info.issuer_rfc4514.clone()),
+            ("x-ssl-client-serial", info.serial_hex.clone()),
+            ("x-ssl-client-fingerprint", info.sha256_hex.clone()),
+            ("x-ssl-client-not-after", not_after),
+            ("client-cert", format!(":{b64}:")),
+        ];
+        let headers = pairs
+            .into_iter()
+            // RFC 4514 escaping leaves no control characters; a value that still
+            // cannot be a header is left out rather than sent mangled.
+            .filter_map(|(name, value)| {
+                Some((
+                    HeaderName::from_static(name),
+                    HeaderValue::from_bytes(value.as_bytes()).ok()?,
+                ))
+            })
+            .collect();
+        Identity { info, headers }
+    }
+
+    /// The client's CN for logs, or `-`.
+    pub fn cn(&self) -> &str {
+        self.info.common_name.as_deref().unwrap_or("-")
+    }
+}
+
+/// Why a client is refused, with what is known of its certificate.
+#[derive(Debug)]
+pub struct Refusal {
+    /// the reason, also the `X-Client-Cert-Error` value
+    pub kind: CertErrorKind,
+    /// the refused certificate's fields, when it could be parsed
+    pub info: Option<CertInfo>,
+    /// the verifier's own words, for the log and the page's detail box
+    pub detail: String,
+}
+
+impl Refusal {
+    fn missing() -> Refusal {
+        Refusal {
+            kind: CertErrorKind::Missing,
+            info: None,
+            detail: "no client certificate was sent".into(),
+        }
+    }
+}
+
+/// The verifier given to rustls, and the judge of each connection after the handshake.
+#[derive(Debug)]
+pub struct ClientVerifier {
+    /// rustls' WebPKI verifier over CA_CRT and CA_CRL: chain, dates, revocation
+    inner: Arc<dyn ClientCertVerifier>,
+    /// whether refusals are TLS alerts (`handshake`) or pages after the handshake (`page`)
+    mode: ClientCertErrors,
+    /// ALLOW_CN, when set
+    allow_cn: Option<HashSet<String>>,
+}
+
+impl ClientVerifier {
+    /// Wraps a WebPKI verifier built over CA_CRT (and CA_CRL).
+    pub fn new(
+        inner: Arc<dyn ClientCertVerifier>,
+        mode: ClientCertErrors,
+        allow_cn: Option<&[String]>,
+    ) -> Self {
+        let allow_cn = allow_cn.map(|list| list.iter().cloned().collect());
+        ClientVerifier {
+            inner,
+            mode,
+            allow_cn,
+        }
+    }
+
+    /// The full verdict on a chain the client presented (leaf first).
+    pub fn check(&self, chain: &[CertificateDer<'_>], now: UnixTime) -> Result<Identity, Refusal> {
+        let Some((leaf, intermediates)) = chain.split_first() else {
+            return Err(Refusal::missing());
+        };
+        let info = CertInfo::from_der(leaf.as_ref()).ok();
+        if let Err(e) = self.inner.verify_client_cert(leaf, intermediates, now) {
+            return Err(Refusal {
+                kind: classify(&e),
+                info,
+                detail: e.to_string(),
+            });
+        }
+        let Some(info) = info else {
+            let detail = "the certificate verified but its fields cannot be read".to_string();
+            return Err(Refusal {
+                kind: CertErrorKind::UnknownCa,
+                info: None,
+                detail,
+            });
+        };
+        if !self.cn_allowed(info.common_name.as_deref()) {
+            let detail = format!(
+                "CN {:?} is not in ALLOW_CN",
+                info.common_name.as_deref().unwrap_or("")
+            );
+            return Err(Refusal {
+                kind: CertErrorKind::NotAllowed,
+                info: Some(info),
+                detail,
+            });
+        }
+        Ok(Identity::new(info, leaf.as_ref()))
+    }
+
+    /// The verdict on an established connection. A full handshake in
+    /// `handshake` mode was already judged by rustls; everything else is judged now.
+    pub fn judge(
+        &self,
+        peer: Option<&[CertificateDer<'_>]>,
+        kind: Option<HandshakeKind>,
+    ) -> Result<Identity, Refusal> {
+        let chain = peer.unwrap_or(&[]);
+        if self.mode == ClientCertErrors::Handshake && kind == Some(HandshakeKind::Full) {
+            if let Some(leaf) = chain.first()
+                && let Ok(info) = CertInfo::from_der(leaf.as_ref())
+            {
+                return Ok(Identity::new(info, leaf.as_ref()));
+            }
+        }
+        self.check(chain, UnixTime::now())
+    }
+
+    fn cn_allowed(&self, cn: Option<&str>) -> bool {
+        match (&self.allow_cn, cn) {
+            (None, _) => true,
+            (Some(list), Some(cn)) => list.contains(cn),
+            (Some(_), None) => false,
+        }
+    }
+}
+
+/// Maps rustls' verdict onto the reasons a client is told about.
+fn classify(e: &Error) -> CertErrorKind {
+    match e {
+        Error::InvalidCertificate(ce) => match ce {
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+                CertErrorKind::Expired
+            }
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+                CertErrorKind::NotYetValid
+            }
+            CertificateError::Revoked => CertErrorKind::Revoked,
+            _ => CertErrorKind::UnknownCa,
+        },
+        _ => CertErrorKind::UnknownCa,
+    }
+}
+
+impl ClientCertVerifier for ClientVerifier {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.mode == ClientCertErrors::Handshake
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, Error> {
+        if self.mode == ClientCertErrors::Page {
+            // Judged after the handshake (see the module header); the client
+            // still has to prove it holds the key, in the signature checks below.
+            return Ok(ClientCertVerified::assertion());
+        }
+        self.inner
+            .verify_client_cert(end_entity, intermediates, now)?;
+        if self.allow_cn.is_some() {
+            let cn = CertInfo::from_der(end_entity.as_ref())
+                .ok()
+                .and_then(|i| i.common_name);
+            if !self.cn_allowed(cn.as_deref()) {
+                return Err(Error::InvalidCertificate(
+                    CertificateError::ApplicationVerificationFailure,
+                ));
+            }
+        }
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}

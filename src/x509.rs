@@ -1,0 +1,889 @@
+//! Certificate fields the proxy shows, parsed once per certificate.
+//!
+//! This module owns turning a DER certificate into [`CertInfo`]: subject and
+//! issuer as RFC 4514 and OpenSSL one-line strings, the common name, serial,
+//! validity, SHA-256 fingerprint and subjectAltName entries, plus the two
+//! questions later asked of them (days left, does it cover a host name).
+//! It verifies nothing: chain, signature and revocation checks belong to the
+//! TLS layer. Every input is untrusted, so nothing here panics on bad DER.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use sha2::{Digest, Sha256};
+use x509_parser::asn1_rs::{Any, Class, FromDer, Tag, ToDer};
+use x509_parser::certificate::X509Certificate;
+use x509_parser::extensions::GeneralName;
+use x509_parser::x509::{AttributeTypeAndValue, X509Name};
+
+/// OID of commonName, the attribute `common_name` and the CN fallback use.
+const OID_CN: &str = "2.5.4.3";
+/// OID of PKCS #9 emailAddress: no RFC 4514 short name, but OpenSSL's one-line form names it.
+const OID_EMAIL: &str = "1.2.840.113549.1.9.1";
+
+/// What the proxy shows about a certificate: to the backend (identity
+/// headers), in logs and on error pages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertInfo {
+    /// RFC 4514 string, most-specific RDN first: `CN=user1,O=orca,C=JP`.
+    pub subject_rfc4514: String,
+    /// Issuer as an RFC 4514 string.
+    pub issuer_rfc4514: String,
+    /// OpenSSL one-line form, in certificate order: `/C=JP/O=orca/CN=user1`.
+    pub subject_oneline: String,
+    /// Issuer in OpenSSL one-line form.
+    pub issuer_oneline: String,
+    /// Last (most specific) CN of the subject; decoded losslessly when the
+    /// value is a well-formed string, lossily when it is a broken one, `None`
+    /// when there is no CN or it is not a string at all.
+    pub common_name: Option<String>,
+    /// Serial number as lowercase hex bytes without separators (`0a1b`),
+    /// leading zero bytes dropped, `00` for zero, `-` prefix if negative.
+    pub serial_hex: String,
+    /// Start of the validity period.
+    pub not_before: DateTime<Utc>,
+    /// End of the validity period.
+    pub not_after: DateTime<Utc>,
+    /// SHA-256 of the whole DER certificate, lowercase hex.
+    pub sha256_hex: String,
+    /// subjectAltName dNSName entries, in certificate order.
+    pub dns_names: Vec<String>,
+    /// subjectAltName iPAddress entries, in certificate order.
+    pub ip_addresses: Vec<IpAddr>,
+}
+
+/// Why a certificate could not be read; carries a human-readable message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct X509Error {
+    message: String,
+}
+
+impl X509Error {
+    fn new(message: impl Into<String>) -> Self {
+        X509Error {
+            message: message.into(),
+        }
+    }
+
+    /// The reason, for logs and the technical box of error pages.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for X509Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unreadable certificate: {}", self.message)
+    }
+}
+
+impl std::error::Error for X509Error {}
+
+impl CertInfo {
+    /// Parses one DER certificate. Trailing bytes are refused because the
+    /// fingerprint is computed over `der` and must describe exactly one
+    /// certificate.
+    pub fn from_der(der: &[u8]) -> Result<CertInfo, X509Error> {
+        let (rest, cert) = X509Certificate::from_der(der)
+            .map_err(|e| X509Error::new(format!("not a DER X.509 certificate: {e}")))?;
+        if !rest.is_empty() {
+            return Err(X509Error::new(format!(
+                "{} bytes of trailing data after the certificate",
+                rest.len()
+            )));
+        }
+        let validity = cert.validity();
+        let (dns_names, ip_addresses) = san_entries(&cert)?;
+        Ok(CertInfo {
+            subject_rfc4514: rfc4514(cert.subject()),
+            issuer_rfc4514: rfc4514(cert.issuer()),
+            subject_oneline: oneline(cert.subject()),
+            issuer_oneline: oneline(cert.issuer()),
+            common_name: common_name(cert.subject()),
+            serial_hex: serial_hex(cert.raw_serial()),
+            not_before: to_chrono(validity.not_before.timestamp(), "notBefore")?,
+            not_after: to_chrono(validity.not_after.timestamp(), "notAfter")?,
+            sha256_hex: hex_lower(&Sha256::digest(der)),
+            dns_names,
+            ip_addresses,
+        })
+    }
+
+    /// Whole days until `not_after`, rounded down like OpenSSL/WebORCA's
+    /// "will be expired in N days": expires in 10 days minus 1 minute → 9,
+    /// expired 1 hour ago → -1.
+    pub fn days_left(&self, now: DateTime<Utc>) -> i64 {
+        let left = self.not_after.signed_duration_since(now);
+        let days = left.num_days();
+        // num_days truncates toward zero; a negative remainder must round
+        // down, otherwise "expired an hour ago" would read as 0 days left.
+        match TimeDelta::try_days(days) {
+            Some(whole) if left < whole => days - 1,
+            _ => days,
+        }
+    }
+
+    /// True when `host` (a DNS name or an IP literal, IPv6 optionally in
+    /// brackets, without port) is covered by a SAN entry of its kind — DNS
+    /// entries may use a single-label leftmost wildcard `*.example` — or, when
+    /// the certificate has no SAN entry of that kind, by the CN.
+    pub fn covers_host(&self, host: &str) -> bool {
+        let host = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            if self.ip_addresses.is_empty() {
+                let cn_ip = self.common_name.as_deref().map(str::parse::<IpAddr>);
+                return matches!(cn_ip, Some(Ok(cn)) if cn == ip);
+            }
+            return self.ip_addresses.contains(&ip);
+        }
+        if self.dns_names.is_empty() {
+            return self
+                .common_name
+                .as_deref()
+                .is_some_and(|cn| dns_matches(cn, host));
+        }
+        self.dns_names.iter().any(|name| dns_matches(name, host))
+    }
+}
+
+/// Case-insensitive DNS match; `*.rest` matches exactly one extra non-empty
+/// leftmost label. A trailing root dot is ignored on both sides.
+fn dns_matches(pattern: &str, host: &str) -> bool {
+    let pattern = pattern.strip_suffix('.').unwrap_or(pattern);
+    let host = host.strip_suffix('.').unwrap_or(host);
+    if pattern.is_empty() || host.is_empty() {
+        return false;
+    }
+    match pattern.strip_prefix("*.") {
+        Some(suffix) => {
+            // Only a whole leftmost "*" label is a wildcard; "*" elsewhere or
+            // a bare "*." is never treated as one.
+            if suffix.is_empty() || suffix.contains('*') {
+                return false;
+            }
+            match host.split_once('.') {
+                Some((label, rest)) => !label.is_empty() && rest.eq_ignore_ascii_case(suffix),
+                None => false,
+            }
+        }
+        None => pattern.eq_ignore_ascii_case(host),
+    }
+}
+
+fn to_chrono(secs: i64, field: &str) -> Result<DateTime<Utc>, X509Error> {
+    DateTime::from_timestamp(secs, 0)
+        .ok_or_else(|| X509Error::new(format!("{field} is out of the supported date range")))
+}
+
+/// Collects dNSName and iPAddress SAN entries. Entries of other kinds, or
+/// ones that cannot be represented (non-UTF-8 names, addresses that are
+/// neither 4 nor 16 bytes), are skipped: they can never cover a host, and
+/// refusing the whole certificate for them would lock a user out.
+fn san_entries(cert: &X509Certificate<'_>) -> Result<(Vec<String>, Vec<IpAddr>), X509Error> {
+    let san = cert
+        .subject_alternative_name()
+        .map_err(|e| X509Error::new(format!("unusable subjectAltName extension: {e}")))?;
+    let mut dns_names = Vec::new();
+    let mut ip_addresses = Vec::new();
+    for name in san.iter().flat_map(|ext| ext.value.general_names.iter()) {
+        match name {
+            GeneralName::DNSName(dns) => dns_names.push((*dns).to_owned()),
+            GeneralName::IPAddress(bytes) => ip_addresses.extend(ip_from_bytes(bytes)),
+            _ => {}
+        }
+    }
+    Ok((dns_names, ip_addresses))
+}
+
+fn ip_from_bytes(bytes: &[u8]) -> Option<IpAddr> {
+    if let Ok(v4) = <[u8; 4]>::try_from(bytes) {
+        return Some(IpAddr::from(v4));
+    }
+    <[u8; 16]>::try_from(bytes).ok().map(IpAddr::from)
+}
+
+/// Formats a DER INTEGER body like OpenSSL's `serial=` output, lowercase.
+fn serial_hex(raw: &[u8]) -> String {
+    let negative = raw.first().is_some_and(|b| b & 0x80 != 0);
+    let magnitude = if negative {
+        twos_complement(raw)
+    } else {
+        raw.to_vec()
+    };
+    let start = magnitude
+        .iter()
+        .position(|&b| b != 0)
+        .unwrap_or(magnitude.len());
+    let digits = match &magnitude[start..] {
+        [] => "00".to_owned(),
+        bytes => hex_lower(bytes),
+    };
+    if negative {
+        format!("-{digits}")
+    } else {
+        digits
+    }
+}
+
+/// Magnitude of a negative two's-complement big-endian number: invert, add one.
+fn twos_complement(raw: &[u8]) -> Vec<u8> {
+    let mut out: Vec<u8> = raw.iter().map(|b| !b).collect();
+    for byte in out.iter_mut().rev() {
+        let (sum, carry) = byte.overflowing_add(1);
+        *byte = sum;
+        if !carry {
+            break;
+        }
+    }
+    out
+}
+
+fn hex_lower(bytes: &[u8]) -> String {
+    push_hex(
+        String::with_capacity(bytes.len() * 2),
+        bytes,
+        b"0123456789abcdef",
+    )
+}
+
+fn hex_upper(bytes: &[u8]) -> String {
+    push_hex(
+        String::with_capacity(bytes.len() * 2),
+        bytes,
+        b"0123456789ABCDEF",
+    )
+}
+
+fn push_hex(mut out: String, bytes: &[u8], digits: &[u8; 16]) -> String {
+    for &b in bytes {
+        out.push(char::from(digits[usize::from(b >> 4)]));
+        out.push(char::from(digits[usize::from(b & 0x0f)]));
+    }
+    out
+}
+
+/// Short names are exactly the ones RFC 4514 §3 defines, so any RFC 4514
+/// parser can read the result back; every other type is a dotted OID.
+fn rfc4514_short_name(oid: &str) -> Option<&'static str> {
+    Some(match oid {
+        "2.5.4.3" => "CN",
+        "2.5.4.7" => "L",
+        "2.5.4.8" => "ST",
+        "2.5.4.10" => "O",
+        "2.5.4.11" => "OU",
+        "2.5.4.6" => "C",
+        "2.5.4.9" => "STREET",
+        "0.9.2342.19200300.100.1.25" => "DC",
+        "0.9.2342.19200300.100.1.1" => "UID",
+        _ => return None,
+    })
+}
+
+/// The RFC 4514 form: RDNs in reverse certificate order, `+` inside an RDN.
+/// For a type written as a dotted OID, RFC 4514 §2.4 requires the value as
+/// `#` + hex of its DER encoding; that also covers emailAddress.
+pub(crate) fn rfc4514(name: &X509Name<'_>) -> String {
+    let rdns: Vec<String> = name
+        .iter_rdn()
+        .map(|rdn| {
+            let parts: Vec<String> = rdn.iter().map(rfc4514_attribute).collect();
+            parts.join("+")
+        })
+        .collect();
+    let reversed: Vec<String> = rdns.into_iter().rev().collect();
+    reversed.join(",")
+}
+
+fn rfc4514_attribute(attr: &AttributeTypeAndValue<'_>) -> String {
+    let oid = attr.attr_type().to_id_string();
+    let value = attr.attr_value();
+    match (rfc4514_short_name(&oid), decode_string(value)) {
+        (Some(short), Some(text)) => format!("{short}={}", escape_rfc4514(&text)),
+        (Some(short), None) => format!("{short}=#{}", der_hex(value)),
+        (None, _) => format!("{oid}=#{}", der_hex(value)),
+    }
+}
+
+/// Escapes per RFC 4514 §2.4. Control characters (C0, DEL, C1) are written
+/// as `\hh` per UTF-8 byte so the string stays on one line in logs and is
+/// a valid header value; other non-ASCII text (山田太郎) is kept as is.
+fn escape_rfc4514(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for (i, c) in value.char_indices() {
+        let first = i == 0;
+        let last = i + c.len_utf8() == value.len();
+        match c {
+            '"' | '+' | ',' | ';' | '<' | '>' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '#' if first => out.push_str("\\#"),
+            ' ' if first || last => out.push_str("\\ "),
+            c if c.is_control() => push_byte_escapes(&mut out, c, "\\"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn push_byte_escapes(out: &mut String, c: char, prefix: &str) {
+    let mut buf = [0u8; 4];
+    for b in c.encode_utf8(&mut buf).bytes() {
+        out.push_str(prefix);
+        out.push_str(&hex_upper(&[b]));
+    }
+}
+
+/// Name used in OpenSSL's one-line form.
+fn oneline_short_name(oid: &str) -> Option<&'static str> {
+    if oid == OID_EMAIL {
+        return Some("emailAddress");
+    }
+    rfc4514_short_name(oid)
+}
+
+/// OpenSSL one-line form: `/K=V` per RDN in certificate order, `+` inside an RDN.
+pub(crate) fn oneline(name: &X509Name<'_>) -> String {
+    let mut out = String::new();
+    for rdn in name.iter_rdn() {
+        out.push('/');
+        for (i, attr) in rdn.iter().enumerate() {
+            if i > 0 {
+                out.push('+');
+            }
+            out.push_str(&oneline_attribute(attr));
+        }
+    }
+    out
+}
+
+fn oneline_attribute(attr: &AttributeTypeAndValue<'_>) -> String {
+    let oid = attr.attr_type().to_id_string();
+    let key = oneline_short_name(&oid).map_or(oid.clone(), str::to_owned);
+    match decode_string(attr.attr_value()) {
+        Some(text) => format!("{key}={}", escape_oneline(&text)),
+        None => format!("{key}=#{}", der_hex(attr.attr_value())),
+    }
+}
+
+/// Only `/` needs escaping to keep the form parseable. Control characters
+/// become `\xHH` (OpenSSL's own notation) so a hostile value cannot break a
+/// log line or an HTTP header.
+fn escape_oneline(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '/' => out.push_str("\\/"),
+            c if c.is_control() => push_byte_escapes(&mut out, c, "\\x"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Last CN of the name, the most specific one.
+pub(crate) fn common_name(name: &X509Name<'_>) -> Option<String> {
+    let last = name
+        .iter_attributes()
+        .filter(|attr| attr.attr_type().to_id_string() == OID_CN)
+        .last()?;
+    let value = last.attr_value();
+    decode_string(value).or_else(|| {
+        // A string-typed CN with broken encoding is still better shown
+        // approximately than not at all; binary values are not text.
+        is_string_tag(value).then(|| String::from_utf8_lossy(value.data).into_owned())
+    })
+}
+
+fn is_string_tag(value: &Any<'_>) -> bool {
+    value.header.class() == Class::Universal
+        && !value.header.is_constructed()
+        && matches!(
+            value.header.tag(),
+            Tag::Utf8String
+                | Tag::PrintableString
+                | Tag::Ia5String
+                | Tag::NumericString
+                | Tag::VisibleString
+                | Tag::TeletexString
+                | Tag::BmpString
+                | Tag::UniversalString
+        )
+}
+
+/// Decodes the directory string types seen in certificates; `None` for
+/// anything else or a malformed encoding, which then shows as `#hex`.
+fn decode_string(value: &Any<'_>) -> Option<String> {
+    if !is_string_tag(value) {
+        return None;
+    }
+    let data = value.data;
+    match value.header.tag() {
+        // T.61 is treated as Latin-1, as OpenSSL and most tools do.
+        Tag::TeletexString => Some(data.iter().map(|&b| char::from(b)).collect()),
+        Tag::BmpString => decode_utf16be(data),
+        Tag::UniversalString => decode_utf32be(data),
+        _ => std::str::from_utf8(data).ok().map(str::to_owned),
+    }
+}
+
+fn decode_utf16be(data: &[u8]) -> Option<String> {
+    if !data.len().is_multiple_of(2) {
+        return None;
+    }
+    let units = data
+        .chunks_exact(2)
+        .map(|pair| u16::from_be_bytes([pair[0], pair[1]]));
+    char::decode_utf16(units)
+        .collect::<Result<String, _>>()
+        .ok()
+}
+
+fn decode_utf32be(data: &[u8]) -> Option<String> {
+    if !data.len().is_multiple_of(4) {
+        return None;
+    }
+    data.chunks_exact(4)
+        .map(|quad| char::from_u32(u32::from_be_bytes([quad[0], quad[1], quad[2], quad[3]])))
+        .collect()
+}
+
+/// Hex of the value's full DER encoding (tag, length, content).
+fn der_hex(value: &Any<'_>) -> String {
+    match value.to_der_vec() {
+        Ok(der) => hex_upper(&der),
+        // Re-encoding a parsed value into memory cannot really fail; if it
+        // ever does, the content octets are the most faithful fallback.
+        Err(_) => hex_upper(value.data),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{
+        CertificateParams, DistinguishedName, DnType, DnValue, KeyPair, SerialNumber, date_time_ymd,
+    };
+    use std::time::Duration;
+
+    // --- tiny DER builder, for names rcgen cannot produce -------------------
+
+    fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        match content.len() {
+            n if n < 0x80 => out.push(n as u8),
+            n if n < 0x100 => out.extend([0x81, n as u8]),
+            n => out.extend([0x82, (n >> 8) as u8, n as u8]),
+        }
+        out.extend_from_slice(content);
+        out
+    }
+
+    const CN: &[u8] = &[0x06, 0x03, 0x55, 0x04, 0x03];
+    const O: &[u8] = &[0x06, 0x03, 0x55, 0x04, 0x0a];
+    const C: &[u8] = &[0x06, 0x03, 0x55, 0x04, 0x06];
+    const SERIAL_NUMBER: &[u8] = &[0x06, 0x03, 0x55, 0x04, 0x05];
+    const EMAIL: &[u8] = &[
+        0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x01,
+    ];
+
+    fn atv(oid: &[u8], value: Vec<u8>) -> Vec<u8> {
+        tlv(0x30, &[oid, &value].concat())
+    }
+    fn utf8(s: &str) -> Vec<u8> {
+        tlv(0x0c, s.as_bytes())
+    }
+    fn printable(s: &str) -> Vec<u8> {
+        tlv(0x13, s.as_bytes())
+    }
+    fn name_der(rdns: &[Vec<Vec<u8>>]) -> Vec<u8> {
+        let rdns: Vec<u8> = rdns
+            .iter()
+            .flat_map(|set| tlv(0x31, &set.concat()))
+            .collect();
+        tlv(0x30, &rdns)
+    }
+
+    /// (rfc4514, oneline, common_name) of a hand-built Name.
+    fn forms(rdns: &[Vec<Vec<u8>>]) -> (String, String, Option<String>) {
+        let der = name_der(rdns);
+        let (rest, name) = X509Name::from_der(&der).expect("test name parses");
+        assert!(rest.is_empty());
+        (rfc4514(&name), oneline(&name), common_name(&name))
+    }
+
+    fn one_cn(value: Vec<u8>) -> (String, String, Option<String>) {
+        forms(&[vec![atv(CN, value)]])
+    }
+
+    // --- names -------------------------------------------------------------
+
+    #[test]
+    fn plain_name_in_both_orders() {
+        let (rfc, line, cn) = forms(&[
+            vec![atv(C, printable("JP"))],
+            vec![atv(O, utf8("orca"))],
+            vec![atv(CN, utf8("user1"))],
+        ]);
+        assert_eq!(rfc, "CN=user1,O=orca,C=JP");
+        assert_eq!(line, "/C=JP/O=orca/CN=user1");
+        assert_eq!(cn.as_deref(), Some("user1"));
+    }
+
+    #[test]
+    fn multi_valued_rdn_joined_with_plus() {
+        let (rfc, line, _) = forms(&[
+            vec![atv(C, printable("JP"))],
+            vec![atv(CN, utf8("a")), atv(O, utf8("b"))],
+        ]);
+        assert_eq!(rfc, "CN=a+O=b,C=JP");
+        assert_eq!(line, "/C=JP/CN=a+O=b");
+    }
+
+    #[test]
+    fn rfc4514_escapes_specials_and_edges() {
+        let (rfc, line, cn) = one_cn(utf8("#Doe, \"J\" <j+k>; a\\b/c "));
+        assert_eq!(rfc, r#"CN=\#Doe\, \"J\" \<j\+k\>\; a\\b/c\ "#);
+        assert_eq!(line, r#"/CN=#Doe, "J" <j+k>; a\b\/c "#);
+        assert_eq!(cn.as_deref(), Some("#Doe, \"J\" <j+k>; a\\b/c "));
+
+        assert_eq!(one_cn(utf8(" x # y")).0, r"CN=\ x # y");
+        assert_eq!(one_cn(utf8(" ")).0, r"CN=\ ");
+        assert_eq!(one_cn(utf8("")).0, "CN=");
+    }
+
+    #[test]
+    fn control_characters_become_hex_escapes() {
+        let (rfc, line, cn) = one_cn(utf8("a\nb\0c\u{7f}d\u{85}"));
+        assert_eq!(rfc, r"CN=a\0Ab\00c\7Fd\C2\85");
+        assert_eq!(line, r"/CN=a\x0Ab\x00c\x7Fd\xC2\x85");
+        assert_eq!(cn.as_deref(), Some("a\nb\0c\u{7f}d\u{85}"));
+    }
+
+    #[test]
+    fn japanese_kept_verbatim() {
+        let (rfc, line, cn) = one_cn(utf8("山田太郎"));
+        assert_eq!(rfc, "CN=山田太郎");
+        assert_eq!(line, "/CN=山田太郎");
+        assert_eq!(cn.as_deref(), Some("山田太郎"));
+    }
+
+    #[test]
+    fn string_types_decoded() {
+        // BMPString (UTF-16BE) 山田
+        assert_eq!(one_cn(tlv(0x1e, &[0x5c, 0x71, 0x75, 0x30])).0, "CN=山田");
+        // UniversalString (UTF-32BE) "Aé"
+        let utf32 = [0, 0, 0, 0x41, 0, 0, 0, 0xe9];
+        assert_eq!(one_cn(tlv(0x1c, &utf32)).0, "CN=Aé");
+        // TeletexString as Latin-1
+        assert_eq!(one_cn(tlv(0x14, b"caf\xe9")).0, "CN=café");
+        // IA5String
+        assert_eq!(one_cn(tlv(0x16, b"ia5")).0, "CN=ia5");
+    }
+
+    #[test]
+    fn non_strings_and_broken_strings_become_der_hex() {
+        let (rfc, line, cn) = one_cn(tlv(0x02, &[0x05]));
+        assert_eq!(rfc, "CN=#020105");
+        assert_eq!(line, "/CN=#020105");
+        assert_eq!(cn, None);
+        // odd-length BMPString: not decodable, shown losslessly as hex
+        let (rfc, _, cn) = one_cn(tlv(0x1e, &[0x00, 0x41, 0x00]));
+        assert_eq!(rfc, "CN=#1E03004100");
+        assert_eq!(cn.as_deref(), Some("\0A\0"));
+        // unpaired surrogate
+        assert_eq!(one_cn(tlv(0x1e, &[0xd8, 0x00])).0, "CN=#1E02D800");
+    }
+
+    #[test]
+    fn dotted_oids_and_email() {
+        let (rfc, line, _) = forms(&[
+            vec![atv(SERIAL_NUMBER, printable("42"))],
+            vec![atv(EMAIL, tlv(0x16, b"a@b.jp"))],
+        ]);
+        assert_eq!(
+            rfc,
+            "1.2.840.113549.1.9.1=#16066140622E6A70,2.5.4.5=#13023432"
+        );
+        assert_eq!(line, "/2.5.4.5=42/emailAddress=a@b.jp");
+    }
+
+    #[test]
+    fn last_cn_wins() {
+        let (_, _, cn) = forms(&[vec![atv(CN, utf8("outer"))], vec![atv(CN, utf8("inner"))]]);
+        assert_eq!(cn.as_deref(), Some("inner"));
+        assert_eq!(forms(&[vec![atv(O, utf8("x"))]]).2, None);
+        assert_eq!(forms(&[]).0, "");
+        assert_eq!(forms(&[]).1, "");
+    }
+
+    // --- serial ------------------------------------------------------------
+
+    #[test]
+    fn serial_formatting() {
+        assert_eq!(serial_hex(&[0x0a, 0x1b]), "0a1b");
+        assert_eq!(serial_hex(&[0x00]), "00");
+        assert_eq!(serial_hex(&[]), "00");
+        assert_eq!(serial_hex(&[0x00, 0x80, 0x01]), "8001");
+        assert_eq!(serial_hex(&[0x00, 0x00, 0x01]), "01");
+        assert_eq!(serial_hex(&[0xff]), "-01");
+        assert_eq!(serial_hex(&[0xff, 0x00]), "-0100");
+        assert_eq!(serial_hex(&[0x80]), "-80");
+    }
+
+    // --- whole certificates --------------------------------------------------
+
+    fn client_params() -> CertificateParams {
+        let mut params = CertificateParams::new(vec![
+            "orca.example.jp".to_owned(),
+            "*.clinic.example".to_owned(),
+            "192.168.1.10".to_owned(),
+            "::1".to_owned(),
+        ])
+        .expect("params");
+        let mut dn = DistinguishedName::new();
+        dn.push(
+            DnType::CountryName,
+            DnValue::PrintableString("JP".try_into().expect("printable")),
+        );
+        dn.push(DnType::OrganizationName, "orca");
+        dn.push(DnType::CommonName, "山田太郎");
+        params.distinguished_name = dn;
+        params.serial_number = Some(SerialNumber::from_slice(&[0x0a, 0x1b]));
+        params.not_before = date_time_ymd(2025, 4, 1) + Duration::from_secs(9 * 3600);
+        params.not_after = date_time_ymd(2026, 3, 31) + Duration::from_secs(23 * 3600 + 59 * 60);
+        params
+    }
+
+    fn self_signed(params: &CertificateParams) -> Vec<u8> {
+        let key = KeyPair::generate().expect("key");
+        let cert = params.self_signed(&key).expect("cert");
+        cert.der().to_vec()
+    }
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        s.parse().expect("test date")
+    }
+
+    #[test]
+    fn every_field_of_a_real_certificate() {
+        let der = self_signed(&client_params());
+        let info = CertInfo::from_der(&der).expect("parses");
+        assert_eq!(info.subject_rfc4514, "CN=山田太郎,O=orca,C=JP");
+        assert_eq!(info.issuer_rfc4514, "CN=山田太郎,O=orca,C=JP");
+        assert_eq!(info.subject_oneline, "/C=JP/O=orca/CN=山田太郎");
+        assert_eq!(info.issuer_oneline, "/C=JP/O=orca/CN=山田太郎");
+        assert_eq!(info.common_name.as_deref(), Some("山田太郎"));
+        assert_eq!(info.serial_hex, "0a1b");
+        assert_eq!(info.not_before, utc("2025-04-01T09:00:00Z"));
+        assert_eq!(info.not_after, utc("2026-03-31T23:59:00Z"));
+        assert_eq!(info.sha256_hex, hex_lower(&Sha256::digest(&der)));
+        assert_eq!(info.sha256_hex.len(), 64);
+        assert!(
+            info.sha256_hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        );
+        assert_eq!(info.dns_names, ["orca.example.jp", "*.clinic.example"]);
+        let ips: Vec<IpAddr> = vec!["192.168.1.10".parse().unwrap(), "::1".parse().unwrap()];
+        assert_eq!(info.ip_addresses, ips);
+    }
+
+    #[test]
+    fn issuer_differs_from_subject_and_escapes_survive() {
+        let key = KeyPair::generate().expect("key");
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        let mut ca_dn = DistinguishedName::new();
+        ca_dn.push(DnType::OrganizationName, "orca");
+        ca_dn.push(DnType::CommonName, "ORCA CA");
+        ca_params.distinguished_name = ca_dn;
+        let ca_cert = ca_params.self_signed(&key).expect("ca");
+        let issuer = rcgen::Issuer::new(ca_params, key);
+
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::OrganizationName, "Clinic, Inc.");
+        dn.push(DnType::CommonName, "<script>+a/b");
+        params.distinguished_name = dn;
+        params.serial_number = Some(SerialNumber::from(0u64));
+        let leaf_key = KeyPair::generate().expect("key");
+        let leaf = params.signed_by(&leaf_key, &issuer).expect("leaf");
+
+        let info = CertInfo::from_der(leaf.der()).expect("parses");
+        assert_eq!(info.subject_rfc4514, r"CN=\<script\>\+a/b,O=Clinic\, Inc.");
+        assert_eq!(info.subject_oneline, r"/O=Clinic, Inc./CN=<script>+a\/b");
+        assert_eq!(info.issuer_rfc4514, "CN=ORCA CA,O=orca");
+        assert_eq!(info.issuer_oneline, "/O=orca/CN=ORCA CA");
+        assert_eq!(info.serial_hex, "00");
+        assert!(info.dns_names.is_empty() && info.ip_addresses.is_empty());
+        assert!(CertInfo::from_der(ca_cert.der()).is_ok());
+    }
+
+    #[test]
+    fn rejects_garbage_and_trailing_data() {
+        assert!(CertInfo::from_der(&[]).is_err());
+        assert!(CertInfo::from_der(b"-----BEGIN CERTIFICATE-----").is_err());
+        let mut der = self_signed(&client_params());
+        der.push(0);
+        let err = CertInfo::from_der(&der).expect_err("trailing byte");
+        assert!(err.message().contains("trailing"), "{err}");
+    }
+
+    /// Cheap deterministic fuzzing: mutated and truncated certificates must
+    /// give an error or a value, never a panic.
+    #[test]
+    fn mutated_input_never_panics() {
+        let der = self_signed(&client_params());
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let now = utc("2026-01-01T00:00:00Z");
+        for round in 0..4000 {
+            let mut input = der.clone();
+            for _ in 0..=(next() % 4) {
+                let at = (next() as usize) % input.len();
+                input[at] = next() as u8;
+            }
+            if round % 5 == 0 {
+                input.truncate((next() as usize) % input.len());
+            }
+            if let Ok(info) = CertInfo::from_der(&input) {
+                let _ = info.days_left(now);
+                let _ = info.covers_host("orca.example.jp");
+            }
+        }
+        for len in 0..der.len() {
+            let _ = CertInfo::from_der(&der[..len]);
+        }
+    }
+
+    // --- days_left -----------------------------------------------------------
+
+    fn info_expiring(not_after: DateTime<Utc>) -> CertInfo {
+        CertInfo {
+            subject_rfc4514: String::new(),
+            issuer_rfc4514: String::new(),
+            subject_oneline: String::new(),
+            issuer_oneline: String::new(),
+            common_name: None,
+            serial_hex: "00".to_owned(),
+            not_before: DateTime::<Utc>::MIN_UTC,
+            not_after,
+            sha256_hex: String::new(),
+            dns_names: Vec::new(),
+            ip_addresses: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn days_left_rounds_down() {
+        let now = utc("2026-01-10T12:00:00Z");
+        let days = |d: i64, s: i64| {
+            let info = info_expiring(now + TimeDelta::days(d) + TimeDelta::seconds(s));
+            info.days_left(now)
+        };
+        assert_eq!(days(10, -60), 9);
+        assert_eq!(days(10, 0), 10);
+        assert_eq!(days(0, 1), 0);
+        assert_eq!(days(0, 0), 0);
+        assert_eq!(days(0, -1), -1);
+        assert_eq!(days(0, -3600), -1);
+        assert_eq!(days(-1, 0), -1);
+        assert_eq!(days(-1, -1), -2);
+        // sub-second: expired half a second ago is already "-1"
+        let half = info_expiring(now - TimeDelta::milliseconds(500));
+        assert_eq!(half.days_left(now), -1);
+        // extremes do not overflow
+        let far = info_expiring(DateTime::<Utc>::MAX_UTC);
+        assert!(far.days_left(DateTime::<Utc>::MIN_UTC) > 0);
+        let past = info_expiring(DateTime::<Utc>::MIN_UTC);
+        assert!(past.days_left(DateTime::<Utc>::MAX_UTC) < 0);
+    }
+
+    // --- covers_host ---------------------------------------------------------
+
+    fn info_for(cn: Option<&str>, dns: &[&str], ips: &[&str]) -> CertInfo {
+        CertInfo {
+            common_name: cn.map(str::to_owned),
+            dns_names: dns.iter().map(|s| (*s).to_owned()).collect(),
+            ip_addresses: ips.iter().map(|s| s.parse().expect("ip")).collect(),
+            ..info_expiring(DateTime::<Utc>::MAX_UTC)
+        }
+    }
+
+    #[test]
+    fn covers_san_dns_and_wildcard() {
+        let info = info_for(
+            Some("ignored.example"),
+            &["orca.example.jp", "*.clinic.example"],
+            &[],
+        );
+        assert!(info.covers_host("orca.example.jp"));
+        assert!(info.covers_host("ORCA.Example.JP"));
+        assert!(info.covers_host("orca.example.jp."));
+        assert!(info.covers_host("a.clinic.example"));
+        assert!(!info.covers_host("clinic.example"));
+        assert!(!info.covers_host("a.b.clinic.example"));
+        assert!(!info.covers_host(".clinic.example"));
+        assert!(!info.covers_host("other.example.jp"));
+        // CN is not consulted when DNS SANs exist
+        assert!(!info.covers_host("ignored.example"));
+        assert!(!info.covers_host(""));
+    }
+
+    #[test]
+    fn covers_san_ip() {
+        let info = info_for(Some("10.0.0.9"), &["orca.local"], &["192.168.1.10", "::1"]);
+        assert!(info.covers_host("192.168.1.10"));
+        assert!(info.covers_host("::1"));
+        assert!(info.covers_host("[::1]"));
+        assert!(info.covers_host("0:0:0:0:0:0:0:1"));
+        assert!(!info.covers_host("192.168.1.11"));
+        assert!(
+            !info.covers_host("10.0.0.9"),
+            "CN unused when IP SANs exist"
+        );
+    }
+
+    #[test]
+    fn cn_fallback_only_without_san_of_that_kind() {
+        let no_san = info_for(Some("orca.local"), &[], &[]);
+        assert!(no_san.covers_host("orca.local"));
+        assert!(!no_san.covers_host("other.local"));
+
+        let wildcard_cn = info_for(Some("*.clinic.example"), &[], &[]);
+        assert!(wildcard_cn.covers_host("pc1.clinic.example"));
+
+        let ip_cn = info_for(Some("192.168.1.10"), &["orca.local"], &[]);
+        assert!(ip_cn.covers_host("192.168.1.10"), "no IP SAN: CN is used");
+        assert!(!ip_cn.covers_host("192.168.1.10.example"));
+
+        let dns_cn_ip_san = info_for(Some("orca.local"), &[], &["192.168.1.10"]);
+        assert!(
+            dns_cn_ip_san.covers_host("orca.local"),
+            "no DNS SAN: CN is used"
+        );
+
+        let none = info_for(None, &[], &[]);
+        assert!(!none.covers_host("orca.local"));
+        assert!(!none.covers_host("127.0.0.1"));
+    }
+
+    #[test]
+    fn wildcard_edge_cases() {
+        assert!(!dns_matches("*.", "a."));
+        assert!(!dns_matches("*", "a"));
+        assert!(!dns_matches("*.*.example", "a.b.example"));
+        assert!(!dns_matches("a*.example", "ab.example"));
+        assert!(dns_matches("a*.example", "a*.example"), "literal compare");
+        assert!(dns_matches("*.example", "x.example"));
+    }
+}

@@ -1,0 +1,209 @@
+//! Every reason a client is refused: the page (default) or the TLS alert
+//! (`CLIENT_CERT_ERRORS=handshake`), and in every case nothing reaches WebORCA.
+
+use bytes::Bytes;
+use http::Request;
+use http_body_util::Full;
+
+use crate::util::client::Client;
+use crate::util::env::{Env, Setup};
+use crate::util::pki::{Ca, Leaf};
+
+/// The certificates a refusal test needs, made before the proxy starts.
+struct Cases {
+    expired: Leaf,
+    not_yet_valid: Leaf,
+    foreign: Leaf,
+    foreign_ca_pem: String,
+    revoked: Leaf,
+    not_allowed: Leaf,
+}
+
+fn setup(extra: &[&str]) -> (Setup, Cases) {
+    let mut s = Setup::new();
+    let foreign_ca = Ca::new("other-clinic-ca");
+    let cases = Cases {
+        expired: s.ca.client_valid("expired-user", -400, -2),
+        not_yet_valid: s.ca.client_valid("future-user", 5, 400),
+        foreign: foreign_ca.client("intruder"),
+        foreign_ca_pem: foreign_ca.pem.clone(),
+        revoked: s.ca.client("revoked-user"),
+        not_allowed: s.ca.client("guest"),
+    };
+    let crl = s.ca.crl(&[cases.revoked.serial]);
+    let crl_path = crate::util::pki::write(s.dir.path(), "ca.crl", &crl);
+    s.conf.push(format!("CA_CRL={}", crl_path.display()));
+    s.conf
+        .push("ALLOW_CN=\"user1, expired-user, future-user, intruder, revoked-user\"".into());
+    for e in extra {
+        s.conf.push(e.to_string());
+    }
+    (s, cases)
+}
+
+async fn refused_page(env: &Env, cert: Option<&Leaf>, reason: &str) -> String {
+    let before = env.backend.count();
+    let answer = env.client(cert).get(env.addr, "/").await.unwrap();
+    assert_eq!(answer.status, 403, "{reason}: {}", answer.text());
+    assert_eq!(answer.header("x-client-cert-error"), Some(reason));
+    assert!(
+        answer
+            .header("content-type")
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let text = answer.text();
+    let ja = text.find("証明書").expect("Japanese text");
+    let en = text.find("certificate").expect("English text");
+    assert!(ja < en, "Japanese comes first");
+    assert!(
+        text.contains(reason),
+        "the page names the reason code {reason}"
+    );
+    assert_eq!(
+        env.backend.count(),
+        before,
+        "{reason}: a refused client reached the backend"
+    );
+    text
+}
+
+#[tokio::test]
+async fn refuses_missing_certificate_with_import_steps() {
+    let (s, _) = setup(&[]);
+    let env = s.start().await;
+    let page = refused_page(&env, None, "missing").await;
+    assert!(page.contains(".p12"));
+    assert!(page.contains("デバイス証明書の管理"));
+}
+
+#[tokio::test]
+async fn refuses_expired_certificate_naming_its_dates() {
+    let (s, c) = setup(&[]);
+    let env = s.start().await;
+    let page = refused_page(&env, Some(&c.expired), "expired").await;
+    assert!(page.contains("expired-user"));
+    let not_after = x509_parser::parse_x509_certificate(c.expired.der.as_ref())
+        .unwrap()
+        .1
+        .validity()
+        .not_after
+        .to_datetime();
+    let date = format!(
+        "{:04}-{:02}-{:02}",
+        not_after.year(),
+        not_after.month() as u8,
+        not_after.day()
+    );
+    assert!(page.contains(&date), "page names the expiry date {date}");
+}
+
+#[tokio::test]
+async fn refuses_not_yet_valid_certificate() {
+    let (s, c) = setup(&[]);
+    let env = s.start().await;
+    let page = refused_page(&env, Some(&c.not_yet_valid), "not-yet-valid").await;
+    assert!(page.contains("future-user"));
+}
+
+#[tokio::test]
+async fn refuses_certificate_from_another_ca_naming_both_cas() {
+    let (s, c) = setup(&[]);
+    let env = s.start().await;
+    let page = refused_page(&env, Some(&c.foreign), "unknown-ca").await;
+    assert!(page.contains("other-clinic-ca"), "names the issuer");
+    assert!(page.contains("test-ca"), "names the expected CA");
+    let _ = c.foreign_ca_pem;
+}
+
+#[tokio::test]
+async fn refuses_revoked_certificate_naming_its_serial() {
+    let (s, c) = setup(&[]);
+    let env = s.start().await;
+    let page = refused_page(&env, Some(&c.revoked), "revoked").await;
+    assert!(page.contains("revoked-user"));
+    assert!(page.contains(&format!("{:02x}", c.revoked.serial)));
+}
+
+#[tokio::test]
+async fn refuses_cn_outside_allow_cn() {
+    let (s, c) = setup(&[]);
+    let env = s.start().await;
+    let page = refused_page(&env, Some(&c.not_allowed), "not-allowed").await;
+    assert!(page.contains("guest"));
+    // and a listed CN passes
+    let ok = env
+        .client(Some(&env.user1))
+        .get(env.addr, "/")
+        .await
+        .unwrap();
+    assert_eq!(ok.status, 200);
+}
+
+#[tokio::test]
+async fn api_clients_get_the_page_as_plain_text() {
+    let (s, _) = setup(&[]);
+    let env = s.start().await;
+    let req = Request::get("/api01rv2/patientgetv2?id=1")
+        .header("host", "localhost")
+        .header("accept", "application/json")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let answer = env.client(None).send(env.addr, req).await.unwrap();
+    assert_eq!(answer.status, 403);
+    assert!(
+        answer
+            .header("content-type")
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    assert!(!answer.text().contains("<html"));
+    assert!(answer.text().contains("証明書"));
+    assert_eq!(env.backend.count(), 0);
+}
+
+/// In handshake mode the refusal is a TLS alert: the connection never carries a request.
+async fn refused_in_handshake(env: &Env, cert: Option<&Leaf>, what: &str) {
+    let client = Client::h1(&env.ca.pem, cert);
+    let outcome = match client.connect(env.addr).await {
+        Err(e) => Err(e.to_string()),
+        Ok(tls) => {
+            // TLS 1.3: the server's verdict arrives after the client's Finished.
+            let req = Request::get("/")
+                .header("host", "localhost")
+                .body(Full::new(Bytes::new()))
+                .unwrap();
+            crate::util::client::send_on(tls, req)
+                .await
+                .map(|a| a.status)
+        }
+    };
+    assert!(
+        outcome.is_err(),
+        "{what}: expected a TLS alert, got {outcome:?}"
+    );
+    assert_eq!(
+        env.backend.count(),
+        0,
+        "{what}: a refused client reached the backend"
+    );
+}
+
+#[tokio::test]
+async fn handshake_mode_refuses_every_reason_with_a_tls_alert() {
+    let (s, c) = setup(&["CLIENT_CERT_ERRORS=handshake"]);
+    let env = s.start().await;
+    refused_in_handshake(&env, None, "missing").await;
+    refused_in_handshake(&env, Some(&c.expired), "expired").await;
+    refused_in_handshake(&env, Some(&c.not_yet_valid), "not-yet-valid").await;
+    refused_in_handshake(&env, Some(&c.foreign), "unknown-ca").await;
+    refused_in_handshake(&env, Some(&c.revoked), "revoked").await;
+    refused_in_handshake(&env, Some(&c.not_allowed), "not-allowed").await;
+    let ok = env
+        .client(Some(&env.user1))
+        .get(env.addr, "/")
+        .await
+        .unwrap();
+    assert_eq!(ok.status, 200);
+    assert_eq!(env.backend.count(), 1);
+}

@@ -1,0 +1,241 @@
+//! Start-up as WebORCA users know it: the log lines, their order, exit 78 on
+//! anything the operator must fix, never a plain-HTTP fallback; and shutdown.
+
+use std::time::Duration;
+
+use crate::util::env::Setup;
+use crate::util::pki::write;
+use crate::util::process::Proc;
+
+fn started(setup: &Setup) -> (Proc, std::path::PathBuf) {
+    let conf = setup.write_config("http://127.0.0.1:9");
+    (Proc::start(&conf, &[]), conf)
+}
+
+#[tokio::test]
+async fn logs_weborca_startup_lines_in_order() {
+    let setup = Setup::new();
+    let (mut p, _) = started(&setup);
+    p.listening();
+    let expected = [
+        "CA_CRT ...file exists",
+        "SERVER_CRT ...file exists",
+        "SERVER_PEM ...file exists",
+        "Server Mode: HTTPS",
+    ];
+    let got: Vec<&String> = p
+        .seen
+        .iter()
+        .filter(|l| expected.iter().any(|e| l == e))
+        .collect();
+    assert_eq!(
+        got,
+        expected.iter().collect::<Vec<_>>(),
+        "log: {:#?}",
+        p.seen
+    );
+    let listen = p.seen.last().unwrap();
+    assert!(
+        listen.contains("http://127.0.0.1:9") && listen.contains("/CN=test-ca"),
+        "{listen}"
+    );
+}
+
+fn exit_of(setup: &Setup, conf_extra: Option<&str>) -> (i32, Vec<String>) {
+    let conf = setup.write_config("http://127.0.0.1:9");
+    if let Some(text) = conf_extra {
+        std::fs::write(&conf, text).unwrap();
+    }
+    Proc::start(&conf, &[]).exit()
+}
+
+#[tokio::test]
+async fn missing_files_are_logged_and_exit_78() {
+    let setup = Setup::new();
+    let d = setup.dir.path().display().to_string();
+    let text =
+        format!("SERVER_CRT={d}/nope.crt\nSERVER_PEM={d}/nope.pem\nCA_CRT={d}/nope-ca.crt\n");
+    let (code, lines) = exit_of(&setup, Some(&text));
+    assert_eq!(code, 78, "{lines:#?}");
+    for key in ["CA_CRT", "SERVER_CRT", "SERVER_PEM"] {
+        assert!(
+            lines.contains(&format!("{key} ...file does not exist")),
+            "{key}: {lines:#?}"
+        );
+    }
+    assert!(!lines.iter().any(|l| l.contains("Server Mode")));
+}
+
+#[tokio::test]
+async fn no_tls_keys_means_no_start_and_no_plain_http() {
+    let setup = Setup::new();
+    let (code, lines) = exit_of(&setup, Some("LISTEN=127.0.0.1:0\nDBNAME=orca\n"));
+    assert_eq!(code, 78, "{lines:#?}");
+    assert!(lines.contains(&"CA_CRT ...none".to_string()), "{lines:#?}");
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.contains("Server Mode") || l.contains("listening"))
+    );
+}
+
+#[tokio::test]
+async fn encrypted_key_without_passphrase_says_password_input_was_canceled() {
+    let setup = Setup::new();
+    let conf = setup.write_config("http://127.0.0.1:9");
+    // encrypt the key the way orca-catool's .enc.pem is made
+    let key = setup.dir.path().join("000002__JP_orca_localhost.pem");
+    let enc = setup.dir.path().join("000002__JP_orca_localhost.enc.pem");
+    let ok = std::process::Command::new("openssl")
+        .args([
+            "pkey",
+            "-aes256",
+            "-passout",
+            "pass:secret",
+            "-traditional",
+            "-in",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&enc)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let text = std::fs::read_to_string(&conf)
+        .unwrap()
+        .replace("localhost.pem", "localhost.enc.pem");
+    std::fs::write(&conf, text).unwrap();
+    let (code, lines) = Proc::start(&conf, &[]).exit();
+    assert_eq!(code, 78, "{lines:#?}");
+    let i = lines
+        .iter()
+        .position(|l| l == "PASSWORD input was canceled")
+        .expect("WebORCA's line");
+    let fix = &lines[i + 1];
+    assert!(
+        fix.contains("SERVER_PEM") && fix.contains(".enc.pem"),
+        "{fix}"
+    );
+}
+
+#[tokio::test]
+async fn bad_certificate_material_names_key_and_file_and_exits_78() {
+    let cases: Vec<(&str, Box<dyn Fn(&Setup)>)> = vec![
+        (
+            "SERVER_PEM",
+            Box::new(|s: &Setup| {
+                let other = s.ca.server(&["localhost"], 30);
+                write(
+                    s.dir.path(),
+                    "000002__JP_orca_localhost.pem",
+                    &other.key_pem,
+                );
+            }),
+        ),
+        (
+            "SERVER_CRT",
+            Box::new(|s: &Setup| {
+                write(
+                    s.dir.path(),
+                    "000002__JP_orca_localhost.crt",
+                    "-----BEGIN CERTIFICATE-----\ngarbage\n-----END CERTIFICATE-----\n",
+                );
+            }),
+        ),
+        (
+            "SERVER_PEM",
+            Box::new(|s: &Setup| {
+                write(
+                    s.dir.path(),
+                    "000002__JP_orca_localhost.pem",
+                    "not a key at all\n",
+                );
+            }),
+        ),
+        (
+            "CA_CRT",
+            Box::new(|s: &Setup| {
+                // a directory where a file should be: exists, but cannot be read as a file
+                let p = s.dir.path().join("ca.crt");
+                std::fs::remove_file(&p).unwrap();
+                std::fs::create_dir(&p).unwrap();
+            }),
+        ),
+    ];
+    for (key, breakit) in cases {
+        let setup = Setup::new();
+        let conf = setup.write_config("http://127.0.0.1:9");
+        breakit(&setup);
+        let (code, lines) = Proc::start(&conf, &[]).exit();
+        assert_eq!(code, 78, "{key}: {lines:#?}");
+        let last = lines.last().unwrap();
+        assert!(
+            last.contains(key) && last.contains(&setup.dir.path().display().to_string()),
+            "{key}: {last}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn config_syntax_errors_exit_78_naming_key_file_and_line() {
+    let setup = Setup::new();
+    let conf = setup.write_config("http://127.0.0.1:9");
+    let mut text = std::fs::read_to_string(&conf).unwrap();
+    text.push_str("HANDSHAKE_TIMEOUT=soon\n");
+    std::fs::write(&conf, &text).unwrap();
+    let (code, lines) = Proc::start(&conf, &[]).exit();
+    assert_eq!(code, 78);
+    let last = lines.last().unwrap();
+    assert!(
+        last.contains("HANDSHAKE_TIMEOUT")
+            && last.contains("soon")
+            && last.contains("proxy.conf")
+            && last.contains("line 7"),
+        "{last}"
+    );
+}
+
+#[tokio::test]
+async fn expiring_server_certificate_is_warned_in_weborca_words() {
+    let mut setup = Setup::new();
+    setup.server = setup.ca.server(&["localhost"], 10);
+    let (mut p, _) = started(&setup);
+    p.listening();
+    let line = p.seen.iter().position(|l| {
+        l.starts_with("The certificate(/C=JP/O=orca/CN=localhost) will be expired in")
+    });
+    let i = line.unwrap_or_else(|| panic!("{:#?}", p.seen));
+    assert_eq!(
+        p.seen[i],
+        "The certificate(/C=JP/O=orca/CN=localhost) will be expired in 9 days."
+    );
+    assert_eq!(p.seen[i + 1], "Please update the certificate.");
+}
+
+#[tokio::test]
+async fn sigterm_finishes_requests_in_flight_and_exits_0() {
+    let backend = crate::util::backend::Backend::start().await;
+    let setup = Setup::new();
+    let conf = setup.write_config(&backend.url());
+    let mut p = Proc::start(&conf, &[]);
+    let addr = p.listening();
+    let client = crate::util::client::Client::h1(&setup.ca.pem, Some(&setup.user1));
+    let slow = tokio::spawn({
+        let client = client.clone();
+        async move { client.get(addr, "/slow").await }
+    });
+    // the slow request has reached the backend before the signal
+    while backend.count() == 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    p.signal("TERM");
+    let answer = slow.await.unwrap().unwrap();
+    assert_eq!(answer.status, 200);
+    let (code, lines) = p.exit();
+    assert_eq!(code, 0, "{lines:#?}");
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "no new connections after shutdown"
+    );
+}

@@ -1,0 +1,12 @@
+//! Integration tests: each makes its own PKI, starts the real proxy (in-process
+//! on port 0, or as a process) and talks to it through real TLS.
+
+mod util;
+
+mod backend_trouble;
+mod forwarding;
+mod plain_http;
+mod real_clients;
+mod refusals;
+mod startup;
+mod websocket;

@@ -1,0 +1,278 @@
+//! A stand-in for WebORCA: records every request it receives and answers with
+//! what it saw (method, target, version, headers, body length and SHA-256) as
+//! JSON; `/ws` is a WebSocket echo; `/slow` answers after a pause; `/big?n=N`
+//! streams N bytes.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
+use hyper::body::{Frame, Incoming};
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::tungstenite::{Message, handshake::derive_accept_key};
+
+/// What the backend saw of one request.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub target: String,
+    pub headers: Vec<(String, String)>,
+    pub body_len: u64,
+    pub body_sha256: String,
+}
+
+impl Seen {
+    /// All values of header `name` (lowercase).
+    pub fn header(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+    /// The single value of header `name`.
+    pub fn one(&self, name: &str) -> Option<&str> {
+        let v = self.header(name);
+        assert!(v.len() <= 1, "header {name} appears {} times", v.len());
+        v.first().copied()
+    }
+}
+
+/// A running stand-in backend.
+pub struct Backend {
+    pub addr: SocketAddr,
+    pub seen: Arc<Mutex<Vec<Seen>>>,
+    /// the accept loop and every connection, all stopped when the backend is dropped
+    tasks: tokio_util::task::AbortOnDropHandle<()>,
+    conns: Arc<Mutex<tokio::task::JoinSet<()>>>,
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.conns.lock().unwrap().abort_all();
+    }
+}
+
+impl Backend {
+    /// Starts on 127.0.0.1:0.
+    pub async fn start() -> Backend {
+        Self::start_on("127.0.0.1:0".parse().unwrap()).await
+    }
+
+    /// Starts on a given address (to bring a backend back on the same port).
+    pub async fn start_on(addr: SocketAddr) -> Backend {
+        let listener = TcpListener::bind(addr).await.expect("bind backend");
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let seen2 = seen.clone();
+        let conns = Arc::new(Mutex::new(tokio::task::JoinSet::new()));
+        let conns2 = conns.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                let seen = seen2.clone();
+                conns2.lock().unwrap().spawn(async move {
+                    let svc = service_fn(move |req| handle(req, seen.clone()));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tcp), svc)
+                        .with_upgrades()
+                        .await;
+                });
+            }
+        });
+        Backend {
+            addr,
+            seen,
+            tasks: tokio_util::task::AbortOnDropHandle::new(task),
+            conns,
+        }
+    }
+
+    /// How many requests arrived.
+    pub fn count(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+
+    /// The last request that arrived.
+    pub fn last(&self) -> Seen {
+        self.seen
+            .lock()
+            .unwrap()
+            .last()
+            .cloned()
+            .expect("the backend received no request")
+    }
+
+    /// `http://127.0.0.1:port`
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+type Body = BoxBody<Bytes, Infallible>;
+
+fn full(b: impl Into<Bytes>) -> Body {
+    Full::new(b.into()).boxed()
+}
+
+async fn handle(
+    mut req: Request<Incoming>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+) -> Result<Response<Body>, Infallible> {
+    let method = req.method().to_string();
+    let target = req.uri().to_string();
+    let headers: Vec<(String, String)> = req
+        .headers()
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    if req.uri().path() == "/ws" {
+        record(&seen, &method, &target, &headers, 0, Sha256::new());
+        return Ok(websocket(&mut req));
+    }
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let mut hasher = Sha256::new();
+    let mut len = 0u64;
+    let mut body = req.into_body();
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else { break };
+        if let Some(d) = frame.data_ref() {
+            len += d.len() as u64;
+            hasher.update(d);
+        }
+    }
+    let sha = record(&seen, &method, &target, &headers, len, hasher);
+    if path == "/slow" {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    if path.ends_with("/big") {
+        let n: u64 = query
+            .strip_prefix("n=")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        return Ok(Response::new(big_body(n)));
+    }
+    let echo = json!({ "method": method, "target": target, "headers": headers, "body_len": len, "body_sha256": sha });
+    Ok(Response::builder()
+        .header("content-type", "application/json")
+        .header("set-cookie", "session=abc; Path=/")
+        .header("keep-alive", "timeout=5")
+        .body(full(echo.to_string()))
+        .unwrap())
+}
+
+fn record(
+    seen: &Mutex<Vec<Seen>>,
+    method: &str,
+    target: &str,
+    headers: &[(String, String)],
+    len: u64,
+    h: Sha256,
+) -> String {
+    let sha = hex(&h.finalize());
+    seen.lock().unwrap().push(Seen {
+        method: method.into(),
+        target: target.into(),
+        headers: headers.to_vec(),
+        body_len: len,
+        body_sha256: sha.clone(),
+    });
+    sha
+}
+
+/// Deterministic bytes: byte i is (i % 251).
+pub fn pattern_chunk(offset: u64, len: usize) -> Bytes {
+    (0..len)
+        .map(|i| ((offset + i as u64) % 251) as u8)
+        .collect::<Vec<u8>>()
+        .into()
+}
+
+fn big_body(n: u64) -> Body {
+    const CHUNK: u64 = 64 * 1024;
+    let stream = futures_util::stream::unfold(0u64, move |off| async move {
+        if off >= n {
+            return None;
+        }
+        let len = CHUNK.min(n - off);
+        Some((
+            Ok::<_, Infallible>(Frame::data(pattern_chunk(off, len as usize))),
+            off + len,
+        ))
+    });
+    BodyExt::boxed(StreamBody::new(stream))
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn websocket(req: &mut Request<Incoming>) -> Response<Body> {
+    let Some(key) = req.headers().get("sec-websocket-key").cloned() else {
+        return Response::builder()
+            .status(StatusCode::BAD_REQUEST)
+            .body(full("no key"))
+            .unwrap();
+    };
+    let on_upgrade = hyper::upgrade::on(req);
+    tokio::spawn(async move {
+        let Ok(upgraded) = on_upgrade.await else {
+            return;
+        };
+        let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+            TokioIo::new(upgraded),
+            Role::Server,
+            None,
+        )
+        .await;
+        while let Some(Ok(msg)) = ws.next().await {
+            match msg {
+                Message::Text(t) => {
+                    // push-exchanger's subscribe gets the push API's two answers.
+                    if t.contains("\"subscribe\"") {
+                        let _ = ws
+                            .send(Message::text(r#"{"command":"subscribed","req.id":"1"}"#))
+                            .await;
+                        let _ = ws
+                            .send(Message::text(
+                                r#"{"command":"event","data":{"event":"patient_infomation"}}"#,
+                            ))
+                            .await;
+                    } else {
+                        let _ = ws.send(Message::Text(t)).await;
+                    }
+                }
+                Message::Binary(b) => {
+                    let _ = ws.send(Message::Binary(b)).await;
+                }
+                Message::Close(_) => break,
+                _ => {}
+            }
+        }
+    });
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header("connection", "Upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-accept", derive_accept_key(key.as_bytes()))
+        .body(full(""))
+        .unwrap()
+}

@@ -1,0 +1,10 @@
+//! Shared test helpers: PKIs, a stand-in WebORCA, TLS clients, and a proxy
+//! started in-process on port 0.
+
+#![allow(dead_code)]
+
+pub mod backend;
+pub mod client;
+pub mod env;
+pub mod pki;
+pub mod process;

@@ -1,0 +1,121 @@
+//! The proxy as a process, as systemd runs it: its log lines on stderr are
+//! both what the tests check and the readiness signal (`listening on …`).
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// A started proxy process.
+pub struct Proc {
+    pub child: Child,
+    /// log lines with the timestamp removed
+    pub lines: mpsc::Receiver<String>,
+    pub seen: Vec<String>,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_weborca-mtls-proxy")
+}
+
+/// Strips the `YYYY/MM/DD HH:MM:SS ` stamp, checking its shape.
+pub fn unstamp(line: &str) -> String {
+    let b = line.as_bytes();
+    let ok = b.len() >= 20
+        && b[4] == b'/'
+        && b[7] == b'/'
+        && b[10] == b' '
+        && b[13] == b':'
+        && b[16] == b':'
+        && b[19] == b' '
+        && line[..4].chars().all(|c| c.is_ascii_digit());
+    assert!(ok, "line without a WebORCA timestamp: {line:?}");
+    line[20..].to_string()
+}
+
+impl Proc {
+    pub fn start(conf: &Path, args: &[&str]) -> Proc {
+        let mut child = Command::new(bin())
+            .arg("-c")
+            .arg(conf)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .env_remove("JOURNAL_STREAM")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn proxy");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Proc {
+            child,
+            lines: rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Reads lines until one contains `needle`; None if the process ended first.
+    pub fn wait_for(&mut self, needle: &str) -> Option<String> {
+        loop {
+            match self.lines.recv_timeout(Duration::from_secs(30)) {
+                Ok(line) => {
+                    let text = unstamp(&line);
+                    self.seen.push(text.clone());
+                    if text.contains(needle) {
+                        return Some(text);
+                    }
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Waits for `listening on ADDR` and returns the address.
+    pub fn listening(&mut self) -> SocketAddr {
+        let line = self
+            .wait_for("listening on ")
+            .unwrap_or_else(|| panic!("never listened; log: {:#?}", self.seen));
+        let addr = line
+            .trim_start_matches("listening on ")
+            .split(',')
+            .next()
+            .unwrap();
+        addr.parse().unwrap()
+    }
+
+    /// Waits for the exit; returns the code and every line logged.
+    pub fn exit(mut self) -> (i32, Vec<String>) {
+        let status = self.child.wait().unwrap();
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
+            self.seen.push(unstamp(&line));
+        }
+        (status.code().unwrap_or(-1), std::mem::take(&mut self.seen))
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+    }
+}
