@@ -51,7 +51,7 @@ pub struct ConnInfo {
     /// the client's address
     pub peer: SocketAddr,
     /// the verdict on its certificate
-    pub verdict: Result<Identity, Refusal>,
+    pub verdict: Result<Identity, Box<Refusal>>,
     /// subjects of the accepted CAs, for the unknown-CA page
     pub ca_subjects: Arc<[String]>,
     /// idle tracking for the connection's watchdog

@@ -432,22 +432,23 @@ fn decode_string(value: &Any<'_>) -> Option<String> {
 }
 
 fn decode_utf16be(data: &[u8]) -> Option<String> {
-    if !data.len().is_multiple_of(2) {
+    let pairs = data.chunks_exact(2);
+    // An odd trailing byte means a broken encoding, not a shorter string.
+    if !pairs.remainder().is_empty() {
         return None;
     }
-    let units = data
-        .chunks_exact(2)
-        .map(|pair| u16::from_be_bytes([pair[0], pair[1]]));
+    let units = pairs.map(|pair| u16::from_be_bytes([pair[0], pair[1]]));
     char::decode_utf16(units)
         .collect::<Result<String, _>>()
         .ok()
 }
 
 fn decode_utf32be(data: &[u8]) -> Option<String> {
-    if !data.len().is_multiple_of(4) {
+    let quads = data.chunks_exact(4);
+    if !quads.remainder().is_empty() {
         return None;
     }
-    data.chunks_exact(4)
+    quads
         .map(|quad| char::from_u32(u32::from_be_bytes([quad[0], quad[1], quad[2], quad[3]])))
         .collect()
 }

@@ -121,7 +121,8 @@ async fn encrypted_key_without_passphrase_says_password_input_was_canceled() {
 
 #[tokio::test]
 async fn bad_certificate_material_names_key_and_file_and_exits_78() {
-    let cases: Vec<(&str, Box<dyn Fn(&Setup)>)> = vec![
+    type Breakage = Box<dyn Fn(&Setup)>;
+    let cases: Vec<(&str, Breakage)> = vec![
         (
             "SERVER_PEM",
             Box::new(|s: &Setup| {

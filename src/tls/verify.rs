@@ -99,6 +99,10 @@ pub struct Refusal {
 }
 
 impl Refusal {
+    fn new(kind: CertErrorKind, info: Option<CertInfo>, detail: String) -> Box<Refusal> {
+        Box::new(Refusal { kind, info, detail })
+    }
+
     fn missing() -> Refusal {
         Refusal {
             kind: CertErrorKind::Missing,
@@ -135,36 +139,26 @@ impl ClientVerifier {
     }
 
     /// The full verdict on a chain the client presented (leaf first).
-    pub fn check(&self, chain: &[CertificateDer<'_>], now: UnixTime) -> Result<Identity, Refusal> {
+    pub fn check(
+        &self,
+        chain: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<Identity, Box<Refusal>> {
         let Some((leaf, intermediates)) = chain.split_first() else {
-            return Err(Refusal::missing());
+            return Err(Box::new(Refusal::missing()));
         };
         let info = CertInfo::from_der(leaf.as_ref()).ok();
         if let Err(e) = self.inner.verify_client_cert(leaf, intermediates, now) {
-            return Err(Refusal {
-                kind: classify(&e),
-                info,
-                detail: e.to_string(),
-            });
+            return Err(Refusal::new(classify(&e), info, e.to_string()));
         }
         let Some(info) = info else {
-            let detail = "the certificate verified but its fields cannot be read".to_string();
-            return Err(Refusal {
-                kind: CertErrorKind::UnknownCa,
-                info: None,
-                detail,
-            });
+            let detail = "the certificate verified but its fields cannot be read";
+            return Err(Refusal::new(CertErrorKind::UnknownCa, None, detail.into()));
         };
         if !self.cn_allowed(info.common_name.as_deref()) {
-            let detail = format!(
-                "CN {:?} is not in ALLOW_CN",
-                info.common_name.as_deref().unwrap_or("")
-            );
-            return Err(Refusal {
-                kind: CertErrorKind::NotAllowed,
-                info: Some(info),
-                detail,
-            });
+            let cn = info.common_name.as_deref().unwrap_or("");
+            let detail = format!("CN {cn:?} is not in ALLOW_CN");
+            return Err(Refusal::new(CertErrorKind::NotAllowed, Some(info), detail));
         }
         Ok(Identity::new(info, leaf.as_ref()))
     }
@@ -175,14 +169,14 @@ impl ClientVerifier {
         &self,
         peer: Option<&[CertificateDer<'_>]>,
         kind: Option<HandshakeKind>,
-    ) -> Result<Identity, Refusal> {
+    ) -> Result<Identity, Box<Refusal>> {
         let chain = peer.unwrap_or(&[]);
-        if self.mode == ClientCertErrors::Handshake && kind == Some(HandshakeKind::Full) {
-            if let Some(leaf) = chain.first()
-                && let Ok(info) = CertInfo::from_der(leaf.as_ref())
-            {
-                return Ok(Identity::new(info, leaf.as_ref()));
-            }
+        if self.mode == ClientCertErrors::Handshake
+            && kind == Some(HandshakeKind::Full)
+            && let Some(leaf) = chain.first()
+            && let Ok(info) = CertInfo::from_der(leaf.as_ref())
+        {
+            return Ok(Identity::new(info, leaf.as_ref()));
         }
         self.check(chain, UnixTime::now())
     }
