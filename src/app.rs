@@ -6,10 +6,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::config::{self, Config, ConfigError};
 use crate::log::LogHandle;
+use crate::reload::Reloader;
 use crate::server::{Handle, Server};
 use crate::tls::{KeyError, Sessions, TlsState};
 
@@ -116,6 +117,17 @@ pub fn warn_expiring(tls: &TlsState, warn_days: u32) {
             tracing::warn!("Please update the certificate.");
         }
     }
+    for crl in &tls.crls {
+        if let Some(next) = crl.next_update.filter(|n| *n < now) {
+            tracing::warn!(
+                "CA_CRL ({}): the CRL of {} was due for renewal at {} (nextUpdate); make a new one with orca-catool issue_crl",
+                crl.path.display(),
+                crl.issuer,
+                next.with_timezone(&chrono::Local)
+                    .format(crate::log::TIME_FORMAT)
+            );
+        }
+    }
 }
 
 /// Runs the proxy from the config file at `path` until SIGTERM/SIGINT.
@@ -133,6 +145,8 @@ pub async fn run(path: PathBuf, log: Arc<LogHandle>) -> Result<(), Failure> {
     tracing::info!("Server Mode: HTTPS");
     let ca = tls.ca_subjects.join(", ");
     let backend = config.backend.url.clone();
+    let watched_config = config.clone();
+    let sig = Signals::install()?;
     let server = Server::bind(config, tls).map_err(Failure::Runtime)?;
     for addr in server.local_addrs() {
         tracing::info!(
@@ -140,64 +154,46 @@ pub async fn run(path: PathBuf, log: Arc<LogHandle>) -> Result<(), Failure> {
         );
     }
     let handle = server.handle();
-    tokio::spawn(signals(handle, path, log, sessions));
+    let reloader = Reloader::new(handle.clone(), path, log, sessions, watched_config);
+    tokio::spawn(reloader.clone().watch());
+    tokio::spawn(reloader.clone().expiry_checks());
+    tokio::spawn(signals(sig, handle, reloader));
     server.run().await;
     tracing::info!("stopped");
     Ok(())
 }
 
-async fn signals(handle: Handle, path: PathBuf, log: Arc<LogHandle>, sessions: Sessions) {
-    let (Ok(mut hup), Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::hangup()),
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot install signal handlers; stop the proxy with SIGKILL");
-        return;
-    };
+/// The signals the proxy answers to, installed before it reports itself ready
+/// (a SIGHUP arriving earlier would otherwise kill it).
+struct Signals {
+    hup: Signal,
+    term: Signal,
+    int: Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals, Failure> {
+        let install = |kind| {
+            signal(kind)
+                .map_err(|e| Failure::Runtime(format!("cannot install signal handlers: {e}")))
+        };
+        Ok(Signals {
+            hup: install(SignalKind::hangup())?,
+            term: install(SignalKind::terminate())?,
+            int: install(SignalKind::interrupt())?,
+        })
+    }
+}
+
+async fn signals(mut sig: Signals, handle: Handle, reloader: Arc<Reloader>) {
+    let Signals { hup, term, int } = &mut sig;
     loop {
         tokio::select! {
-            _ = hup.recv() => reload(&handle, &path, &log, &sessions).await,
+            _ = hup.recv() => { reloader.reload("SIGHUP").await; }
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
     }
     tracing::info!("shutting down: no new connections, finishing requests in flight");
     handle.shutdown();
-}
-
-/// SIGHUP: reopen LOG_FILE, re-read config and certificates, swap them in whole or keep the old.
-pub async fn reload(handle: &Handle, path: &Path, log: &LogHandle, sessions: &Sessions) {
-    let path = path.to_path_buf();
-    let sessions = sessions.clone();
-    let loaded = tokio::task::spawn_blocking(move || -> Result<(Config, TlsState), Failure> {
-        let config = load_config(&path)?;
-        let tls = load_tls(&config, &sessions)?;
-        Ok((config, tls))
-    })
-    .await;
-    let result = match loaded {
-        Ok(r) => r,
-        Err(e) => Err(Failure::Runtime(format!("reload task failed: {e}"))),
-    };
-    match result {
-        Ok((config, tls)) => {
-            if let Err(e) = log.reopen(config.log_file.as_deref()) {
-                tracing::warn!("LOG_FILE: cannot reopen: {e}");
-            }
-            warn_expiring(&tls, config.cert_warn_days);
-            let serial = tls.server_cert.serial_hex.clone();
-            handle.replace_tls(tls);
-            tracing::info!("reload: ok, new connections use server certificate serial {serial}");
-        }
-        Err(f) => {
-            if let Err(e) = log.reopen(log.path().as_deref()) {
-                tracing::warn!("LOG_FILE: cannot reopen: {e}");
-            }
-            tracing::error!(
-                "reload refused, still serving the previous certificates: {}",
-                f.message()
-            );
-        }
-    }
 }

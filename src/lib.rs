@@ -18,6 +18,7 @@ pub mod log;
 pub mod pages;
 pub mod plain;
 pub mod proxy;
+pub mod reload;
 pub mod server;
 pub mod tls;
 pub mod x509;

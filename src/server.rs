@@ -291,7 +291,7 @@ async fn serve_conn(
     if let Err(r) = &verdict {
         let subject = r.info.as_ref().map_or("-", |i| i.subject_oneline.as_str());
         tracing::info!(%peer, reason = r.kind.as_str(), subject, "client certificate refused: {}", r.detail);
-        if shared.config.client_cert_errors == ClientCertErrors::Handshake {
+        if tls_state.verifier.mode() == ClientCertErrors::Handshake {
             return; // a resumed session judged after the handshake: no page in this mode
         }
     }

@@ -5,6 +5,7 @@ mod util;
 
 mod backend_trouble;
 mod forwarding;
+mod lifecycle;
 mod plain_http;
 mod real_clients;
 mod refusals;

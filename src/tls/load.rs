@@ -190,13 +190,18 @@ fn encrypted_key_error(key: &'static str, path: &Path, pass_file: Option<&Path>)
 }
 
 /// Loads CRLs, each file PEM (one or more `X509 CRL` blocks) or DER.
+/// Each CRL comes with the file it was read from, for the messages about it.
 pub fn load_crls(
     paths: &[PathBuf],
-) -> Result<Vec<CertificateRevocationListDer<'static>>, LoadError> {
+) -> Result<Vec<(PathBuf, CertificateRevocationListDer<'static>)>, LoadError> {
     let mut crls = Vec::new();
     for path in paths {
         let data = read_file("CA_CRL", path)?;
-        crls.extend(parse_crls(path, &data)?);
+        crls.extend(
+            parse_crls(path, &data)?
+                .into_iter()
+                .map(|c| (path.clone(), c)),
+        );
     }
     Ok(crls)
 }

@@ -6,6 +6,7 @@
 //! keeps the current one behind an `ArcSwap`, so a reload that fails leaves the
 //! last good state serving.
 
+pub mod crl;
 pub mod load;
 pub mod verify;
 
@@ -57,6 +58,8 @@ pub struct TlsState {
     pub server_cert: CertInfo,
     /// the CA certificates of CA_CRT
     pub ca_certs: Vec<CertInfo>,
+    /// the CRLs of CA_CRL
+    pub crls: Vec<crl::CrlInfo>,
     /// CA subjects in one-line form, for the error pages
     pub ca_subjects: Vec<String>,
 }
@@ -134,13 +137,17 @@ impl TlsState {
             })?;
             ca_certs.push(info);
         }
+        let mut crl_infos = Vec::new();
+        for (path, crl) in &crls {
+            crl_infos.push(crl::check(path, crl, &ca_der)?);
+        }
         let crl_path = config
             .ca_crl
             .first()
             .map(|p| p.as_path())
             .unwrap_or(&config.path);
         let inner = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-            .with_crls(crls)
+            .with_crls(crls.into_iter().map(|(_, c)| c))
             // A CRL covers the CA that signed it; certificates of other CAs in
             // CA_CRT are not refused for lack of one.
             .allow_unknown_revocation_status()
@@ -203,6 +210,7 @@ impl TlsState {
             verifier,
             server_cert,
             ca_certs,
+            crls: crl_infos,
             ca_subjects,
         })
     }
@@ -213,7 +221,10 @@ struct Material<'a> {
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
     ca_der: Vec<CertificateDer<'static>>,
-    crls: Vec<rustls::pki_types::CertificateRevocationListDer<'static>>,
+    crls: Vec<(
+        std::path::PathBuf,
+        rustls::pki_types::CertificateRevocationListDer<'static>,
+    )>,
     ca_path: &'a std::path::Path,
 }
 

@@ -181,6 +181,11 @@ impl ClientVerifier {
         self.check(chain, UnixTime::now())
     }
 
+    /// CLIENT_CERT_ERRORS this verifier was built with.
+    pub fn mode(&self) -> ClientCertErrors {
+        self.mode
+    }
+
     fn cn_allowed(&self, cn: Option<&str>) -> bool {
         match (&self.allow_cn, cn) {
             (None, _) => true,

@@ -1,0 +1,216 @@
+//! Changing certificates without downtime: SIGHUP, and certificate, key, CA
+//! and CRL files changed on disk (checked every CERT_WATCH_INTERVAL, by
+//! inode, size and mtime, so replacement by rename is seen too).
+//!
+//! A reload builds the whole new TLS state off the async runtime and swaps it
+//! in; anything wrong with the new set is logged and the old set keeps serving.
+//! Settings the listener was built with (LISTEN, BACKEND_URL, timeouts…) are
+//! reported as needing a restart.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use crate::app::{self, Failure};
+use crate::config::Config;
+use crate::log::LogHandle;
+use crate::server::Handle;
+use crate::tls::{Sessions, TlsState};
+
+/// How often expiry warnings are repeated while running.
+const EXPIRY_CHECK_EVERY: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// What identifies one version of a file on disk.
+type Stamp = Option<(u64, u64, u64, i64, i64)>;
+
+fn stamp(path: &Path) -> Stamp {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec()))
+}
+
+/// The files a TLS state is made of.
+fn watched_files(config: &Config) -> Vec<PathBuf> {
+    let singles = [
+        &config.server_crt,
+        &config.server_pem,
+        &config.ca_crt,
+        &config.server_p12,
+        &config.server_pass_file,
+    ];
+    let mut files: Vec<PathBuf> = singles.into_iter().flatten().cloned().collect();
+    files.extend(config.ca_crl.iter().cloned());
+    files
+}
+
+fn stamps(files: &[PathBuf]) -> Vec<Stamp> {
+    files.iter().map(|f| stamp(f)).collect()
+}
+
+/// Keeps the served TLS state in step with the config and the files.
+pub struct Reloader {
+    handle: Handle,
+    path: PathBuf,
+    log: Arc<LogHandle>,
+    sessions: Sessions,
+    /// the config the current state was built from
+    config: Mutex<Config>,
+    /// the watched files and how they looked at the last check
+    files: Mutex<(Vec<PathBuf>, Vec<Stamp>)>,
+    /// serializes reloads (signal and watcher may fire together)
+    busy: tokio::sync::Mutex<()>,
+}
+
+impl Reloader {
+    /// A reloader for a server started from `config` (read from `path`).
+    pub fn new(
+        handle: Handle,
+        path: PathBuf,
+        log: Arc<LogHandle>,
+        sessions: Sessions,
+        config: Config,
+    ) -> Arc<Self> {
+        let files = watched_files(&config);
+        let st = stamps(&files);
+        Arc::new(Reloader {
+            handle,
+            path,
+            log,
+            sessions,
+            config: Mutex::new(config),
+            files: Mutex::new((files, st)),
+            busy: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    fn config(&self) -> Config {
+        self.config
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Re-reads everything and swaps it in, or keeps the old set. Returns whether it took.
+    pub async fn reload(&self, why: &str) -> bool {
+        let _busy = self.busy.lock().await;
+        tracing::info!("reload ({why}): reading {}", self.path.display());
+        let path = self.path.clone();
+        let sessions = self.sessions.clone();
+        let loaded = tokio::task::spawn_blocking(move || -> Result<(Config, TlsState), Failure> {
+            let config = app::load_config(&path)?;
+            app::check_files(&config)?;
+            let tls = app::load_tls(&config, &sessions)?;
+            Ok((config, tls))
+        })
+        .await
+        .unwrap_or_else(|e| Err(Failure::Runtime(format!("reload task failed: {e}"))));
+        let ok = match loaded {
+            Ok((config, tls)) => {
+                self.apply(config, tls);
+                true
+            }
+            Err(f) => {
+                tracing::error!(
+                    "reload refused, still serving the previous certificates: {}",
+                    f.message()
+                );
+                false
+            }
+        };
+        let log_file = self.config().log_file;
+        if let Err(e) = self.log.reopen(log_file.as_deref()) {
+            tracing::warn!("LOG_FILE: cannot reopen: {e}");
+        }
+        ok
+    }
+
+    fn apply(&self, config: Config, tls: TlsState) {
+        let old = self.config();
+        for key in restart_needed(&old, &config) {
+            tracing::warn!(
+                "{key} changed in {}: takes effect only after a restart (systemctl restart weborca-mtls-proxy)",
+                self.path.display()
+            );
+        }
+        app::warn_expiring(&tls, config.cert_warn_days);
+        let serial = tls.server_cert.serial_hex.clone();
+        self.handle.replace_tls(tls);
+        let files = watched_files(&config);
+        let st = stamps(&files);
+        *self.files.lock().unwrap_or_else(PoisonError::into_inner) = (files, st);
+        *self.config.lock().unwrap_or_else(PoisonError::into_inner) = config;
+        tracing::info!("reload: ok, new connections use server certificate serial {serial}");
+    }
+
+    /// Whether a watched file changed since the last look (and remembers this look).
+    fn files_changed(&self) -> bool {
+        let mut files = self.files.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = stamps(&files.0);
+        let changed = now != files.1;
+        files.1 = now;
+        changed
+    }
+
+    /// Watches the certificate files until the server stops.
+    pub async fn watch(self: Arc<Self>) {
+        loop {
+            let every = self.config().cert_watch_interval;
+            tokio::time::sleep(every).await;
+            let this = self.clone();
+            let changed = tokio::task::spawn_blocking(move || this.files_changed())
+                .await
+                .unwrap_or(false);
+            if changed {
+                self.reload("certificate files changed on disk").await;
+            }
+        }
+    }
+
+    /// Repeats the expiry warnings every 24 h.
+    pub async fn expiry_checks(self: Arc<Self>) {
+        let start = tokio::time::Instant::now() + EXPIRY_CHECK_EVERY;
+        let mut every = tokio::time::interval_at(start, EXPIRY_CHECK_EVERY);
+        loop {
+            every.tick().await;
+            app::warn_expiring(&self.handle.tls(), self.config().cert_warn_days);
+        }
+    }
+}
+
+/// Keys whose new value the running listener cannot take on.
+fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
+    let mut keys = Vec::new();
+    let mut check = |key, changed: bool| {
+        if changed {
+            keys.push(key);
+        }
+    };
+    check("LISTEN", old.listen != new.listen);
+    check("BACKEND_URL", old.backend != new.backend);
+    check("STATUS_LISTEN", old.status_listen != new.status_listen);
+    check("ACCESS_LOG", old.access_log != new.access_log);
+    check(
+        "FORWARD_CLIENT_CERT",
+        old.forward_client_cert != new.forward_client_cert,
+    );
+    check(
+        "HANDSHAKE_TIMEOUT",
+        old.handshake_timeout != new.handshake_timeout,
+    );
+    check("HEADER_TIMEOUT", old.header_timeout != new.header_timeout);
+    check("IDLE_TIMEOUT", old.idle_timeout != new.idle_timeout);
+    check(
+        "BACKEND_CONNECT_TIMEOUT",
+        old.backend_connect_timeout != new.backend_connect_timeout,
+    );
+    check(
+        "BACKEND_TIMEOUT",
+        old.backend_timeout != new.backend_timeout,
+    );
+    check("SHUTDOWN_GRACE", old.shutdown_grace != new.shutdown_grace);
+    check(
+        "MAX_CONNECTIONS",
+        old.max_connections != new.max_connections,
+    );
+    keys
+}

@@ -1,0 +1,75 @@
+//! CA_CRL files checked at load: each CRL must be signed by a CA of CA_CRT
+//! (a CRL nobody can vouch for is refused, and on reload the old set keeps
+//! serving), and its dates are kept for the expiry warnings and the status page.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer};
+
+use super::load::LoadError;
+
+/// What the logs and the status page say about one CRL.
+#[derive(Debug, Clone)]
+pub struct CrlInfo {
+    /// the file it came from
+    pub path: PathBuf,
+    /// the issuing CA, OpenSSL one-line form
+    pub issuer: String,
+    /// thisUpdate
+    pub this_update: DateTime<Utc>,
+    /// nextUpdate, when the CRL has one
+    pub next_update: Option<DateTime<Utc>>,
+    /// how many certificates it revokes
+    pub revoked: usize,
+}
+
+fn to_utc(t: x509_parser::time::ASN1Time) -> DateTime<Utc> {
+    DateTime::from_timestamp(t.timestamp(), 0).unwrap_or_default()
+}
+
+/// Checks that `crl` from `path` is signed by one of `cas`, and reads its dates.
+pub fn check(
+    path: &Path,
+    crl: &CertificateRevocationListDer<'_>,
+    cas: &[CertificateDer<'_>],
+) -> Result<CrlInfo, LoadError> {
+    let fix = "make a new CRL with orca-catool issue_crl on the CA that issued CA_CRT";
+    let (_, parsed) = x509_parser::parse_x509_crl(crl.as_ref()).map_err(|e| {
+        LoadError::new(
+            "CA_CRL",
+            path,
+            format!("the CRL cannot be parsed: {e}"),
+            fix,
+        )
+    })?;
+    let issuer_raw = parsed.issuer().as_raw();
+    let issuer = crate::x509::oneline(parsed.issuer());
+    let mut signer_found = false;
+    for ca in cas {
+        let Ok((_, cert)) = x509_parser::parse_x509_certificate(ca.as_ref()) else {
+            continue;
+        };
+        if cert.subject().as_raw() != issuer_raw {
+            continue;
+        }
+        signer_found = true;
+        if parsed.verify_signature(cert.public_key()).is_ok() {
+            return Ok(CrlInfo {
+                path: path.to_path_buf(),
+                issuer,
+                this_update: to_utc(parsed.last_update()),
+                next_update: parsed.next_update().map(to_utc),
+                revoked: parsed.iter_revoked_certificates().count(),
+            });
+        }
+    }
+    let problem = if signer_found {
+        format!(
+            "the CRL claims to be from {issuer} but its signature does not verify with that CA's key"
+        )
+    } else {
+        format!("the CRL is issued by {issuer}, which is not a CA in CA_CRT")
+    };
+    Err(LoadError::new("CA_CRL", path, problem, fix))
+}
