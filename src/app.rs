@@ -153,6 +153,10 @@ pub async fn run(path: PathBuf, log: Arc<LogHandle>) -> Result<(), Failure> {
             "listening on {addr}, forwarding to {backend}, client certificates from CA {ca}"
         );
     }
+    notify(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status("serving"),
+    ]);
     let handle = server.handle();
     let reloader = Reloader::new(handle.clone(), path, log, sessions, watched_config);
     tokio::spawn(reloader.clone().watch());
@@ -189,11 +193,23 @@ async fn signals(mut sig: Signals, handle: Handle, reloader: Arc<Reloader>) {
     let Signals { hup, term, int } = &mut sig;
     loop {
         tokio::select! {
-            _ = hup.recv() => { reloader.reload("SIGHUP").await; }
+            _ = hup.recv() => {
+                notify(&[sd_notify::NotifyState::Reloading]);
+                reloader.reload("SIGHUP").await;
+                notify(&[sd_notify::NotifyState::Ready]);
+            }
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
     }
     tracing::info!("shutting down: no new connections, finishing requests in flight");
+    notify(&[sd_notify::NotifyState::Stopping]);
     handle.shutdown();
+}
+
+/// Tells systemd (Type=notify) where the service is; a no-op outside systemd.
+fn notify(state: &[sd_notify::NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(state) {
+        tracing::warn!("cannot notify systemd (NOTIFY_SOCKET): {e}");
+    }
 }

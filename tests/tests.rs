@@ -10,4 +10,5 @@ mod plain_http;
 mod real_clients;
 mod refusals;
 mod startup;
+mod systemd;
 mod websocket;

@@ -44,7 +44,13 @@ pub fn unstamp(line: &str) -> String {
 
 impl Proc {
     pub fn start(conf: &Path, args: &[&str]) -> Proc {
+        Self::start_with_env(conf, args, &[])
+    }
+
+    pub fn start_with_env(conf: &Path, args: &[&str], env: &[(&str, &str)]) -> Proc {
         let mut child = Command::new(bin())
+            .env_remove("NOTIFY_SOCKET")
+            .envs(env.iter().copied())
             .arg("-c")
             .arg(conf)
             .args(args)
