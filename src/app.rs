@@ -153,6 +153,9 @@ pub async fn run(path: PathBuf, log: Arc<LogHandle>) -> Result<(), Failure> {
             "listening on {addr}, forwarding to {backend}, client certificates from CA {ca}"
         );
     }
+    if let Some(addr) = server.status_addr() {
+        tracing::info!("status on http://{addr}/status (also /healthz, /readyz, /metrics)");
+    }
     notify(&[
         sd_notify::NotifyState::Ready,
         sd_notify::NotifyState::Status("serving"),

@@ -24,7 +24,9 @@ use tokio_util::task::TaskTracker;
 use crate::body::{AccessRecord, ProxyBody};
 use crate::config::Config;
 use crate::conn::Activity;
+use crate::metrics::Metrics;
 use crate::pages::{self, CertRefusal, Page};
+use crate::status::{SeenClient, Stats};
 use crate::tls::{IDENTITY_HEADERS, Identity, Refusal};
 
 /// How long an unused backend connection stays in the pool.
@@ -56,6 +58,8 @@ pub struct ConnInfo {
     pub ca_subjects: Arc<[String]>,
     /// idle tracking for the connection's watchdog
     pub activity: Arc<Activity>,
+    /// the verified client's entry in `/status`
+    pub client: Option<Arc<SeenClient>>,
 }
 
 /// Forwards requests to WebORCA.
@@ -76,6 +80,8 @@ pub struct Proxy {
     tunnels: TaskTracker,
     /// cancelled when the proxy shuts down
     shutdown: CancellationToken,
+    /// metrics, backend state
+    stats: Arc<Stats>,
 }
 
 impl Proxy {
@@ -84,6 +90,7 @@ impl Proxy {
         config: &Config,
         tunnels: TaskTracker,
         shutdown: CancellationToken,
+        stats: Arc<Stats>,
     ) -> Result<Proxy, String> {
         let backend_authority = config.backend.authority.parse().map_err(|e| {
             format!(
@@ -110,6 +117,7 @@ impl Proxy {
             access_log: config.access_log,
             tunnels,
             shutdown,
+            stats,
         })
     }
 
@@ -125,10 +133,18 @@ impl Proxy {
             .access_log
             .then(|| AccessRecord::new(&conn, &req, started));
         let html = pages::wants_html(req.headers().get(header::ACCEPT));
+        if let Some(client) = &conn.client {
+            client.request();
+        }
         let response = match &conn.verdict {
             Err(refusal) => refused(refusal, &conn.ca_subjects, html),
             Ok(identity) => self.forward(&conn, identity, req, html).await,
         };
+        let metrics = &self.stats.metrics;
+        metrics
+            .request_duration
+            .observe(started.elapsed().as_secs_f64());
+        Metrics::count(&metrics.requests, status_class(response.status()));
         let record = record.map(|r| r.with_status(response.status().as_u16()));
         Ok(response.map(|body| ProxyBody::new(body, record, guard)))
     }
@@ -152,6 +168,7 @@ impl Proxy {
             Ok(Err(e)) => return self.backend_down(&e, html),
             Err(_) => return self.backend_slow(html),
         };
+        self.stats.backend_ok();
         if let Some(client_upgrade) = client_upgrade
             && resp.status() == StatusCode::SWITCHING_PROTOCOLS
         {
@@ -277,6 +294,8 @@ impl Proxy {
         html: bool,
     ) -> Response<Either<Incoming, Full<Bytes>>> {
         let detail = error_chain(e);
+        let kind = if e.is_connect() { "connect" } else { "other" };
+        self.stats.backend_failed(kind, &detail);
         tracing::warn!(backend = %self.backend_url, "WebORCA is not answering: {detail}");
         page(
             &Page::BackendDown {
@@ -289,6 +308,10 @@ impl Proxy {
 
     fn backend_slow(&self, html: bool) -> Response<Either<Incoming, Full<Bytes>>> {
         let secs = self.backend_timeout.as_secs();
+        self.stats.backend_failed(
+            "timeout",
+            &format!("no answer within BACKEND_TIMEOUT ({secs} s)"),
+        );
         tracing::warn!(backend = %self.backend_url, "WebORCA did not answer within BACKEND_TIMEOUT ({secs} s)");
         page(
             &Page::BackendTimeout {
@@ -350,6 +373,17 @@ fn simple(status: StatusCode) -> Response<Either<Incoming, Full<Bytes>>> {
     let mut resp = Response::new(Either::Right(Full::new(Bytes::from(status.to_string()))));
     *resp.status_mut() = status;
     resp
+}
+
+/// `2xx`, `4xx`…: the label requests are counted under.
+fn status_class(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
 }
 
 /// Is this an HTTP/1.1 WebSocket handshake (`Connection: upgrade`, `Upgrade: websocket`)?

@@ -104,12 +104,21 @@ impl Reloader {
         })
         .await
         .unwrap_or_else(|e| Err(Failure::Runtime(format!("reload task failed: {e}"))));
+        let stats = self.handle.stats();
         let ok = match loaded {
             Ok((config, tls)) => {
+                let warn_days = config.cert_warn_days;
+                let serial = tls.server_cert.serial_hex.clone();
                 self.apply(config, tls);
+                stats.reloaded(
+                    true,
+                    &format!("{why}: server certificate serial {serial}"),
+                    warn_days,
+                );
                 true
             }
             Err(f) => {
+                stats.reloaded(false, &format!("{why}: {}", f.message()), 0);
                 tracing::error!(
                     "reload refused, still serving the previous certificates: {}",
                     f.message()

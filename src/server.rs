@@ -21,8 +21,11 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{ClientCertErrors, Config};
 use crate::conn::{Activity, Watched};
+use crate::metrics::Metrics;
+use crate::pages::CertErrorKind;
 use crate::plain;
 use crate::proxy::{ConnInfo, Proxy};
+use crate::status::{self, Stats, StatusContext};
 use crate::tls::TlsState;
 
 /// The kernel's queue of connections not yet accepted.
@@ -37,7 +40,9 @@ const TLS_HANDSHAKE: u8 = 0x16;
 /// What every connection task shares.
 struct Shared {
     /// the current TLS state; replaced whole on reload
-    tls: ArcSwap<TlsState>,
+    tls: Arc<ArcSwap<TlsState>>,
+    /// metrics and what `/status` reports
+    stats: Arc<Stats>,
     /// forwards requests
     proxy: Arc<Proxy>,
     /// timeouts and modes from the config
@@ -59,6 +64,8 @@ struct Shared {
 /// A bound, not yet running proxy.
 pub struct Server {
     listeners: Vec<TcpListener>,
+    /// STATUS_LISTEN, when set
+    status: Option<TcpListener>,
     shared: Arc<Shared>,
 }
 
@@ -76,7 +83,13 @@ impl Handle {
 
     /// Puts a new TLS state in place for new handshakes; open connections keep theirs.
     pub fn replace_tls(&self, tls: TlsState) {
+        self.shared.stats.metrics.set_expiry(&tls);
         self.shared.tls.store(Arc::new(tls));
+    }
+
+    /// Metrics and status.
+    pub fn stats(&self) -> Arc<Stats> {
+        self.shared.stats.clone()
     }
 
     /// The TLS state new handshakes use.
@@ -102,12 +115,27 @@ impl Server {
                 Err(e) => return Err(bind_error(*addr, &e)),
             }
         }
+        let status = match config.status_listen {
+            Some(addr) => Some(
+                bind_one(addr)
+                    .map_err(|e| format!("STATUS_LISTEN: cannot listen on {addr}: {e}"))?,
+            ),
+            None => None,
+        };
         let shutdown = CancellationToken::new();
         let tunnels = TaskTracker::new();
-        let proxy = Arc::new(Proxy::new(&config, tunnels.clone(), shutdown.clone())?);
+        let stats = Arc::new(Stats::new(config.cert_warn_days));
+        stats.metrics.set_expiry(&tls);
+        let proxy = Arc::new(Proxy::new(
+            &config,
+            tunnels.clone(),
+            shutdown.clone(),
+            stats.clone(),
+        )?);
         let (h1, h2) = http_builders(&config);
         let shared = Arc::new(Shared {
-            tls: ArcSwap::from_pointee(tls),
+            tls: Arc::new(ArcSwap::from_pointee(tls)),
+            stats,
             proxy,
             limit: Arc::new(Semaphore::new(config.max_connections)),
             config,
@@ -117,7 +145,11 @@ impl Server {
             h1,
             h2,
         });
-        Ok(Server { listeners, shared })
+        Ok(Server {
+            listeners,
+            status,
+            shared,
+        })
     }
 
     /// The bound addresses (with the real port when LISTEN asked for port 0).
@@ -126,6 +158,11 @@ impl Server {
             .iter()
             .filter_map(|l| l.local_addr().ok())
             .collect()
+    }
+
+    /// The bound STATUS_LISTEN address.
+    pub fn status_addr(&self) -> Option<SocketAddr> {
+        self.status.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// A handle to shut down or reload the server.
@@ -138,6 +175,15 @@ impl Server {
     /// Serves until shutdown, then drains. Returns whether everything finished within SHUTDOWN_GRACE.
     pub async fn run(self) -> bool {
         let shared = self.shared;
+        if let Some(listener) = self.status {
+            let ctx = StatusContext {
+                stats: shared.stats.clone(),
+                tls: shared.tls.clone(),
+                backend_authority: shared.config.backend.authority.clone(),
+                backend_url: shared.config.backend.url.clone(),
+            };
+            tokio::spawn(status::serve(listener, ctx, shared.shutdown.clone()));
+        }
         let mut accept_loops = Vec::new();
         for listener in self.listeners {
             accept_loops.push(tokio::spawn(accept_loop(shared.clone(), listener)));
@@ -247,12 +293,17 @@ async fn serve_conn(
     peer: SocketAddr,
     _permit: OwnedSemaphorePermit,
 ) {
+    let metrics = &shared.stats.metrics;
+    metrics.connections_total.inc();
+    metrics.connections_open.inc();
+    let _open = scopeguard(&metrics.connections_open);
     let timeout = shared.config.handshake_timeout;
     let first = match tokio::time::timeout(timeout, first_byte(&tcp)).await {
         Ok(Some(b)) => b,
         Ok(None) => return,
         Err(_) => {
             tracing::debug!(%peer, "closed: nothing sent within HANDSHAKE_TIMEOUT");
+            Metrics::count(&metrics.handshakes, "timeout");
             return;
         }
     };
@@ -267,42 +318,83 @@ async fn serve_conn(
     let tls_state = shared.tls.load_full();
     let activity = Activity::new();
     let acceptor = TlsAcceptor::from(tls_state.server_config.clone());
-    let stream = match tokio::time::timeout(
-        timeout,
-        acceptor.accept(Watched::new(tcp, activity.clone())),
-    )
-    .await
-    {
+    let accept = acceptor.accept(Watched::new(tcp, activity.clone()));
+    let stream = match tokio::time::timeout(timeout, accept).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
-            tracing::info!(%peer, "TLS handshake failed: {e}");
+            handshake_failed(&shared, peer, &e);
             return;
         }
         Err(_) => {
-            tracing::info!(%peer, "TLS handshake not finished within HANDSHAKE_TIMEOUT ({} s)", timeout.as_secs());
+            Metrics::count(&metrics.handshakes, "timeout");
+            let secs = timeout.as_secs();
+            tracing::info!(%peer, "TLS handshake not finished within HANDSHAKE_TIMEOUT ({secs} s)");
             return;
         }
     };
+    Metrics::count(&metrics.handshakes, "ok");
     let (_, session) = stream.get_ref();
     let verdict = tls_state
         .verifier
         .judge(session.peer_certificates(), session.handshake_kind());
     let h2 = session.alpn_protocol() == Some(b"h2");
-    if let Err(r) = &verdict {
-        let subject = r.info.as_ref().map_or("-", |i| i.subject_oneline.as_str());
-        tracing::info!(%peer, reason = r.kind.as_str(), subject, "client certificate refused: {}", r.detail);
-        if tls_state.verifier.mode() == ClientCertErrors::Handshake {
-            return; // a resumed session judged after the handshake: no page in this mode
+    let client = match &verdict {
+        Ok(identity) => Some(shared.stats.client_seen(identity)),
+        Err(r) => {
+            Metrics::count(&metrics.refusals, r.kind.as_str());
+            let subject = r.info.as_ref().map_or("-", |i| i.subject_oneline.as_str());
+            tracing::info!(%peer, reason = r.kind.as_str(), subject, "client certificate refused: {}", r.detail);
+            if tls_state.verifier.mode() == ClientCertErrors::Handshake {
+                return; // a resumed session judged after the handshake: no page in this mode
+            }
+            None
         }
-    }
+    };
+    let ca_subjects = tls_state.ca_subjects.clone();
     let conn = Arc::new(ConnInfo {
         peer,
         verdict,
-        ca_subjects: tls_state.ca_subjects.clone().into(),
+        client,
+        ca_subjects,
         activity,
     });
     drop(tls_state);
     serve_http(&shared, stream, conn, h2).await;
+}
+
+/// Decrements a gauge when dropped.
+struct GaugeGuard<'a>(&'a prometheus_client::metrics::gauge::Gauge);
+
+impl Drop for GaugeGuard<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+fn scopeguard(g: &prometheus_client::metrics::gauge::Gauge) -> GaugeGuard<'_> {
+    GaugeGuard(g)
+}
+
+/// Logs and counts a failed handshake; in `handshake` mode this is where
+/// client certificates are refused.
+fn handshake_failed(shared: &Shared, peer: SocketAddr, e: &std::io::Error) {
+    let metrics = &shared.stats.metrics;
+    Metrics::count(&metrics.handshakes, "failed");
+    let reason = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .and_then(|tls| match tls {
+            rustls::Error::NoCertificatesPresented => Some(CertErrorKind::Missing),
+            rustls::Error::InvalidCertificate(_) => Some(crate::tls::verify::classify(tls)),
+            _ => None,
+        });
+    match reason {
+        Some(kind) => {
+            Metrics::count(&metrics.refusals, kind.as_str());
+            tracing::info!(%peer, reason = kind.as_str(), "client certificate refused in the handshake: {e}");
+        }
+        None => tracing::info!(%peer, "TLS handshake failed: {e}"),
+    }
 }
 
 async fn serve_http<S>(shared: &Shared, stream: S, conn: Arc<ConnInfo>, h2: bool)

@@ -10,5 +10,6 @@ mod plain_http;
 mod real_clients;
 mod refusals;
 mod startup;
+mod status;
 mod systemd;
 mod websocket;

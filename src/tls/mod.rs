@@ -61,7 +61,7 @@ pub struct TlsState {
     /// the CRLs of CA_CRL
     pub crls: Vec<crl::CrlInfo>,
     /// CA subjects in one-line form, for the error pages
-    pub ca_subjects: Vec<String>,
+    pub ca_subjects: Arc<[String]>,
 }
 
 /// The crypto provider: aws-lc-rs, rustls' default, for its fast RSA and ECDSA.
@@ -204,7 +204,8 @@ impl TlsState {
         server_config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         server_config.session_storage = sessions.cache.clone();
         server_config.ticketer = sessions.ticketer.clone();
-        let ca_subjects = ca_certs.iter().map(|c| c.subject_oneline.clone()).collect();
+        let ca_subjects: Arc<[String]> =
+            ca_certs.iter().map(|c| c.subject_oneline.clone()).collect();
         Ok(TlsState {
             server_config: Arc::new(server_config),
             verifier,

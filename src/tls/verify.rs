@@ -196,7 +196,7 @@ impl ClientVerifier {
 }
 
 /// Maps rustls' verdict onto the reasons a client is told about.
-fn classify(e: &Error) -> CertErrorKind {
+pub fn classify(e: &Error) -> CertErrorKind {
     match e {
         Error::InvalidCertificate(ce) => match ce {
             CertificateError::Expired | CertificateError::ExpiredContext { .. } => {

@@ -30,6 +30,8 @@ pub struct Env {
     pub user1: Leaf,
     pub backend: Backend,
     pub addr: SocketAddr,
+    /// STATUS_LISTEN's address, when the setup asked for one
+    pub status: Option<SocketAddr>,
     pub handle: Handle,
     pub conf_path: PathBuf,
     pub sessions: Sessions,
@@ -82,6 +84,7 @@ impl Setup {
         let tls = TlsState::load(&config, &sessions).expect("tls");
         let server = Server::bind(config, tls).expect("bind");
         let addr = server.local_addrs()[0];
+        let status = server.status_addr();
         let handle = server.handle();
         let task = tokio::spawn(server.run());
         Env {
@@ -91,6 +94,7 @@ impl Setup {
             user1: self.user1,
             backend,
             addr,
+            status,
             handle,
             conf_path,
             sessions,

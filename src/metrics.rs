@@ -1,0 +1,188 @@
+//! Prometheus metrics (prometheus-client): connections, handshakes,
+//! client-certificate refusals by reason, requests by status class and
+//! duration, backend errors by kind, reloads by result, and the expiry time of
+//! every certificate and CRL in use. Served at `/metrics` by `status`.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::tls::TlsState;
+
+/// A label set of one label, named after its field: `reason="revoked"`.
+macro_rules! one_label {
+    ($name:ident, $field:ident) => {
+        #[doc = concat!("The `", stringify!($field), "` label.")]
+        #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+        pub struct $name {
+            #[doc = concat!("the ", stringify!($field))]
+            pub $field: String,
+        }
+
+        impl From<&str> for $name {
+            fn from(v: &str) -> Self {
+                $name {
+                    $field: v.to_string(),
+                }
+            }
+        }
+    };
+}
+
+one_label!(Outcome, result);
+one_label!(Reason, reason);
+one_label!(Class, class);
+one_label!(Kind, kind);
+
+/// Labels of a certificate's expiry gauge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CertLabels {
+    /// `server`, `ca` or `crl`
+    pub kind: String,
+    /// subject (or CRL issuer), one-line form
+    pub subject: String,
+}
+
+/// Every metric the proxy keeps.
+pub struct Metrics {
+    registry: Registry,
+    /// client connections open now
+    pub connections_open: Gauge,
+    /// client connections accepted since start
+    pub connections_total: Counter,
+    /// TLS handshakes by result: ok, failed, timeout
+    pub handshakes: Family<Outcome, Counter>,
+    /// clients refused, by X-Client-Cert-Error reason
+    pub refusals: Family<Reason, Counter>,
+    /// requests answered, by status class (2xx…)
+    pub requests: Family<Class, Counter>,
+    /// time from request to response headers, seconds
+    pub request_duration: Histogram,
+    /// backend failures: connect, timeout, other
+    pub backend_errors: Family<Kind, Counter>,
+    /// reloads by result: ok, failed
+    pub reloads: Family<Outcome, Counter>,
+    /// not-after (or nextUpdate) of each certificate and CRL in use, Unix seconds
+    pub expiry: Family<CertLabels, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers all metrics under the `weborca_proxy_` prefix.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("weborca_proxy");
+        let m = Metrics {
+            registry: Registry::default(),
+            connections_open: Gauge::default(),
+            connections_total: Counter::default(),
+            handshakes: Family::default(),
+            refusals: Family::default(),
+            requests: Family::default(),
+            request_duration: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            backend_errors: Family::default(),
+            reloads: Family::default(),
+            expiry: Family::default(),
+        };
+        let r = &mut registry;
+        r.register(
+            "connections_open",
+            "Client connections open",
+            m.connections_open.clone(),
+        );
+        r.register(
+            "connections",
+            "Client connections accepted",
+            m.connections_total.clone(),
+        );
+        r.register(
+            "tls_handshakes",
+            "TLS handshakes by result",
+            m.handshakes.clone(),
+        );
+        r.register(
+            "client_cert_refusals",
+            "Clients refused by reason",
+            m.refusals.clone(),
+        );
+        r.register(
+            "requests",
+            "Requests answered by status class",
+            m.requests.clone(),
+        );
+        r.register(
+            "request_duration_seconds",
+            "Time to the response headers",
+            m.request_duration.clone(),
+        );
+        r.register(
+            "backend_errors",
+            "WebORCA failures by kind",
+            m.backend_errors.clone(),
+        );
+        r.register("reloads", "Reloads by result", m.reloads.clone());
+        r.register(
+            "cert_expiry_timestamp_seconds",
+            "Expiry (CRL: nextUpdate) of each certificate and CRL in use",
+            m.expiry.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// Counts one occurrence under the label value `value`.
+    pub fn count<L>(family: &Family<L, Counter>, value: &str)
+    where
+        L: for<'a> From<&'a str>
+            + Clone
+            + std::hash::Hash
+            + Eq
+            + EncodeLabelSet
+            + std::fmt::Debug
+            + Send
+            + Sync
+            + 'static,
+    {
+        family.get_or_create(&L::from(value)).inc();
+    }
+
+    /// Sets the expiry gauges to the certificates of `tls` (old ones removed).
+    pub fn set_expiry(&self, tls: &TlsState) {
+        self.expiry.clear();
+        let set = |kind: &str, subject: &str, t: i64| {
+            let labels = CertLabels {
+                kind: kind.into(),
+                subject: subject.into(),
+            };
+            self.expiry.get_or_create(&labels).set(t);
+        };
+        set(
+            "server",
+            &tls.server_cert.subject_oneline,
+            tls.server_cert.not_after.timestamp(),
+        );
+        for ca in &tls.ca_certs {
+            set("ca", &ca.subject_oneline, ca.not_after.timestamp());
+        }
+        for crl in &tls.crls {
+            if let Some(next) = crl.next_update {
+                set("crl", &crl.issuer, next.timestamp());
+            }
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}

@@ -1,0 +1,185 @@
+//! The status listener after real traffic, and the access log: what the
+//! clinic's operator and its monitoring see.
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::util::backend::Backend;
+use crate::util::client::Client;
+use crate::util::env::Setup;
+use crate::util::pki::write;
+use crate::util::process::Proc;
+
+/// A plain HTTP/1.0 GET to the status listener: (status code, body).
+async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    tcp.read_to_string(&mut out).await.unwrap();
+    let code = out[9..12].parse().unwrap();
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (code, body)
+}
+
+#[tokio::test]
+async fn status_and_metrics_reflect_real_traffic() {
+    let mut setup = Setup::new();
+    let revoked = setup.ca.client("lost-laptop");
+    let crl = write(setup.dir.path(), "ca.crl", &setup.ca.crl(&[revoked.serial]));
+    setup.conf.push(format!("CA_CRL={}", crl.display()));
+    setup.conf.push("STATUS_LISTEN=127.0.0.1:0".into());
+    let env = setup.start().await;
+    let status = env.status.expect("status listener");
+    assert_eq!(get(status, "/healthz").await.0, 200);
+    assert_eq!(
+        env.client(Some(&env.user1))
+            .get(env.addr, "/")
+            .await
+            .unwrap()
+            .status,
+        200
+    );
+    assert_eq!(
+        env.client(Some(&env.user1))
+            .get(env.addr, "/")
+            .await
+            .unwrap()
+            .status,
+        200
+    );
+    assert_eq!(
+        env.client(Some(&revoked))
+            .get(env.addr, "/")
+            .await
+            .unwrap()
+            .status,
+        403
+    );
+    assert_eq!(
+        env.client(None).get(env.addr, "/").await.unwrap().status,
+        403
+    );
+
+    let (code, body) = get(status, "/status").await;
+    assert_eq!(code, 200);
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(
+        json["server_certificate"]["subject"],
+        "/C=JP/O=orca/CN=localhost"
+    );
+    assert!(json["server_certificate"]["days_left"].as_i64().unwrap() > 3000);
+    assert_eq!(json["crls"][0]["revoked"], 1);
+    let clients = json["clients"].as_array().unwrap();
+    assert_eq!(
+        clients.len(),
+        1,
+        "only verified clients are listed: {clients:?}"
+    );
+    assert_eq!(clients[0]["cn"], "user1");
+    assert_eq!(clients[0]["serial"], format!("{:02x}", env.user1.serial));
+    assert_eq!(clients[0]["requests"], 2);
+    assert_eq!(clients[0]["expiring_soon"], false);
+    assert!(clients[0]["days_left"].as_i64().unwrap() > 3000);
+    assert_eq!(json["backend"]["state"], "answering");
+
+    let (_, metrics) = get(status, "/metrics").await;
+    for line in [
+        "weborca_proxy_client_cert_refusals_total{reason=\"revoked\"} 1",
+        "weborca_proxy_client_cert_refusals_total{reason=\"missing\"} 1",
+        "weborca_proxy_requests_total{class=\"2xx\"} 2",
+        "weborca_proxy_requests_total{class=\"4xx\"} 2",
+        "weborca_proxy_tls_handshakes_total{result=\"ok\"} 4",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "missing {line} in\n{metrics}"
+        );
+    }
+    assert!(metrics.contains("weborca_proxy_cert_expiry_timestamp_seconds{kind=\"server\",subject=\"/C=JP/O=orca/CN=localhost\"}"));
+    assert!(metrics.contains("kind=\"crl\""));
+    assert!(metrics.contains("weborca_proxy_request_duration_seconds_bucket"));
+}
+
+#[tokio::test]
+async fn readyz_follows_the_backend() {
+    let backend = Backend::start().await;
+    let backend_addr = backend.addr;
+    let mut setup = Setup::new();
+    setup.conf.push("STATUS_LISTEN=127.0.0.1:0".into());
+    let env = setup.start_with_backend(backend).await;
+    let status = env.status.unwrap();
+    assert_eq!(get(status, "/readyz").await.0, 200);
+    // a setup whose backend port has nothing listening
+    drop(env);
+    let mut setup = Setup::new();
+    setup.conf.push("STATUS_LISTEN=127.0.0.1:0".into());
+    setup
+        .conf
+        .push(format!("BACKEND_URL=http://{backend_addr}"));
+    let env = setup.start_with_backend(Backend::start().await).await;
+    let (code, body) = get(env.status.unwrap(), "/readyz").await;
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains(&backend_addr.to_string()));
+    let answer = env
+        .client(Some(&env.user1))
+        .get(env.addr, "/")
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 502);
+    let (_, metrics) = get(env.status.unwrap(), "/metrics").await;
+    assert!(
+        metrics.contains("weborca_proxy_backend_errors_total{kind=\"connect\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn access_log_names_the_client_and_never_the_credentials() {
+    let backend = Backend::start().await;
+    let mut setup = Setup::new();
+    setup.user1 = setup.ca.client_valid("user1", -1, 10);
+    let conf = setup.write_config(&backend.url());
+    let mut p = Proc::start(&conf, &[]);
+    let addr = p.listening();
+    let client = Client::h1(&setup.ca.pem, Some(&setup.user1));
+    for _ in 0..2 {
+        let req = http::Request::get("/api01rv2/patientgetv2?id=1")
+            .header("host", "localhost")
+            .header("authorization", "Basic c2VjcmV0OnBhc3N3b3Jk")
+            .header("cookie", "session=topsecret")
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap();
+        assert_eq!(client.send(addr, req).await.unwrap().status, 200);
+    }
+    let line = p.wait_for("/api01rv2/patientgetv2?id=1").unwrap();
+    assert!(
+        line.contains("cn=user1") && line.contains(&format!("serial={:02x}", setup.user1.serial)),
+        "{line}"
+    );
+    assert!(
+        line.contains("\"GET /api01rv2/patientgetv2?id=1 HTTP/1.1\" 200"),
+        "{line}"
+    );
+    assert!(line.contains("127.0.0.1:"), "{line}");
+    p.wait_for("/api01rv2/patientgetv2?id=1").unwrap();
+    p.signal("TERM");
+    let (_, lines) = p.exit();
+    let all = lines.join("\n");
+    assert!(
+        !all.contains("c2VjcmV0OnBhc3N3b3Jk") && !all.contains("topsecret"),
+        "credentials in the log"
+    );
+    // a client certificate expiring within CERT_WARN_DAYS is logged once a day
+    let warnings: Vec<_> = lines
+        .iter()
+        .filter(|l| l.starts_with("client certificate CN=user1"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{lines:#?}");
+    assert!(warnings[0].contains("expires in 9 days"), "{}", warnings[0]);
+}
