@@ -12,6 +12,7 @@
 
 pub mod app;
 pub mod body;
+pub mod check;
 pub mod config;
 pub mod conn;
 pub mod log;

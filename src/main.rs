@@ -64,9 +64,16 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         None => runtime.block_on(app::run(cli.config, log.clone())),
-        Some(Command::Check { .. }) => Err(app::Failure::Runtime(
-            "check: not yet available in this version".into(),
-        )),
+        Some(Command::Check { host }) => {
+            let lines = weborca_mtls_proxy::check::run(&cli.config, &host);
+            drop(log);
+            let all_ok = weborca_mtls_proxy::check::print(&lines);
+            return if all_ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            };
+        }
         Some(Command::Demo { .. }) => Err(app::Failure::Runtime(
             "demo: not yet available in this version".into(),
         )),

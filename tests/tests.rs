@@ -4,6 +4,7 @@
 mod util;
 
 mod backend_trouble;
+mod check;
 mod forwarding;
 mod lifecycle;
 mod plain_http;

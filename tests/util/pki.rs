@@ -100,8 +100,13 @@ impl Ca {
 
     /// A server certificate with the given key.
     pub fn server_with_key(&self, sans: &[&str], days: i64, key: KeyPair) -> Leaf {
+        self.server_between(sans, (-1, days), key)
+    }
+
+    /// A server certificate valid between now+`days.0` and now+`days.1` days.
+    pub fn server_between(&self, sans: &[&str], days: (i64, i64), key: KeyPair) -> Leaf {
         let cn = sans.first().copied().unwrap_or("localhost");
-        let (mut params, serial) = self.leaf_params(cn, sans, (-1, days));
+        let (mut params, serial) = self.leaf_params(cn, sans, days);
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         self.issue(params, key, cn, serial)
     }
