@@ -294,7 +294,7 @@ fn this_machine() -> Vec<String> {
 /// Is the server certificate issued by a CA of CA_CRT (browsers that imported ca.crt trust it)?
 fn check_chain(r: &mut Report, tls: &TlsState) {
     let issuer = tls.server_cert.issuer_oneline.clone();
-    if tls.ca_subjects.iter().any(|s| *s == issuer) {
+    if tls.ca_subjects.contains(&issuer) {
         r.ok(format!(
             "server certificate is issued by the CA of CA_CRT ({issuer})"
         ));
