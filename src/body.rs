@@ -1,20 +1,54 @@
 //! The response body handed to hyper: streams the backend's body (or a page)
 //! through unchanged, counts its bytes, and when it is done — sent or dropped —
 //! writes the request's access-log line and releases the connection's
-//! "request in flight" mark that keeps the idle watchdog away.
+//! "request in flight" mark that keeps the idle watchdog away, and the
+//! backend slot the response's backend connection held.
+//!
+//! A backend body that stops (WebORCA closed or reset the connection, or sent
+//! nothing for BACKEND_TIMEOUT) ends in an error, which makes hyper cut the
+//! client's connection (HTTP/1.1) or stream (HTTP/2): a truncated answer never
+//! looks complete to the client.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::Request;
 use http_body_util::{Either, Full};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::Sleep;
 
 use crate::conn::ActiveGuard;
 use crate::proxy::ConnInfo;
+
+/// Longest value (CN, serial) written to an access-log line.
+const LOG_VALUE_CHARS: usize = 300;
+
+/// A value from a certificate made safe for one log line: control characters
+/// as `\xHH`, cut to LOG_VALUE_CHARS. A CN is chosen by whoever made the
+/// certificate, also a refused stranger, and must not forge audit-log lines.
+pub fn log_safe(value: &str) -> String {
+    let mut out = String::with_capacity(value.len().min(LOG_VALUE_CHARS));
+    for (i, c) in value.chars().enumerate() {
+        if i == LOG_VALUE_CHARS {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("\\x{b:02x}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
 
 /// What the access log says about one request: the clinic's audit trail of who
 /// touched patient data. Never the Authorization header or cookies.
@@ -49,8 +83,8 @@ impl AccessRecord {
         };
         AccessRecord {
             peer: conn.peer,
-            cn,
-            serial,
+            cn: log_safe(&cn),
+            serial: log_safe(&serial),
             method: req.method().clone(),
             target: req
                 .uri()
@@ -76,6 +110,12 @@ pub struct ProxyBody {
     bytes: u64,
     record: Option<AccessRecord>,
     _guard: ActiveGuard,
+    /// the backend slot held until the backend's body is read
+    _slot: Option<OwnedSemaphorePermit>,
+    /// BACKEND_TIMEOUT: longest wait for the backend's next frame
+    stall_limit: Option<Duration>,
+    /// running while the backend's next frame is awaited
+    stall: Option<Pin<Box<Sleep>>>,
 }
 
 impl ProxyBody {
@@ -90,7 +130,22 @@ impl ProxyBody {
             bytes: 0,
             record,
             _guard: guard,
+            _slot: None,
+            stall_limit: None,
+            stall: None,
         }
+    }
+
+    /// A body read from the backend: holds `slot` until done, and fails when
+    /// the backend sends nothing for `stall_limit`.
+    pub fn from_backend(
+        mut self,
+        slot: Option<OwnedSemaphorePermit>,
+        stall_limit: Option<Duration>,
+    ) -> ProxyBody {
+        self._slot = slot;
+        self.stall_limit = stall_limit;
+        self
     }
 }
 
@@ -102,13 +157,43 @@ impl Body for ProxyBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled
-            && let Some(data) = frame.data_ref()
-        {
-            self.bytes += data.len() as u64;
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                this.stall = None;
+                if let Some(data) = frame.data_ref() {
+                    this.bytes += data.len() as u64;
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                tracing::warn!(
+                    "WebORCA broke off a response after {} bytes: {e}; the client's connection is cut so the answer does not look complete",
+                    this.bytes
+                );
+                Poll::Ready(Some(Err(e)))
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => {
+                let Some(limit) = this.stall_limit else {
+                    return Poll::Pending;
+                };
+                let timer = this
+                    .stall
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+                if timer.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                this.stall_limit = None;
+                let secs = limit.as_secs();
+                tracing::warn!(
+                    "WebORCA sent nothing for BACKEND_TIMEOUT ({secs} s) in the middle of a response after {} bytes; cutting it",
+                    this.bytes
+                );
+                let e = format!("no data from WebORCA for BACKEND_TIMEOUT ({secs} s)");
+                Poll::Ready(Some(Err(e.into())))
+            }
         }
-        polled
     }
 
     fn is_end_stream(&self) -> bool {

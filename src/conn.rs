@@ -1,25 +1,24 @@
 //! Per-connection bookkeeping for the idle timeout: when the connection last
-//! moved a byte, and how many requests (or WebSocket tunnels) are in flight.
+//! finished something, and how many requests (or WebSocket tunnels) are in
+//! flight.
 //!
-//! IDLE_TIMEOUT closes a keep-alive connection that has nothing in flight and
-//! has been silent that long; a request waiting on a slow backend or a
-//! WebSocket is never cut by it.
+//! IDLE_TIMEOUT closes a connection that has had nothing in flight for that
+//! long; a request waiting on a slow backend or a WebSocket is never cut by
+//! it. Idleness is counted in requests, not bytes: HTTP/2 PING and SETTINGS
+//! frames (the server's own keep-alive pings and the client's answers among
+//! them) do not make a connection busy, so a client that only keeps the
+//! connection warm cannot hold one of the MAX_CONNECTIONS slots forever.
 
-use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-
-/// When a connection last moved bytes, and what it has in flight.
+/// When a connection last finished something, and what it has in flight.
 #[derive(Debug)]
 pub struct Activity {
     /// the connection's start, the origin of `last_ms`
     start: Instant,
-    /// milliseconds after `start` of the last read or write
+    /// milliseconds after `start` of the handshake's end or the last request's end
     last_ms: AtomicU64,
     /// requests whose response is not finished, plus open tunnels
     active: AtomicUsize,
@@ -35,7 +34,8 @@ impl Activity {
         })
     }
 
-    fn touch(&self) {
+    /// Restarts the idle clock (the handshake just finished, a request ended).
+    pub fn touch(&self) {
         let ms = self.start.elapsed().as_millis() as u64;
         self.last_ms.store(ms, Ordering::Relaxed);
     }
@@ -69,74 +69,20 @@ impl Drop for ActiveGuard {
     }
 }
 
-/// A socket that records its activity.
-#[derive(Debug)]
-pub struct Watched<T> {
-    inner: T,
-    activity: Arc<Activity>,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl<T> Watched<T> {
-    /// Wraps `inner`, reporting to `activity`.
-    pub fn new(inner: T, activity: Arc<Activity>) -> Self {
-        Watched { inner, activity }
-    }
-
-    /// The wrapped socket.
-    pub fn get_ref(&self) -> &T {
-        &self.inner
-    }
-}
-
-impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.activity.touch();
-        }
-        polled
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
-        }
-        polled
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
-        }
-        polled
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+    #[test]
+    fn idle_only_without_requests_in_flight() {
+        let a = Activity::new();
+        let limit = Duration::from_millis(1);
+        let guard = a.begin();
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(a.idle_remaining(limit), Some(limit), "busy, never idle");
+        drop(guard);
+        assert!(a.idle_remaining(Duration::from_secs(60)).is_some());
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(a.idle_remaining(limit), None);
     }
 }

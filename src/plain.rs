@@ -2,9 +2,13 @@
 //! 接続をおこなってください). Instead of a dead connection the client gets a
 //! redirect to the same URL with `https://`, or a 400 page saying what to do
 //! when there is no Host to redirect to. Nothing is forwarded: no certificate.
+//!
+//! [`sniff`] is the listener's first look at a connection: the first byte of a
+//! TLS handshake record, or an upper-case letter starting an HTTP method.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
@@ -12,21 +16,57 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use crate::config::Config;
 use crate::pages::{self, Page};
 
+/// The first byte of a TLS handshake record.
+const TLS_HANDSHAKE: u8 = 0x16;
+/// Largest request head answered: a redirect needs only the request line and Host.
+const MAX_HEAD_BYTES: usize = 16 * 1024;
+
+/// What the first byte of a connection says it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FirstByte {
+    /// a TLS handshake record
+    Tls,
+    /// an upper-case letter: the start of an HTTP method
+    PlainHttp,
+    /// anything else: closed without an answer
+    Other,
+}
+
+/// Tells TLS from plain HTTP by the connection's first byte.
+pub fn sniff(first: u8) -> FirstByte {
+    match first {
+        TLS_HANDSHAKE => FirstByte::Tls,
+        b'A'..=b'Z' => FirstByte::PlainHttp,
+        _ => FirstByte::Other,
+    }
+}
+
 /// Serves the redirect on one plain-HTTP connection, then closes it.
 pub async fn redirect(tcp: TcpStream, peer: SocketAddr, config: &Config) {
     tracing::info!(%peer, "plain http:// request on the TLS port; answering with a redirect to https://");
+    serve(tcp, config.header_timeout).await;
+}
+
+/// Answers one request on a plain-HTTP stream within `timeout`, then closes it.
+/// Anything that is not HTTP gets hyper's 400 or nothing; never a panic.
+pub async fn serve<I>(io: I, timeout: Duration)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(config.header_timeout)
+        .header_read_timeout(timeout)
+        .max_buf_size(MAX_HEAD_BYTES)
         .keep_alive(false);
-    let conn = builder.serve_connection(TokioIo::new(tcp), service_fn(answer));
-    let _ = tokio::time::timeout(config.header_timeout, conn).await;
+    let conn = builder.serve_connection(TokioIo::new(io), service_fn(answer));
+    let _ = tokio::time::timeout(timeout, conn).await;
 }
 
 async fn answer(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
@@ -36,9 +76,16 @@ async fn answer(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infalli
 /// `https://{Host}{path}`: 301 for GET/HEAD, 308 for the rest so a client that
 /// follows it repeats its method.
 fn https_redirect<B>(req: &Request<B>) -> Option<Response<Full<Bytes>>> {
-    let host = req.headers().get(header::HOST)?.to_str().ok()?;
-    // Only a well-formed authority may become part of the Location header.
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    let host = hosts.next()?.to_str().ok()?;
+    if hosts.next().is_some() {
+        return None; // two Hosts: no way to tell which one is meant
+    }
+    // Only a well-formed host[:port] may become part of the Location header.
     let authority: http::uri::Authority = host.parse().ok()?;
+    if host.contains('@') {
+        return None;
+    }
     let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
     let location = format!("https://{authority}{path}");
     let location = HeaderValue::from_str(&location).ok()?;

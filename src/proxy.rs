@@ -4,6 +4,18 @@
 //! A verified one is forwarded over pooled keep-alive HTTP/1.1: hop-by-hop and
 //! client-sent identity headers removed, `X-Forwarded-*` and the identity
 //! headers set, bodies streamed both ways, WebSocket upgrades tunnelled.
+//!
+//! Requests WebORCA could read differently from the proxy are answered here
+//! and never forwarded ([`check_request`]): CONNECT, a Host that disagrees
+//! with the request target, ambiguous body framing (Content-Length with
+//! Transfer-Encoding, several Content-Lengths, codings other than chunked) and
+//! WebSocket handshakes missing their key or version.
+//!
+//! Backend requests in flight are capped at MAX_CONNECTIONS, so a flood of
+//! HTTP/2 streams cannot open unbounded backend sockets. A failed backend
+//! request is sent again once only when replaying it cannot do harm: a GET,
+//! HEAD or OPTIONS without a body; a POST that may have reached WebORCA is
+//! never replayed (hyper's pool also resends a request it never wrote).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -12,12 +24,14 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Request, Response, StatusCode, Uri, Version};
-use http_body_util::{Either, Full};
-use hyper::body::Incoming;
+use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http_body_util::{Either, Empty, Full};
+use hyper::body::{Body as _, Incoming};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant as Deadline;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -62,10 +76,23 @@ pub struct ConnInfo {
     pub client: Option<Arc<SeenClient>>,
 }
 
+/// The body of a request to WebORCA: the client's, streamed, or none at all
+/// for a bodiless request (which can then be sent twice).
+type OutBody = Either<Incoming, Empty<Bytes>>;
+
+/// A response and, while it streams, the backend slot its connection holds.
+type Forwarded = (
+    Response<Either<Incoming, Full<Bytes>>>,
+    Option<OwnedSemaphorePermit>,
+);
+
 /// Forwards requests to WebORCA.
 pub struct Proxy {
     /// pooled HTTP/1.1 connections to the backend
-    client: Client<HttpConnector, Incoming>,
+    client: Client<HttpConnector, OutBody>,
+    /// backend requests (and tunnels) in flight, at most MAX_CONNECTIONS:
+    /// bounds the sockets the proxy opens to WebORCA
+    backend_slots: Arc<Semaphore>,
     /// `http://host:port` of the backend, for the error pages
     backend_url: Arc<str>,
     /// scheme and authority every request is sent to
@@ -110,6 +137,7 @@ impl Proxy {
             .build(connector);
         Ok(Proxy {
             client,
+            backend_slots: Arc::new(Semaphore::new(config.max_connections.max(1))),
             backend_url: config.backend.url.as_str().into(),
             backend_authority,
             backend_timeout: config.backend_timeout,
@@ -136,9 +164,15 @@ impl Proxy {
         if let Some(client) = &conn.client {
             client.request();
         }
-        let response = match &conn.verdict {
-            Err(refusal) => refused(refusal, &conn.ca_subjects, html),
-            Ok(identity) => self.forward(&conn, identity, req, html).await,
+        let (response, slot) = match &conn.verdict {
+            Err(refusal) => (refused(refusal, &conn.ca_subjects, html), None),
+            Ok(identity) => match check_request(&req) {
+                Err(bad) => {
+                    tracing::info!(peer = %conn.peer, cn = %identity.cn(), "request refused, not forwarded: {}", bad.why);
+                    (bad.response(req.version()), None)
+                }
+                Ok(()) => self.forward(&conn, identity, req, html).await,
+            },
         };
         let metrics = &self.stats.metrics;
         metrics
@@ -146,7 +180,11 @@ impl Proxy {
             .observe(started.elapsed().as_secs_f64());
         Metrics::count(&metrics.requests, status_class(response.status()));
         let record = record.map(|r| r.with_status(response.status().as_u16()));
-        Ok(response.map(|body| ProxyBody::new(body, record, guard)))
+        let stall_limit = slot.is_some().then_some(self.backend_timeout);
+        Ok(
+            response
+                .map(|body| ProxyBody::new(body, record, guard).from_backend(slot, stall_limit)),
+        )
     }
 
     async fn forward(
@@ -155,30 +193,64 @@ impl Proxy {
         identity: &Identity,
         mut req: Request<Incoming>,
         html: bool,
-    ) -> Response<Either<Incoming, Full<Bytes>>> {
+    ) -> Forwarded {
         let upgrade = is_websocket_upgrade(req.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-        let out = match self.outbound(conn, identity, req, upgrade) {
+        let replayable = !upgrade && is_safe(req.method()) && req.body().is_end_stream();
+        let out = match self.outbound(conn, identity, req, upgrade, replayable) {
             Ok(out) => out,
-            Err(status) => return simple(status),
+            Err(status) => return (simple(status), None),
         };
-        let result = tokio::time::timeout(self.backend_timeout, self.client.request(out)).await;
+        // BACKEND_TIMEOUT covers waiting for a slot, a replay and the answer's head.
+        let deadline = Deadline::now() + self.backend_timeout;
+        let slot =
+            match tokio::time::timeout_at(deadline, self.backend_slots.clone().acquire_owned())
+                .await
+            {
+                Ok(Ok(slot)) => slot,
+                Ok(Err(_)) => return (simple(StatusCode::SERVICE_UNAVAILABLE), None),
+                Err(_) => return (self.backend_slow(html), None),
+            };
+        let replay = replayable.then(|| bodiless_copy(&out));
+        let mut result = tokio::time::timeout_at(deadline, self.client.request(out)).await;
+        if let (Ok(Err(e)), Some(again)) = (&result, replay)
+            && !e.is_connect()
+        {
+            // A kept-alive backend connection closed under the request: WebORCA
+            // restarted or timed it out. Nothing is lost by asking once more.
+            tracing::info!(backend = %self.backend_url, "backend connection failed ({}); sending the {} again on a new connection", error_chain(e), again.method());
+            result = tokio::time::timeout_at(deadline, self.client.request(again)).await;
+        }
         let mut resp = match result {
             Ok(Ok(resp)) => resp,
-            Ok(Err(e)) => return self.backend_down(&e, html),
-            Err(_) => return self.backend_slow(html),
+            Ok(Err(e)) if client_body_failed(&e) => {
+                tracing::info!(peer = %conn.peer, "request body from the client broke off: {}", error_chain(&e));
+                return (simple(StatusCode::BAD_REQUEST), None);
+            }
+            Ok(Err(e)) => {
+                let kind = if e.is_connect() { "connect" } else { "other" };
+                return (self.backend_down(kind, &error_chain(&e), html), None);
+            }
+            Err(_) => return (self.backend_slow(html), None),
         };
         self.stats.backend_ok();
-        if let Some(client_upgrade) = client_upgrade
-            && resp.status() == StatusCode::SWITCHING_PROTOCOLS
-        {
-            let backend_upgrade = hyper::upgrade::on(&mut resp);
-            self.spawn_tunnel(conn, client_upgrade, backend_upgrade);
-            strip_response_headers(resp.headers_mut(), true);
-        } else {
-            strip_response_headers(resp.headers_mut(), false);
+        let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
+        match client_upgrade {
+            Some(client_upgrade) if switching => {
+                let backend_upgrade = hyper::upgrade::on(&mut resp);
+                self.spawn_tunnel(conn, client_upgrade, backend_upgrade, slot);
+                strip_response_headers(resp.headers_mut(), true);
+                return (resp.map(Either::Left), None);
+            }
+            None if switching => {
+                // Relaying it would leave client and proxy disagreeing on what
+                // the connection now carries.
+                let detail = "WebORCA answered 101 Switching Protocols to a request that asked for no WebSocket";
+                return (self.backend_down("other", detail, html), None);
+            }
+            _ => strip_response_headers(resp.headers_mut(), false),
         }
-        resp.map(Either::Left)
+        (resp.map(Either::Left), Some(slot))
     }
 
     /// Builds the request WebORCA sees.
@@ -188,7 +260,8 @@ impl Proxy {
         identity: &Identity,
         req: Request<Incoming>,
         upgrade: bool,
-    ) -> Result<Request<Incoming>, StatusCode> {
+        bodiless: bool,
+    ) -> Result<Request<OutBody>, StatusCode> {
         let (mut parts, body) = req.into_parts();
         let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
         let uri = Uri::builder()
@@ -208,20 +281,7 @@ impl Proxy {
         };
         let headers = &mut parts.headers;
         strip_hop_by_hop(headers);
-        for name in IDENTITY_HEADERS.iter().chain(&[
-            "x-forwarded-for",
-            "x-forwarded-proto",
-            "x-forwarded-host",
-            "forwarded",
-        ]) {
-            headers.remove(*name);
-        }
-        // Any other X-SSL-Client-* a client invents is not ours to pass on either.
-        let spoofed: Vec<HeaderName> = headers
-            .keys()
-            .filter(|n| n.as_str().starts_with("x-ssl-client-"))
-            .cloned()
-            .collect();
+        let spoofed: Vec<HeaderName> = headers.keys().filter(|n| is_ours(n)).cloned().collect();
         for name in spoofed {
             headers.remove(name);
         }
@@ -242,6 +302,11 @@ impl Proxy {
         }
         parts.uri = uri;
         parts.version = Version::HTTP_11;
+        let body = if bodiless {
+            Either::Right(Empty::new())
+        } else {
+            Either::Left(body)
+        };
         Ok(Request::from_parts(parts, body))
     }
 
@@ -250,18 +315,20 @@ impl Proxy {
         conn: &ConnInfo,
         client: hyper::upgrade::OnUpgrade,
         backend: hyper::upgrade::OnUpgrade,
+        slot: OwnedSemaphorePermit,
     ) {
         let shutdown = self.shutdown.clone();
         let peer = conn.peer;
         let cn = conn
             .verdict
             .as_ref()
-            .map(|i| i.cn().to_string())
+            .map(|i| crate::body::log_safe(i.cn()))
             .unwrap_or_default();
         let guard = conn.activity.begin();
         let access_log = self.access_log;
         self.tunnels.spawn(async move {
             let _guard = guard;
+            let _slot = slot;
             let started = Instant::now();
             let (client, backend) = tokio::join!(client, backend);
             let (Ok(client), Ok(backend)) = (client, backend) else {
@@ -290,17 +357,16 @@ impl Proxy {
 
     fn backend_down(
         &self,
-        e: &hyper_util::client::legacy::Error,
+        kind: &str,
+        detail: &str,
         html: bool,
     ) -> Response<Either<Incoming, Full<Bytes>>> {
-        let detail = error_chain(e);
-        let kind = if e.is_connect() { "connect" } else { "other" };
-        self.stats.backend_failed(kind, &detail);
+        self.stats.backend_failed(kind, detail);
         tracing::warn!(backend = %self.backend_url, "WebORCA is not answering: {detail}");
         page(
             &Page::BackendDown {
                 backend: &self.backend_url,
-                detail: &detail,
+                detail,
             },
             html,
         )
@@ -321,6 +387,36 @@ impl Proxy {
             html,
         )
     }
+}
+
+/// GET, HEAD and OPTIONS: safe to send twice (RFC 9110 §9.2.1).
+fn is_safe(method: &Method) -> bool {
+    [Method::GET, Method::HEAD, Method::OPTIONS].contains(method)
+}
+
+/// The same bodiless request again, for one replay.
+fn bodiless_copy(req: &Request<OutBody>) -> Request<OutBody> {
+    let mut copy = Request::new(Either::Right(Empty::new()));
+    *copy.method_mut() = req.method().clone();
+    *copy.uri_mut() = req.uri().clone();
+    *copy.version_mut() = req.version();
+    *copy.headers_mut() = req.headers().clone();
+    copy
+}
+
+/// Whether the backend request failed because the client's own body broke off
+/// (an aborted upload): the client's doing, not WebORCA's.
+fn client_body_failed(e: &hyper_util::client::legacy::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(h) = s.downcast_ref::<hyper::Error>()
+            && h.is_user()
+        {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }
 
 /// The full cause of a client error, e.g. "client error (Connect): tcp connect error: Connection refused".
@@ -386,6 +482,192 @@ fn status_class(status: StatusCode) -> &'static str {
     }
 }
 
+/// A request the proxy answers itself because WebORCA might read it differently.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Malformed {
+    /// the answer's status
+    pub status: StatusCode,
+    /// what is wrong, for the log and the answer's text
+    pub why: &'static str,
+}
+
+impl Malformed {
+    fn new(status: StatusCode, why: &'static str) -> Malformed {
+        Malformed { status, why }
+    }
+
+    /// The answer; an HTTP/1.x connection is closed after it, since the
+    /// request's end (and so the next request's start) is in doubt.
+    fn response(&self, version: Version) -> Response<Either<Incoming, Full<Bytes>>> {
+        let text = format!("{}: {}\n", self.status, self.why);
+        let mut resp = Response::new(Either::Right(Full::new(Bytes::from(text))));
+        *resp.status_mut() = self.status;
+        let h = resp.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if self.status == StatusCode::UPGRADE_REQUIRED {
+            h.insert("sec-websocket-version", HeaderValue::from_static("13"));
+        }
+        if version <= Version::HTTP_11 {
+            h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        resp
+    }
+}
+
+/// Refuses what must not reach WebORCA: methods a reverse proxy does not
+/// serve, Host confusion, ambiguous body framing (request smuggling) and
+/// WebSocket handshakes WebORCA would have to reject anyway.
+pub fn check_request<B>(req: &Request<B>) -> Result<(), Malformed> {
+    use StatusCode as S;
+    if req.method() == Method::CONNECT {
+        return Err(Malformed::new(
+            S::METHOD_NOT_ALLOWED,
+            "CONNECT is not served: this is not a forward proxy",
+        ));
+    }
+    let headers = req.headers();
+    let mut hosts = headers.get_all(header::HOST).iter();
+    let host = hosts.next();
+    if hosts.next().is_some() {
+        return Err(Malformed::new(S::BAD_REQUEST, "more than one Host header"));
+    }
+    let host = match host {
+        Some(h) => {
+            Some(valid_host(h).ok_or(Malformed::new(S::BAD_REQUEST, "invalid Host header"))?)
+        }
+        None => None,
+    };
+    if let Some(authority) = req.uri().authority() {
+        // HTTP/1.1 absolute-form, or HTTP/2's :authority
+        if authority.as_str().contains('@') {
+            return Err(Malformed::new(
+                S::BAD_REQUEST,
+                "user information in the request target",
+            ));
+        }
+        if host.is_some_and(|h| !h.eq_ignore_ascii_case(authority.as_str())) {
+            return Err(Malformed::new(
+                S::BAD_REQUEST,
+                "the Host header names another host than the request target",
+            ));
+        }
+    }
+    if req.version() <= Version::HTTP_11 {
+        check_framing(headers)?;
+    }
+    if is_websocket_upgrade(headers) {
+        check_websocket(req)?;
+    }
+    Ok(())
+}
+
+/// A Host value that is `host[:port]` and nothing else.
+fn valid_host(value: &HeaderValue) -> Option<&str> {
+    let text = value.to_str().ok()?;
+    let authority: http::uri::Authority = text.parse().ok()?;
+    (authority.as_str() == text && !text.contains('@') && !text.is_empty()).then_some(text)
+}
+
+/// HTTP/1.x body framing that two parsers could read two ways (RFC 9112 §6.1, §6.3).
+fn check_framing(headers: &HeaderMap) -> Result<(), Malformed> {
+    use StatusCode as S;
+    let lengths: Vec<&HeaderValue> = headers.get_all(header::CONTENT_LENGTH).iter().collect();
+    if lengths.len() > 1 || lengths.iter().any(|v| v.as_bytes().contains(&b',')) {
+        return Err(Malformed::new(
+            S::BAD_REQUEST,
+            "more than one Content-Length",
+        ));
+    }
+    let codings: Vec<String> = headers
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .flat_map(|v| {
+            String::from_utf8_lossy(v.as_bytes())
+                .split(',')
+                .map(|t| t.trim().to_ascii_lowercase())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    if codings.is_empty() {
+        return Ok(());
+    }
+    if !lengths.is_empty() {
+        return Err(Malformed::new(
+            S::BAD_REQUEST,
+            "both Content-Length and Transfer-Encoding",
+        ));
+    }
+    if codings != ["chunked"] {
+        return Err(Malformed::new(
+            S::NOT_IMPLEMENTED,
+            "a transfer coding other than chunked",
+        ));
+    }
+    Ok(())
+}
+
+/// An RFC 6455 opening handshake: GET over HTTP/1.1, a 16-byte key, version 13.
+fn check_websocket<B>(req: &Request<B>) -> Result<(), Malformed> {
+    use StatusCode as S;
+    if req.method() != Method::GET || req.version() != Version::HTTP_11 {
+        return Err(Malformed::new(
+            S::BAD_REQUEST,
+            "a WebSocket handshake must be an HTTP/1.1 GET",
+        ));
+    }
+    let headers = req.headers();
+    let version_13 = headers
+        .get_all("sec-websocket-version")
+        .iter()
+        .any(|v| v.as_bytes() == b"13");
+    if !version_13 {
+        return Err(Malformed::new(
+            S::UPGRADE_REQUIRED,
+            "a WebSocket handshake needs Sec-WebSocket-Version: 13",
+        ));
+    }
+    let mut keys = headers.get_all("sec-websocket-key").iter();
+    let key_ok = match (keys.next(), keys.next()) {
+        (Some(key), None) => {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD
+                .decode(key.as_bytes())
+                .is_ok_and(|k| k.len() == 16)
+        }
+        _ => false,
+    };
+    if !key_ok {
+        return Err(Malformed::new(
+            S::BAD_REQUEST,
+            "a WebSocket handshake needs one Sec-WebSocket-Key of 16 bytes in base64",
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a client-sent header claims to be one only the proxy may set: the
+/// identity headers, `Forwarded`, `X-Forwarded-*`, `X-Real-IP`, any
+/// `X-SSL-Client-*` — also spelled with `_` for `-`, which CGI-style backends
+/// read as the same variable.
+fn is_ours(name: &HeaderName) -> bool {
+    let raw = name.as_str();
+    let name: std::borrow::Cow<'_, str> = if raw.contains('_') {
+        raw.replace('_', "-").into()
+    } else {
+        raw.into()
+    };
+    let name = name.as_ref();
+    IDENTITY_HEADERS.contains(&name)
+        || name.starts_with("x-ssl-client-")
+        || name.starts_with("x-forwarded-")
+        || name == "forwarded"
+        || name == "x-real-ip"
+}
+
 /// Is this an HTTP/1.1 WebSocket handshake (`Connection: upgrade`, `Upgrade: websocket`)?
 fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
     let connection_upgrade = headers
@@ -423,6 +705,10 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 
 /// Cleans a backend response; a 101 keeps the headers that complete the upgrade.
 fn strip_response_headers(headers: &mut HeaderMap, switching: bool) {
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        // hyper decoded the chunks; a Content-Length beside them means nothing.
+        headers.remove(header::CONTENT_LENGTH);
+    }
     let upgrade = headers.get(header::UPGRADE).cloned();
     strip_hop_by_hop(headers);
     if switching {

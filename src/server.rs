@@ -3,10 +3,17 @@
 //! judges the client certificate, and serves HTTP/1.1 or HTTP/2 (by ALPN) with
 //! the proxy as the service. Shutdown stops accepting, lets in-flight requests
 //! finish within SHUTDOWN_GRACE, and closes WebSocket tunnels.
+//!
+//! Beyond MAX_CONNECTIONS new connections are not accepted: they wait in the
+//! kernel's accept queue (LISTEN_BACKLOG) until a slot frees, and a client
+//! whose connect the full queue drops retries by itself. MAX_CONNECTIONS is
+//! lowered at start-up, with a warning, if the open-files limit could not hold
+//! that many client connections plus as many backend connections.
 
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -15,15 +22,16 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{ClientCertErrors, Config};
-use crate::conn::{Activity, Watched};
+use crate::conn::Activity;
 use crate::metrics::Metrics;
 use crate::pages::CertErrorKind;
-use crate::plain;
+use crate::plain::{self, FirstByte};
 use crate::proxy::{ConnInfo, Proxy};
 use crate::status::{self, Stats, StatusContext};
 use crate::tls::TlsState;
@@ -34,8 +42,24 @@ const LISTEN_BACKLOG: u32 = 1024;
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 /// HTTP/2 streams one client may have open at once.
 const H2_MAX_STREAMS: u32 = 128;
-/// The first byte of a TLS handshake record.
-const TLS_HANDSHAKE: u8 = 0x16;
+/// Largest request head (request line and headers) read, HTTP/1.1 and HTTP/2
+/// alike; beyond it the client gets 431. Browsers' cookies fit many times over,
+/// and 2048 connections at this size stay far from exhausting memory.
+const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// Most header lines in one HTTP/1.1 request; beyond it the client gets 431.
+const MAX_HEADERS: usize = 100;
+/// HTTP/2 streams a client may open and reset before the proxy has taken them
+/// up; beyond it the connection is closed with ENHANCE_YOUR_CALM (the "rapid
+/// reset" attack, CVE-2023-44487).
+const H2_MAX_PENDING_RESETS: usize = 20;
+/// HTTP/2 streams the proxy may reset for a client's protocol errors before it
+/// closes the connection.
+const H2_MAX_ERROR_RESETS: usize = 256;
+/// File descriptors kept aside from the connection budget: listeners, idle
+/// pooled backend connections, the status listener, log and certificate files.
+const RESERVED_FDS: usize = 512;
+/// How often "MAX_CONNECTIONS reached" may be logged.
+const LIMIT_LOG_EVERY: Duration = Duration::from_secs(60);
 
 /// What every connection task shares.
 struct Shared {
@@ -59,6 +83,8 @@ struct Shared {
     h1: auto::Builder<TokioExecutor>,
     /// HTTP/2 server settings
     h2: auto::Builder<TokioExecutor>,
+    /// whether "MAX_CONNECTIONS reached" was logged within LIMIT_LOG_EVERY
+    limit_logged: AtomicBool,
 }
 
 /// A bound, not yet running proxy.
@@ -100,7 +126,9 @@ impl Handle {
 
 impl Server {
     /// Binds every LISTEN address. Must be called inside a tokio runtime.
-    pub fn bind(config: Config, tls: TlsState) -> Result<Server, String> {
+    pub fn bind(mut config: Config, tls: TlsState) -> Result<Server, String> {
+        config.max_connections =
+            fitting_max_connections(config.max_connections, open_files_limit());
         let mut listeners = Vec::new();
         for addr in &config.listen {
             match bind_one(*addr) {
@@ -144,6 +172,7 @@ impl Server {
             tunnels,
             h1,
             h2,
+            limit_logged: AtomicBool::new(false),
         });
         Ok(Server {
             listeners,
@@ -192,6 +221,10 @@ impl Server {
         for l in accept_loops {
             let _ = l.await; // the listeners are closed once their loops end
         }
+        tracing::info!(
+            "stopped accepting connections; waiting up to SHUTDOWN_GRACE ({} s) for requests in flight",
+            shared.config.shutdown_grace.as_secs()
+        );
         shared.conns.close();
         shared.tunnels.close();
         let grace = shared.config.shutdown_grace;
@@ -239,25 +272,78 @@ fn bind_one(addr: SocketAddr) -> io::Result<TcpListener> {
     TcpListener::from_std(socket.into())
 }
 
+/// The soft limit on open files (`ulimit -n`, systemd's LimitNOFILE), if known.
+fn open_files_limit() -> Option<usize> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+/// MAX_CONNECTIONS lowered, if need be, so that every client connection plus
+/// one backend connection each fits within the open-files limit: a flood then
+/// waits in the accept queue instead of running the proxy out of descriptors.
+fn fitting_max_connections(wanted: usize, nofile: Option<usize>) -> usize {
+    let Some(nofile) = nofile else {
+        return wanted;
+    };
+    let fits = (nofile.saturating_sub(RESERVED_FDS) / 2).max(1);
+    if wanted <= fits {
+        return wanted;
+    }
+    tracing::warn!(
+        "MAX_CONNECTIONS={wanted} needs about {} open files but the limit is {nofile}; accepting at most {fits} connections (raise LimitNOFILE in the unit, or lower MAX_CONNECTIONS)",
+        wanted * 2 + RESERVED_FDS
+    );
+    fits
+}
+
 fn http_builders(config: &Config) -> (auto::Builder<TokioExecutor>, auto::Builder<TokioExecutor>) {
     let mut h1 = auto::Builder::new(TokioExecutor::new()).http1_only();
     h1.http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(config.header_timeout);
+        .header_read_timeout(config.header_timeout)
+        .max_buf_size(MAX_HEADER_BYTES)
+        .max_headers(MAX_HEADERS);
     let mut h2 = auto::Builder::new(TokioExecutor::new()).http2_only();
     h2.http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(H2_MAX_STREAMS)
+        .max_header_list_size(MAX_HEADER_BYTES as u32)
+        .max_pending_accept_reset_streams(H2_MAX_PENDING_RESETS)
+        .max_local_error_reset_streams(H2_MAX_ERROR_RESETS)
+        // Pings find dead peers; they do not count as activity (see `conn`).
         .keep_alive_interval(Some(config.idle_timeout))
         .keep_alive_timeout(config.header_timeout);
     (h1, h2)
 }
 
+/// Waits for a MAX_CONNECTIONS slot, saying so (at most every LIMIT_LOG_EVERY)
+/// when the proxy is full.
+async fn connection_slot(shared: &Arc<Shared>) -> Option<OwnedSemaphorePermit> {
+    if let Ok(p) = shared.limit.clone().try_acquire_owned() {
+        return Some(p);
+    }
+    if !shared.limit_logged.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            "MAX_CONNECTIONS ({}) reached: new connections wait in the accept queue until one closes",
+            shared.config.max_connections
+        );
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(LIMIT_LOG_EVERY).await;
+            shared.limit_logged.store(false, Ordering::Relaxed);
+        });
+    }
+    tokio::select! {
+        p = shared.limit.clone().acquire_owned() => p.ok(),
+        _ = shared.shutdown.cancelled() => None,
+    }
+}
+
 async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
     loop {
-        let permit = tokio::select! {
-            p = shared.limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
-            _ = shared.shutdown.cancelled() => return,
+        let Some(permit) = connection_slot(&shared).await else {
+            return;
         };
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -298,7 +384,10 @@ async fn serve_conn(
     metrics.connections_open.inc();
     let _open = scopeguard(&metrics.connections_open);
     let timeout = shared.config.handshake_timeout;
-    let first = match tokio::time::timeout(timeout, first_byte(&tcp)).await {
+    // One deadline for the first byte and the handshake together, so a client
+    // cannot stretch the two into twice HANDSHAKE_TIMEOUT.
+    let deadline = Instant::now() + timeout;
+    let first = match tokio::time::timeout_at(deadline, first_byte(&tcp)).await {
         Ok(Some(b)) => b,
         Ok(None) => return,
         Err(_) => {
@@ -307,19 +396,19 @@ async fn serve_conn(
             return;
         }
     };
-    if first != TLS_HANDSHAKE {
-        if first.is_ascii_uppercase() {
-            plain::redirect(tcp, peer, &shared.config).await;
-        } else {
-            tracing::debug!(%peer, "closed: neither TLS nor HTTP (first byte {first:#04x})");
+    match plain::sniff(first) {
+        FirstByte::Tls => {}
+        FirstByte::PlainHttp => return plain::redirect(tcp, peer, &shared.config).await,
+        FirstByte::Other => {
+            Metrics::count(&metrics.handshakes, "failed");
+            tracing::info!(%peer, "closed: neither TLS nor HTTP (first byte {first:#04x})");
+            return;
         }
-        return;
     }
     let tls_state = shared.tls.load_full();
     let activity = Activity::new();
     let acceptor = TlsAcceptor::from(tls_state.server_config.clone());
-    let accept = acceptor.accept(Watched::new(tcp, activity.clone()));
-    let stream = match tokio::time::timeout(timeout, accept).await {
+    let stream = match tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             handshake_failed(&shared, peer, &e);
@@ -333,6 +422,7 @@ async fn serve_conn(
         }
     };
     Metrics::count(&metrics.handshakes, "ok");
+    activity.touch(); // IDLE_TIMEOUT counts from here
     let (_, session) = stream.get_ref();
     let verdict = tls_state
         .verifier
@@ -342,7 +432,7 @@ async fn serve_conn(
         Ok(identity) => Some(shared.stats.client_seen(identity)),
         Err(r) => {
             Metrics::count(&metrics.refusals, r.kind.as_str());
-            let subject = r.info.as_ref().map_or("-", |i| i.subject_oneline.as_str());
+            let subject = r.info.as_ref().map_or("-", |i| clip(&i.subject_oneline));
             tracing::info!(%peer, reason = r.kind.as_str(), subject, "client certificate refused: {}", r.detail);
             if tls_state.verifier.mode() == ClientCertErrors::Handshake {
                 return; // a resumed session judged after the handshake: no page in this mode
@@ -360,6 +450,18 @@ async fn serve_conn(
     });
     drop(tls_state);
     serve_http(&shared, stream, conn, h2).await;
+}
+
+/// Longest certificate subject written to a log line: a certificate with absurd
+/// field sizes must not turn one refusal into kilobytes of log.
+const LOG_SUBJECT_CHARS: usize = 300;
+
+/// `s` cut to LOG_SUBJECT_CHARS, on a character boundary.
+fn clip(s: &str) -> &str {
+    match s.char_indices().nth(LOG_SUBJECT_CHARS) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
 }
 
 /// Decrements a gauge when dropped.

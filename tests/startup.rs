@@ -240,3 +240,26 @@ async fn sigterm_finishes_requests_in_flight_and_exits_0() {
         "no new connections after shutdown"
     );
 }
+
+#[tokio::test]
+async fn expired_server_certificate_is_warned_with_negative_days() {
+    let mut setup = Setup::new();
+    // expired one day (and a moment) ago: floor of -1.00… days is -2
+    setup.server = setup.ca.server_between(
+        &["localhost"],
+        (-400, -1),
+        rcgen::KeyPair::generate().unwrap(),
+    );
+    let (mut p, _) = started(&setup);
+    p.listening();
+    let i = p
+        .seen
+        .iter()
+        .position(|l| l.starts_with("The certificate(/C=JP/O=orca/CN=localhost)"))
+        .unwrap_or_else(|| panic!("{:#?}", p.seen));
+    assert_eq!(
+        p.seen[i],
+        "The certificate(/C=JP/O=orca/CN=localhost) will be expired in -2 days."
+    );
+    assert_eq!(p.seen[i + 1], "Please update the certificate.");
+}

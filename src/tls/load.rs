@@ -161,7 +161,17 @@ pub fn load_key(
 ) -> Result<PrivateKeyDer<'static>, KeyError> {
     let data = read_file(key, path)?;
     if is_encrypted_pem(&data) {
-        return Err(encrypted_key_error(key, path, pass_file));
+        let Some(pass_file) = pass_file else {
+            return Err(KeyError::PassphraseNeeded(LoadError::new(
+                key,
+                path,
+                "the private key is protected by a passphrase and SERVER_PASS_FILE is not set",
+                "use orca-catool's .pem file without passphrase (not the .enc.pem) for SERVER_PEM, or set SERVER_PASS_FILE to its .pass file",
+            )));
+        };
+        let pass = read_pass(pass_file)?;
+        return super::keys::decrypt_pem_key(&data, pass.as_bytes())
+            .map_err(|e| open_error(key, path, pass_file, &e));
     }
     PrivateKeyDer::from_pem_slice(&data).map_err(|e| {
         KeyError::Other(LoadError::new(
@@ -173,20 +183,43 @@ pub fn load_key(
     })
 }
 
-fn encrypted_key_error(key: &'static str, path: &Path, pass_file: Option<&Path>) -> KeyError {
-    let problem = match pass_file {
-        None => "the private key is protected by a passphrase".to_string(),
-        Some(p) => format!(
-            "the private key is protected by a passphrase and decrypting it with SERVER_PASS_FILE ({}) is not supported by this build",
-            p.display()
-        ),
-    };
-    KeyError::PassphraseNeeded(LoadError::new(
-        key,
-        path,
-        problem,
-        "use orca-catool's .pem file without passphrase (not the .enc.pem) for SERVER_PEM",
-    ))
+/// Reads SERVER_PASS_FILE (orca-catool's `.pass`).
+pub fn read_pass(pass_file: &Path) -> Result<zeroize::Zeroizing<String>, KeyError> {
+    super::keys::read_pass_file(pass_file).map_err(|e| {
+        KeyError::PassphraseNeeded(LoadError::new(
+            "SERVER_PASS_FILE",
+            pass_file,
+            format!("cannot read the passphrase: {e}"),
+            "point SERVER_PASS_FILE at orca-catool's .pass file (one line, the passphrase), readable by the service user",
+        ))
+    })
+}
+
+/// Turns a decryption failure into an operator message; a wrong passphrase says so.
+pub fn open_error(
+    key: &'static str,
+    path: &Path,
+    pass_file: &Path,
+    e: &super::keys::OpenError,
+) -> KeyError {
+    use super::keys::OpenError;
+    match e {
+        OpenError::WrongPassphrase => KeyError::PassphraseNeeded(LoadError::new(
+            key,
+            path,
+            format!(
+                "the passphrase in SERVER_PASS_FILE ({}) is wrong for this file",
+                pass_file.display()
+            ),
+            "use the .pass file issued together with it (same NNNNNN__JP_orca_ name)",
+        )),
+        other => KeyError::Other(LoadError::new(
+            key,
+            path,
+            other.to_string(),
+            "use orca-catool's .pem (no passphrase) and .crt instead",
+        )),
+    }
 }
 
 /// Loads CRLs, each file PEM (one or more `X509 CRL` blocks) or DER.

@@ -7,6 +7,7 @@
 //! last good state serving.
 
 pub mod crl;
+pub mod keys;
 pub mod load;
 pub mod verify;
 
@@ -247,16 +248,29 @@ fn server_key_key(config: &Config) -> (&'static str, &std::path::Path) {
     }
 }
 
+/// SERVER_P12 (orca-catool's `.p12`) opened with SERVER_PASS_FILE.
+fn load_p12(
+    p12: &std::path::Path,
+    pass_file: Option<&std::path::Path>,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), KeyError> {
+    let Some(pass_file) = pass_file else {
+        return Err(KeyError::PassphraseNeeded(LoadError::new(
+            "SERVER_P12",
+            p12,
+            "a PKCS#12 file needs its passphrase and SERVER_PASS_FILE is not set",
+            "set SERVER_PASS_FILE to the .pass file issued with the .p12",
+        )));
+    };
+    let data = load::read_file("SERVER_P12", p12)?;
+    let pass = load::read_pass(pass_file)?;
+    keys::open_p12(&data, &pass).map_err(|e| load::open_error("SERVER_P12", p12, pass_file, &e))
+}
+
 fn load_server_identity(
     config: &Config,
 ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), KeyError> {
     if let Some(p12) = &config.server_p12 {
-        return Err(KeyError::Other(LoadError::new(
-            "SERVER_P12",
-            p12,
-            "PKCS#12 server certificates are not supported by this build",
-            "set SERVER_CRT and SERVER_PEM to orca-catool's .crt and .pem instead",
-        )));
+        return load_p12(p12, config.server_pass_file.as_deref());
     }
     let (Some(crt), Some(pem)) = (&config.server_crt, &config.server_pem) else {
         return Err(KeyError::Other(LoadError::new(
