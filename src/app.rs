@@ -133,6 +133,35 @@ pub fn warn_expiring(tls: &TlsState, warn_days: u32) {
 /// Runs the proxy from the config file at `path` until SIGTERM/SIGINT.
 pub async fn run(path: PathBuf, log: Arc<LogHandle>) -> Result<(), Failure> {
     let config = load_config(&path)?;
+    let started = start(config, &log)?;
+    serve(started, path, log).await;
+    Ok(())
+}
+
+/// A proxy through the start-up sequence: files checked, TLS loaded, ports bound.
+pub struct Started {
+    /// the bound proxy, not yet serving
+    server: Server,
+    /// session resumption state, kept across reloads
+    sessions: Sessions,
+    /// the config it started with, for the file watcher
+    config: Config,
+    /// installed before the ports are bound
+    signals: Signals,
+}
+
+impl Started {
+    /// The bound addresses, with the real port where LISTEN asked for port 0.
+    pub fn local_addrs(&self) -> Vec<std::net::SocketAddr> {
+        self.server.local_addrs()
+    }
+}
+
+/// The start-up sequence after the config is read, with WebORCA's log lines:
+/// LOG_FILE, `KEY ...file exists`, TLS, expiry warnings, `Server Mode: HTTPS`,
+/// bind, one `listening on` line per address (and the status address).
+/// Must be called inside a tokio runtime.
+pub fn start(config: Config, log: &LogHandle) -> Result<Started, Failure> {
     if let Some(file) = &config.log_file {
         log.reopen(Some(file))
             .map_err(|e| Failure::Config(format!("LOG_FILE ({}): cannot open for appending: {e}; create its directory or make it writable by the service user", file.display())))?;
@@ -156,18 +185,33 @@ pub async fn run(path: PathBuf, log: Arc<LogHandle>) -> Result<(), Failure> {
     if let Some(addr) = server.status_addr() {
         tracing::info!("status on http://{addr}/status (also /healthz, /readyz, /metrics)");
     }
+    Ok(Started {
+        server,
+        sessions,
+        config: watched_config,
+        signals: sig,
+    })
+}
+
+/// Serves until SIGTERM/SIGINT, then drains; SIGHUP (and changed files) reload from `path`.
+pub async fn serve(started: Started, path: PathBuf, log: Arc<LogHandle>) {
+    let Started {
+        server,
+        sessions,
+        config,
+        signals: sig,
+    } = started;
     notify(&[
         sd_notify::NotifyState::Ready,
         sd_notify::NotifyState::Status("serving"),
     ]);
     let handle = server.handle();
-    let reloader = Reloader::new(handle.clone(), path, log, sessions, watched_config);
+    let reloader = Reloader::new(handle.clone(), path, log, sessions, config);
     tokio::spawn(reloader.clone().watch());
     tokio::spawn(reloader.clone().expiry_checks());
     tokio::spawn(signals(sig, handle, reloader));
     server.run().await;
     tracing::info!("stopped");
-    Ok(())
 }
 
 /// The signals the proxy answers to, installed before it reports itself ready

@@ -15,6 +15,7 @@ pub mod body;
 pub mod check;
 pub mod config;
 pub mod conn;
+pub mod demo;
 pub mod log;
 pub mod metrics;
 pub mod pages;

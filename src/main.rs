@@ -74,9 +74,9 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             };
         }
-        Some(Command::Demo { .. }) => Err(app::Failure::Runtime(
-            "demo: not yet available in this version".into(),
-        )),
+        Some(Command::Demo { dir, port }) => {
+            runtime.block_on(weborca_mtls_proxy::demo::run(dir, port, log.clone()))
+        }
     };
     let code = match result {
         Ok(()) => ExitCode::SUCCESS,

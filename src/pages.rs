@@ -825,7 +825,7 @@ fn status_line(status: StatusCode) -> String {
 }
 
 /// Escapes text for HTML element content and quoted attribute values.
-fn escape_html(text: &str, out: &mut String) {
+pub fn escape_html(text: &str, out: &mut String) {
     for c in text.chars() {
         match c {
             '&' => out.push_str("&amp;"),

@@ -88,7 +88,7 @@ async fn encrypted_pkcs8_keys_open_with_the_pass_file() {
 #[tokio::test]
 async fn pkcs12_server_certificates_open_in_modern_and_legacy_form() {
     for legacy in [false, true] {
-        let mut setup = Setup::new();
+        let setup = Setup::new();
         setup.write_config("http://127.0.0.1:9");
         let pass = pass_file(&setup);
         let mut args = vec![

@@ -5,11 +5,13 @@ mod util;
 
 mod backend_trouble;
 mod check;
+mod demo;
 mod forwarding;
 mod lifecycle;
 mod plain_http;
 mod real_clients;
 mod refusals;
+mod server_keys;
 mod startup;
 mod status;
 mod systemd;
