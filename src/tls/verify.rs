@@ -43,7 +43,7 @@ pub const IDENTITY_HEADERS: [&str; 8] = [
 
 /// A verified client: its certificate's fields and the headers that tell the
 /// backend who it is, formatted once per connection rather than per request.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Identity {
     /// the client certificate's fields
     pub info: CertInfo,
@@ -121,6 +121,58 @@ pub struct ClientVerifier {
     mode: ClientCertErrors,
     /// ALLOW_CN, when set
     allow_cn: Option<HashSet<String>>,
+    /// chains already verified by this verifier (see [`VerdictCache`])
+    cache: VerdictCache,
+}
+
+/// How many verified chains a verifier remembers.
+const VERDICT_CACHE_SIZE: usize = 4096;
+
+/// Chains this verifier has already accepted, by SHA-256 of the whole chain.
+///
+/// A verifier is built with one CA_CRT and one CA_CRL and is replaced whole on
+/// reload, so a chain it accepted stays acceptable for its lifetime except by
+/// the clock: an entry is used only while the certificate is inside its
+/// validity period. This turns the per-connection chain and CRL signature
+/// checks of returning clients (resumed sessions, keep-alive reconnects) into
+/// a hash lookup. Refusals are not remembered.
+#[derive(Debug, Default)]
+struct VerdictCache {
+    map: std::sync::Mutex<std::collections::HashMap<[u8; 32], Identity>>,
+}
+
+impl VerdictCache {
+    fn key(chain: &[CertificateDer<'_>]) -> [u8; 32] {
+        use sha2::Digest as _;
+        let mut h = sha2::Sha256::new();
+        for c in chain {
+            h.update((c.len() as u64).to_be_bytes());
+            h.update(c.as_ref());
+        }
+        h.finalize().into()
+    }
+
+    fn get(&self, key: &[u8; 32], now: UnixTime) -> Option<Identity> {
+        let map = self
+            .map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let id = map.get(key)?;
+        let now = i64::try_from(now.as_secs()).ok()?;
+        let valid = id.info.not_before.timestamp() <= now && now <= id.info.not_after.timestamp();
+        valid.then(|| id.clone())
+    }
+
+    fn put(&self, key: [u8; 32], id: &Identity) {
+        let mut map = self
+            .map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() >= VERDICT_CACHE_SIZE {
+            map.clear(); // rare; a full re-verification is only a few signature checks
+        }
+        map.insert(key, id.clone());
+    }
 }
 
 impl ClientVerifier {
@@ -135,6 +187,7 @@ impl ClientVerifier {
             inner,
             mode,
             allow_cn,
+            cache: VerdictCache::default(),
         }
     }
 
@@ -147,6 +200,10 @@ impl ClientVerifier {
         let Some((leaf, intermediates)) = chain.split_first() else {
             return Err(Box::new(Refusal::missing()));
         };
+        let key = VerdictCache::key(chain);
+        if let Some(id) = self.cache.get(&key, now) {
+            return Ok(id);
+        }
         let info = CertInfo::from_der(leaf.as_ref()).ok();
         if let Err(e) = self.inner.verify_client_cert(leaf, intermediates, now) {
             return Err(Refusal::new(classify(&e), info, e.to_string()));
@@ -160,7 +217,9 @@ impl ClientVerifier {
             let detail = format!("CN {cn:?} is not in ALLOW_CN");
             return Err(Refusal::new(CertErrorKind::NotAllowed, Some(info), detail));
         }
-        Ok(Identity::new(info, leaf.as_ref()))
+        let id = Identity::new(info, leaf.as_ref());
+        self.cache.put(key, &id);
+        Ok(id)
     }
 
     /// The verdict on an established connection. A full handshake in
@@ -271,5 +330,52 @@ impl ClientCertVerifier for ClientVerifier {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.inner.supported_verify_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cert(days: (i64, i64)) -> CertificateDer<'static> {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["user1".to_string()]).unwrap();
+        let now = rcgen::date_time_ymd(2026, 1, 1);
+        params.not_before = now + std::time::Duration::from_secs((days.0 * 86_400) as u64);
+        params.not_after = now + std::time::Duration::from_secs((days.1 * 86_400) as u64);
+        params.self_signed(&key).unwrap().der().clone()
+    }
+
+    #[test]
+    fn cached_verdict_is_used_only_inside_the_validity_period() {
+        let der = cert((0, 10));
+        let info = CertInfo::from_der(der.as_ref()).unwrap();
+        let cache = VerdictCache::default();
+        let key = VerdictCache::key(std::slice::from_ref(&der));
+        cache.put(key, &Identity::new(info.clone(), der.as_ref()));
+        let at = |t: chrono::DateTime<chrono::Utc>| {
+            UnixTime::since_unix_epoch(std::time::Duration::from_secs(t.timestamp() as u64))
+        };
+        assert!(
+            cache
+                .get(&key, at(info.not_before + chrono::Duration::days(1)))
+                .is_some()
+        );
+        assert!(
+            cache
+                .get(&key, at(info.not_after + chrono::Duration::seconds(1)))
+                .is_none(),
+            "expired since"
+        );
+        assert!(
+            cache
+                .get(&key, at(info.not_before - chrono::Duration::seconds(1)))
+                .is_none()
+        );
+        let other = VerdictCache::key(&[der.clone(), der.clone()]);
+        assert!(
+            cache.get(&other, at(info.not_before)).is_none(),
+            "another chain is another key"
+        );
     }
 }
