@@ -293,3 +293,17 @@ async fn resumed_session_is_judged_again() {
     assert_eq!(answer.header("x-client-cert-error"), Some("revoked"));
     assert_eq!(env.backend.count(), before);
 }
+
+#[tokio::test]
+async fn unspecified_ipv6_listen_address_serves_ipv4_clients_too() {
+    let mut setup = crate::util::env::Setup::new();
+    setup.conf.push("LISTEN=[::]:0".into());
+    let env = setup.start().await;
+    let port = env.addr.port();
+    let client = env.client(Some(&env.user1));
+    for addr in [format!("127.0.0.1:{port}"), format!("[::1]:{port}")] {
+        let answer = client.get(addr.parse().unwrap(), "/").await.unwrap();
+        assert_eq!(answer.status, 200, "{addr}");
+    }
+    assert_eq!(env.backend.count(), 2);
+}
