@@ -25,4 +25,5 @@ pub mod reload;
 pub mod server;
 pub mod status;
 pub mod tls;
+pub mod ws;
 pub mod x509;

@@ -441,7 +441,7 @@ fn reissue_steps_en(old: &str) -> Vec<Line> {
 
 fn missing_ja(r: &CertRefusal<'_>) -> Text {
     let mut note = line().t(
-        "証明書の選択画面が出ない場合は、お持ちの証明書がこの医療機関の認証局（CA）で発行されたものではない可能性があります。",
+        "証明書の選択画面が出ない場合は、お持ちの証明書の有効期限が切れている（またはまだ有効期間が始まっていない）か、この医療機関の認証局（CA）で発行されたものではない可能性があります。Chrome は有効期限切れの証明書を選択画面に出しません。",
     );
     if !r.expected_ca.is_empty() {
         note = note
@@ -463,12 +463,12 @@ fn missing_ja(r: &CertRefusal<'_>) -> Text {
             restart_ja(),
             line().c("https://（サーバー名）:8000").t(" を開きます。証明書の選択画面が出たら、インポートした証明書を選んで「OK」を押します。"),
         ],
-        notes: vec![note.t("管理者にご相談ください。")],
+        notes: vec![note.t("有効期限は「デバイス証明書の管理」で確認できます。切れている場合は新しい証明書の発行を管理者に依頼してください。")],
     }
 }
 
 fn missing_en(r: &CertRefusal<'_>) -> Text {
-    let mut note = line().t("If the browser never asks for a certificate, none of the installed certificates was issued by a CA this server accepts: Chrome only offers certificates from the CAs the server names in its TLS CertificateRequest.");
+    let mut note = line().t("If the browser never asks for a certificate, the installed certificate may have expired (or not be valid yet) — Chrome does not offer expired certificates at all — or it was not issued by a CA this server accepts: Chrome only offers certificates from the CAs the server names in its TLS CertificateRequest. Check the certificate's validity dates in Chrome's certificate manager.");
     if !r.expected_ca.is_empty() {
         note = note
             .t(" Accepted: ")
@@ -1004,6 +1004,7 @@ const CSS: &str = r#"
 html{-webkit-text-size-adjust:100%}
 body{margin:0;background:#f3f5f7;color:#1f2933;font:16px/1.8 system-ui,-apple-system,"Hiragino Sans","Hiragino Kaku Gothic ProN","Noto Sans JP","Meiryo","Yu Gothic UI",sans-serif}
 main{max-width:46rem;margin:0 auto;padding:1.5rem 1rem 2.5rem}
+.card[lang=ja]{word-break:auto-phrase}
 .card{background:#fff;border:1px solid #dde3e9;border-top:4px solid #d9822b;border-radius:10px;padding:1.25rem 1.5rem 1rem;margin:0 0 1.25rem}
 .card.en{border-top-color:#9aa5b1}
 .eyebrow{margin:0 0 .25rem;font-size:.8rem;letter-spacing:.04em;color:#616e7c}

@@ -335,19 +335,11 @@ impl Proxy {
                 tracing::debug!(%peer, "websocket upgrade did not complete");
                 return;
             };
-            let mut client = TokioIo::new(client);
-            let mut backend = TokioIo::new(backend);
-            let outcome = tokio::select! {
-                r = tokio::io::copy_bidirectional(&mut client, &mut backend) => match r {
-                    Ok((up, down)) => format!("closed, {up} bytes up, {down} bytes down"),
-                    Err(e) => format!("ended: {e}"),
-                },
-                _ = shutdown.cancelled() => {
-                    use tokio::io::AsyncWriteExt as _;
-                    let _ = client.shutdown().await;
-                    "closed by shutdown".to_string()
-                }
-            };
+            let by_shutdown = shutdown.clone();
+            let (up, down) =
+                crate::ws::tunnel(TokioIo::new(client), TokioIo::new(backend), shutdown).await;
+            let how = if by_shutdown.is_cancelled() { "closed by shutdown" } else { "closed" };
+            let outcome = format!("{how}, {up} bytes up, {down} bytes down");
             if access_log {
                 let secs = started.elapsed().as_secs_f64();
                 tracing::info!(target: "access", %peer, cn = %cn, duration_s = format_args!("{secs:.1}"), "websocket {outcome}");

@@ -16,3 +16,8 @@ mod startup;
 mod status;
 mod systemd;
 mod websocket;
+
+mod api_clients;
+mod browser;
+mod push_client;
+mod tls_scan;

@@ -108,7 +108,15 @@ async fn websocket_is_closed_cleanly_on_shutdown() {
     let end = tokio::time::timeout(Duration::from_secs(10), ws.next())
         .await
         .expect("the tunnel ends on shutdown");
-    assert!(!matches!(end, Some(Ok(Message::Text(_)))), "{end:?}");
+    match end {
+        Some(Ok(Message::Close(Some(frame)))) => {
+            assert_eq!(
+                frame.code,
+                tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode::Away
+            )
+        }
+        other => panic!("expected a Close frame (1001 going away), got {other:?}"),
+    }
     let drained = tokio::time::timeout(Duration::from_secs(10), env.task)
         .await
         .unwrap()

@@ -8,3 +8,4 @@ pub mod client;
 pub mod env;
 pub mod pki;
 pub mod process;
+pub mod real;

@@ -1,0 +1,219 @@
+//! The WebSocket tunnel after a `/ws` upgrade: bytes pass through unchanged
+//! both ways, but the proxy follows the frame boundaries of the stream going
+//! to the client, so that on shutdown it can end the tunnel the way
+//! push-exchanger expects — a Close frame (1001 "going away") at a frame
+//! boundary — rather than a bare TCP close that clients report as an error.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+
+/// A server Close frame: FIN + opcode 8, unmasked, 2-byte payload 1001 (going away).
+const CLOSE_GOING_AWAY: [u8; 4] = [0x88, 0x02, 0x03, 0xE9];
+/// How long shutdown waits for the frame in flight to finish, and then for the client's reply.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+/// Read buffer of each direction.
+const BUF: usize = 16 * 1024;
+
+/// Where the byte stream stands in the WebSocket framing (RFC 6455 §5.2).
+#[derive(Debug, Default)]
+pub struct FrameTracker {
+    /// bytes of a frame header read so far
+    header: Vec<u8>,
+    /// payload bytes of the current frame still to come
+    remaining: u64,
+}
+
+impl FrameTracker {
+    /// Follows `bytes` through the framing.
+    pub fn feed(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            if self.remaining > 0 {
+                let n = usize::try_from(self.remaining)
+                    .unwrap_or(usize::MAX)
+                    .min(bytes.len());
+                self.remaining -= n as u64;
+                bytes = &bytes[n..];
+                continue;
+            }
+            self.header.push(bytes[0]);
+            bytes = &bytes[1..];
+            if let Some(len) = self.payload_len() {
+                self.remaining = len;
+                self.header.clear();
+            }
+        }
+    }
+
+    /// The payload length once the header is complete.
+    fn payload_len(&self) -> Option<u64> {
+        let h = &self.header;
+        let b1 = *h.get(1)?;
+        let mask = if b1 & 0x80 != 0 { 4 } else { 0 };
+        let (ext, len) = match b1 & 0x7f {
+            126 => (2, u64::from(u16::from_be_bytes([*h.get(2)?, *h.get(3)?]))),
+            127 => {
+                let b: [u8; 8] = h.get(2..10)?.try_into().ok()?;
+                (8, u64::from_be_bytes(b))
+            }
+            n => (0, u64::from(n)),
+        };
+        (h.len() == 2 + ext + mask).then_some(len)
+    }
+
+    /// Whether the next byte starts a new frame.
+    pub fn at_boundary(&self) -> bool {
+        self.remaining == 0 && self.header.is_empty()
+    }
+}
+
+/// Carries backend → client, tracking frames; on `shutdown` ends at a frame
+/// boundary with a Close frame. Returns the bytes carried.
+async fn down<R, W>(mut from: R, mut to: W, shutdown: CancellationToken) -> u64
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut tracker = FrameTracker::default();
+    let mut buf = vec![0u8; BUF];
+    let mut total = 0u64;
+    let mut stopping = false;
+    let deadline = tokio::time::sleep(Duration::MAX);
+    tokio::pin!(deadline);
+    loop {
+        if stopping && tracker.at_boundary() {
+            let _ = to.write_all(&CLOSE_GOING_AWAY).await;
+            break;
+        }
+        tokio::select! {
+            read = from.read(&mut buf) => match read {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if to.write_all(&buf[..n]).await.is_err() {
+                        return total;
+                    }
+                    tracker.feed(&buf[..n]);
+                    total += n as u64;
+                }
+            },
+            _ = shutdown.cancelled(), if !stopping => {
+                stopping = true;
+                deadline.as_mut().reset(tokio::time::Instant::now() + CLOSE_WAIT);
+            }
+            _ = &mut deadline, if stopping => break,
+        }
+    }
+    let _ = to.shutdown().await;
+    total
+}
+
+/// Carries client → backend until the client stops (bounded after shutdown).
+async fn up<R, W>(mut from: R, mut to: W, shutdown: CancellationToken) -> u64
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let total = {
+        let copy = tokio::io::copy(&mut from, &mut to);
+        tokio::select! {
+            n = copy => n.unwrap_or(0),
+            _ = async {
+                shutdown.cancelled().await;
+                // let the client answer our Close, then stop waiting
+                tokio::time::sleep(CLOSE_WAIT).await;
+            } => 0,
+        }
+    };
+    let _ = to.shutdown().await;
+    total
+}
+
+/// Runs the tunnel until both directions end; returns (bytes up, bytes down).
+pub async fn tunnel<C, B>(client: C, backend: B, shutdown: CancellationToken) -> (u64, u64)
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin,
+{
+    let (client_rd, client_wr) = tokio::io::split(client);
+    let (backend_rd, backend_wr) = tokio::io::split(backend);
+    tokio::join!(
+        up(client_rd, backend_wr, shutdown.clone()),
+        down(backend_rd, client_wr, shutdown)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(len: usize, masked: bool) -> Vec<u8> {
+        let mut f = vec![0x82];
+        let m = if masked { 0x80 } else { 0 };
+        match len {
+            0..=125 => f.push(m | len as u8),
+            126..=65535 => {
+                f.push(m | 126);
+                f.extend((len as u16).to_be_bytes());
+            }
+            _ => {
+                f.push(m | 127);
+                f.extend((len as u64).to_be_bytes());
+            }
+        }
+        if masked {
+            f.extend([1, 2, 3, 4]);
+        }
+        f.extend(std::iter::repeat_n(7u8, len));
+        f
+    }
+
+    #[test]
+    fn frame_boundaries_are_found_whatever_the_chunking() {
+        let mut stream = Vec::new();
+        for (len, masked) in [
+            (0, false),
+            (5, true),
+            (125, false),
+            (126, false),
+            (70_000, true),
+            (3, false),
+        ] {
+            stream.extend(frame(len, masked));
+        }
+        for chunk in [1, 2, 3, 7, 1000, stream.len()] {
+            let mut t = FrameTracker::default();
+            for piece in stream.chunks(chunk) {
+                t.feed(piece);
+            }
+            assert!(t.at_boundary(), "chunk {chunk}");
+        }
+        let mut t = FrameTracker::default();
+        t.feed(&stream[..stream.len() - 1]);
+        assert!(!t.at_boundary());
+        let mut t = FrameTracker::default();
+        t.feed(&[0x82, 126, 0x01]);
+        assert!(!t.at_boundary(), "inside an extended length");
+    }
+
+    #[tokio::test]
+    async fn shutdown_ends_with_a_close_frame_after_the_frame_in_flight() {
+        let (client, mut client_peer) = tokio::io::duplex(1 << 16);
+        let (backend, mut backend_peer) = tokio::io::duplex(1 << 16);
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(tunnel(client, backend, stop.clone()));
+        let f = frame(10, false);
+        backend_peer.write_all(&f[..5]).await.unwrap();
+        let mut got = vec![0u8; 5];
+        client_peer.read_exact(&mut got).await.unwrap();
+        stop.cancel();
+        backend_peer.write_all(&f[5..]).await.unwrap();
+        let mut rest = Vec::new();
+        client_peer.read_to_end(&mut rest).await.unwrap();
+        assert_eq!(&rest[..rest.len() - 4], &f[5..]);
+        assert_eq!(&rest[rest.len() - 4..], &CLOSE_GOING_AWAY);
+        drop(client_peer);
+        let (_, down) = task.await.unwrap();
+        assert_eq!(down, f.len() as u64);
+    }
+}

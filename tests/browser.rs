@@ -1,0 +1,441 @@
+//! Headless Chromium as a clinic's PC uses it: the user's `.p12` imported into
+//! a fresh NSS database with pk12util, the clinic's CA trusted, a managed
+//! policy choosing the certificate (headless has no picker), the proxy run as
+//! a process. Each case leaves a screenshot in `target/artefacts/`.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tempfile::TempDir;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::util::backend::Backend;
+use crate::util::client::Client;
+use crate::util::env::Setup;
+use crate::util::pki::{Leaf, write};
+use crate::util::process::Proc;
+use crate::util::real::{CatoolFiles, SETUP_HINT, artefacts, bounded, catool_files, require};
+
+const POLICY_DIR: &str = "/etc/chromium/policies/managed";
+const POLICY_PREFIX: &str = "zz-weborca-mtls-proxy-test-";
+
+/// Chromium reads every file in POLICY_DIR and the last file (by name) wins a
+/// policy, so tests that write one run one at a time: within this binary by
+/// this lock, across test processes on the machine by [`MachineLock`].
+static BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// An flock held by a child process for as long as the test keeps it; if
+/// the test process dies, the child's stdin closes and the lock is released.
+struct MachineLock {
+    _holder: Child,
+}
+
+impl MachineLock {
+    async fn take() -> MachineLock {
+        require("flock");
+        let mut holder = Command::new("flock")
+            .args([
+                "--exclusive",
+                "/tmp/weborca-mtls-proxy-chromium-policy.lock",
+                "-c",
+                "echo locked; exec cat >/dev/null",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("flock");
+        let mut line = String::new();
+        let mut out = BufReader::new(holder.stdout.take().unwrap());
+        tokio::time::timeout(Duration::from_secs(120), out.read_line(&mut line))
+            .await
+            .expect("the Chromium policy lock was held by another test process for 2 minutes")
+            .unwrap();
+        assert_eq!(line.trim(), "locked");
+        MachineLock { _holder: holder }
+    }
+}
+
+/// A managed policy file for one origin, removed when dropped (also when the
+/// test fails).
+struct Policy {
+    path: PathBuf,
+}
+
+impl Policy {
+    /// `AutoSelectCertificateForUrls` for `https://127.0.0.1:PORT`: headless
+    /// Chromium waits forever for a picker otherwise. Only with the
+    /// [`MachineLock`] held.
+    fn auto_select(_lock: &MachineLock, port: u16) -> Policy {
+        std::fs::create_dir_all(POLICY_DIR).unwrap_or_else(|e| {
+            panic!("cannot create {POLICY_DIR} ({e}); the browser tests run as root: {SETUP_HINT}")
+        });
+        // the last file by name wins: ours sort after the usual names; ones a
+        // killed test run left behind are removed (the machine lock is held)
+        for old in std::fs::read_dir(POLICY_DIR).unwrap().flatten() {
+            if old.file_name().to_string_lossy().starts_with(POLICY_PREFIX) {
+                let _ = std::fs::remove_file(old.path());
+            }
+        }
+        let path = Path::new(POLICY_DIR)
+            .join(format!("{POLICY_PREFIX}{}-{port}.json", std::process::id()));
+        let rule =
+            serde_json::json!({"pattern": format!("https://127.0.0.1:{port}"), "filter": {}});
+        let policy = serde_json::json!({"AutoSelectCertificateForUrls": [rule.to_string()]});
+        std::fs::write(&path, policy.to_string())
+            .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+        Policy { path }
+    }
+}
+
+impl Drop for Policy {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// A clinic PC's browser profile: HOME with `.pki/nssdb` (where Chromium on
+/// Linux reads client certificates), the CA trusted as in seeds/004.
+struct Browser {
+    home: TempDir,
+}
+
+/// What one page load left.
+struct Visit {
+    dom: String,
+    stderr: String,
+    screenshot: PathBuf,
+}
+
+impl Browser {
+    async fn new(ca_pem: &str) -> Browser {
+        for tool in ["chromium", "certutil", "pk12util", "timeout"] {
+            require(tool);
+        }
+        let home = tempfile::tempdir().unwrap();
+        let db = home.path().join(".pki/nssdb");
+        std::fs::create_dir_all(&db).unwrap();
+        let b = Browser { home };
+        b.nss(Command::new("certutil").args(["-N", "--empty-password"]))
+            .await;
+        let ca = write(b.home.path(), "ca.crt", ca_pem);
+        b.nss(
+            Command::new("certutil")
+                .args(["-A", "-n", "clinic CA", "-t", "C,,", "-i"])
+                .arg(ca),
+        )
+        .await;
+        b
+    }
+
+    fn db(&self) -> String {
+        format!("sql:{}", self.home.path().join(".pki/nssdb").display())
+    }
+
+    async fn nss(&self, cmd: &mut Command) {
+        let out = bounded(30, cmd.arg("-d").arg(self.db())).await;
+        assert!(
+            out.status.success(),
+            "{:?}: {}{}",
+            cmd.as_std(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// `pk12util -i X.p12 -W PASS`, as a user imports orca-catool's zip.
+    async fn import_p12(&self, files: &CatoolFiles) {
+        self.nss(
+            Command::new("pk12util")
+                .arg("-i")
+                .arg(&files.p12)
+                .args(["-W", &files.pass]),
+        )
+        .await;
+    }
+
+    /// Opens `url` headless; returns the DOM and leaves a screenshot named `shot`.
+    async fn visit(&self, url: &str, shot: &str) -> Visit {
+        let screenshot = artefacts().join(format!("{shot}.png"));
+        let _ = std::fs::remove_file(&screenshot);
+        let profile = self.home.path().join("profile");
+        let out = bounded(
+            60,
+            Command::new("chromium")
+                .env("HOME", self.home.path())
+                .args([
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-quic",
+                    "--no-first-run",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--window-size=1280,1300",
+                ])
+                .arg(format!("--user-data-dir={}", profile.display()))
+                .arg(format!("--screenshot={}", screenshot.display()))
+                .arg("--dump-dom")
+                .arg(url),
+        )
+        .await;
+        let visit = Visit {
+            dom: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            screenshot,
+        };
+        assert!(
+            !visit.dom.is_empty(),
+            "Chromium loaded nothing from {url}: {}",
+            visit.stderr
+        );
+        assert!(visit.screenshot.exists(), "no screenshot: {}", visit.stderr);
+        visit
+    }
+}
+
+impl Visit {
+    /// The text a person reads (tags dropped, entities of the pages decoded).
+    fn text(&self) -> String {
+        let mut text = String::new();
+        let mut in_tag = false;
+        let mut in_style = false;
+        let lower = self.dom.to_ascii_lowercase();
+        let mut i = 0;
+        let bytes = self.dom.as_bytes();
+        while i < bytes.len() {
+            if lower[i..].starts_with("<style") {
+                in_style = true;
+            }
+            if in_style && lower[i..].starts_with("</style>") {
+                in_style = false;
+            }
+            let c = self.dom[i..].chars().next().unwrap();
+            match c {
+                '<' => in_tag = true,
+                '>' => {
+                    in_tag = false;
+                    text.push(' ');
+                }
+                _ if !in_tag && !in_style => text.push(c),
+                _ => {}
+            }
+            i += c.len_utf8();
+        }
+        let text = text
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&#39;", "'")
+            .replace("&amp;", "&");
+        let lines: Vec<String> = text
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .filter(|l| !l.is_empty())
+            .collect();
+        lines.join("\n")
+    }
+
+    /// The stand-in backend's JSON answer as the browser shows it (in a `<pre>`).
+    fn backend_json(&self) -> serde_json::Value {
+        let pre = self
+            .dom
+            .split_once("<pre")
+            .and_then(|(_, rest)| rest.split_once('>'))
+            .and_then(|(_, rest)| rest.split_once("</pre>"))
+            .map(|(pre, _)| pre)
+            .unwrap_or_else(|| panic!("not the stand-in's page: {}", self.dom));
+        let json = pre
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&amp;", "&");
+        serde_json::from_str(&json)
+            .unwrap_or_else(|e| panic!("not the stand-in's JSON ({e}): {json}"))
+    }
+}
+
+/// The headers the stand-in saw, from its JSON answer.
+fn header<'a>(json: &'a serde_json::Value, name: &str) -> Vec<&'a str> {
+    json["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h[0] == name)
+        .map(|h| h[1].as_str().unwrap())
+        .collect()
+}
+
+/// The proxy as a process (as systemd runs it) in front of a stand-in.
+struct Running {
+    setup: Setup,
+    backend: Backend,
+    proc: Proc,
+    port: u16,
+}
+
+async fn proxy() -> Running {
+    let backend = Backend::start().await;
+    let setup = Setup::new();
+    let conf = setup.write_config(&backend.url());
+    let mut proc = Proc::start(&conf, &[]);
+    let port = proc.listening().port();
+    Running {
+        setup,
+        backend,
+        proc,
+        port,
+    }
+}
+
+#[tokio::test]
+async fn chromium_with_the_imported_p12_reaches_weborca_as_user1() {
+    let _one = BROWSER.lock().await;
+    let machine = MachineLock::take().await;
+    let mut run = proxy().await;
+    let browser = Browser::new(&run.setup.ca.pem).await;
+    let files = catool_files(run.setup.dir.path(), 3, &run.setup.user1, &run.setup.ca.pem).await;
+    browser.import_p12(&files).await;
+    let _policy = Policy::auto_select(&machine, run.port);
+
+    let url = format!("https://127.0.0.1:{}/", run.port);
+    let visit = browser.visit(&url, "chromium-1-user1-p12").await;
+    let json = visit.backend_json();
+    assert_eq!(json["target"], "/");
+    assert_eq!(header(&json, "x-ssl-client-verify"), ["SUCCESS"]);
+    assert_eq!(header(&json, "x-ssl-client-s-dn"), ["CN=user1,O=orca,C=JP"]);
+    assert_eq!(
+        header(&json, "x-ssl-client-i-dn"),
+        ["CN=test-ca,O=orca,C=JP"]
+    );
+    assert_eq!(header(&json, "x-forwarded-proto"), ["https"]);
+    let seen = run.backend.last();
+    assert_eq!(seen.one("x-ssl-client-s-dn"), Some("CN=user1,O=orca,C=JP"));
+    // the access log names the user
+    run.proc
+        .wait_for("cn=user1")
+        .unwrap_or_else(|| panic!("no access log line with cn=user1: {:#?}", run.proc.seen));
+}
+
+#[tokio::test]
+async fn chromium_without_a_certificate_shows_the_japanese_403_page() {
+    let _one = BROWSER.lock().await;
+    let machine = MachineLock::take().await;
+    let run = proxy().await;
+    // the CA is trusted, but no .p12 was imported
+    let browser = Browser::new(&run.setup.ca.pem).await;
+    let _policy = Policy::auto_select(&machine, run.port);
+
+    let url = format!("https://127.0.0.1:{}/", run.port);
+    let visit = browser.visit(&url, "chromium-2-no-certificate").await;
+    assert!(visit.dom.contains("<html lang=\"ja\">"), "{}", visit.dom);
+    let text = visit.text();
+    for needle in [
+        "証明書が確認できませんでした",
+        "403",
+        "デバイス証明書の管理",
+        ".p12",
+        ".pass",
+        "ca.crt",
+        "No client certificate was presented",
+    ] {
+        assert!(text.contains(needle), "the page lacks {needle:?}: {text}");
+    }
+    // Japanese first, English below
+    assert!(
+        text.find("証明書が確認できませんでした").unwrap()
+            < text.find("No client certificate").unwrap()
+    );
+    assert_eq!(run.backend.count(), 0, "a refused browser reached WebORCA");
+}
+
+#[tokio::test]
+async fn chromium_with_an_expired_certificate_is_told_about_the_expiry() {
+    let _one = BROWSER.lock().await;
+    let machine = MachineLock::take().await;
+    let run = proxy().await;
+    let browser = Browser::new(&run.setup.ca.pem).await;
+    let expired = run.setup.ca.client_valid("user1", -400, -30);
+    let files = catool_files(run.setup.dir.path(), 4, &expired, &run.setup.ca.pem).await;
+    browser.import_p12(&files).await;
+    let _policy = Policy::auto_select(&machine, run.port);
+
+    // For review: the page the proxy serves when an expired certificate is
+    // presented, rendered by the same browser.
+    let served = served_page(run.port, &run.setup.ca.pem, &expired).await;
+    for needle in ["証明書の有効期限が切れています", "CN=user1", "orca-catool"] {
+        assert!(served.contains(needle), "the expired page lacks {needle:?}");
+    }
+    let file = write(run.setup.dir.path(), "expired-page.html", &served);
+    browser
+        .visit(
+            &format!("file://{}", file.display()),
+            "chromium-3b-expired-page-as-served",
+        )
+        .await;
+
+    let url = format!("https://127.0.0.1:{}/", run.port);
+    let visit = browser.visit(&url, "chromium-3-expired-certificate").await;
+    let text = visit.text();
+    assert!(
+        text.contains("有効期限"),
+        "With an expired certificate imported, the page does not mention the expiry (有効期限). \
+         Chromium does not offer an expired client certificate at all (its NSS client-certificate \
+         store skips certificates outside their validity period, policy or not), so the proxy \
+         receives no certificate and shows the 'missing' page, whose text blames a missing import \
+         or another CA. The page a receptionist sees:\n{text}"
+    );
+    assert_eq!(run.backend.count(), 0, "a refused browser reached WebORCA");
+}
+
+/// The HTML the proxy answers to a browser presenting `leaf`.
+async fn served_page(port: u16, ca_pem: &str, leaf: &Leaf) -> String {
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    let answer = Client::h1(ca_pem, Some(leaf))
+        .get(addr, "/")
+        .await
+        .expect("the proxy answers");
+    assert_eq!(answer.status, 403);
+    answer.text()
+}
+
+#[tokio::test]
+async fn chromium_opening_plain_http_ends_on_the_https_page() {
+    let _one = BROWSER.lock().await;
+    let machine = MachineLock::take().await;
+    let mut run = proxy().await;
+    let browser = Browser::new(&run.setup.ca.pem).await;
+    let files = catool_files(run.setup.dir.path(), 3, &run.setup.user1, &run.setup.ca.pem).await;
+    browser.import_p12(&files).await;
+    let _policy = Policy::auto_select(&machine, run.port);
+
+    let url = format!("http://127.0.0.1:{}/patients?id=1", run.port);
+    let visit = browser.visit(&url, "chromium-5-plain-http").await;
+    // the page came from WebORCA, over TLS, as user1
+    let json = visit.backend_json();
+    assert_eq!(json["target"], "/patients?id=1");
+    assert_eq!(header(&json, "x-forwarded-proto"), ["https"]);
+    assert_eq!(header(&json, "x-ssl-client-s-dn"), ["CN=user1,O=orca,C=JP"]);
+    // ...after the proxy answered the plain request with the redirect (the
+    // browser did not upgrade by itself)
+    run.proc
+        .wait_for("plain http:// request")
+        .unwrap_or_else(|| {
+            panic!(
+                "the proxy saw no plain http:// request: {:#?}",
+                run.proc.seen
+            )
+        });
+    assert!(
+        run.backend
+            .seen
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|s| s.one("x-forwarded-proto") == Some("https")),
+        "only https requests reach WebORCA"
+    );
+}

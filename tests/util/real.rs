@@ -1,0 +1,130 @@
+//! What the tests with real client programs share: where the programs are
+//! (and a failure naming the setup script when they are not), bounded runs,
+//! `.p12` files made like orca-catool's, and the artefacts folder.
+
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use tokio::process::Command;
+
+use super::pki::{Leaf, write};
+
+/// How to get the real clients onto a machine.
+pub const SETUP_HINT: &str = "run `tests/setup-real-clients.sh` as root (`.ci/run` calls it): it installs chromium, chromium-driver, libnss3-tools, curl, openssl and the Python venv target/test-venv with websockets and sslyze";
+
+/// The repository (not CARGO_TARGET_DIR: the venv and artefacts live in its `target/`).
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `target/artefacts/` of the repository: screenshots and scan reports.
+pub fn artefacts() -> PathBuf {
+    let dir = repo().join("target").join("artefacts");
+    std::fs::create_dir_all(&dir).expect("create target/artefacts");
+    dir
+}
+
+/// The Python of the test venv, with websockets and sslyze.
+pub fn venv_python() -> PathBuf {
+    let py = repo().join("target/test-venv/bin/python");
+    assert!(py.exists(), "{} is missing: {SETUP_HINT}", py.display());
+    py
+}
+
+/// Fails the test, naming the setup script, unless `program` is on PATH.
+pub fn require(program: &str) {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
+        .unwrap_or(false);
+    assert!(found, "`{program}` is not installed: {SETUP_HINT}");
+}
+
+/// Runs `program args…` under `timeout` (the whole process group is killed
+/// when the time is up), with a tokio timeout behind it as a second guard.
+pub async fn bounded(secs: u64, cmd: &mut Command) -> Output {
+    let std = cmd.as_std();
+    let program = std.get_program().to_owned();
+    let mut wrapped = Command::new("timeout");
+    wrapped
+        .arg("--kill-after=5")
+        .arg(secs.to_string())
+        .arg(&program)
+        .args(std.get_args());
+    for (k, v) in std.get_envs() {
+        match v {
+            Some(v) => wrapped.env(k, v),
+            None => wrapped.env_remove(k),
+        };
+    }
+    if let Some(dir) = std.get_current_dir() {
+        wrapped.current_dir(dir);
+    }
+    wrapped
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(Duration::from_secs(secs + 10), wrapped.output())
+        .await
+        .unwrap_or_else(|_| panic!("{program:?} did not end within {secs}s"))
+        .unwrap_or_else(|e| panic!("{program:?} could not start: {e}"));
+    assert_ne!(
+        out.status.code(),
+        Some(124),
+        "{program:?} hung and was killed after {secs}s; stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The files of one orca-catool certificate: PEM certificate, key, `.p12`
+/// (modern AES, OpenSSL 3's default, with the CA inside) and `.pass`.
+pub struct CatoolFiles {
+    pub crt: PathBuf,
+    pub pem: PathBuf,
+    pub p12: PathBuf,
+    pub pass: String,
+}
+
+/// Writes `NNNNNN__JP_orca_<name>.{crt,pem,p12,pass}` for `leaf` into `dir`.
+pub async fn catool_files(dir: &Path, number: u32, leaf: &Leaf, ca_pem: &str) -> CatoolFiles {
+    let base = format!("{number:06}__JP_orca_{}", leaf.cn);
+    let crt = write(dir, &format!("{base}.crt"), &leaf.pem);
+    let pem = write(dir, &format!("{base}.pem"), &leaf.key_pem);
+    let ca = write(dir, &format!("{base}.ca.crt"), ca_pem);
+    // orca-catool-like random passphrase, letters and digits
+    let pass: String = {
+        use sha2::Digest;
+        let seed = format!("{}{:?}", leaf.serial, std::time::SystemTime::now());
+        super::backend::hex(&sha2::Sha256::digest(seed.as_bytes()))[..16].to_string()
+    };
+    let pass_file = write(dir, &format!("{base}.pass"), &pass);
+    let p12 = dir.join(format!("{base}.p12"));
+    let out = bounded(
+        30,
+        Command::new("openssl")
+            .args(["pkcs12", "-export", "-name", &leaf.cn, "-in"])
+            .arg(&crt)
+            .arg("-inkey")
+            .arg(&pem)
+            .arg("-certfile")
+            .arg(&ca)
+            .arg("-passout")
+            .arg(format!("file:{}", pass_file.display()))
+            .arg("-out")
+            .arg(&p12),
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "openssl pkcs12 -export: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    CatoolFiles {
+        crt,
+        pem,
+        p12,
+        pass,
+    }
+}
