@@ -225,3 +225,21 @@ impl Drop for ProxyBody {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_values_cannot_break_a_line() {
+        assert_eq!(log_safe("user1"), "user1");
+        assert_eq!(
+            log_safe("x\n2024/01/01 00:00:00 FORGED\r"),
+            "x\\x0a2024/01/01 00:00:00 FORGED\\x0d"
+        );
+        assert_eq!(log_safe("\u{85}"), "\\xc2\\x85");
+        let long = log_safe(&"C".repeat(1000));
+        assert_eq!(long.chars().count(), LOG_VALUE_CHARS + 1);
+        assert!(long.ends_with('…'));
+    }
+}

@@ -125,6 +125,8 @@ pub fn init(log_file: Option<&Path>) -> io::Result<LogHandle> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,hyper=warn,rustls=warn"));
     let _ = tracing_subscriber::fmt()
+        // plain text: the log goes to files and the journal, never colour codes
+        .with_ansi(false)
         .with_env_filter(filter)
         .with_writer(writer)
         .event_format(WeborcaFormat { journald })

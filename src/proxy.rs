@@ -533,6 +533,9 @@ pub fn check_request<B>(req: &Request<B>) -> Result<(), Malformed> {
         }
         None => None,
     };
+    if host.is_none() && req.uri().authority().is_none() {
+        return Err(Malformed::new(S::BAD_REQUEST, "no Host header"));
+    }
     if let Some(authority) = req.uri().authority() {
         // HTTP/1.1 absolute-form, or HTTP/2's :authority
         if authority.as_str().contains('@') {
@@ -541,7 +544,7 @@ pub fn check_request<B>(req: &Request<B>) -> Result<(), Malformed> {
                 "user information in the request target",
             ));
         }
-        if host.is_some_and(|h| !h.eq_ignore_ascii_case(authority.as_str())) {
+        if host.is_some_and(|h| !same_host(h, authority)) {
             return Err(Malformed::new(
                 S::BAD_REQUEST,
                 "the Host header names another host than the request target",
@@ -555,6 +558,20 @@ pub fn check_request<B>(req: &Request<B>) -> Result<(), Malformed> {
         check_websocket(req)?;
     }
     Ok(())
+}
+
+/// Whether a Host header and a request target's authority name the same
+/// host: equal, or the same host name where one leaves the port out (clients
+/// that send both commonly write `Host: name` beside `:authority: name:8000`).
+fn same_host(host: &str, authority: &http::uri::Authority) -> bool {
+    if host.eq_ignore_ascii_case(authority.as_str()) {
+        return true;
+    }
+    let Ok(h) = host.parse::<http::uri::Authority>() else {
+        return false;
+    };
+    h.host().eq_ignore_ascii_case(authority.host())
+        && (h.port().is_none() || authority.port().is_none())
 }
 
 /// A Host value that is `host[:port]` and nothing else.
@@ -732,6 +749,86 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("authorization"));
+    }
+
+    fn req(lines: &[(&str, &str)], method: &str, uri: &str, version: Version) -> Request<()> {
+        let mut b = Request::builder().method(method).uri(uri).version(version);
+        for (n, v) in lines {
+            b = b.header(*n, *v);
+        }
+        b.body(()).unwrap()
+    }
+
+    #[test]
+    fn requests_that_could_be_read_two_ways_are_refused() {
+        let h1 = Version::HTTP_11;
+        let host = ("host", "localhost");
+        let status = |r: &Request<()>| check_request(r).err().map(|m| m.status.as_u16());
+        assert_eq!(status(&req(&[host], "GET", "/", h1)), None);
+        assert_eq!(
+            status(&req(&[host], "CONNECT", "localhost:443", h1)),
+            Some(405)
+        );
+        assert_eq!(status(&req(&[], "GET", "/", h1)), Some(400));
+        assert_eq!(
+            status(&req(&[host, ("host", "b")], "GET", "/", h1)),
+            Some(400)
+        );
+        assert_eq!(status(&req(&[("host", "a/b")], "GET", "/", h1)), Some(400));
+        assert_eq!(status(&req(&[host], "GET", "http://evil/", h1)), Some(400));
+        assert_eq!(
+            status(&req(&[host], "GET", "https://localhost:8000/", h1)),
+            None
+        );
+        assert_eq!(
+            status(&req(
+                &[("host", "localhost:1")],
+                "GET",
+                "https://localhost:2/",
+                h1
+            )),
+            Some(400)
+        );
+        let cl_te = [
+            host,
+            ("content-length", "3"),
+            ("transfer-encoding", "chunked"),
+        ];
+        assert_eq!(status(&req(&cl_te, "POST", "/", h1)), Some(400));
+        let gzip = [host, ("transfer-encoding", "gzip, chunked")];
+        assert_eq!(status(&req(&gzip, "POST", "/", h1)), Some(501));
+        let two = [host, ("content-length", "3"), ("content-length", "3")];
+        assert_eq!(status(&req(&two, "POST", "/", h1)), Some(400));
+        let ws = [
+            host,
+            ("connection", "upgrade"),
+            ("upgrade", "websocket"),
+            ("sec-websocket-version", "13"),
+            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ];
+        assert_eq!(status(&req(&ws, "GET", "/ws", h1)), None);
+        assert_eq!(status(&req(&ws, "POST", "/ws", h1)), Some(400));
+        assert_eq!(status(&req(&ws[..4], "GET", "/ws", h1)), Some(400));
+        assert_eq!(status(&req(&ws[..3], "GET", "/ws", h1)), Some(426));
+    }
+
+    #[test]
+    fn client_sent_identity_headers_are_recognised_in_any_spelling() {
+        for name in [
+            "x-ssl-client-verify",
+            "x_ssl_client_verify",
+            "x-ssl-client-anything",
+            "client_cert",
+            "x-forwarded-port",
+            "x_forwarded_for",
+            "forwarded",
+            "x-real-ip",
+        ] {
+            assert!(is_ours(&HeaderName::from_static(name)), "{name}");
+        }
+        for name in ["authorization", "cookie", "x-ginbee-tenant-id", "x_custom"] {
+            assert!(!is_ours(&HeaderName::from_static(name)), "{name}");
+        }
     }
 
     #[test]

@@ -505,6 +505,7 @@ where
 {
     let proxy = shared.proxy.clone();
     let activity = conn.activity.clone();
+    let peer = conn.peer;
     let service = service_fn(move |req| proxy.clone().handle(conn.clone(), req));
     let builder = if h2 { &shared.h2 } else { &shared.h1 };
     let serving = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
@@ -514,7 +515,12 @@ where
     loop {
         let wait = activity.idle_remaining(idle_limit);
         tokio::select! {
-            _ = &mut serving => return,
+            r = &mut serving => {
+                if let Err(e) = r {
+                    tracing::debug!(peer = %peer, "connection ended: {e}");
+                }
+                return;
+            }
             _ = shared.shutdown.cancelled(), if !closing => {
                 closing = true;
                 serving.as_mut().graceful_shutdown();
@@ -526,5 +532,26 @@ where
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_connections_fits_the_open_files_limit() {
+        assert_eq!(fitting_max_connections(2048, Some(16384)), 2048);
+        assert_eq!(fitting_max_connections(2048, None), 2048);
+        // `ulimit -n 1024` outside systemd: two descriptors per connection
+        assert_eq!(fitting_max_connections(2048, Some(1024)), 256);
+        assert_eq!(fitting_max_connections(2048, Some(100)), 1);
+    }
+
+    #[test]
+    fn log_subjects_are_clipped_on_a_character_boundary() {
+        let long = "山".repeat(LOG_SUBJECT_CHARS + 5);
+        assert_eq!(clip(&long).chars().count(), LOG_SUBJECT_CHARS);
+        assert_eq!(clip("/CN=user1"), "/CN=user1");
     }
 }

@@ -6,6 +6,8 @@
 pub mod backend;
 pub mod client;
 pub mod env;
+pub mod lean;
 pub mod pki;
 pub mod process;
+pub mod raw;
 pub mod real;

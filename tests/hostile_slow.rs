@@ -1,0 +1,190 @@
+//! Slow and silent clients: connections that send nothing are closed by
+//! HANDSHAKE_TIMEOUT, clients that trickle their request head by HEADER_TIMEOUT,
+//! HTTP/2 connections that only answer pings by IDLE_TIMEOUT — while a normal
+//! client keeps being served.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use weborca_mtls_proxy::metrics::Outcome;
+
+use crate::util::client::Client;
+use crate::util::env::Setup;
+use crate::util::raw::{PATIENCE, eventually, nofile_limit};
+
+const SILENT: usize = 500;
+const TRICKLING: usize = 200;
+/// Longest a normal request may take while the attack runs: generous, never measured.
+const NORMAL_LATENCY_BOUND: Duration = Duration::from_secs(5);
+
+/// Waits until the proxy closes `tcp` (EOF or reset); false if PATIENCE ran out.
+async fn closed_by_proxy(mut tcp: TcpStream) -> bool {
+    let mut buf = [0u8; 64];
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            match tcp.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .is_ok()
+}
+
+/// Sends a request head a byte a second; returns whether the proxy closed the
+/// connection before the head was complete (it would take a minute).
+async fn trickle(client: Client, addr: SocketAddr) -> bool {
+    let tls = client
+        .connect(addr)
+        .await
+        .expect("TLS handshake of a trickling client");
+    let (mut rd, mut wr) = tokio::io::split(tls);
+    let head = b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Slow: one byte a second\r\n\r\n";
+    let writer = async {
+        for b in head {
+            if wr.write_all(&[*b]).await.is_err() || wr.flush().await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        // The whole head went out: the proxy never cut it. Wait for the answer.
+        std::future::pending::<()>().await
+    };
+    let reader = async {
+        let mut buf = [0u8; 1024];
+        loop {
+            match rd.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(PATIENCE, async {
+        tokio::select! {
+            _ = writer => {}
+            _ = reader => {}
+        }
+    })
+    .await
+    .is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_and_trickling_clients_are_cut_while_a_normal_client_is_served() {
+    // Each attacking connection costs this process two descriptors (both
+    // ends); with a low `ulimit -n` the attack is scaled down to fit.
+    let budget = nofile_limit().saturating_sub(300) / 2;
+    let (silent_n, trickling_n) = if budget >= SILENT + TRICKLING {
+        (SILENT, TRICKLING)
+    } else {
+        eprintln!("ulimit -n {}: attack scaled down", nofile_limit());
+        (budget * 5 / 7, budget * 2 / 7)
+    };
+    let mut setup = Setup::new();
+    setup.conf.push("HANDSHAKE_TIMEOUT=2s".into());
+    setup.conf.push("HEADER_TIMEOUT=2s".into());
+    let env = setup.start().await;
+    let (client, addr) = (env.client(Some(&env.user1)), env.addr);
+    let metrics_timeouts = || {
+        env.handle
+            .stats()
+            .metrics
+            .handshakes
+            .get_or_create(&Outcome::from("timeout"))
+            .get()
+    };
+
+    // The normal client: a new connection and a request, again and again,
+    // until the attack is over.
+    let attack_over = Arc::new(AtomicBool::new(false));
+    let served = Arc::new(AtomicUsize::new(0));
+    let normal = {
+        let (client, over, served) = (client.clone(), attack_over.clone(), served.clone());
+        tokio::spawn(async move {
+            while !over.load(Ordering::SeqCst) {
+                let answer = tokio::time::timeout(NORMAL_LATENCY_BOUND, client.get(addr, "/"))
+                    .await
+                    .expect("a normal request waited too long during the attack")
+                    .expect("a normal request failed during the attack");
+                assert_eq!(answer.status, 200);
+                served.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+
+    let mut silent = Vec::new();
+    for _ in 0..silent_n {
+        silent.push(TcpStream::connect(addr).await.unwrap());
+    }
+    let silent: Vec<_> = silent
+        .into_iter()
+        .map(|tcp| tokio::spawn(closed_by_proxy(tcp)))
+        .collect();
+    let tricklers: Vec<_> = (0..trickling_n)
+        .map(|_| tokio::spawn(trickle(client.clone(), addr)))
+        .collect();
+
+    for (i, s) in silent.into_iter().enumerate() {
+        assert!(s.await.unwrap(), "silent connection {i} was never closed");
+    }
+    for (i, t) in tricklers.into_iter().enumerate() {
+        assert!(
+            t.await.unwrap(),
+            "trickling client {i} was not cut by HEADER_TIMEOUT"
+        );
+    }
+    assert!(
+        metrics_timeouts() >= silent_n as u64,
+        "closed by HANDSHAKE_TIMEOUT: {}",
+        metrics_timeouts()
+    );
+    attack_over.store(true, Ordering::SeqCst);
+    normal.await.unwrap();
+    assert!(
+        served.load(Ordering::SeqCst) >= 3,
+        "the normal client was barely served"
+    );
+    // Every attacking connection is gone from the proxy.
+    let open = || env.handle.stats().metrics.connections_open.get();
+    assert!(
+        eventually(|| open() == 0).await,
+        "{} connections still open",
+        open()
+    );
+}
+
+#[tokio::test]
+async fn http2_connection_kept_warm_only_by_pings_is_closed_after_idle_timeout() {
+    // Regression: the idle clock counted bytes, so the server's own HTTP/2
+    // keep-alive PINGs (sent every IDLE_TIMEOUT) and the client's answers kept
+    // a connection without requests open, holding a MAX_CONNECTIONS slot.
+    let mut setup = Setup::new();
+    setup.conf.push("IDLE_TIMEOUT=1s".into());
+    let env = setup.start().await;
+    let client = Client::new(&env.ca.pem, Some(&env.user1), &[b"h2"]);
+    let tls = client.connect(env.addr).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .timer(hyper_util::rt::TokioTimer::new())
+            .keep_alive_interval(Duration::from_millis(300))
+            .keep_alive_while_idle(true)
+            .handshake(hyper_util::rt::TokioIo::new(tls))
+            .await
+            .unwrap();
+    let conn = tokio::spawn(conn);
+    let req = http::Request::get(format!("https://localhost:{}/", env.addr.port()))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    assert_eq!(sender.send_request(req).await.unwrap().status(), 200);
+    let ended = tokio::time::timeout(PATIENCE, conn).await;
+    assert!(
+        ended.is_ok(),
+        "the pinging idle HTTP/2 connection was never closed"
+    );
+}
