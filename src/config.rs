@@ -50,6 +50,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "SHUTDOWN_GRACE",
     "MAX_CONNECTIONS",
     "CERT_WATCH_INTERVAL",
+    "WORKERS",
 ];
 
 /// Where the config is read from when `-c/--config` is not given.
@@ -66,6 +67,8 @@ pub const MAX_CERT_WARN_DAYS: u32 = 3650;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 2048;
 /// Upper bound for `MAX_CONNECTIONS`; beyond this the file-descriptor limit is the real cap.
 pub const MAX_MAX_CONNECTIONS: usize = 1_000_000;
+/// Upper bound for `WORKERS`.
+pub const MAX_WORKERS: usize = 256;
 /// Default for `HANDSHAKE_TIMEOUT`.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default for `HEADER_TIMEOUT`.
@@ -155,6 +158,19 @@ pub struct Config {
     /// `CERT_WATCH_INTERVAL`: how often certificate, key, CA and CRL files are checked for
     /// changes (default 30s).
     pub cert_watch_interval: Duration,
+    /// `WORKERS`: threads serving connections; `None` is `auto`, one per CPU core.
+    pub workers: Option<usize>,
+}
+
+impl Config {
+    /// How many worker threads serve connections: WORKERS, or one per CPU core.
+    pub fn worker_count(&self) -> usize {
+        self.workers.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(MAX_WORKERS)
+        })
+    }
 }
 
 /// How a client certificate that is refused is answered (`CLIENT_CERT_ERRORS`).
@@ -864,6 +880,7 @@ fn build(known: &Known<'_>, warnings: &mut Vec<String>) -> Result<Config, Config
             .optional("MAX_CONNECTIONS", parse_max_connections)?
             .unwrap_or(DEFAULT_MAX_CONNECTIONS),
         cert_watch_interval: known.duration("CERT_WATCH_INTERVAL", DEFAULT_CERT_WATCH_INTERVAL)?,
+        workers: known.optional("WORKERS", parse_workers)?.flatten(),
     })
 }
 
@@ -1134,6 +1151,22 @@ fn parse_max_connections(value: &str) -> Result<usize, String> {
         .and_then(|count| usize::try_from(count).ok())
         .ok_or_else(|| {
             format!("a number of connections from 1 to {MAX_MAX_CONNECTIONS}, like 2048")
+        })
+}
+
+/// `auto` (`None`: one per CPU core) or a number of threads.
+fn parse_workers(value: &str) -> Result<Option<usize>, String> {
+    if value.eq_ignore_ascii_case("auto") {
+        return Ok(None);
+    }
+    let max = u64::try_from(MAX_WORKERS).unwrap_or(u64::MAX);
+    parse_in_range(value, 1, max)
+        .and_then(|count| usize::try_from(count).ok())
+        .map(Some)
+        .ok_or_else(|| {
+            format!(
+                "auto (one per CPU core) or a number of threads from 1 to {MAX_WORKERS}, like 2"
+            )
         })
 }
 
@@ -1969,6 +2002,7 @@ CA_CRT=/opt/jma/weborca/conf/ca.crt
             shutdown_grace: Duration::from_secs(30),
             max_connections: 2048,
             cert_watch_interval: Duration::from_secs(30),
+            workers: None,
         };
         assert_eq!(config, expected);
     }
@@ -2429,6 +2463,21 @@ CERT_WATCH_INTERVAL=1m
             let expected = "expected a number of days from 0 to 3650, like 30 (0 warns only \
                             about expired certificates)";
             assert!(message.ends_with(expected), "{message}");
+        }
+    }
+
+    #[test]
+    fn workers_auto_or_a_count() {
+        assert_eq!(config("").workers, None);
+        assert_eq!(config("WORKERS=auto\n").workers, None);
+        assert_eq!(config("WORKERS=AUTO\n").workers, None);
+        assert_eq!(config("WORKERS=1\n").workers, Some(1));
+        assert_eq!(config("WORKERS=256\n").worker_count(), 256);
+        assert!(config("").worker_count() >= 1);
+        for bad in ["0", "257", "-1", "two", "1.5"] {
+            let message = refusal(&format!("WORKERS={bad}\n"));
+            assert!(message.contains("WORKERS"), "{message}");
+            assert!(message.contains("auto"), "{message}");
         }
     }
 

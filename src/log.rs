@@ -2,18 +2,19 @@
 //! local time), to stderr and optionally appended to LOG_FILE, which is reopened
 //! on SIGHUP so logrotate can move it away.
 //!
-//! Lines are written by a background thread (`tracing-appender`), so a slow
-//! disk never stalls a request; the queue blocks rather than drops, because
-//! the access log is the clinic's audit trail. Under systemd (JOURNAL_STREAM
+//! Lines are written in batches by a background thread (see [`Queue`]), so
+//! a slow disk never stalls a request; the queue blocks rather than drops,
+//! because the access log is the clinic's audit trail. Under systemd (JOURNAL_STREAM
 //! set) each line carries a `<N>` syslog priority prefix that journald strips.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use tracing::{Event, Level, Subscriber};
-use tracing_appender::non_blocking::WorkerGuard;
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
@@ -63,25 +64,126 @@ where
     }
 }
 
-/// Where log lines go: stderr always, LOG_FILE too when set.
-#[derive(Clone)]
-struct Sink {
-    file: Arc<Mutex<Option<File>>>,
+/// Log lines waiting for the writer thread.
+///
+/// A logging thread appends its line and goes on; the writer thread wakes
+/// when the queue goes from empty to not empty, lets lines gather for
+/// [`BATCH_WINDOW`], and writes them all with one `write` per destination.
+/// Under load (one access-log line per request) that is a wake-up and a write
+/// every few milliseconds instead of one per request, and the request threads
+/// never wait for a disk. The queue blocks rather than drops when it is full,
+/// because the access log is the clinic's audit trail.
+struct Queue {
+    state: Mutex<Pending>,
+    /// the writer waits here for lines, or for the end
+    ready: Condvar,
+    /// loggers wait here while the queue is full
+    room: Condvar,
 }
 
-impl Write for Sink {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let _ = io::stderr().write_all(buf);
-        let mut file = self.file.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(f) = file.as_mut() {
-            // A full disk must not stop the proxy; stderr still has the line.
-            let _ = f.write_all(buf);
+struct Pending {
+    lines: Vec<u8>,
+    /// the writer has stopped: lines go straight to stderr
+    closed: bool,
+}
+
+/// How long the writer lets lines gather before writing them.
+const BATCH_WINDOW: Duration = Duration::from_millis(10);
+/// Loggers wait once this much is waiting to be written (a stalled disk).
+const QUEUE_BYTES: usize = 4 << 20;
+/// The writer keeps a buffer of about this size between batches.
+const BATCH_BYTES: usize = 64 * 1024;
+
+impl Queue {
+    fn lock(&self) -> MutexGuard<'_, Pending> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn push(&self, line: &[u8]) {
+        let mut pending = self.lock();
+        while pending.lines.len() >= QUEUE_BYTES && !pending.closed {
+            pending = self
+                .room
+                .wait(pending)
+                .unwrap_or_else(PoisonError::into_inner);
         }
+        if pending.closed {
+            drop(pending);
+            let _ = io::stderr().write_all(line);
+            return;
+        }
+        let wake = pending.lines.is_empty();
+        pending.lines.extend_from_slice(line);
+        drop(pending);
+        if wake {
+            self.ready.notify_one();
+        }
+    }
+
+    /// The writer thread: batches to stderr and LOG_FILE until closed and empty.
+    fn write_out(&self, file: &Mutex<Option<File>>) {
+        let mut batch = Vec::with_capacity(BATCH_BYTES);
+        loop {
+            let mut pending = self.lock();
+            while pending.lines.is_empty() && !pending.closed {
+                pending = self
+                    .ready
+                    .wait(pending)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+            if pending.lines.is_empty() {
+                return; // closed, and everything written
+            }
+            if !pending.closed {
+                drop(pending);
+                std::thread::sleep(BATCH_WINDOW);
+                pending = self.lock();
+            }
+            std::mem::swap(&mut pending.lines, &mut batch);
+            drop(pending);
+            self.room.notify_all();
+            // LOG_FILE first: whoever sees a line on stderr (the journal)
+            // finds it in the file too.
+            if let Some(f) = file.lock().unwrap_or_else(PoisonError::into_inner).as_mut() {
+                // A full disk must not stop the proxy; stderr still has the lines.
+                let _ = f.write_all(&batch);
+            }
+            let _ = io::stderr().write_all(&batch);
+            batch.clear();
+            batch.shrink_to(BATCH_BYTES);
+        }
+    }
+
+    fn close(&self) {
+        self.lock().closed = true;
+        self.ready.notify_all();
+        self.room.notify_all();
+    }
+}
+
+/// What the formatter writes each line to.
+#[derive(Clone)]
+struct QueueWriter(Arc<Queue>);
+
+/// One line's writer: the formatter writes a whole line at once.
+struct LineWriter<'a>(&'a Queue);
+
+impl Write for LineWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.push(buf);
         Ok(buf.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        io::stderr().flush()
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for QueueWriter {
+    type Writer = LineWriter<'a>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        LineWriter(&self.0)
     }
 }
 
@@ -89,7 +191,18 @@ impl Write for Sink {
 pub struct LogHandle {
     file: Arc<Mutex<Option<File>>>,
     path: Mutex<Option<PathBuf>>,
-    _guard: WorkerGuard,
+    queue: Arc<Queue>,
+    writer: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for LogHandle {
+    /// Writes out every line logged so far.
+    fn drop(&mut self) {
+        self.queue.close();
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
 }
 
 fn open_append(path: &Path) -> io::Result<File> {
@@ -117,10 +230,20 @@ impl LogHandle {
 /// Installs the global logger. `RUST_LOG` may raise or lower the level (default info).
 pub fn init(log_file: Option<&Path>) -> io::Result<LogHandle> {
     let file = Arc::new(Mutex::new(log_file.map(open_append).transpose()?));
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .thread_name("log-writer")
-        .finish(Sink { file: file.clone() });
+    let queue = Arc::new(Queue {
+        state: Mutex::new(Pending {
+            lines: Vec::with_capacity(BATCH_BYTES),
+            closed: false,
+        }),
+        ready: Condvar::new(),
+        room: Condvar::new(),
+    });
+    let writer = std::thread::Builder::new()
+        .name("log-writer".into())
+        .spawn({
+            let (queue, file) = (queue.clone(), file.clone());
+            move || queue.write_out(&file)
+        })?;
     let journald = std::env::var_os("JOURNAL_STREAM").is_some();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,hyper=warn,rustls=warn"));
@@ -128,12 +251,13 @@ pub fn init(log_file: Option<&Path>) -> io::Result<LogHandle> {
         // plain text: the log goes to files and the journal, never colour codes
         .with_ansi(false)
         .with_env_filter(filter)
-        .with_writer(writer)
+        .with_writer(QueueWriter(queue.clone()))
         .event_format(WeborcaFormat { journald })
         .try_init();
     Ok(LogHandle {
         file,
         path: Mutex::new(log_file.map(Path::to_path_buf)),
-        _guard: guard,
+        queue,
+        writer: Some(writer),
     })
 }

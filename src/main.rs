@@ -52,7 +52,9 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // This thread is the first worker; the server starts the others, each
+    // with a runtime of its own (see `server::spawn_worker`).
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

@@ -90,6 +90,8 @@ type Forwarded = (
 pub struct Proxy {
     /// pooled HTTP/1.1 connections to the backend
     client: Client<HttpConnector, OutBody>,
+    /// BACKEND_CONNECT_TIMEOUT
+    connect_timeout: Duration,
     /// backend requests (and tunnels) in flight, at most MAX_CONNECTIONS:
     /// bounds the sockets the proxy opens to WebORCA
     backend_slots: Arc<Semaphore>,
@@ -111,6 +113,20 @@ pub struct Proxy {
     stats: Arc<Stats>,
 }
 
+/// A pool of keep-alive HTTP/1.1 connections to the backend.
+fn backend_client(connect_timeout: Duration) -> Client<HttpConnector, OutBody> {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(connect_timeout));
+    connector.set_keepalive(Some(Duration::from_secs(60)));
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .pool_max_idle_per_host(POOL_MAX_IDLE)
+        .pool_timer(hyper_util::rt::TokioTimer::new())
+        .set_host(false)
+        .build(connector)
+}
+
 impl Proxy {
     /// A proxy to BACKEND_URL with the config's timeouts.
     pub fn new(
@@ -125,18 +141,10 @@ impl Proxy {
                 config.backend.authority
             )
         })?;
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(config.backend_connect_timeout));
-        connector.set_keepalive(Some(Duration::from_secs(60)));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .pool_max_idle_per_host(POOL_MAX_IDLE)
-            .pool_timer(hyper_util::rt::TokioTimer::new())
-            .set_host(false)
-            .build(connector);
+        let client = backend_client(config.backend_connect_timeout);
         Ok(Proxy {
             client,
+            connect_timeout: config.backend_connect_timeout,
             backend_slots: Arc::new(Semaphore::new(config.max_connections.max(1))),
             backend_url: config.backend.url.as_str().into(),
             backend_authority,
@@ -147,6 +155,25 @@ impl Proxy {
             shutdown,
             stats,
         })
+    }
+
+    /// The same proxy with a pool of backend connections of its own, for
+    /// another worker thread: the backend slots (MAX_CONNECTIONS), tunnels,
+    /// shutdown and metrics stay shared.
+    pub fn sibling(&self) -> Proxy {
+        Proxy {
+            client: backend_client(self.connect_timeout),
+            connect_timeout: self.connect_timeout,
+            backend_slots: self.backend_slots.clone(),
+            backend_url: self.backend_url.clone(),
+            backend_authority: self.backend_authority.clone(),
+            backend_timeout: self.backend_timeout,
+            forward_identity: self.forward_identity,
+            access_log: self.access_log,
+            tunnels: self.tunnels.clone(),
+            shutdown: self.shutdown.clone(),
+            stats: self.stats.clone(),
+        }
     }
 
     /// Answers one request from a client connection.

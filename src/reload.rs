@@ -221,5 +221,6 @@ fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
         "MAX_CONNECTIONS",
         old.max_connections != new.max_connections,
     );
+    check("WORKERS", old.workers != new.workers);
     keys
 }

@@ -23,6 +23,7 @@ mod startup;
 mod status;
 mod systemd;
 mod websocket;
+mod workers;
 
 mod api_clients;
 mod browser;
