@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# benches/profile.sh GROUP [proxy|nginx] [SECONDS]
+# benches/profile.sh GROUP [proxy|nginx] [SECONDS] [BENCH OPTIONS...]
 #
 # Runs one figure group of the nginx comparison (h1, h2, full, resumed, cpu,
 # upload, download, idle, ws) for SECONDS and records a perf profile of one
 # server while it runs. Writes $OUT/GROUP-WHO.perf.data and a flat report
 # GROUP-WHO.txt (self time by symbol, with call chains below 1 %).
+# Options after SECONDS go to the benchmark: a 1 GiB transfer is over in
+# about a second, so profile upload and download with e.g. `--gib 8`.
 #
 # Builds with line tables (CARGO_PROFILE_BENCH_DEBUG) in a target folder of
 # its own, so the measured binary is the release build plus symbols.
@@ -12,6 +14,7 @@ set -euo pipefail
 group=${1:?usage: benches/profile.sh GROUP [proxy|nginx] [SECONDS]}
 who=${2:-proxy}
 secs=${3:-16}
+shift $(($# < 3 ? $# : 3))
 out=${OUT:-/tmp/weborca-bench-profile}
 mkdir -p "$out"
 cd "$(dirname "$0")/.."
@@ -19,7 +22,7 @@ export CARGO_TARGET_DIR=${PROFILE_TARGET_DIR:-target/profile}
 export CARGO_PROFILE_BENCH_DEBUG=line-tables-only
 cargo bench --bench proxy --no-run
 
-PROXY_BIN=${PROXY_BIN:-} cargo bench --bench proxy -- --only "$group" --reps 1 --secs "$secs" >"$out/$group-run.txt" 2>&1 &
+PROXY_BIN=${PROXY_BIN:-} cargo bench --bench proxy -- --only "$group" --reps 1 --secs "$secs" "$@" >"$out/$group-run.txt" 2>&1 &
 bench=$!
 trap 'kill $bench 2>/dev/null || true' EXIT
 

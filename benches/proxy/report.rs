@@ -68,9 +68,12 @@ impl Results {
                     .map(|v| spread(v))
                     .unwrap_or_else(|| "–".into())
             };
+            // what a transfer added to RSS is often a few KiB against zero:
+            // a ratio of two such figures says nothing
+            let comparable = !row.key.ends_with("_rise");
             let ratio =
                 |server: &str| match (self.median(row.key, PROXY), self.median(row.key, server)) {
-                    (Some(p), Some(n)) if n > 0.0 => Some(p / n),
+                    (Some(p), Some(n)) if comparable && n > 0.0 => Some(p / n),
                     _ => None,
                 };
             let (r1, r2) = (ratio(NGINX), ratio(NGINX_NOBUF));
