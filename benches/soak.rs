@@ -27,8 +27,9 @@
 //!   window; that is counted apart, anything else failing is an error.
 //!
 //! The proxy's RSS and descriptors are sampled after a warm-up (a minute, or
-//! the first 10 % of a shorter run), every second, and at the end once the
-//! load has stopped and its connections have closed; the bounds are
+//! the first 10 % of a shorter run) and at the end once the load has stopped
+//! and its connections have closed; in between RSS every second (for the
+//! peak) and descriptors once a minute (progress lines); the bounds are
 //! [`RSS_GROWTH_BOUND_MIB`] and [`FD_GROWTH_BOUND`]. Progress goes to stderr,
 //! the report to stdout. On FAIL the run's folder (proxy log, certificates)
 //! is kept and named.
