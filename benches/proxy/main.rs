@@ -281,57 +281,37 @@ async fn repetition(opts: &Opts, rep: usize, l: &Lineup, rsa: &Pki, ec: &Pki, r:
     }
     let pair = ordered(rep, &l.proxy, &l.nginx);
 
-    if opts.wants("h1") {
-        eprintln!("  -- h1");
-        for s in pair {
-            let shape = KeepAlive {
-                conns: CONNS,
-                streams: 1,
-                h2: false,
-                secs: opts.secs,
-                rate: None,
-            };
-            let cpu0 = cpu_snapshot(l, s);
-            let mut m = bounded(
-                load::keep_alive(s.addr, Some(user.clone()), shape),
-                opts.secs,
-            )
-            .await
-            .expect("h1");
-            let cpu = cpu_since(l, s, cpu0);
-            note_cpu("h1", s, &cpu, m.ok);
-            r.add("h1_cpu", column(s), cpu[0] * 1e6 / m.ok.max(1) as f64);
-            r.add("h1_rps", column(s), m.per_sec());
-            r.add("h1_p50", column(s), m.pct_ms(50.0));
-            r.add("h1_p99", column(s), m.pct_ms(99.0));
-            note_errors("h1", s, m.errors);
-            tokio::time::sleep(SETTLE).await;
+    for (group, h2, conns, streams, config) in [
+        ("h1", false, CONNS, 1, &user),
+        ("h2", true, H2_CONNS, H2_STREAMS, &user_h2),
+    ] {
+        if !opts.wants(group) {
+            continue;
         }
-    }
-    if opts.wants("h2") {
-        eprintln!("  -- h2");
+        eprintln!("  -- {group}");
         for s in pair {
             let shape = KeepAlive {
-                conns: H2_CONNS,
-                streams: H2_STREAMS,
-                h2: true,
+                conns,
+                streams,
+                h2,
                 secs: opts.secs,
                 rate: None,
             };
             let cpu0 = cpu_snapshot(l, s);
             let mut m = bounded(
-                load::keep_alive(s.addr, Some(user_h2.clone()), shape),
+                load::keep_alive(s.addr, Some(config.clone()), shape),
                 opts.secs,
             )
             .await
-            .expect("h2");
+            .expect(group);
             let cpu = cpu_since(l, s, cpu0);
-            note_cpu("h2", s, &cpu, m.ok);
-            r.add("h2_cpu", column(s), cpu[0] * 1e6 / m.ok.max(1) as f64);
-            r.add("h2_rps", column(s), m.per_sec());
-            r.add("h2_p50", column(s), m.pct_ms(50.0));
-            r.add("h2_p99", column(s), m.pct_ms(99.0));
-            note_errors("h2", s, m.errors);
+            note_cpu(group, s, &cpu, m.ok);
+            let key = |figure: &str| format!("{group}_{figure}");
+            r.add(&key("cpu"), column(s), cpu[0] * 1e6 / m.ok.max(1) as f64);
+            r.add(&key("rps"), column(s), m.per_sec());
+            r.add(&key("p50"), column(s), m.pct_ms(50.0));
+            r.add(&key("p99"), column(s), m.pct_ms(99.0));
+            note_errors(group, s, m.errors);
             tokio::time::sleep(SETTLE).await;
         }
     }

@@ -62,7 +62,7 @@ pub struct Pki {
     pub revoked_key: PrivateKeyDer<'static>,
 }
 
-fn dn(cn: &str) -> DistinguishedName {
+pub fn dn(cn: &str) -> DistinguishedName {
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CountryName, "JP");
     dn.push(DnType::OrganizationName, "orca");
@@ -91,13 +91,10 @@ fn leaf_params(
     params
 }
 
-/// Makes a PKI of `alg` in `dir` whose CRL revokes `revoked` serials (not
-/// the client's; `revoked` must be at least 1, the revoked client's own).
-pub fn make(dir: &Path, alg: Alg, revoked: usize) -> Pki {
-    std::fs::create_dir_all(dir).expect("pki dir");
-    let ca_key = alg.key();
+/// A CA like orca-catool's: valid from yesterday for ten years, serial 1.
+pub fn ca_params(cn: &str) -> CertificateParams {
     let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
-    params.distinguished_name = dn("weborca-mtls-proxy bench CA");
+    params.distinguished_name = dn(cn);
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
@@ -107,6 +104,15 @@ pub fn make(dir: &Path, alg: Alg, revoked: usize) -> Pki {
     params.not_before = OffsetDateTime::now_utc() - Duration::days(1);
     params.not_after = OffsetDateTime::now_utc() + Duration::days(3650);
     params.serial_number = Some(SerialNumber::from(1u64));
+    params
+}
+
+/// Makes a PKI of `alg` in `dir` whose CRL revokes `revoked` serials (not
+/// the client's; `revoked` must be at least 1, the revoked client's own).
+pub fn make(dir: &Path, alg: Alg, revoked: usize) -> Pki {
+    std::fs::create_dir_all(dir).expect("pki dir");
+    let ca_key = alg.key();
+    let params = ca_params("weborca-mtls-proxy bench CA");
     let ca_cert = params.self_signed(&ca_key).expect("ca");
     let issuer = Issuer::new(params, ca_key);
 

@@ -18,9 +18,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, CertificateRevocationListParams, DistinguishedName,
-    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose,
-    RevokedCertParams, RsaKeySize, SerialNumber,
+    CertificateParams, CertificateRevocationListParams, ExtendedKeyUsagePurpose, Issuer,
+    KeyIdMethod, KeyPair, KeyUsagePurpose, RevokedCertParams, RsaKeySize, SerialNumber,
 };
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -82,19 +81,11 @@ fn rsa_key() -> KeyPair {
     KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, RsaKeySize::_2048).expect("RSA key")
 }
 
-fn dn(cn: &str) -> DistinguishedName {
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::CountryName, "JP");
-    dn.push(DnType::OrganizationName, "orca");
-    dn.push(DnType::CommonName, cn);
-    dn
-}
-
 /// A leaf valid from `from` to `to` days from now.
 fn leaf(cn: &str, sans: &[&str], serial: u64, days: (i64, i64), server: bool) -> CertificateParams {
     let sans: Vec<String> = sans.iter().map(|s| s.to_string()).collect();
     let mut params = CertificateParams::new(sans).expect("params");
-    params.distinguished_name = dn(cn);
+    params.distinguished_name = pki::dn(cn);
     params.serial_number = Some(SerialNumber::from(serial));
     params.not_before = OffsetDateTime::now_utc() + Duration::days(days.0);
     params.not_after = OffsetDateTime::now_utc() + Duration::days(days.1);
@@ -146,17 +137,7 @@ impl Certs {
         let live_dir = dir.join("live");
         std::fs::create_dir_all(&live_dir)?;
         let ca_key = rsa_key();
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
-        params.distinguished_name = dn("weborca-mtls-proxy soak CA");
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        params.not_before = OffsetDateTime::now_utc() - Duration::days(1);
-        params.not_after = OffsetDateTime::now_utc() + Duration::days(3650);
-        params.serial_number = Some(SerialNumber::from(1u64));
+        let params = pki::ca_params("weborca-mtls-proxy soak CA");
         let ca = params.self_signed(&ca_key).expect("CA");
         let issuer = Issuer::new(params, ca_key);
 
