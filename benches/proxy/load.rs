@@ -302,6 +302,52 @@ fn pacer(period: Option<Duration>, phase: usize, workers: usize) -> Option<tokio
     })
 }
 
+/// Waits for the pacer's next tick (at once when unpaced); false once the
+/// deadline has come.
+async fn paced(pace: &mut Option<tokio::time::Interval>, deadline: Instant) -> bool {
+    if let Some(p) = pace.as_mut() {
+        tokio::select! {
+            _ = p.tick() => {}
+            _ = tokio::time::sleep_until(deadline.into()) => return false,
+        }
+    }
+    Instant::now() < deadline
+}
+
+/// What became of one request.
+enum Outcome {
+    /// answered, counted as ok or as an error by its status
+    Answered,
+    /// the connection failed under it (counted as an error)
+    Broken,
+    /// still in flight at the deadline: not counted
+    Late,
+}
+
+/// Waits for one GET's answer until `deadline` and counts it in `r`.
+async fn one_get<F>(r: &mut Rate, deadline: Instant, request: F) -> Outcome
+where
+    F: Future<Output = Result<(StatusCode, u64), Error>>,
+{
+    let t = Instant::now();
+    match tokio::time::timeout_at(deadline.into(), request).await {
+        Ok(Ok((StatusCode::OK, _))) => {
+            r.ok += 1;
+            r.lat_us.push(t.elapsed().as_micros() as u32);
+            Outcome::Answered
+        }
+        Ok(Ok(_)) => {
+            r.errors += 1;
+            Outcome::Answered
+        }
+        Ok(Err(_)) => {
+            r.errors += 1;
+            Outcome::Broken
+        }
+        Err(_) => Outcome::Late,
+    }
+}
+
 async fn h1_worker(
     addr: SocketAddr,
     config: Option<Arc<ClientConfig>>,
@@ -313,33 +359,21 @@ async fn h1_worker(
 ) -> Rate {
     let mut r = Rate::default();
     let mut pace = pacer(period, phase, workers);
-    while Instant::now() < deadline {
-        if let Some(p) = pace.as_mut() {
-            tokio::select! {
-                _ = p.tick() => {}
-                _ = tokio::time::sleep_until(deadline.into()) => break,
-            }
-        }
-        let t = Instant::now();
-        let outcome = async {
+    while paced(&mut pace, deadline).await {
+        let request = async {
             send.ready().await?;
             drain(send.send_request(get(addr, "/", false)).await?).await
         };
-        match tokio::time::timeout_at(deadline.into(), outcome).await {
-            Ok(Ok((StatusCode::OK, _))) => {
-                r.ok += 1;
-                r.lat_us.push(t.elapsed().as_micros() as u32);
-            }
-            Ok(Ok(_)) => r.errors += 1,
-            Ok(Err(_)) => {
-                // the server closed the connection: count it and make another
-                r.errors += 1;
+        match one_get(&mut r, deadline, request).await {
+            Outcome::Answered => {}
+            // the server closed the connection: make another
+            Outcome::Broken => {
                 match tokio::time::timeout_at(deadline.into(), h1(addr, config.as_ref())).await {
                     Ok(Ok((s, _))) => send = s,
                     _ => break,
                 }
             }
-            Err(_) => break, // in flight at the deadline: not counted
+            Outcome::Late => break,
         }
     }
     r
@@ -355,29 +389,13 @@ async fn h2_worker(
 ) -> Rate {
     let mut r = Rate::default();
     let mut pace = pacer(period, phase, workers);
-    while Instant::now() < deadline {
-        if let Some(p) = pace.as_mut() {
-            tokio::select! {
-                _ = p.tick() => {}
-                _ = tokio::time::sleep_until(deadline.into()) => break,
-            }
-        }
-        let t = Instant::now();
-        let outcome = async {
+    while paced(&mut pace, deadline).await {
+        let request = async {
             send.ready().await?;
             drain(send.send_request(get(addr, "/", true)).await?).await
         };
-        match tokio::time::timeout_at(deadline.into(), outcome).await {
-            Ok(Ok((StatusCode::OK, _))) => {
-                r.ok += 1;
-                r.lat_us.push(t.elapsed().as_micros() as u32);
-            }
-            Ok(Ok(_)) => r.errors += 1,
-            Ok(Err(_)) => {
-                r.errors += 1;
-                break;
-            }
-            Err(_) => break,
+        if !matches!(one_get(&mut r, deadline, request).await, Outcome::Answered) {
+            break;
         }
     }
     r
