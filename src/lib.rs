@@ -11,19 +11,17 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
-pub mod body;
 pub mod check;
 pub mod config;
-pub mod conn;
 pub mod demo;
-pub mod log;
-pub mod metrics;
+pub mod observe;
 pub mod pages;
-pub mod plain;
 pub mod proxy;
 pub mod reload;
-pub mod server;
-pub mod status;
 pub mod tls;
-pub mod ws;
 pub mod x509;
+
+// The modules' former top-level paths, kept so `crate::server`,
+// `weborca_mtls_proxy::status`… still name the same items.
+pub use observe::{log, metrics, status};
+pub use proxy::{body, conn, plain, server, ws};

@@ -17,6 +17,12 @@
 //! HEAD or OPTIONS without a body; a POST that may have reached WebORCA is
 //! never replayed (hyper's pool also resends a request it never wrote).
 
+pub mod body;
+pub mod conn;
+pub mod plain;
+pub mod server;
+pub mod ws;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;

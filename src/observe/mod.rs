@@ -1,0 +1,7 @@
+//! What the proxy tells its operator while it runs: the WebORCA-style log
+//! ([`log`]), the Prometheus counters ([`metrics`]) and the status endpoints
+//! with the shared runtime counters they read ([`status`]).
+
+pub mod log;
+pub mod metrics;
+pub mod status;
