@@ -13,7 +13,9 @@
 pub mod app;
 pub mod check;
 pub mod config;
+#[cfg(feature = "demo")]
 pub mod demo;
+pub mod load;
 pub mod observe;
 pub mod pages;
 pub mod proxy;

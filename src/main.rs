@@ -33,6 +33,7 @@ enum Command {
         host: Vec<String>,
     },
     /// run a throwaway CA, certificates, a stand-in WebORCA and the proxy, to try it out
+    #[cfg(feature = "demo")]
     Demo {
         /// folder for the demo certificates
         #[arg(long, default_value = "demo")]
@@ -76,6 +77,7 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             };
         }
+        #[cfg(feature = "demo")]
         Some(Command::Demo { dir, port }) => {
             runtime.block_on(weborca_mtls_proxy::demo::run(dir, port, log.clone()))
         }

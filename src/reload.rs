@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use crate::app::{self, Failure};
+use crate::load::{self, Failure, Loaded};
 use crate::config::Config;
 use crate::log::LogHandle;
 use crate::server::Handle;
@@ -96,17 +96,12 @@ impl Reloader {
         tracing::info!("reload ({why}): reading {}", self.path.display());
         let path = self.path.clone();
         let sessions = self.sessions.clone();
-        let loaded = tokio::task::spawn_blocking(move || -> Result<(Config, TlsState), Failure> {
-            let config = app::load_config(&path)?;
-            app::check_files(&config)?;
-            let tls = app::load_tls(&config, &sessions)?;
-            Ok((config, tls))
-        })
+        let loaded = tokio::task::spawn_blocking(move || load::load_all(&path, &sessions))
         .await
         .unwrap_or_else(|e| Err(Failure::Runtime(format!("reload task failed: {e}"))));
         let stats = self.handle.stats();
         let ok = match loaded {
-            Ok((config, tls)) => {
+            Ok(Loaded { config, tls }) => {
                 let warn_days = config.cert_warn_days;
                 let serial = tls.server_cert.serial_hex.clone();
                 self.apply(config, tls);
@@ -141,7 +136,6 @@ impl Reloader {
                 self.path.display()
             );
         }
-        app::warn_expiring(&tls, config.cert_warn_days);
         let serial = tls.server_cert.serial_hex.clone();
         self.handle.replace_tls(tls);
         let files = watched_files(&config);
@@ -181,7 +175,7 @@ impl Reloader {
         let mut every = tokio::time::interval_at(start, EXPIRY_CHECK_EVERY);
         loop {
             every.tick().await;
-            app::warn_expiring(&self.handle.tls(), self.config().cert_warn_days);
+            load::warn_expiring(&self.handle.tls(), self.config().cert_warn_days);
         }
     }
 }

@@ -5,6 +5,7 @@ mod util;
 
 mod backend_trouble;
 mod check;
+#[cfg(feature = "demo")]
 mod demo;
 mod forwarding;
 mod hostile_backend;

@@ -12,49 +12,13 @@
 //! the HTML and text versions cannot drift apart, and every inserted value
 //! goes through one escaping function on the HTML path.
 
-use std::fmt;
 
 use bytes::Bytes;
 use chrono::{DateTime, FixedOffset, Utc};
 use http::{HeaderValue, StatusCode};
 
-/// Why a client certificate was refused; the value of the
-/// `X-Client-Cert-Error` header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CertErrorKind {
-    /// No client certificate was sent.
-    Missing,
-    /// The certificate's notAfter has passed.
-    Expired,
-    /// The certificate's notBefore is still in the future.
-    NotYetValid,
-    /// The certificate does not chain to an accepted CA.
-    UnknownCa,
-    /// The certificate is on the CRL.
-    Revoked,
-    /// The certificate is valid but its subject is not in ALLOW_CN.
-    NotAllowed,
-}
-
-impl CertErrorKind {
-    /// Machine-readable reason code, also shown on the page.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CertErrorKind::Missing => "missing",
-            CertErrorKind::Expired => "expired",
-            CertErrorKind::NotYetValid => "not-yet-valid",
-            CertErrorKind::UnknownCa => "unknown-ca",
-            CertErrorKind::Revoked => "revoked",
-            CertErrorKind::NotAllowed => "not-allowed",
-        }
-    }
-}
-
-impl fmt::Display for CertErrorKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// Kept here too: the pages were its first home.
+pub use crate::tls::verify::CertErrorKind;
 
 /// Details shown on a certificate-refused page; everything except `kind`
 /// is optional and simply left out when absent.

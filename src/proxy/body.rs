@@ -23,7 +23,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Sleep;
 
 use crate::conn::ActiveGuard;
-use crate::proxy::ConnInfo;
+use crate::conn::ConnInfo;
 
 /// Longest value (CN, serial) written to an access-log line.
 const LOG_VALUE_CHARS: usize = 300;

@@ -9,9 +9,28 @@
 //! them) do not make a connection busy, so a client that only keeps the
 //! connection warm cannot hold one of the MAX_CONNECTIONS slots forever.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+use crate::status::SeenClient;
+use crate::tls::{Identity, Refusal};
+
+/// What the proxy knows about one client connection, shared by its requests.
+#[derive(Debug)]
+pub struct ConnInfo {
+    /// the client's address
+    pub peer: SocketAddr,
+    /// the verdict on its certificate
+    pub verdict: Result<Identity, Box<Refusal>>,
+    /// subjects of the accepted CAs, for the unknown-CA page
+    pub ca_subjects: Arc<[String]>,
+    /// idle tracking for the connection's watchdog
+    pub activity: Arc<Activity>,
+    /// the verified client's entry in `/status`
+    pub client: Option<Arc<SeenClient>>,
+}
 
 /// When a connection last finished something, and what it has in flight.
 #[derive(Debug)]

@@ -24,7 +24,6 @@ pub mod server;
 pub mod ws;
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -43,10 +42,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::body::{AccessRecord, ProxyBody};
 use crate::config::Config;
-use crate::conn::Activity;
 use crate::metrics::Metrics;
 use crate::pages::{self, CertRefusal, Page};
-use crate::status::{SeenClient, Stats};
+use crate::status::Stats;
 use crate::tls::{IDENTITY_HEADERS, Identity, Refusal};
 
 /// How long an unused backend connection stays in the pool.
@@ -67,20 +65,7 @@ const HOP_BY_HOP: [&str; 8] = [
     "proxy-authenticate",
 ];
 
-/// What the proxy knows about one client connection, shared by its requests.
-#[derive(Debug)]
-pub struct ConnInfo {
-    /// the client's address
-    pub peer: SocketAddr,
-    /// the verdict on its certificate
-    pub verdict: Result<Identity, Box<Refusal>>,
-    /// subjects of the accepted CAs, for the unknown-CA page
-    pub ca_subjects: Arc<[String]>,
-    /// idle tracking for the connection's watchdog
-    pub activity: Arc<Activity>,
-    /// the verified client's entry in `/status`
-    pub client: Option<Arc<SeenClient>>,
-}
+pub use conn::ConnInfo;
 
 /// The body of a request to WebORCA: the client's, streamed, or none at all
 /// for a bodiless request (which can then be sent twice).

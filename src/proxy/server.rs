@@ -30,9 +30,10 @@ use tokio_util::task::TaskTracker;
 use crate::config::{ClientCertErrors, Config};
 use crate::conn::Activity;
 use crate::metrics::Metrics;
-use crate::pages::CertErrorKind;
+use crate::tls::verify::CertErrorKind;
 use crate::plain::{self, FirstByte};
-use crate::proxy::{ConnInfo, Proxy};
+use crate::conn::ConnInfo;
+use crate::proxy::Proxy;
 use crate::status::{self, Stats, StatusContext};
 use crate::tls::TlsState;
 

@@ -14,6 +14,7 @@
 //! ticket must not outlive a revocation, an expiry or a new CA.
 
 use std::collections::HashSet;
+use std::fmt;
 use std::sync::Arc;
 
 use http::{HeaderName, HeaderValue};
@@ -26,8 +27,46 @@ use rustls::{
 };
 
 use crate::config::ClientCertErrors;
-use crate::pages::CertErrorKind;
 use crate::x509::CertInfo;
+
+
+/// Why a client certificate was refused; the value of the
+/// `X-Client-Cert-Error` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CertErrorKind {
+    /// No client certificate was sent.
+    Missing,
+    /// The certificate's notAfter has passed.
+    Expired,
+    /// The certificate's notBefore is still in the future.
+    NotYetValid,
+    /// The certificate does not chain to an accepted CA.
+    UnknownCa,
+    /// The certificate is on the CRL.
+    Revoked,
+    /// The certificate is valid but its subject is not in ALLOW_CN.
+    NotAllowed,
+}
+
+impl CertErrorKind {
+    /// Machine-readable reason code, also shown on the page.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CertErrorKind::Missing => "missing",
+            CertErrorKind::Expired => "expired",
+            CertErrorKind::NotYetValid => "not-yet-valid",
+            CertErrorKind::UnknownCa => "unknown-ca",
+            CertErrorKind::Revoked => "revoked",
+            CertErrorKind::NotAllowed => "not-allowed",
+        }
+    }
+}
+
+impl fmt::Display for CertErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// The identity headers this proxy sets, and strips from every client request.
 pub const IDENTITY_HEADERS: [&str; 8] = [
