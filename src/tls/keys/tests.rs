@@ -1,31 +1,61 @@
 //! Unit tests of the key and certificate file readers (the parent module).
 
 use super::*;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// The passphrase of every generated file; the space is deliberate.
 const PASS: &str = "orca-Pass 01";
 const WRONG: &str = "orca-Pass 02";
 
-/// A scratch directory and the `openssl` command (OpenSSL 3).
+/// Where the recorded `openssl` runs live, one folder per test.
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/keys");
+
+/// A scratch directory and the `openssl` command (OpenSSL 3), replayed from
+/// the committed recordings under tests/data/keys/<test>/ so the tests run
+/// (and can fail) on machines without `openssl`. Each run is stored as
+/// NNN/command, status, stdout, stderr and files/ (what it wrote). With
+/// `KEY_FIXTURES_RECORD=1` the real `openssl` runs and the recordings are
+/// rewritten; a test whose commands no longer match its recording fails with
+/// a message saying so.
 struct Tools {
     dir: tempfile::TempDir,
+    /// this test's recordings
+    fixtures: PathBuf,
+    /// the index of the next `openssl` run
+    step: std::cell::Cell<usize>,
+    /// running the real `openssl` and recording
+    record: bool,
+}
+
+/// The files of `dir` and their contents.
+fn snapshot(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .expect("read scratch dir")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_file())
+        .map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            (name, std::fs::read(e.path()).expect("read scratch file"))
+        })
+        .collect()
 }
 
 impl Tools {
-    /// `None`, with a note, when `openssl` is not on PATH: the test is skipped.
-    fn new() -> Option<Tools> {
-        let found = Command::new("openssl")
-            .arg("version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !found {
-            eprintln!("note: `openssl` is not on PATH; test skipped");
-            return None;
+    fn new(test: &str) -> Tools {
+        let fixtures = Path::new(FIXTURES).join(test);
+        let record = std::env::var_os("KEY_FIXTURES_RECORD").is_some();
+        if record {
+            let _ = std::fs::remove_dir_all(&fixtures);
+            std::fs::create_dir_all(&fixtures).expect("create fixture dir");
         }
         let dir = tempfile::tempdir().expect("tempdir");
-        Some(Tools { dir })
+        Tools {
+            dir,
+            fixtures,
+            step: std::cell::Cell::new(0),
+            record,
+        }
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -33,14 +63,65 @@ impl Tools {
     }
 
     /// Runs `openssl` with `args` split on spaces, then `extra` (for
-    /// arguments containing spaces), in the scratch directory.
+    /// arguments containing spaces), in the scratch directory; replayed from
+    /// the recording unless recording.
     fn try_run(&self, args: &str, extra: &[&str]) -> Output {
-        Command::new("openssl")
-            .args(args.split_whitespace())
-            .args(extra)
-            .current_dir(self.dir.path())
-            .output()
-            .expect("run openssl")
+        use std::os::unix::process::ExitStatusExt;
+        let n = self.step.get();
+        self.step.set(n + 1);
+        let step = self.fixtures.join(format!("{n:03}"));
+        let command: Vec<&str> = args
+            .split_whitespace()
+            .chain(extra.iter().copied())
+            .collect();
+        let command = command.join("\n");
+        if self.record {
+            let before = snapshot(self.dir.path());
+            let out = Command::new("openssl")
+                .args(args.split_whitespace())
+                .args(extra)
+                .current_dir(self.dir.path())
+                .output()
+                .expect("run openssl");
+            let files = step.join("files");
+            std::fs::create_dir_all(&files).expect("create fixture step");
+            for (name, data) in snapshot(self.dir.path()) {
+                if before.get(&name) != Some(&data) {
+                    std::fs::write(files.join(name), data).expect("write fixture");
+                }
+            }
+            let code = out.status.code().unwrap_or(-1);
+            std::fs::write(step.join("command"), &command).expect("write fixture");
+            std::fs::write(step.join("status"), code.to_string()).expect("write fixture");
+            std::fs::write(step.join("stdout"), &out.stdout).expect("write fixture");
+            std::fs::write(step.join("stderr"), &out.stderr).expect("write fixture");
+            return out;
+        }
+        let recorded = std::fs::read_to_string(step.join("command")).unwrap_or_default();
+        assert_eq!(
+            recorded,
+            command,
+            "{}: openssl run {n} is not the recorded one; run with KEY_FIXTURES_RECORD=1 to record again",
+            step.display()
+        );
+        for entry in std::fs::read_dir(step.join("files")).expect("read fixture files") {
+            let entry = entry.expect("read fixture files");
+            std::fs::copy(
+                entry.path(),
+                self.path(&entry.file_name().to_string_lossy()),
+            )
+            .expect("copy fixture file");
+        }
+        let read = |name: &str| std::fs::read(step.join(name)).expect("read fixture");
+        let code: i32 = String::from_utf8_lossy(&read("status"))
+            .trim()
+            .parse()
+            .expect("fixture status");
+        Output {
+            status: std::process::ExitStatus::from_raw((code & 0xff) << 8),
+            stdout: read("stdout"),
+            stderr: read("stderr"),
+        }
     }
 
     fn run(&self, args: &str, extra: &[&str]) {
@@ -143,7 +224,7 @@ fn check_pem(t: &Tools, file: &str, expected: (&str, &[u8])) {
 
 #[test]
 fn traditional_pem_with_each_cipher() {
-    let Some(t) = Tools::new() else { return };
+    let t = Tools::new("traditional_pem_with_each_cipher");
     for (kind, form) in [("rsa", "pkcs1"), ("ec", "sec1")] {
         let key = t.key(kind);
         let expected = t.traditional_der(&key);
@@ -159,7 +240,7 @@ fn traditional_pem_with_each_cipher() {
 
 #[test]
 fn traditional_ec_from_openssl_ec_with_parameters_block() {
-    let Some(t) = Tools::new() else { return };
+    let t = Tools::new("traditional_ec_from_openssl_ec_with_parameters_block");
     let key = t.key("ec");
     t.run_pass(&format!("ec -in {key} -aes256 -out ec-enc.pem"));
     t.run("ecparam -name prime256v1 -out params.pem", &[]);
@@ -172,7 +253,7 @@ fn traditional_ec_from_openssl_ec_with_parameters_block() {
 
 #[test]
 fn pkcs8_with_each_scheme() {
-    let Some(t) = Tools::new() else { return };
+    let t = Tools::new("pkcs8_with_each_scheme");
     let schemes = [
         "-v2 aes-256-cbc -v2prf hmacWithSHA256",
         "-v2 des3",
@@ -199,7 +280,7 @@ fn pkcs8_with_each_scheme() {
 
 #[test]
 fn unsupported_schemes_are_named() {
-    let Some(t) = Tools::new() else { return };
+    let t = Tools::new("unsupported_schemes_are_named");
     let key = t.key("rsa");
     let cases = [
         ("-v1 PBE-SHA1-3DES", "PKCS#12 PBE SHA1-3DES"),
@@ -231,7 +312,7 @@ fn unsupported_schemes_are_named() {
 
 #[test]
 fn unencrypted_and_mixed_pem() {
-    let Some(t) = Tools::new() else { return };
+    let t = Tools::new("unencrypted_and_mixed_pem");
     let key = t.key("rsa");
     let trad = t.traditional_der(&key);
     t.run(&format!("pkey -in {key} -traditional -out plain.pem"), &[]);
@@ -310,7 +391,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 
 #[test]
 fn p12_modern_and_legacy() {
-    let Some(t) = Tools::new() else { return };
+    let t = Tools::new("p12_modern_and_legacy");
     for kind in ["rsa", "ec"] {
         let key = t.key(kind);
         let expected = make_chain(&t, &key);
@@ -334,7 +415,7 @@ fn p12_modern_and_legacy() {
 
 #[test]
 fn p12_odd_contents() {
-    let Some(t) = Tools::new() else { return };
+    let t = Tools::new("p12_odd_contents");
     let key = t.key("ec");
     let expected = make_chain(&t, &key);
     let export = format!("pkcs12 -export -inkey {key} -in leaf.pem");
@@ -375,7 +456,7 @@ fn keystore_p12(key_pkcs8: &[u8], certs: &[&Vec<u8>]) -> Vec<u8> {
 
 #[test]
 fn p12_leaf_found_by_public_key() {
-    let Some(t) = Tools::new() else { return };
+    let t = Tools::new("p12_leaf_found_by_public_key");
     let key = t.key("rsa");
     let expected = make_chain(&t, &key);
     let [leaf, inter, root] = [&expected[0], &expected[1], &expected[2]];
@@ -406,7 +487,7 @@ fn noise(seed: u64, len: usize) -> Vec<u8> {
 
 #[test]
 fn truncated_and_damaged_pem() {
-    let Some(t) = Tools::new() else { return };
+    let t = Tools::new("truncated_and_damaged_pem");
     let key = t.key("ec");
     t.run_pass(&format!(
         "pkey -in {key} -traditional -aes128 -out trad.pem"
@@ -434,7 +515,7 @@ fn truncated_and_damaged_pem() {
 
 #[test]
 fn truncated_and_damaged_p12() {
-    let Some(t) = Tools::new() else { return };
+    let t = Tools::new("truncated_and_damaged_p12");
     let key = t.key("ec");
     make_chain(&t, &key);
     let export = format!("pkcs12 -export -inkey {key} -in leaf.pem -certfile chain.pem");
@@ -515,7 +596,7 @@ fn pass_file_first_line() {
 
 #[test]
 fn evp_bytes_to_key_matches_openssl() {
-    let Some(t) = Tools::new() else { return };
+    let t = Tools::new("evp_bytes_to_key_matches_openssl");
     // `openssl enc -P` prints the key EVP_BytesToKey derives.
     let args = "enc -aes-256-cbc -md md5 -pass pass:abc -S 0102030405060708 -P";
     let out = t.try_run(args, &[]);
