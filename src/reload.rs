@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use crate::load::{self, Failure, Loaded};
 use crate::config::Config;
+use crate::load::{self, Failure, Loaded};
 use crate::log::LogHandle;
 use crate::server::Handle;
 use crate::tls::{Sessions, TlsState};
@@ -97,8 +97,8 @@ impl Reloader {
         let path = self.path.clone();
         let sessions = self.sessions.clone();
         let loaded = tokio::task::spawn_blocking(move || load::load_all(&path, &sessions))
-        .await
-        .unwrap_or_else(|e| Err(Failure::Runtime(format!("reload task failed: {e}"))));
+            .await
+            .unwrap_or_else(|e| Err(Failure::Runtime(format!("reload task failed: {e}"))));
         let stats = self.handle.stats();
         let ok = match loaded {
             Ok(Loaded { config, tls }) => {

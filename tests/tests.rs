@@ -15,6 +15,7 @@ mod hostile_reload;
 mod hostile_shutdown;
 mod hostile_slow;
 mod hostile_tls;
+mod layers;
 mod lifecycle;
 mod plain_http;
 mod real_clients;

@@ -12,7 +12,6 @@
 //! the HTML and text versions cannot drift apart, and every inserted value
 //! goes through one escaping function on the HTML path.
 
-
 use bytes::Bytes;
 use chrono::{DateTime, FixedOffset, Utc};
 use http::{HeaderValue, StatusCode};

@@ -29,13 +29,13 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{ClientCertErrors, Config};
 use crate::conn::Activity;
-use crate::metrics::Metrics;
-use crate::tls::verify::CertErrorKind;
-use crate::plain::{self, FirstByte};
 use crate::conn::ConnInfo;
+use crate::metrics::Metrics;
+use crate::plain::{self, FirstByte};
 use crate::proxy::Proxy;
 use crate::status::{self, Stats, StatusContext};
 use crate::tls::TlsState;
+use crate::tls::verify::CertErrorKind;
 
 /// The kernel's queue of connections not yet accepted.
 const LISTEN_BACKLOG: u32 = 1024;

@@ -29,7 +29,6 @@ use rustls::{
 use crate::config::ClientCertErrors;
 use crate::x509::CertInfo;
 
-
 /// Why a client certificate was refused; the value of the
 /// `X-Client-Cert-Error` header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
