@@ -20,6 +20,7 @@ pub mod observe;
 pub mod pages;
 pub mod proxy;
 pub mod reload;
+pub mod text;
 pub mod tls;
 pub mod x509;
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 /// The layers, lowest first; a module may use its own layer and those before it.
 const LAYERS: &[&[&str]] = &[
-    &["x509", "config"],
+    &["text", "x509", "config"],
     &["tls"],
     &["pages", "observe"],
     &["proxy"],

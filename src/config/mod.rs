@@ -316,19 +316,7 @@ fn read_hint(error: &io::Error) -> String {
 /// A value or line for a message: control characters escaped (no terminal tricks in the
 /// log) and long text cut.
 fn printable(text: &str) -> String {
-    let mut out = String::new();
-    for (count, c) in text.chars().enumerate() {
-        if count == MAX_QUOTED_CHARS {
-            out.push('…');
-            break;
-        }
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    crate::text::one_line(text, MAX_QUOTED_CHARS, crate::text::Controls::Escape, "…")
 }
 
 /// A value in double quotes, for `invalid value "abc"`.
@@ -1380,24 +1368,9 @@ fn suggest(key: &str) -> Option<&'static str> {
         .map(|(_, known)| known)
 }
 
-/// Levenshtein distance (insertions, deletions, substitutions), two rows at a time.
+/// Levenshtein distance (insertions, deletions, substitutions), in characters.
 fn edit_distance(a: &str, b: &str) -> usize {
-    let mut previous: Vec<usize> = (0..=b.chars().count()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut current = Vec::with_capacity(previous.len());
-        current.push(i.saturating_add(1));
-        for ((cb, diagonal), above) in b.chars().zip(&previous).zip(previous.iter().skip(1)) {
-            let left = current.last().copied().unwrap_or(usize::MAX);
-            let substitute = diagonal.saturating_add(usize::from(ca != cb));
-            current.push(
-                substitute
-                    .min(above.saturating_add(1))
-                    .min(left.saturating_add(1)),
-            );
-        }
-        previous = current;
-    }
-    previous.last().copied().unwrap_or(0)
+    strsim::levenshtein(a, b)
 }
 
 #[cfg(test)]

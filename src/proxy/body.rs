@@ -32,22 +32,7 @@ const LOG_VALUE_CHARS: usize = 300;
 /// as `\xHH`, cut to LOG_VALUE_CHARS. A CN is chosen by whoever made the
 /// certificate, also a refused stranger, and must not forge audit-log lines.
 pub fn log_safe(value: &str) -> String {
-    let mut out = String::with_capacity(value.len().min(LOG_VALUE_CHARS));
-    for (i, c) in value.chars().enumerate() {
-        if i == LOG_VALUE_CHARS {
-            out.push('…');
-            break;
-        }
-        if c.is_control() {
-            let mut buf = [0u8; 4];
-            for b in c.encode_utf8(&mut buf).bytes() {
-                out.push_str(&format!("\\x{b:02x}"));
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    crate::text::one_line(value, LOG_VALUE_CHARS, crate::text::Controls::Hex, "…")
 }
 
 /// What the access log says about one request: the clinic's audit trail of who

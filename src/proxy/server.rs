@@ -518,8 +518,11 @@ async fn serve_conn(
         Ok(identity) => Some(shared.stats.client_seen(identity)),
         Err(r) => {
             Metrics::count(&metrics.refusals, r.kind.as_str());
-            let subject = r.info.as_ref().map_or("-", |i| clip(&i.subject_oneline));
-            tracing::info!(%peer, reason = r.kind.as_str(), subject, "client certificate refused: {}", r.detail);
+            let subject = r
+                .info
+                .as_ref()
+                .map_or_else(|| "-".to_string(), |i| clip(&i.subject_oneline));
+            tracing::info!(%peer, reason = r.kind.as_str(), subject = subject.as_str(), "client certificate refused: {}", r.detail);
             if tls_state.verifier.mode() == ClientCertErrors::Handshake {
                 return; // a resumed session judged after the handshake: no page in this mode
             }
@@ -543,11 +546,8 @@ async fn serve_conn(
 const LOG_SUBJECT_CHARS: usize = 300;
 
 /// `s` cut to LOG_SUBJECT_CHARS, on a character boundary.
-fn clip(s: &str) -> &str {
-    match s.char_indices().nth(LOG_SUBJECT_CHARS) {
-        Some((i, _)) => &s[..i],
-        None => s,
-    }
+fn clip(s: &str) -> String {
+    crate::text::one_line(s, LOG_SUBJECT_CHARS, crate::text::Controls::Keep, "")
 }
 
 /// Decrements a gauge when dropped.

@@ -24,10 +24,6 @@ pub struct CrlInfo {
     pub revoked: usize,
 }
 
-fn to_utc(t: x509_parser::time::ASN1Time) -> DateTime<Utc> {
-    DateTime::from_timestamp(t.timestamp(), 0).unwrap_or_default()
-}
-
 /// Checks that `crl` from `path` is signed by one of `cas`, and reads its dates.
 pub fn check(
     path: &Path,
@@ -55,11 +51,18 @@ pub fn check(
         }
         signer_found = true;
         if parsed.verify_signature(cert.public_key()).is_ok() {
+            let date = |t, field| {
+                crate::x509::to_utc(t, field)
+                    .map_err(|e| LoadError::new("CA_CRL", path, format!("the CRL's {e}"), fix))
+            };
             return Ok(CrlInfo {
                 path: path.to_path_buf(),
                 issuer,
-                this_update: to_utc(parsed.last_update()),
-                next_update: parsed.next_update().map(to_utc),
+                this_update: date(parsed.last_update(), "thisUpdate")?,
+                next_update: parsed
+                    .next_update()
+                    .map(|t| date(t, "nextUpdate"))
+                    .transpose()?,
                 revoked: parsed.iter_revoked_certificates().count(),
             });
         }

@@ -102,8 +102,8 @@ impl CertInfo {
             issuer_oneline: oneline(cert.issuer()),
             common_name: common_name(cert.subject()),
             serial_hex: serial_hex(cert.raw_serial()),
-            not_before: to_chrono(validity.not_before.timestamp(), "notBefore")?,
-            not_after: to_chrono(validity.not_after.timestamp(), "notAfter")?,
+            not_before: to_utc(validity.not_before, "notBefore")?,
+            not_after: to_utc(validity.not_after, "notAfter")?,
             sha256_hex: hex_lower(&Sha256::digest(der)),
             dns_names,
             ip_addresses,
@@ -174,8 +174,10 @@ fn dns_matches(pattern: &str, host: &str) -> bool {
     }
 }
 
-fn to_chrono(secs: i64, field: &str) -> Result<DateTime<Utc>, X509Error> {
-    DateTime::from_timestamp(secs, 0)
+/// A certificate or CRL time as chrono's, or why it cannot be one: the one
+/// date converter, for certificates and CRLs alike.
+pub fn to_utc(t: x509_parser::time::ASN1Time, field: &str) -> Result<DateTime<Utc>, X509Error> {
+    DateTime::from_timestamp(t.timestamp(), 0)
         .ok_or_else(|| X509Error::new(format!("{field} is out of the supported date range")))
 }
 
@@ -243,27 +245,11 @@ fn twos_complement(raw: &[u8]) -> Vec<u8> {
 }
 
 fn hex_lower(bytes: &[u8]) -> String {
-    push_hex(
-        String::with_capacity(bytes.len() * 2),
-        bytes,
-        b"0123456789abcdef",
-    )
+    hex::encode(bytes)
 }
 
 fn hex_upper(bytes: &[u8]) -> String {
-    push_hex(
-        String::with_capacity(bytes.len() * 2),
-        bytes,
-        b"0123456789ABCDEF",
-    )
-}
-
-fn push_hex(mut out: String, bytes: &[u8], digits: &[u8; 16]) -> String {
-    for &b in bytes {
-        out.push(char::from(digits[usize::from(b >> 4)]));
-        out.push(char::from(digits[usize::from(b & 0x0f)]));
-    }
-    out
+    hex::encode_upper(bytes)
 }
 
 /// Short names are exactly the ones RFC 4514 §3 defines, so any RFC 4514

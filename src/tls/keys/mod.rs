@@ -402,25 +402,13 @@ fn evp_bytes_to_key_md5(passphrase: &[u8], salt: &[u8], len: usize) -> Zeroizing
 
 /// Hex to bytes; `None` unless every character is a hex digit and they pair up.
 fn hex_decode(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    text.as_bytes()
-        .chunks(2)
-        .map(|pair| {
-            let digit = |i: usize| pair.get(i).and_then(|&c| char::from(c).to_digit(16));
-            u8::try_from(digit(0)? * 16 + digit(1)?).ok()
-        })
-        .collect()
+    hex::decode(text).ok()
 }
 
 /// At most 40 characters of an input-derived name, control characters
 /// replaced, so that a damaged file cannot garble the log line it ends up in.
 fn shorten(text: &str) -> String {
-    text.chars()
-        .take(40)
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
+    crate::text::one_line(text, 40, crate::text::Controls::Replace('?'), "")
 }
 
 /// Decrypts a PKCS#8 EncryptedPrivateKeyInfo (DER) with `pkcs8`/`pkcs5`,
