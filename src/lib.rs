@@ -1,13 +1,17 @@
 //! weborca-mtls-proxy: the mutual-TLS door in front of WebORCA.
 //!
-//! A connection arrives at [`server`], which tells TLS from plain HTTP
-//! ([`plain`] answers the latter with a redirect), runs the handshake with the
-//! current [`tls::TlsState`] and judges the client certificate
-//! ([`tls::verify`]). Each request then goes to [`proxy`]: a refused client
-//! gets its page from [`pages`], a verified one is forwarded to WebORCA with
-//! its identity. [`config`] reads the jma-receipt.conf-style file, [`app`]
-//! runs the start-up sequence and the signals, [`log`] writes WebORCA-style
-//! lines, [`x509`] reads certificate fields.
+//! Layers, lowest first; each uses only those before it (`tests/layers.rs`):
+//! - [`text`], [`x509`], [`config`]: sanitising, certificate fields, and the
+//!   jma-receipt.conf-style file (a key is declared in [`config::KNOWN_KEYS`]
+//!   and [`config::Config`], its value form in `config/values.rs`).
+//! - [`tls`]: a certificate or key is loaded in [`tls::load`] and
+//!   [`tls::keys`]; a client is judged in [`tls::verify`].
+//! - [`pages`] (refusal and error pages) and [`observe`] (log, metrics, status).
+//! - [`proxy`]: [`proxy::server`] accepts and runs the handshake,
+//!   [`proxy::conn`] holds what is known of a connection, [`proxy`] forwards
+//!   (a header is rewritten there), [`proxy::ws`] tunnels WebSockets.
+//! - [`load`]: the one load path shared by start-up and [`reload`]; [`check`].
+//! - [`app`]: start-up, signals, exit codes; `demo` (cargo feature `demo`).
 #![forbid(unsafe_code)]
 
 pub mod app;
