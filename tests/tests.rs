@@ -27,5 +27,7 @@ mod workers;
 
 mod api_clients;
 mod browser;
+mod java_client;
 mod push_client;
+mod ruby_client;
 mod tls_scan;

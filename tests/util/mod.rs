@@ -9,5 +9,6 @@ pub mod env;
 pub mod lean;
 pub mod pki;
 pub mod process;
+pub mod push;
 pub mod raw;
 pub mod real;

@@ -11,7 +11,7 @@ use tokio::process::Command;
 use super::pki::{Leaf, write};
 
 /// How to get the real clients onto a machine.
-pub const SETUP_HINT: &str = "run `tests/setup-real-clients.sh` as root (`.ci/run` calls it): it installs chromium, chromium-driver, libnss3-tools, curl, openssl and the Python venv target/test-venv with websockets and sslyze";
+pub const SETUP_HINT: &str = "run `scripts/test --setup-only` as root (`scripts/test`, the test command, does it before `cargo test`): it installs chromium, chromium-driver, firefox-esr, libnss3-tools, curl, openssl, openjdk-17-jdk-headless, ruby, ruby-websocket and the Python venv target/test-venv with websockets and sslyze";
 
 /// The repository (not CARGO_TARGET_DIR: the venv and artefacts live in its `target/`).
 pub fn repo() -> PathBuf {
@@ -127,4 +127,63 @@ pub async fn catool_files(dir: &Path, number: u32, leaf: &Leaf, ca_pem: &str) ->
         p12,
         pass,
     }
+}
+
+/// The Java clients (tests/clients/OrcaClient.java), compiled by `javac`
+/// once per test process; returns the class folder for `java -cp`.
+pub async fn java_classes() -> PathBuf {
+    static CLASSES: tokio::sync::OnceCell<tempfile::TempDir> = tokio::sync::OnceCell::const_new();
+    let dir = CLASSES
+        .get_or_init(|| async {
+            require("javac");
+            let dir = tempfile::tempdir().unwrap();
+            let out = bounded(
+                120,
+                Command::new("javac")
+                    .arg("-d")
+                    .arg(dir.path())
+                    .arg(repo().join("tests/clients/OrcaClient.java")),
+            )
+            .await;
+            assert!(
+                out.status.success(),
+                "javac tests/clients/OrcaClient.java: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            dir
+        })
+        .await;
+    dir.path().to_path_buf()
+}
+
+/// A `java` command running the compiled OrcaClient.
+pub async fn java(mode: &str) -> Command {
+    require("java");
+    let classes = java_classes().await;
+    let mut cmd = Command::new("java");
+    cmd.arg("-cp").arg(classes).arg("OrcaClient").arg(mode);
+    cmd
+}
+
+/// A `ruby` command running tests/clients/`script`.
+pub fn ruby(script: &str) -> Command {
+    require("ruby");
+    let mut cmd = Command::new("ruby");
+    cmd.arg(repo().join("tests/clients").join(script));
+    cmd
+}
+
+/// The one JSON line of a client's report, failing with its stderr.
+pub fn json_lines(out: &Output) -> Vec<serde_json::Value> {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the client failed ({}): {stdout}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
 }
