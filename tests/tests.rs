@@ -27,6 +27,7 @@ mod workers;
 
 mod api_clients;
 mod browser;
+mod firefox;
 mod java_client;
 mod push_client;
 mod ruby_client;

@@ -7,8 +7,10 @@
 //   api URL CA P12 PASS VERSION BODY_FILE   POST the XML body with Basic auth
 //                                           (VERSION: HTTP_1_1 or HTTP_2)
 //   missing URL CA                          GET with no key manager at all
-//   resume URL CA P12 PASS TLS              two connections (TLSv1.2 or
-//                                           TLSv1.3), one SSLContext
+//   resume URL CA P12 PASS TLS N            N connections (TLSv1.2 or
+//                                           TLSv1.3), one SSLContext; with
+//                                           N >= 3 a line is read from stdin
+//                                           before the last
 //   ws URL CA P12 PASS TENANT               WebSocket; then stdin commands,
 //                                           as tests/py/push_client.py:
 //                                           subscribe, wait_close, close
@@ -124,7 +126,10 @@ public class OrcaClient {
             case "resume" -> {
                 // a new HttpClient per connection; the session cache is the SSLContext's
                 SSLContext ctx = context(a[2], a[3], a[4]);
-                for (int i = 0; i < 2; i++) {
+                int n = Integer.parseInt(a[6]);
+                BufferedReader in = new BufferedReader(new InputStreamReader(System.in));
+                for (int i = 0; i < n; i++) {
+                    if (n >= 3 && i == n - 1) in.readLine();
                     HttpClient c = client(ctx, HttpClient.Version.HTTP_1_1, a[5]);
                     HttpRequest req = HttpRequest.newBuilder(URI.create(a[1] + "?conn=" + i))
                             .header("Authorization", AUTH).header("Connection", "close")

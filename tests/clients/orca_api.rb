@@ -8,7 +8,8 @@
 #
 # TLS is TLS1_2, TLS1_3 or any; CONNECTIONS (default 1) new connections are
 # made one after another on the same Net::HTTP object, which offers the last
-# TLS session again, as Net::HTTP does.
+# TLS session again, as Net::HTTP does. With three or more, it waits for a
+# line on stdin before the last one (the test changes the server meanwhile).
 require "json"
 require "net/http"
 require "openssl"
@@ -41,7 +42,9 @@ http.read_timeout = 30
 body = JSON.generate(
   "patientlst2req" => { "Patient_ID_Information" => [{ "Patient_ID" => "00001" }], "WholeName" => "日医　花子" }
 )
-(conns || "1").to_i.times do |i|
+n = (conns || "1").to_i
+n.times do |i|
+  $stdin.gets if n >= 3 && i == n - 1
   http.start do |h|
     ssl = h.instance_variable_get(:@socket).io
     req = Net::HTTP::Post.new("#{uri.request_uri}#{uri.query ? '&' : '?'}conn=#{i}")
