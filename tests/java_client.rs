@@ -64,7 +64,10 @@ async fn java_httpclient_with_the_p12_posts_xml_over_http1_and_http2() {
 #[tokio::test]
 async fn java_httpclient_without_a_key_manager_gets_the_missing_answer() {
     let env = Env::start().await;
-    let url = format!("https://localhost:{}/api01rv2/system01lstv2", env.addr.port());
+    let url = format!(
+        "https://localhost:{}/api01rv2/system01lstv2",
+        env.addr.port()
+    );
     let mut cmd: Command = java("missing").await;
     cmd.arg(&url).arg(env.path("ca.crt"));
     let answer = &json_lines(&bounded(60, &mut cmd).await)[0];

@@ -24,7 +24,11 @@ async fn ruby_net_http_with_pem_and_with_p12_posts_json() {
     for (kind, a, b) in [("pem", &files.crt, &files.pem), ("p12", &files.p12, &pass)] {
         let before = env.backend.count();
         let mut cmd = ruby("orca_api.rb");
-        cmd.arg(&url).arg(env.path("ca.crt")).arg(kind).arg(a).arg(b);
+        cmd.arg(&url)
+            .arg(env.path("ca.crt"))
+            .arg(kind)
+            .arg(a)
+            .arg(b);
         let answer = &json_lines(&bounded(60, &mut cmd).await)[0];
         assert_eq!(answer["status"], 200, "{kind}: {answer}");
         assert_eq!(env.backend.count(), before + 1);

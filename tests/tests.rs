@@ -5,6 +5,7 @@ mod util;
 
 mod backend_trouble;
 mod check;
+mod client_matrix;
 mod demo;
 mod forwarding;
 mod hostile_backend;

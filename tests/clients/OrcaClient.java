@@ -124,7 +124,8 @@ public class OrcaClient {
                 report(answer(c.send(req, HttpResponse.BodyHandlers.ofString())));
             }
             case "resume" -> {
-                // a new HttpClient per connection; the session cache is the SSLContext's
+                // a new HttpClient (its own connection pool) per connection;
+                // the session cache is the SSLContext's
                 SSLContext ctx = context(a[2], a[3], a[4]);
                 int n = Integer.parseInt(a[6]);
                 BufferedReader in = new BufferedReader(new InputStreamReader(System.in));
@@ -132,7 +133,7 @@ public class OrcaClient {
                     if (n >= 3 && i == n - 1) in.readLine();
                     HttpClient c = client(ctx, HttpClient.Version.HTTP_1_1, a[5]);
                     HttpRequest req = HttpRequest.newBuilder(URI.create(a[1] + "?conn=" + i))
-                            .header("Authorization", AUTH).header("Connection", "close")
+                            .header("Authorization", AUTH)
                             .timeout(Duration.ofSeconds(30)).build();
                     report(answer(c.send(req, HttpResponse.BodyHandlers.ofString())));
                 }
