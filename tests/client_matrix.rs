@@ -9,18 +9,15 @@
 //! `target/artefacts/clients.txt`.
 
 use std::fmt::Write as _;
-use std::process::Stdio;
-use std::time::Duration;
 
 use rcgen::KeyPair;
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 
 use crate::firefox::Firefox;
 use crate::util::env::{Env, Setup};
 use crate::util::pki::write;
-use crate::util::real::{artefacts, catool_files, java, ruby};
+use crate::util::real::{Stepped, artefacts, catool_files, java, ruby};
 
 const DN: &str = "CN=user1,O=orca,C=JP";
 
@@ -38,42 +35,13 @@ async fn proxy(key: KeyPair) -> Env {
 /// Runs a client making three connections: reads two reports, revokes user1
 /// and reloads, lets the client make its last connection, reads its report.
 async fn three_connections(env: &Env, cmd: &mut Command) -> Vec<Value> {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| panic!("{:?}: {e}", cmd.as_std()));
-    let mut stdin = child.stdin.take().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut reports = Vec::new();
-    for i in 0..3 {
-        if i == 2 {
-            write(env.dir.path(), "ca.crl", &env.ca.crl(&[env.user1.serial]));
-            env.reload().expect("reload with user1 revoked");
-            stdin.write_all(b"\n").await.unwrap();
-            stdin.flush().await.unwrap();
-        }
-        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-            .await
-            .expect("the client reports within 60 s")
-            .unwrap();
-        let Some(line) = line else {
-            let out = child.wait_with_output().await.unwrap();
-            panic!(
-                "{:?} ended after {i} connections: {}",
-                cmd.as_std(),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
-        reports.push(serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}")));
-    }
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
-        .await
-        .expect("the client exits")
-        .unwrap();
-    assert!(status.success(), "{:?}: {status}", cmd.as_std());
+    let mut client = Stepped::spawn(cmd);
+    let mut reports = vec![client.next().await, client.next().await];
+    write(env.dir.path(), "ca.crl", &env.ca.crl(&[env.user1.serial]));
+    env.reload().expect("reload with user1 revoked");
+    client.go_on().await;
+    reports.push(client.next().await);
+    client.finish().await;
     reports
 }
 
@@ -259,11 +227,10 @@ async fn java_ruby_and_firefox_with_rsa_and_ecdsa_keys_tls12_and_tls13_and_resum
     );
     for key in [ServerKey::Rsa2048, ServerKey::EcdsaP256] {
         for v in &VERSIONS {
-            for line in [
-                java_cell(key, v).await,
-                ruby_cell(key, v).await,
-                firefox_cell(key, v).await,
-            ] {
+            // the three clients at once, each against its own proxy
+            let (java, ruby, firefox) =
+                tokio::join!(java_cell(key, v), ruby_cell(key, v), firefox_cell(key, v));
+            for line in [java, ruby, firefox] {
                 writeln!(table, "{line}").unwrap();
             }
         }

@@ -11,6 +11,8 @@
 //                                           TLSv1.3), one SSLContext; with
 //                                           N >= 3 a line is read from stdin
 //                                           before the last
+//   twice URL CA P12 PASS VERSION           two GETs on one connection, a
+//                                           line read from stdin between
 //   ws URL CA P12 PASS TENANT               WebSocket; then stdin commands,
 //                                           as tests/py/push_client.py:
 //                                           subscribe, wait_close, close
@@ -135,6 +137,16 @@ public class OrcaClient {
                     HttpRequest req = HttpRequest.newBuilder(URI.create(a[1] + "?conn=" + i))
                             .header("Authorization", AUTH)
                             .timeout(Duration.ofSeconds(30)).build();
+                    report(answer(c.send(req, HttpResponse.BodyHandlers.ofString())));
+                }
+            }
+            case "twice" -> {
+                HttpClient c = client(context(a[2], a[3], a[4]), HttpClient.Version.valueOf(a[5]), null);
+                BufferedReader in = new BufferedReader(new InputStreamReader(System.in));
+                for (int i = 0; i < 2; i++) {
+                    if (i == 1) in.readLine();
+                    HttpRequest req = HttpRequest.newBuilder(URI.create(a[1] + "?req=" + i))
+                            .header("Authorization", AUTH).timeout(Duration.ofSeconds(30)).build();
                     report(answer(c.send(req, HttpResponse.BodyHandlers.ofString())));
                 }
             }

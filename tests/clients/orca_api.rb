@@ -10,6 +10,8 @@
 # made one after another on the same Net::HTTP object, which offers the last
 # TLS session again, as Net::HTTP does. With three or more, it waits for a
 # line on stdin before the last one (the test changes the server meanwhile).
+# CONNECTIONS "keepalive": two requests on one connection, a line read from
+# stdin between them.
 require "json"
 require "net/http"
 require "openssl"
@@ -42,23 +44,29 @@ http.read_timeout = 30
 body = JSON.generate(
   "patientlst2req" => { "Patient_ID_Information" => [{ "Patient_ID" => "00001" }], "WholeName" => "日医　花子" }
 )
-n = (conns || "1").to_i
+keepalive = conns == "keepalive"
+n = keepalive ? 1 : (conns || "1").to_i
 n.times do |i|
   $stdin.gets if n >= 3 && i == n - 1
   http.start do |h|
-    ssl = h.instance_variable_get(:@socket).io
-    req = Net::HTTP::Post.new("#{uri.request_uri}#{uri.query ? '&' : '?'}conn=#{i}")
-    req.basic_auth("ormaster", "ormaster123")
-    req["Content-Type"] = "application/json"
-    req.body = body
-    res = h.request(req)
-    puts JSON.generate(
-      "status" => res.code.to_i,
-      "cert_error" => res["x-client-cert-error"],
-      "body" => res.body.force_encoding("UTF-8"),
-      "sent_sha256" => OpenSSL::Digest::SHA256.hexdigest(body),
-      "tls" => { "protocol" => ssl.ssl_version, "cipher" => ssl.cipher[0], "resumed" => ssl.session_reused? }
-    )
-    $stdout.flush
+    (keepalive ? 2 : 1).times do |j|
+      $stdin.gets if j == 1
+      ssl = h.instance_variable_get(:@socket).io
+      query = "#{uri.query ? '&' : '?'}conn=#{i}#{keepalive ? "&req=#{j}" : ''}"
+      req = Net::HTTP::Post.new("#{uri.request_uri}#{query}")
+      req.basic_auth("ormaster", "ormaster123")
+      req["Content-Type"] = "application/json"
+      req.body = body
+      res = h.request(req)
+      puts JSON.generate(
+        "status" => res.code.to_i,
+        "cert_error" => res["x-client-cert-error"],
+        "body" => res.body.force_encoding("UTF-8"),
+        "sent_sha256" => OpenSSL::Digest::SHA256.hexdigest(body),
+        "local_port" => ssl.to_io.local_address.ip_port,
+        "tls" => { "protocol" => ssl.ssl_version, "cipher" => ssl.cipher[0], "resumed" => ssl.session_reused? }
+      )
+      $stdout.flush
+    end
   end
 end

@@ -110,8 +110,8 @@ impl PushClient {
     }
 }
 
-/// The proxy as a process (SIGHUP reloads) with IDLE_TIMEOUT=1s in front of
-/// a stand-in, and user1's orca-catool files: where each push client runs.
+/// The proxy as a process (SIGHUP reloads) in front of a stand-in, and
+/// user1's orca-catool files: where each push client runs.
 pub struct PushProxy {
     pub backend: Backend,
     pub setup: Setup,
@@ -122,9 +122,23 @@ pub struct PushProxy {
 
 impl PushProxy {
     pub async fn start() -> PushProxy {
-        let backend = Backend::start().await;
         let mut setup = Setup::new();
         setup.conf.push("IDLE_TIMEOUT=1s".into());
+        Self::start_with(setup).await
+    }
+
+    /// The proxy process with the default IDLE_TIMEOUT and an empty CRL in
+    /// CA_CRL (`ca.crl`), so [`PushProxy::revoke_user1`] can revoke by a
+    /// reload.
+    pub async fn start_with_crl() -> PushProxy {
+        let mut setup = Setup::new();
+        let crl = write(setup.dir.path(), "ca.crl", &setup.ca.crl(&[]));
+        setup.conf.push(format!("CA_CRL={}", crl.display()));
+        Self::start_with(setup).await
+    }
+
+    async fn start_with(setup: Setup) -> PushProxy {
+        let backend = Backend::start().await;
         let conf = setup.write_config(&backend.url());
         let mut proxy = Proc::start(&conf, &[]);
         let addr = proxy.listening();
@@ -136,6 +150,27 @@ impl PushProxy {
             addr,
             files,
         }
+    }
+
+    /// Revokes user1 in `ca.crl` and reloads (SIGHUP) while its
+    /// connections are open.
+    pub fn revoke_user1(&mut self) {
+        let crl = self.setup.ca.crl(&[self.setup.user1.serial]);
+        write(self.setup.dir.path(), "ca.crl", &crl);
+        self.proxy.signal("HUP");
+        let reloaded = tokio::task::block_in_place(|| self.proxy.wait_for("reload: ok"));
+        assert!(reloaded.is_some(), "no reload: {:#?}", self.proxy.seen);
+    }
+
+    /// The peer (client address) of the access-log line for `target`.
+    pub fn access_peer(&mut self, target: &str) -> String {
+        let needle = format!(" {target} ");
+        let line = tokio::task::block_in_place(|| self.proxy.wait_for(&needle))
+            .unwrap_or_else(|| panic!("no access line for {target}: {:#?}", self.proxy.seen));
+        line.split_whitespace()
+            .find(|w| w.parse::<SocketAddr>().is_ok())
+            .unwrap_or_else(|| panic!("no peer in {line}"))
+            .to_string()
     }
 
     /// `wss://127.0.0.1:PORT/ws`

@@ -187,3 +187,65 @@ pub fn json_lines(out: &Output) -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect()
 }
+
+/// A client that reports one JSON line per request and waits for a line on
+/// stdin at set points (the test changes the server meanwhile).
+pub struct Stepped {
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    what: String,
+}
+
+impl Stepped {
+    pub fn spawn(cmd: &mut Command) -> Stepped {
+        use tokio::io::AsyncBufReadExt;
+        let what = format!("{:?}", cmd.as_std());
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        Stepped {
+            stdin: child.stdin.take().unwrap(),
+            lines: tokio::io::BufReader::new(child.stdout.take().unwrap()).lines(),
+            child,
+            what,
+        }
+    }
+
+    /// The next report; fails with the client's stderr if it ended.
+    pub async fn next(&mut self) -> serde_json::Value {
+        let line = tokio::time::timeout(Duration::from_secs(60), self.lines.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("{} reports within 60 s", self.what))
+            .unwrap();
+        let Some(line) = line else {
+            use tokio::io::AsyncReadExt;
+            let mut err = String::new();
+            if let Some(mut e) = self.child.stderr.take() {
+                let _ = e.read_to_string(&mut err).await;
+            }
+            panic!("{} ended early: {err}", self.what);
+        };
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"))
+    }
+
+    /// Lets the client go on past its wait.
+    pub async fn go_on(&mut self) {
+        use tokio::io::AsyncWriteExt;
+        self.stdin.write_all(b"\n").await.unwrap();
+        self.stdin.flush().await.unwrap();
+    }
+
+    /// Waits for a successful exit.
+    pub async fn finish(mut self) {
+        let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("{} exits", self.what))
+            .unwrap();
+        assert!(status.success(), "{}: {status}", self.what);
+    }
+}
