@@ -14,8 +14,8 @@ use rcgen::KeyPair;
 use serde_json::Value;
 use tokio::process::Command;
 
-use crate::firefox::Firefox;
 use crate::util::env::{Env, Setup};
+use crate::util::firefox::Firefox;
 use crate::util::pki::write;
 use crate::util::real::{Stepped, artefacts, catool_files, java, ruby};
 

@@ -13,7 +13,12 @@ require "securerandom"
 require "socket"
 require "timeout"
 require "uri"
-require "websocket"
+begin
+  require "websocket"
+rescue LoadError
+  abort "push_client.rb: the websocket library is missing (Debian: ruby-websocket); " \
+        "run `scripts/test --setup-only` as root"
+end
 
 url, ca, crt, key, tenant = ARGV
 uri = URI(url)

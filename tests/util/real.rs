@@ -173,7 +173,7 @@ pub fn ruby(script: &str) -> Command {
     cmd
 }
 
-/// The one JSON line of a client's report, failing with its stderr.
+/// Every JSON line a client reported, failing with its stderr unless it exited 0.
 pub fn json_lines(out: &Output) -> Vec<serde_json::Value> {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
