@@ -85,4 +85,11 @@ async fn firefox_without_a_certificate_shows_the_missing_page() {
         "the proxy did not refuse Firefox as 'missing': {:#?}",
         run.proc.seen
     );
+    // ...and answered the page request with the 403 page Firefox rendered
+    let page = tokio::task::block_in_place(|| run.proc.wait_for("/?from=firefox"));
+    assert!(
+        page.as_deref().is_some_and(|l| l.contains(" 403 ")),
+        "no 403 answer to Firefox's page request: {:#?}",
+        run.proc.seen
+    );
 }
