@@ -3,146 +3,41 @@
 //! subprotocol) on `wss://…/ws`, through a certificate reload, a quiet period
 //! longer than IDLE_TIMEOUT, and the proxy's shutdown.
 
-use std::process::Stdio;
-use std::time::Duration;
+use tokio::process::Command;
 
-use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
-
-use crate::util::backend::Backend;
-use crate::util::env::Setup;
-use crate::util::pki::write;
-use crate::util::process::Proc;
-use crate::util::real::{catool_files, repo, venv_python};
-
-/// tests/py/push_client.py, driven line by line.
-struct PushClient {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: Lines<BufReader<ChildStdout>>,
-}
-
-impl PushClient {
-    async fn report(&mut self) -> Value {
-        let line = tokio::time::timeout(Duration::from_secs(30), self.stdout.next_line())
-            .await
-            .expect("the push client reports within 30 s")
-            .expect("read the push client")
-            .unwrap_or_else(|| panic!("the push client ended: {:?}", self.child.try_wait()));
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"))
-    }
-
-    async fn command(&mut self, cmd: &str) {
-        self.stdin
-            .write_all(format!("{cmd}\n").as_bytes())
-            .await
-            .unwrap();
-        self.stdin.flush().await.unwrap();
-    }
-
-    /// Subscribes to every event; returns the two answers.
-    async fn subscribe(&mut self) -> (Value, Value) {
-        self.command("subscribe").await;
-        let sent = self.report().await;
-        let req_id = sent["sent"]["req.id"]
-            .as_str()
-            .unwrap_or_else(|| panic!("{sent}"));
-        assert_eq!(sent["sent"]["command"], "subscribe");
-        assert_eq!(sent["sent"]["event"], "*");
-        assert_eq!(req_id.len(), 36, "{sent}");
-        let subscribed = self.message().await;
-        let event = self.message().await;
-        assert_eq!(subscribed["command"], "subscribed", "{subscribed}");
-        assert_eq!(event["command"], "event", "{event}");
-        (subscribed, event)
-    }
-
-    /// The next message, which must be one.
-    async fn message(&mut self) -> Value {
-        let r = self.report().await;
-        let text = r["recv"]
-            .as_str()
-            .unwrap_or_else(|| panic!("expected a message, got {r}"));
-        serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
-    }
-}
+use crate::util::push::{PushClient, PushProxy};
+use crate::util::real::{repo, venv_python};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn push_exchanger_like_client_survives_reload_and_quiet_and_sees_a_clean_close() {
     let python = venv_python();
-    let backend = Backend::start().await;
-    let mut setup = Setup::new();
-    setup.conf.push("IDLE_TIMEOUT=1s".into());
-    let conf = setup.write_config(&backend.url());
-    let mut proxy = Proc::start(&conf, &[]);
-    let addr = proxy.listening();
-    let files = catool_files(setup.dir.path(), 3, &setup.user1, &setup.ca.pem).await;
-
-    let mut child = Command::new(python)
-        .arg(repo().join("tests/py/push_client.py"))
-        .arg(format!("wss://127.0.0.1:{}/ws", addr.port()))
-        .arg("--ca")
-        .arg(setup.dir.path().join("ca.crt"))
-        .arg("--cert")
-        .arg(&files.crt)
-        .arg("--key")
-        .arg(&files.pem)
-        .args(["--user", "ormaster:ormaster123", "--tenant", "1"])
-        .args(["--timeout", "15"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start the push client");
-    let mut ws = PushClient {
-        stdin: child.stdin.take().unwrap(),
-        stdout: BufReader::new(child.stdout.take().unwrap()).lines(),
-        child,
-    };
+    let mut run = PushProxy::start().await;
+    let mut ws = PushClient::spawn(
+        Command::new(python)
+            .arg(repo().join("tests/py/push_client.py"))
+            .arg(run.url())
+            .arg("--ca")
+            .arg(run.ca())
+            .arg("--cert")
+            .arg(&run.files.crt)
+            .arg("--key")
+            .arg(&run.files.pem)
+            .args(["--user", "ormaster:ormaster123", "--tenant", "1"])
+            .args(["--timeout", "15"]),
+    );
 
     // connected, as push-exchanger connects
-    let hello = ws.report().await;
-    assert_eq!(hello["connected"]["status"], 101, "{hello}");
-    assert_eq!(hello["connected"]["subprotocol"], Value::Null, "{hello}");
+    ws.connected().await;
     ws.subscribe().await;
-    let seen = backend.last();
-    assert_eq!(seen.target, "/ws");
-    assert_eq!(seen.one("x-ginbee-tenant-id"), Some("1"));
-    assert_eq!(
-        seen.one("authorization"),
-        Some("Basic b3JtYXN0ZXI6b3JtYXN0ZXIxMjM=")
-    );
-    assert_eq!(seen.one("sec-websocket-protocol"), None);
-    assert_eq!(seen.one("x-ssl-client-s-dn"), Some("CN=user1,O=orca,C=JP"));
+    run.check_upgrade_seen();
 
-    // a renewed server certificate, SIGHUP: the open push connection stays
-    let renewed = setup.ca.server(&["localhost", "127.0.0.1"], 3650);
-    write(
-        setup.dir.path(),
-        "000002__JP_orca_localhost.crt",
-        &renewed.pem,
-    );
-    write(
-        setup.dir.path(),
-        "000002__JP_orca_localhost.pem",
-        &renewed.key_pem,
-    );
-    proxy.signal("HUP");
-    let reloaded = tokio::task::block_in_place(|| proxy.wait_for("reload: ok"));
-    assert!(reloaded.is_some(), "no reload: {:#?}", proxy.seen);
-    ws.subscribe().await;
-
-    // quiet for longer than IDLE_TIMEOUT (1 s): push connections wait for
-    // events for hours, the idle timeout is for plain requests
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    ws.subscribe().await;
-    assert_eq!(backend.count(), 1, "one WebSocket, never reconnected");
+    // a renewed server certificate, SIGHUP, then quiet for longer than
+    // IDLE_TIMEOUT: the open push connection stays
+    run.reload_and_quiet(&mut ws).await;
 
     // the proxy stops: the client sees the connection closed, cleanly
     ws.command("wait_close").await;
-    proxy.signal("TERM");
+    run.proxy.signal("TERM");
     let end = ws.report().await;
     let closed = &end["closed"];
     assert!(closed.is_object(), "the connection did not end: {end}");
@@ -154,6 +49,6 @@ async fn push_exchanger_like_client_survives_reload_and_quiet_and_sees_a_clean_c
          reports code 1006, 'no close frame received', which push-exchanger treats as a \
          dropped connection, not a server going away."
     );
-    let (code, lines) = tokio::task::block_in_place(|| proxy.exit());
+    let (code, lines) = tokio::task::block_in_place(|| run.proxy.exit());
     assert_eq!(code, 0, "{lines:#?}");
 }

@@ -5,6 +5,7 @@ mod util;
 
 mod backend_trouble;
 mod check;
+mod client_matrix;
 #[cfg(feature = "demo")]
 mod demo;
 mod forwarding;
@@ -29,5 +30,8 @@ mod workers;
 
 mod api_clients;
 mod browser;
+mod firefox;
+mod java_client;
 mod push_client;
+mod ruby_client;
 mod tls_scan;

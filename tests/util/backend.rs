@@ -263,7 +263,12 @@ fn websocket(req: &mut Request<Incoming>) -> Response<Body> {
                 Message::Binary(b) => {
                     let _ = ws.send(Message::Binary(b)).await;
                 }
-                Message::Close(_) => break,
+                Message::Close(_) => {
+                    // tungstenite queues the Close reply: send it before
+                    // ending, as WebORCA does, so a client's close is clean
+                    let _ = ws.flush().await;
+                    break;
+                }
                 _ => {}
             }
         }

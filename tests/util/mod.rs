@@ -6,8 +6,10 @@
 pub mod backend;
 pub mod client;
 pub mod env;
+pub mod firefox;
 pub mod lean;
 pub mod pki;
 pub mod process;
+pub mod push;
 pub mod raw;
 pub mod real;

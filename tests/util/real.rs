@@ -11,7 +11,7 @@ use tokio::process::Command;
 use super::pki::{Leaf, write};
 
 /// How to get the real clients onto a machine.
-pub const SETUP_HINT: &str = "run `tests/setup-real-clients.sh` as root (`.ci/run` calls it): it installs chromium, chromium-driver, libnss3-tools, curl, openssl and the Python venv target/test-venv with websockets and sslyze";
+pub const SETUP_HINT: &str = "run `scripts/test --setup-only` as root (`scripts/test`, the test command, does it before `cargo test`): it installs chromium, chromium-driver, firefox-esr, libnss3-tools, curl, openssl, openjdk-17-jdk-headless, ruby, ruby-websocket and the Python venv target/test-venv with websockets and sslyze";
 
 /// The repository (not CARGO_TARGET_DIR: the venv and artefacts live in its `target/`).
 pub fn repo() -> PathBuf {
@@ -126,5 +126,126 @@ pub async fn catool_files(dir: &Path, number: u32, leaf: &Leaf, ca_pem: &str) ->
         pem,
         p12,
         pass,
+    }
+}
+
+/// The Java clients (tests/clients/OrcaClient.java), compiled by `javac`
+/// once per test process; returns the class folder for `java -cp`.
+pub async fn java_classes() -> PathBuf {
+    static CLASSES: tokio::sync::OnceCell<tempfile::TempDir> = tokio::sync::OnceCell::const_new();
+    let dir = CLASSES
+        .get_or_init(|| async {
+            require("javac");
+            let dir = tempfile::tempdir().unwrap();
+            let out = bounded(
+                120,
+                Command::new("javac")
+                    .arg("-d")
+                    .arg(dir.path())
+                    .arg(repo().join("tests/clients/OrcaClient.java")),
+            )
+            .await;
+            assert!(
+                out.status.success(),
+                "javac tests/clients/OrcaClient.java: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            dir
+        })
+        .await;
+    dir.path().to_path_buf()
+}
+
+/// A `java` command running the compiled OrcaClient.
+pub async fn java(mode: &str) -> Command {
+    require("java");
+    let classes = java_classes().await;
+    let mut cmd = Command::new("java");
+    cmd.arg("-cp").arg(classes).arg("OrcaClient").arg(mode);
+    cmd
+}
+
+/// A `ruby` command running tests/clients/`script`.
+pub fn ruby(script: &str) -> Command {
+    require("ruby");
+    let mut cmd = Command::new("ruby");
+    cmd.arg(repo().join("tests/clients").join(script));
+    cmd
+}
+
+/// Every JSON line a client reported, failing with its stderr unless it exited 0.
+pub fn json_lines(out: &Output) -> Vec<serde_json::Value> {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the client failed ({}): {stdout}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+/// A client that reports one JSON line per request and waits for a line on
+/// stdin at set points (the test changes the server meanwhile).
+pub struct Stepped {
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    what: String,
+}
+
+impl Stepped {
+    pub fn spawn(cmd: &mut Command) -> Stepped {
+        use tokio::io::AsyncBufReadExt;
+        let what = format!("{:?}", cmd.as_std());
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        Stepped {
+            stdin: child.stdin.take().unwrap(),
+            lines: tokio::io::BufReader::new(child.stdout.take().unwrap()).lines(),
+            child,
+            what,
+        }
+    }
+
+    /// The next report; fails with the client's stderr if it ended.
+    pub async fn next(&mut self) -> serde_json::Value {
+        let line = tokio::time::timeout(Duration::from_secs(60), self.lines.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("{} reports within 60 s", self.what))
+            .unwrap();
+        let Some(line) = line else {
+            use tokio::io::AsyncReadExt;
+            let mut err = String::new();
+            if let Some(mut e) = self.child.stderr.take() {
+                let _ = e.read_to_string(&mut err).await;
+            }
+            panic!("{} ended early: {err}", self.what);
+        };
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"))
+    }
+
+    /// Lets the client go on past its wait.
+    pub async fn go_on(&mut self) {
+        use tokio::io::AsyncWriteExt;
+        self.stdin.write_all(b"\n").await.unwrap();
+        self.stdin.flush().await.unwrap();
+    }
+
+    /// Waits for a successful exit.
+    pub async fn finish(mut self) {
+        let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("{} exits", self.what))
+            .unwrap();
+        assert!(status.success(), "{}: {status}", self.what);
     }
 }
