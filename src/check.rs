@@ -104,16 +104,27 @@ pub fn run(config_path: &Path, hosts: &[String]) -> Vec<Line> {
             return r.lines;
         }
     };
-    check_files(&mut r, &config);
-    let tls = check_tls(&mut r, &config);
-    if let Some(tls) = &tls {
-        check_server_cert(&mut r, &config, &tls.server_cert, hosts);
-        check_chain(&mut r, tls);
-        check_crls(&mut r, tls);
-    }
+    certificate_checks(&mut r, &config, hosts);
     check_backend(&mut r, &config);
     check_backend_exposure(&mut r, &config);
     r.lines
+}
+
+/// The certificate part of the list (files, permissions, key, dates, hosts,
+/// chain, CRL), which `setup` runs before it changes anything.
+pub fn certificates(config: &Config, hosts: &[String]) -> Vec<Line> {
+    let mut r = Report::default();
+    certificate_checks(&mut r, config, hosts);
+    r.lines
+}
+
+fn certificate_checks(r: &mut Report, config: &Config, hosts: &[String]) {
+    check_files(r, config);
+    if let Some(tls) = &check_tls(r, config) {
+        check_server_cert(r, config, &tls.server_cert, hosts);
+        check_chain(r, tls);
+        check_crls(r, tls);
+    }
 }
 
 /// Every file named by the config: there, readable by the service user, keys private.
@@ -361,7 +372,8 @@ fn check_backend(r: &mut Report, config: &Config) {
     }
 }
 
-fn http_probe(addr: SocketAddr, host: &str) -> std::io::Result<String> {
+/// Sends `HEAD /` to `addr`; the status line of the answer.
+pub fn http_probe(addr: SocketAddr, host: &str) -> std::io::Result<String> {
     let mut tcp = TcpStream::connect_timeout(&addr, BACKEND_CHECK_TIMEOUT)?;
     tcp.set_read_timeout(Some(BACKEND_CHECK_TIMEOUT))?;
     tcp.write_all(
@@ -378,7 +390,8 @@ fn http_probe(addr: SocketAddr, host: &str) -> std::io::Result<String> {
     }
 }
 
-/// The backend port must not be reachable from the LAN: that would bypass the proxy.
+/// The backend port must not be reachable from the LAN: that would bypass the
+/// proxy, unless the backend guard drops it there.
 fn check_backend_exposure(r: &mut Report, config: &Config) {
     let port = config.backend.port;
     let exposed: Vec<IpAddr> = listening_sockets()
@@ -386,24 +399,9 @@ fn check_backend_exposure(r: &mut Report, config: &Config) {
         .filter(|(ip, p)| *p == port && !ip.is_loopback())
         .map(|(ip, _)| ip)
         .collect();
-    if exposed.is_empty() {
-        r.ok(format!("port {port} (WebORCA) listens on loopback only"));
-    } else {
-        let on: Vec<String> = exposed
-            .iter()
-            .map(|ip| {
-                if ip.is_unspecified() {
-                    format!("{ip} (every address)")
-                } else {
-                    ip.to_string()
-                }
-            })
-            .collect();
-        r.fail(
-            format!("port {port} (WebORCA) listens on {}: LAN clients can reach WebORCA without a certificate", on.join(", ")),
-            format!("make WebORCA listen on 127.0.0.1 only, or block the port: sudo ufw deny {port}"),
-        );
-    }
+    let guard = crate::setup::guard::state(port);
+    r.lines
+        .extend(crate::setup::guard::exposure(port, &guard, &exposed));
 }
 
 /// Listening TCP sockets from the kernel's tables (/proc/net/tcp, /proc/net/tcp6).

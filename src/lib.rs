@@ -23,6 +23,7 @@ pub mod plain;
 pub mod proxy;
 pub mod reload;
 pub mod server;
+pub mod setup;
 pub mod status;
 pub mod tls;
 pub mod ws;

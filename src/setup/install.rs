@@ -1,0 +1,1 @@
+//! `install-cert` and `install-crl` (filled in below).
