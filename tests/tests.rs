@@ -19,6 +19,7 @@ mod plain_http;
 mod real_clients;
 mod refusals;
 mod server_keys;
+mod setup;
 mod startup;
 mod status;
 mod systemd;
