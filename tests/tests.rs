@@ -7,6 +7,7 @@ mod backend_trouble;
 mod check;
 mod demo;
 mod forwarding;
+mod guard_netns;
 mod hostile_backend;
 mod hostile_flood;
 mod hostile_http;
