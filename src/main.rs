@@ -43,6 +43,10 @@ enum Command {
     },
     /// move WebORCA behind the proxy in one step (or back with --rollback)
     Setup(setup::SetupArgs),
+    /// put an orca-catool server certificate zip in place and reload
+    InstallCert(setup::install::CertArgs),
+    /// put a CRL from orca-catool issue_crl in place and reload
+    InstallCrl(setup::install::CrlArgs),
     /// the backend guard (nftables)
     Guard {
         #[command(subcommand)]
@@ -100,7 +104,12 @@ fn main() -> ExitCode {
             runtime.block_on(weborca_mtls_proxy::demo::run(dir, port, log.clone()))
         }
         // Done by run_tool above.
-        Some(Command::Setup(_) | Command::Guard { .. }) => Ok(()),
+        Some(
+            Command::Setup(_)
+            | Command::InstallCert(_)
+            | Command::InstallCrl(_)
+            | Command::Guard { .. },
+        ) => Ok(()),
     };
     let code = match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -119,6 +128,8 @@ fn main() -> ExitCode {
 fn run_tool(cli: &Cli) -> Option<ExitCode> {
     let result = match &cli.command {
         Some(Command::Setup(args)) => setup::run(args, &cli.config),
+        Some(Command::InstallCert(args)) => setup::install::install_cert(args, &cli.config),
+        Some(Command::InstallCrl(args)) => setup::install::install_crl(args, &cli.config),
         Some(Command::Guard {
             action: GuardAction::Print { port },
         }) => {

@@ -9,6 +9,7 @@ pub mod fsutil;
 pub mod guard;
 pub mod install;
 pub mod jma_conf;
+pub mod wire;
 
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
