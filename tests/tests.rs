@@ -9,6 +9,7 @@ mod demo;
 mod forwarding;
 mod guard_netns;
 mod hostile_backend;
+mod install_cert;
 mod hostile_flood;
 mod hostile_http;
 mod hostile_reload;

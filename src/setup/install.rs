@@ -286,7 +286,13 @@ pub fn install_cert(args: &CertArgs, config_path: &Path) -> Result<(), Stop> {
     let info = check_cert(&z, &args.host).map_err(refuse)?;
     let config_text = read_config(&root, config_path)?;
     // The CA in use, when the config names one that can be read.
-    let current = crate::config::parse(&config_text, config_path).ok().and_then(|l| l.config.ca_crt);
+    // Read raw: a config without a server certificate yet does not validate.
+    let current = crate::config::parse_raw(&config_text, config_path)
+        .entries
+        .iter()
+        .rev()
+        .find(|e| e.key == "CA_CRT" && !e.value.is_empty())
+        .map(|e| config_path.parent().unwrap_or(Path::new("/")).join(&e.value));
     let mut ca_name = "ca.crt".to_string();
     if let Some(ca_path) = &current {
         if let Ok(old) = std::fs::read(root.path(ca_path)) {

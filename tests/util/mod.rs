@@ -12,3 +12,4 @@ pub mod pki;
 pub mod process;
 pub mod raw;
 pub mod real;
+pub mod zips;
