@@ -10,6 +10,7 @@ mod forwarding;
 mod guard_netns;
 mod hostile_backend;
 mod install_cert;
+mod install_crl;
 mod hostile_flood;
 mod hostile_http;
 mod hostile_reload;
