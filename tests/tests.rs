@@ -18,6 +18,7 @@ mod hostile_shutdown;
 mod hostile_slow;
 mod hostile_tls;
 mod lifecycle;
+mod newcomer;
 mod plain_http;
 mod real_clients;
 mod refusals;

@@ -39,6 +39,13 @@ fn script(path: &Path, text: &str) {
 impl FakeRoot {
     /// A root holding the PKI files (key mode 400) and no jma-receipt.conf yet.
     pub fn new() -> FakeRoot {
+        let root = Self::empty();
+        root.put_pki();
+        root
+    }
+
+    /// A root with the folders and stand-ins but no certificates.
+    pub fn empty() -> FakeRoot {
         let dir = tempfile::tempdir().unwrap();
         let ca = Ca::new("test-ca");
         let server = ca.server(&["localhost", "127.0.0.1"], 3650);
@@ -50,7 +57,7 @@ impl FakeRoot {
             bin_dir: tempfile::tempdir().unwrap(),
         };
         std::fs::create_dir_all(root.real("/etc/weborca-mtls-proxy")).unwrap();
-        root.put_pki();
+        std::fs::create_dir_all(root.real(CONF_DIR)).unwrap();
         std::fs::write(&root.calls, "").unwrap();
         script(
             &root.bin_dir.path().join("systemctl"),
@@ -67,6 +74,11 @@ impl FakeRoot {
             ),
         );
         root
+    }
+
+    /// The stand-in nft.
+    pub fn nft(&self) -> PathBuf {
+        self.bin_dir.path().join("nft")
     }
 
     /// Writes the server certificate, key (mode 400) and ca.crt into the conf folder.
