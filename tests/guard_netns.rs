@@ -33,7 +33,10 @@ impl Drop for Net {
 }
 
 fn sh(args: &[&str]) -> Output {
-    Command::new(args[0]).args(&args[1..]).output().unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"))
 }
 
 fn ok(args: &[&str]) -> String {
@@ -87,7 +90,9 @@ fn guard_drops_the_backend_port_from_the_lan_but_not_loopback_or_the_proxy() {
     );
     for tool in ["ip", "nft", "python3", "curl"] {
         assert!(
-            sh(&["sh", "-c", &format!("command -v {tool}")]).status.success(),
+            sh(&["sh", "-c", &format!("command -v {tool}")])
+                .status
+                .success(),
             "{tool} is needed (apt-get install -y iproute2 nftables python3 curl)"
         );
     }
@@ -106,21 +111,59 @@ fn guard_drops_the_backend_port_from_the_lan_but_not_loopback_or_the_proxy() {
         println!("SKIPPED guard_drops_the_backend_port…: the kernel lacks nf_tables: {why}");
         return;
     }
-    ok(&["ip", "link", "add", &srv_if, "type", "veth", "peer", "name", &lan_if]);
+    ok(&[
+        "ip", "link", "add", &srv_if, "type", "veth", "peer", "name", &lan_if,
+    ]);
     ok(&["ip", "link", "set", &srv_if, "netns", &net.srv]);
     ok(&["ip", "link", "set", &lan_if, "netns", &net.lan]);
-    for (ns, dev, v4, v6) in [(&net.srv, &srv_if, &srv_ip, &srv_ip6), (&net.lan, &lan_if, &lan_ip, &lan_ip6)] {
-        ok(&["ip", "-n", ns, "addr", "add", &format!("{v4}/24"), "dev", dev]);
-        ok(&["ip", "-n", ns, "addr", "add", &format!("{v6}/64"), "dev", dev, "nodad"]);
+    for (ns, dev, v4, v6) in [
+        (&net.srv, &srv_if, &srv_ip, &srv_ip6),
+        (&net.lan, &lan_if, &lan_ip, &lan_ip6),
+    ] {
+        ok(&[
+            "ip",
+            "-n",
+            ns,
+            "addr",
+            "add",
+            &format!("{v4}/24"),
+            "dev",
+            dev,
+        ]);
+        ok(&[
+            "ip",
+            "-n",
+            ns,
+            "addr",
+            "add",
+            &format!("{v6}/64"),
+            "dev",
+            dev,
+            "nodad",
+        ]);
         ok(&["ip", "-n", ns, "link", "set", "lo", "up"]);
         ok(&["ip", "-n", ns, "link", "set", dev, "up"]);
     }
     let mut net = net;
 
     // A stand-in WebORCA on every interface (dual stack), as WebORCA listens.
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let backend = Command::new("ip")
-        .args(["netns", "exec", &net.srv, "python3", "-m", "http.server", &port.to_string(), "--bind", "::"])
+        .args([
+            "netns",
+            "exec",
+            &net.srv,
+            "python3",
+            "-m",
+            "http.server",
+            &port.to_string(),
+            "--bind",
+            "::",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -128,7 +171,10 @@ fn guard_drops_the_backend_port_from_the_lan_but_not_loopback_or_the_proxy() {
     net.children.push(backend);
     let deadline = Instant::now() + Duration::from_secs(20);
     while !net.lan_connects(&srv_ip, port) {
-        assert!(Instant::now() < deadline, "the stand-in WebORCA never listened");
+        assert!(
+            Instant::now() < deadline,
+            "the stand-in WebORCA never listened"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     // The bypass: without the guard, the LAN reaches WebORCA, IPv4 and IPv6.
@@ -173,28 +219,58 @@ fn guard_drops_the_backend_port_from_the_lan_but_not_loopback_or_the_proxy() {
             }
         }
     });
-    let mut proxy = Proc { child, lines: rx, seen: Vec::new() };
+    let mut proxy = Proc {
+        child,
+        lines: rx,
+        seen: Vec::new(),
+    };
     let proxy_port = proxy.listening().port();
     let curl_proxy = |net: &Net| {
         let url = format!("https://{srv_ip}:{proxy_port}/");
-        let out = net.exec(&net.lan, &[
-            "curl", "-sS", "-m", "5", "-o", "/dev/null", "-w", "%{http_code}",
-            "--cacert", &d.join("ca.crt").display().to_string(),
-            "--cert", &d.join("u.crt").display().to_string(),
-            "--key", &d.join("u.pem").display().to_string(), &url,
-        ]);
+        let out = net.exec(
+            &net.lan,
+            &[
+                "curl",
+                "-sS",
+                "-m",
+                "5",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--cacert",
+                &d.join("ca.crt").display().to_string(),
+                "--cert",
+                &d.join("u.crt").display().to_string(),
+                "--key",
+                &d.join("u.pem").display().to_string(),
+                &url,
+            ],
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     assert_eq!(curl_proxy(&net), "200");
 
     // check, without the guard: FAIL, WebORCA is reachable from the LAN.
     let check = |net: &Net| {
-        let out = net.exec(&net.srv, &[bin(), "check", "-c", &conf.display().to_string(), "--host", &srv_ip]);
+        let out = net.exec(
+            &net.srv,
+            &[
+                bin(),
+                "check",
+                "-c",
+                &conf.display().to_string(),
+                "--host",
+                &srv_ip,
+            ],
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let report = check(&net);
     assert!(
-        report.lines().any(|l| l.starts_with("FAIL") && l.contains(&format!("port {port} (WebORCA) listens on")) && l.contains("backend guard not loaded")),
+        report.lines().any(|l| l.starts_with("FAIL")
+            && l.contains(&format!("port {port} (WebORCA) listens on"))
+            && l.contains("backend guard not loaded")),
         "{report}"
     );
 
@@ -205,25 +281,73 @@ fn guard_drops_the_backend_port_from_the_lan_but_not_loopback_or_the_proxy() {
     let script_s = script.display().to_string();
     for _ in 0..2 {
         let out = net.exec(&net.srv, &["nft", "-f", &script_s]);
-        assert!(out.status.success(), "nft -f: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "nft -f: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
-    let listing = String::from_utf8_lossy(&net.exec(&net.srv, &["nft", "list", "ruleset"]).stdout).into_owned();
-    assert_eq!(listing.matches(&format!("tcp dport {port} drop")).count(), 1, "{listing}");
+    let listing = String::from_utf8_lossy(&net.exec(&net.srv, &["nft", "list", "ruleset"]).stdout)
+        .into_owned();
+    assert_eq!(
+        listing.matches(&format!("tcp dport {port} drop")).count(),
+        1,
+        "{listing}"
+    );
 
-    assert!(!net.lan_connects(&srv_ip, port), "the LAN still reaches WebORCA over IPv4");
-    assert!(!net.lan_connects(&srv_ip6, port), "the LAN still reaches WebORCA over IPv6");
-    let local = net.exec(&net.srv, &["curl", "-sS", "-m", "5", "-o", "/dev/null", "-w", "%{http_code}", &format!("http://127.0.0.1:{port}/")]);
-    assert_eq!(String::from_utf8_lossy(&local.stdout), "200", "loopback must still reach WebORCA");
-    assert_eq!(curl_proxy(&net), "200", "the proxy must still answer the LAN");
+    assert!(
+        !net.lan_connects(&srv_ip, port),
+        "the LAN still reaches WebORCA over IPv4"
+    );
+    assert!(
+        !net.lan_connects(&srv_ip6, port),
+        "the LAN still reaches WebORCA over IPv6"
+    );
+    let local = net.exec(
+        &net.srv,
+        &[
+            "curl",
+            "-sS",
+            "-m",
+            "5",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &format!("http://127.0.0.1:{port}/"),
+        ],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&local.stdout),
+        "200",
+        "loopback must still reach WebORCA"
+    );
+    assert_eq!(
+        curl_proxy(&net),
+        "200",
+        "the proxy must still answer the LAN"
+    );
     let report = check(&net);
     assert!(
-        report.lines().any(|l| l.starts_with("ok") && l.contains("only this machine reaches it") && l.contains("backend guard loaded")),
+        report.lines().any(|l| l.starts_with("ok")
+            && l.contains("only this machine reaches it")
+            && l.contains("backend guard loaded")),
         "{report}"
     );
     assert!(!report.contains(&format!("FAIL port {port}")), "{report}");
 
     // Unloaded (what stopping the guard unit does): the bypass is back.
-    ok(&["ip", "netns", "exec", &net.srv, "nft", "delete", "table", "inet", "weborca_mtls_proxy"]);
+    ok(&[
+        "ip",
+        "netns",
+        "exec",
+        &net.srv,
+        "nft",
+        "delete",
+        "table",
+        "inet",
+        "weborca_mtls_proxy",
+    ]);
     assert!(net.lan_connects(&srv_ip, port));
     assert!(net.lan_connects(&srv_ip6, port));
     drop(proxy);

@@ -12,33 +12,62 @@ use crate::util::process::{Proc, bin};
 use crate::util::zips::{current_user, passwd_with_orca};
 
 fn text(out: &std::process::Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 #[test]
 fn install_crl_refuses_a_foreign_or_broken_crl_and_installs_a_good_one() {
     let root = FakeRoot::new();
     passwd_with_orca(root.dir.path());
-    let conf = format!("SERVER_CRT={CONF_DIR}/{CRT}\nSERVER_PEM={CONF_DIR}/{KEY}\nCA_CRT={CONF_DIR}/ca.crt\n");
+    let conf = format!(
+        "SERVER_CRT={CONF_DIR}/{CRT}\nSERVER_PEM={CONF_DIR}/{KEY}\nCA_CRT={CONF_DIR}/ca.crt\n"
+    );
     std::fs::write(root.real(PROXY_CONF), &conf).unwrap();
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
     let foreign = write(w, "foreign.crl", &Ca::new("other-ca").crl(&[7]));
-    let garbage = write(w, "garbage.crl", "-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n");
+    let garbage = write(
+        w,
+        "garbage.crl",
+        "-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n",
+    );
     let before = root.snapshot();
     for (file, needle) in [(&foreign, "which is not a CA in CA_CRT"), (&garbage, "CRL")] {
-        let out = root.run(&["install-crl", &file.display().to_string(), "-c", PROXY_CONF, "--no-reload"]);
+        let out = root.run(&[
+            "install-crl",
+            &file.display().to_string(),
+            "-c",
+            PROXY_CONF,
+            "--no-reload",
+        ]);
         let t = text(&out);
         assert_eq!(out.status.code(), Some(78), "{t}");
-        assert!(t.contains(needle) && t.contains("nothing was installed"), "{t}");
+        assert!(
+            t.contains(needle) && t.contains("nothing was installed"),
+            "{t}"
+        );
         assert_eq!(root.snapshot(), before);
     }
     let good = write(w, "clinic.crl", &root.ca.crl(&[7, 9]));
-    let out = root.run(&["install-crl", &good.display().to_string(), "-c", PROXY_CONF, "--no-reload"]);
+    let out = root.run(&[
+        "install-crl",
+        &good.display().to_string(),
+        "-c",
+        PROXY_CONF,
+        "--no-reload",
+    ]);
     let t = text(&out);
     assert!(out.status.success(), "{t}");
     assert!(t.contains("the CRL revokes 2 serial(s): 07, 09"), "{t}");
@@ -76,7 +105,14 @@ async fn install_crl_reloads_and_names_the_recently_seen_clients_it_revokes() {
     let addr = proxy.listening();
     let client = crate::util::client::Client::h1(&ca.pem, Some(&user1));
     assert_eq!(client.get(addr, "/").await.unwrap().status, 200);
-    let systemctl = write(d, "systemctl", &format!("#!/bin/sh\n[ \"$1\" = reload ] && kill -HUP {}\nexit 0\n", proxy.child.id()));
+    let systemctl = write(
+        d,
+        "systemctl",
+        &format!(
+            "#!/bin/sh\n[ \"$1\" = reload ] && kill -HUP {}\nexit 0\n",
+            proxy.child.id()
+        ),
+    );
     std::fs::set_permissions(&systemctl, std::fs::Permissions::from_mode(0o755)).unwrap();
     let crl = write(d, "new.crl", &ca.crl(&[user1.serial]));
     let (user, _, _) = current_user();
@@ -93,8 +129,14 @@ async fn install_crl_reloads_and_names_the_recently_seen_clients_it_revokes() {
         .unwrap();
     let t = text(&out);
     assert!(out.status.success(), "{t}");
-    assert!(t.contains("recently seen clients now refused: CN=user1"), "{t}");
+    assert!(
+        t.contains("recently seen clients now refused: CN=user1"),
+        "{t}"
+    );
     tokio::task::block_in_place(|| assert!(proxy.wait_for("reload").is_some(), "{:?}", proxy.seen));
     let refused = client.get(addr, "/").await;
-    assert!(refused.map(|a| a.status.as_u16()) != Ok(200), "user1 is revoked");
+    assert!(
+        refused.map(|a| a.status.as_u16()) != Ok(200),
+        "user1 is revoked"
+    );
 }

@@ -59,7 +59,10 @@ async fn setup_then_rollback_changes_jma_receipt_conf_byte_for_byte_and_back() {
         .args(["guard", "print", "--port", &port])
         .output()
         .unwrap();
-    assert_eq!(root.read("/etc/weborca-mtls-proxy/guard.nft"), printed.stdout);
+    assert_eq!(
+        root.read("/etc/weborca-mtls-proxy/guard.nft"),
+        printed.stdout
+    );
     let calls = root.take_calls();
     assert_eq!(
         calls,
@@ -111,9 +114,20 @@ async fn setup_dry_run_prints_diffs_and_commands_and_changes_nothing() {
     let backend = Backend::start().await;
     let port = backend.addr.port().to_string();
     let root = FakeRoot::new();
-    std::fs::write(root.real(JMA_CONF), weborca_conf(8000).replace("\r\n", "\n")).unwrap();
+    std::fs::write(
+        root.real(JMA_CONF),
+        weborca_conf(8000).replace("\r\n", "\n"),
+    )
+    .unwrap();
     let before = root.snapshot();
-    let out = root.run(&["setup", "--dry-run", "--backend-port", &port, "--host", "localhost"]);
+    let out = root.run(&[
+        "setup",
+        "--dry-run",
+        "--backend-port",
+        &port,
+        "--host",
+        "localhost",
+    ]);
     assert!(out.status.success(), "{}", text(&out));
     let t = text(&out);
     let needles: [String; 11] = [
@@ -143,9 +157,20 @@ async fn setup_no_restart_writes_the_files_and_runs_no_systemctl() {
     let port = backend.addr.port().to_string();
     let root = FakeRoot::new();
     std::fs::write(root.real(JMA_CONF), weborca_conf(8000)).unwrap();
-    let out = root.run(&["setup", "--no-restart", "--backend-port", &port, "--host", "localhost"]);
+    let out = root.run(&[
+        "setup",
+        "--no-restart",
+        "--backend-port",
+        &port,
+        "--host",
+        "localhost",
+    ]);
     assert!(out.status.success(), "{}", text(&out));
-    assert!(String::from_utf8(root.read(JMA_CONF)).unwrap().contains(&format!("HTTP_PORT={port}\r\n")));
+    assert!(
+        String::from_utf8(root.read(JMA_CONF))
+            .unwrap()
+            .contains(&format!("HTTP_PORT={port}\r\n"))
+    );
     assert!(root.real("/etc/weborca-mtls-proxy/guard.nft").is_file());
     assert!(root.take_calls().is_empty());
 }
@@ -159,15 +184,27 @@ fn setup_refuses_with_nothing_changed_when_a_key_or_file_is_missing_or_a_check_f
     let before = root.snapshot();
     let out = root.run(&["setup", "--host", "localhost"]);
     assert_eq!(out.status.code(), Some(78), "{}", text(&out));
-    assert!(text(&out).contains("CA_CRT not set in /opt/jma/weborca/conf/jma-receipt.conf"), "{}", text(&out));
+    assert!(
+        text(&out).contains("CA_CRT not set in /opt/jma/weborca/conf/jma-receipt.conf"),
+        "{}",
+        text(&out)
+    );
     assert_eq!(root.snapshot(), before);
 
     // A file that is not there.
-    std::fs::write(root.real(JMA_CONF), weborca_conf(8000).replace(CRT, "gone.crt")).unwrap();
+    std::fs::write(
+        root.real(JMA_CONF),
+        weborca_conf(8000).replace(CRT, "gone.crt"),
+    )
+    .unwrap();
     let before = root.snapshot();
     let out = root.run(&["setup", "--host", "localhost"]);
     assert_eq!(out.status.code(), Some(78), "{}", text(&out));
-    assert!(text(&out).contains("SERVER_CRT ...file does not exist"), "{}", text(&out));
+    assert!(
+        text(&out).contains("SERVER_CRT ...file does not exist"),
+        "{}",
+        text(&out)
+    );
     assert_eq!(root.snapshot(), before);
 
     // A host the certificate does not cover: the check FAILs.
@@ -176,7 +213,10 @@ fn setup_refuses_with_nothing_changed_when_a_key_or_file_is_missing_or_a_check_f
     let out = root.run(&["setup", "--host", "orca.example"]);
     assert_eq!(out.status.code(), Some(78), "{}", text(&out));
     let t = text(&out);
-    assert!(t.contains("FAIL server certificate does not cover orca.example"), "{t}");
+    assert!(
+        t.contains("FAIL server certificate does not cover orca.example"),
+        "{t}"
+    );
     assert!(t.contains("setup stopped before changing anything"), "{t}");
     assert_eq!(root.snapshot(), before);
 
@@ -187,7 +227,11 @@ fn setup_refuses_with_nothing_changed_when_a_key_or_file_is_missing_or_a_check_f
     let before = root.snapshot();
     let out = root.run(&["setup", "--host", "localhost"]);
     assert_eq!(out.status.code(), Some(78), "{}", text(&out));
-    assert!(text(&out).contains("readable by group or others"), "{}", text(&out));
+    assert!(
+        text(&out).contains("readable by group or others"),
+        "{}",
+        text(&out)
+    );
     assert_eq!(root.snapshot(), before);
     assert!(root.take_calls().is_empty());
 }

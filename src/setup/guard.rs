@@ -94,14 +94,24 @@ pub fn exposure(port: u16, state: &State, exposed: &[IpAddr]) -> Vec<Line> {
     let line = |level, text: String, fix: Option<String>| Line { level, text, fix };
     let mut lines = Vec::new();
     let guard_text = match state {
-        State::Loaded => format!("backend guard loaded: nftables table inet {TABLE} drops port {port} from every interface but lo"),
-        State::OtherPort(ports) => format!("backend guard loaded for port(s) {ports:?}, not for port {port}"),
+        State::Loaded => format!(
+            "backend guard loaded: nftables table inet {TABLE} drops port {port} from every interface but lo"
+        ),
+        State::OtherPort(ports) => {
+            format!("backend guard loaded for port(s) {ports:?}, not for port {port}")
+        }
         State::NotLoaded => format!("backend guard not loaded (no nftables table inet {TABLE})"),
         State::Unknown(why) => format!("backend guard state unknown: {why}"),
     };
-    let guard_fix = format!("sudo weborca-mtls-proxy setup (or: weborca-mtls-proxy guard print --port {port} > {SCRIPT_PATH}; sudo systemctl enable --now {UNIT})");
+    let guard_fix = format!(
+        "sudo weborca-mtls-proxy setup (or: weborca-mtls-proxy guard print --port {port} > {SCRIPT_PATH}; sudo systemctl enable --now {UNIT})"
+    );
     if exposed.is_empty() {
-        lines.push(line(Level::Ok, format!("port {port} (WebORCA) listens on loopback only"), None));
+        lines.push(line(
+            Level::Ok,
+            format!("port {port} (WebORCA) listens on loopback only"),
+            None,
+        ));
         match state {
             State::Loaded => lines.push(line(Level::Ok, guard_text, None)),
             _ => lines.push(line(Level::Warn, format!("{guard_text}: should WebORCA listen on every interface again, LAN clients could reach it"), Some(guard_fix))),
@@ -110,7 +120,13 @@ pub fn exposure(port: u16, state: &State, exposed: &[IpAddr]) -> Vec<Line> {
     }
     let on: Vec<String> = exposed
         .iter()
-        .map(|ip| if ip.is_unspecified() { format!("{ip} (every address)") } else { ip.to_string() })
+        .map(|ip| {
+            if ip.is_unspecified() {
+                format!("{ip} (every address)")
+            } else {
+                ip.to_string()
+            }
+        })
         .collect();
     let on = on.join(", ");
     if *state == State::Loaded {
@@ -132,7 +148,9 @@ mod tests {
     #[test]
     fn the_script_names_the_table_and_port_and_is_reloadable() {
         let s = script(8001);
-        assert!(s.contains("table inet weborca_mtls_proxy\ndelete table inet weborca_mtls_proxy\n"));
+        assert!(
+            s.contains("table inet weborca_mtls_proxy\ndelete table inet weborca_mtls_proxy\n")
+        );
         assert!(s.contains("iifname != \"lo\" tcp dport 8001 drop"));
     }
 

@@ -86,8 +86,11 @@ fn read_zip(path: &Path) -> Result<ZipCert, Stop> {
     let shown = path.display();
     let refuse = |why: String| Stop::config(format!("{shown}: {why}; nothing was installed"));
     let file = std::fs::File::open(path).map_err(|e| refuse(format!("cannot open: {e}")))?;
-    let mut archive = zip::ZipArchive::new(file)
-        .map_err(|e| refuse(format!("not a zip file ({e}); give the .zip orca-catool issue_server_cert made")))?;
+    let mut archive = zip::ZipArchive::new(file).map_err(|e| {
+        refuse(format!(
+            "not a zip file ({e}); give the .zip orca-catool issue_server_cert made"
+        ))
+    })?;
     // (folder, file name, content)
     let mut members: Vec<(Option<String>, String, Vec<u8>)> = Vec::new();
     let mut folders: Vec<String> = Vec::new();
@@ -97,8 +100,14 @@ fn read_zip(path: &Path) -> Result<ZipCert, Stop> {
             .map_err(|e| refuse(format!("entry {i} cannot be read: {e}")))?;
         let name = entry.name().to_string();
         let fix = "use the zip exactly as orca-catool made it";
-        if name.starts_with('/') || name.contains('\\') || name.split('/').any(|p| p == ".." || p == ".") || entry.enclosed_name().is_none() {
-            return Err(refuse(format!("entry {name:?} has an absolute path or `..`; {fix}")));
+        if name.starts_with('/')
+            || name.contains('\\')
+            || name.split('/').any(|p| p == ".." || p == ".")
+            || entry.enclosed_name().is_none()
+        {
+            return Err(refuse(format!(
+                "entry {name:?} has an absolute path or `..`; {fix}"
+            )));
         }
         if entry.is_symlink() {
             return Err(refuse(format!("entry {name:?} is a link; {fix}")));
@@ -112,10 +121,15 @@ fn read_zip(path: &Path) -> Result<ZipCert, Stop> {
             continue;
         }
         if !entry.is_file() || parts.len() > 2 || parts.iter().any(|p| p.is_empty()) {
-            return Err(refuse(format!("entry {name:?} is not a file of an orca-catool zip; {fix}")));
+            return Err(refuse(format!(
+                "entry {name:?} is not a file of an orca-catool zip; {fix}"
+            )));
         }
         if entry.size() > MAX_ENTRY_BYTES {
-            return Err(refuse(format!("entry {name:?} is {} bytes, too large for a certificate file", entry.size())));
+            return Err(refuse(format!(
+                "entry {name:?} is {} bytes, too large for a certificate file",
+                entry.size()
+            )));
         }
         let mut data = Vec::new();
         entry
@@ -149,16 +163,24 @@ fn read_zip(path: &Path) -> Result<ZipCert, Stop> {
         .collect();
     for d in &folders {
         if *d != stem {
-            return Err(refuse(format!("folder {d:?} is not {stem:?}, the certificate's name")));
+            return Err(refuse(format!(
+                "folder {d:?} is not {stem:?}, the certificate's name"
+            )));
         }
     }
     let mut seen = std::collections::BTreeSet::new();
     for (folder, file, _) in &members {
         if folder.as_ref().is_some_and(|d| *d != stem) {
-            return Err(refuse(format!("entry {:?} is in folder {folder:?}, not {stem:?}", file)));
+            return Err(refuse(format!(
+                "entry {:?} is in folder {folder:?}, not {stem:?}",
+                file
+            )));
         }
         if !allowed.contains(file) {
-            return Err(refuse(format!("entry {file:?} is not one of {}", allowed.join(", "))));
+            return Err(refuse(format!(
+                "entry {file:?} is not one of {}",
+                allowed.join(", ")
+            )));
         }
         if !seen.insert(file.clone()) {
             return Err(refuse(format!("entry {file:?} is there twice")));
@@ -195,28 +217,47 @@ fn check_cert(z: &ZipCert, hosts: &[String]) -> Result<CertInfo, String> {
     let chain = parse_pem_certs(&crt_name, &z.crt)?;
     let cas = parse_pem_certs("ca.crt", &z.ca)?;
     let leaf_der = &chain[0];
-    let info = CertInfo::from_der(leaf_der.as_ref()).map_err(|e| format!("{crt_name}: {}", e.message()))?;
-    let (_, leaf) = x509_parser::parse_x509_certificate(leaf_der.as_ref()).map_err(|e| format!("{crt_name}: {e}"))?;
-    if let Ok(Some(eku)) = leaf.extended_key_usage() {
-        if !eku.value.server_auth && !eku.value.any {
-            return Err(format!("{crt_name} is a client certificate (no serverAuth): use the zip of orca-catool issue_server_cert, not issue_client_cert"));
-        }
+    let info = CertInfo::from_der(leaf_der.as_ref())
+        .map_err(|e| format!("{crt_name}: {}", e.message()))?;
+    let (_, leaf) = x509_parser::parse_x509_certificate(leaf_der.as_ref())
+        .map_err(|e| format!("{crt_name}: {e}"))?;
+    if let Ok(Some(eku)) = leaf.extended_key_usage()
+        && !eku.value.server_auth
+        && !eku.value.any
+    {
+        return Err(format!(
+            "{crt_name} is a client certificate (no serverAuth): use the zip of orca-catool issue_server_cert, not issue_client_cert"
+        ));
     }
-    if info.dns_names.is_empty() && info.ip_addresses.is_empty() && info.common_name.as_deref().is_none_or(str::is_empty) {
-        return Err(format!("{crt_name} names no host (no SAN, no CN): it is not a server certificate"));
+    if info.dns_names.is_empty()
+        && info.ip_addresses.is_empty()
+        && info.common_name.as_deref().is_none_or(str::is_empty)
+    {
+        return Err(format!(
+            "{crt_name} names no host (no SAN, no CN): it is not a server certificate"
+        ));
     }
     let now = chrono::Utc::now();
     if info.not_after < now {
-        return Err(format!("{crt_name} expired on {}: issue a new one with orca-catool issue_server_cert", info.not_after));
+        return Err(format!(
+            "{crt_name} expired on {}: issue a new one with orca-catool issue_server_cert",
+            info.not_after
+        ));
     }
     if info.not_before > now {
-        return Err(format!("{crt_name} is not valid before {}: check this machine's clock", info.not_before));
+        return Err(format!(
+            "{crt_name} is not valid before {}: check this machine's clock",
+            info.not_before
+        ));
     }
     // The key: no passphrase, and the one of this certificate.
     if std::str::from_utf8(&z.pem).is_ok_and(|t| t.contains("ENCRYPTED")) {
-        return Err(format!("{pem_name} is protected by a passphrase: the zip's .pem must be the one without"));
+        return Err(format!(
+            "{pem_name} is protected by a passphrase: the zip's .pem must be the one without"
+        ));
     }
-    let key = PrivateKeyDer::from_pem_slice(&z.pem).map_err(|e| format!("{pem_name} holds no usable private key: {e}"))?;
+    let key = PrivateKeyDer::from_pem_slice(&z.pem)
+        .map_err(|e| format!("{pem_name} holds no usable private key: {e}"))?;
     let provider = rustls::crypto::aws_lc_rs::default_provider();
     let signing = provider
         .key_provider
@@ -224,31 +265,53 @@ fn check_cert(z: &ZipCert, hosts: &[String]) -> Result<CertInfo, String> {
         .map_err(|e| format!("{pem_name}: unsupported private key: {e}"))?;
     rustls::sign::CertifiedKey::new(chain.clone(), signing)
         .keys_match()
-        .map_err(|e| format!("{pem_name} does not match {crt_name} ({e}): use the key issued with it"))?;
+        .map_err(|e| {
+            format!("{pem_name} does not match {crt_name} ({e}): use the key issued with it")
+        })?;
     // The chain: signed by the zip's CA.
     let signed = cas.iter().any(|ca| {
         x509_parser::parse_x509_certificate(ca.as_ref()).is_ok_and(|(_, ca)| {
-            ca.subject().as_raw() == leaf.issuer().as_raw() && leaf.verify_signature(Some(ca.public_key())).is_ok()
+            ca.subject().as_raw() == leaf.issuer().as_raw()
+                && leaf.verify_signature(Some(ca.public_key())).is_ok()
         })
     });
     if !signed {
-        return Err(format!("{crt_name} (issued by {}) does not chain to the zip's ca.crt: the zip mixes files of two CAs", info.issuer_oneline));
+        return Err(format!(
+            "{crt_name} (issued by {}) does not chain to the zip's ca.crt: the zip mixes files of two CAs",
+            info.issuer_oneline
+        ));
     }
     for host in hosts {
         if !info.covers_host(host) {
-            let names: Vec<String> = info.dns_names.iter().cloned().chain(info.ip_addresses.iter().map(|i| i.to_string())).collect();
-            return Err(format!("{crt_name} does not cover {host} (it names {}): issue one with orca-catool issue_server_cert for that name", names.join(", ")));
+            let names: Vec<String> = info
+                .dns_names
+                .iter()
+                .cloned()
+                .chain(info.ip_addresses.iter().map(|i| i.to_string()))
+                .collect();
+            return Err(format!(
+                "{crt_name} does not cover {host} (it names {}): issue one with orca-catool issue_server_cert for that name",
+                names.join(", ")
+            ));
         }
     }
     Ok(info)
 }
 
 /// The destination of a file, or None when the same content is already there.
-fn destination(root: &Root, dir: &Path, name: &str, data: &[u8]) -> Result<Option<PathBuf>, String> {
+fn destination(
+    root: &Root,
+    dir: &Path,
+    name: &str,
+    data: &[u8],
+) -> Result<Option<PathBuf>, String> {
     let shown = dir.join(name);
     match std::fs::read(root.path(&shown)) {
         Ok(old) if old == data => Ok(None),
-        Ok(_) => Err(format!("{} already exists with other content and is never overwritten: move it away first", shown.display())),
+        Ok(_) => Err(format!(
+            "{} already exists with other content and is never overwritten: move it away first",
+            shown.display()
+        )),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Some(shown)),
         Err(e) => Err(format!("cannot read {}: {e}", shown.display())),
     }
@@ -258,7 +321,8 @@ fn destination(root: &Root, dir: &Path, name: &str, data: &[u8]) -> Result<Optio
 fn copy_in(root: &Root, dest: &Path, data: &[u8], owner: (u32, u32)) -> Result<(), Stop> {
     let real = root.path(dest);
     if let Some(dir) = real.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| Stop::other(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Stop::other(format!("cannot create {}: {e}", dir.display())))?;
     }
     let tmp = fsutil::temp_beside(&real);
     let result = fsutil::write_new(&tmp, data, 0o400, Some(owner))
@@ -273,13 +337,18 @@ fn read_config(root: &Root, config_path: &Path) -> Result<String, Stop> {
     match std::fs::read(root.path(config_path)) {
         Ok(b) => Ok(String::from_utf8_lossy(&b).into_owned()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
-        Err(e) => Err(Stop::config(format!("cannot read {}: {e}", config_path.display()))),
+        Err(e) => Err(Stop::config(format!(
+            "cannot read {}: {e}",
+            config_path.display()
+        ))),
     }
 }
 
 /// Runs `install-cert`.
 pub fn install_cert(args: &CertArgs, config_path: &Path) -> Result<(), Stop> {
-    let root = Root { dir: args.root.clone() };
+    let root = Root {
+        dir: args.root.clone(),
+    };
     let zip_shown = args.zip.display().to_string();
     let refuse = |why: String| Stop::config(format!("{zip_shown}: {why}; nothing was installed"));
     let z = read_zip(&args.zip)?;
@@ -292,31 +361,47 @@ pub fn install_cert(args: &CertArgs, config_path: &Path) -> Result<(), Stop> {
         .iter()
         .rev()
         .find(|e| e.key == "CA_CRT" && !e.value.is_empty())
-        .map(|e| config_path.parent().unwrap_or(Path::new("/")).join(&e.value));
+        .map(|e| {
+            config_path
+                .parent()
+                .unwrap_or(Path::new("/"))
+                .join(&e.value)
+        });
     let mut ca_name = "ca.crt".to_string();
-    if let Some(ca_path) = &current {
-        if let Ok(old) = std::fs::read(root.path(ca_path)) {
-            let old_certs = parse_pem_certs("CA_CRT", &old).unwrap_or_default();
-            let new_certs = parse_pem_certs("ca.crt", &z.ca).map_err(refuse)?;
-            if old_certs != new_certs {
-                let old_subject = old_certs.first().and_then(|c| CertInfo::from_der(c.as_ref()).ok()).map(|i| i.subject_oneline).unwrap_or_default();
-                let new_subject = CertInfo::from_der(new_certs[0].as_ref()).map(|i| i.subject_oneline).unwrap_or_default();
-                if !args.new_ca {
-                    return Err(refuse(format!(
-                        "its ca.crt ({new_subject}) is not the CA_CRT in use ({}, {old_subject}): every client certificate of the old CA would be refused; pass --new-ca if that is what you want",
-                        ca_path.display()
-                    )));
-                }
-                println!("--new-ca: the new CA {new_subject} replaces {old_subject}; every client certificate of the old CA will be refused");
-                let hash = hex(&sha2::Sha256::digest(&z.ca)[..6]);
-                if root.path(&args.dir.join("ca.crt")).exists() {
-                    ca_name = format!("ca-{hash}.crt");
-                }
+    if let Some(ca_path) = &current
+        && let Ok(old) = std::fs::read(root.path(ca_path))
+    {
+        let old_certs = parse_pem_certs("CA_CRT", &old).unwrap_or_default();
+        let new_certs = parse_pem_certs("ca.crt", &z.ca).map_err(refuse)?;
+        if old_certs != new_certs {
+            let old_subject = old_certs
+                .first()
+                .and_then(|c| CertInfo::from_der(c.as_ref()).ok())
+                .map(|i| i.subject_oneline)
+                .unwrap_or_default();
+            let new_subject = CertInfo::from_der(new_certs[0].as_ref())
+                .map(|i| i.subject_oneline)
+                .unwrap_or_default();
+            if !args.new_ca {
+                return Err(refuse(format!(
+                    "its ca.crt ({new_subject}) is not the CA_CRT in use ({}, {old_subject}): every client certificate of the old CA would be refused; pass --new-ca if that is what you want",
+                    ca_path.display()
+                )));
+            }
+            println!(
+                "--new-ca: the new CA {new_subject} replaces {old_subject}; every client certificate of the old CA will be refused"
+            );
+            let hash = hex(&sha2::Sha256::digest(&z.ca)[..6]);
+            if root.path(&args.dir.join("ca.crt")).exists() {
+                ca_name = format!("ca-{hash}.crt");
             }
         }
     }
     let owner = fsutil::lookup_user(&root, &args.owner).ok_or_else(|| {
-        refuse(format!("user {} does not exist on this machine: give the user WebORCA runs as with --owner", args.owner))
+        refuse(format!(
+            "user {} does not exist on this machine: give the user WebORCA runs as with --owner",
+            args.owner
+        ))
     })?;
     let files = [
         (format!("{}.crt", z.stem), &z.crt),
@@ -362,14 +447,27 @@ pub fn install_cert(args: &CertArgs, config_path: &Path) -> Result<(), Stop> {
     }
     for (dest, data) in &copies {
         copy_in(&root, dest, data, owner)?;
-        println!("copied {} (owner {}, mode 0400)", dest.display(), args.owner);
+        println!(
+            "copied {} (owner {}, mode 0400)",
+            dest.display(),
+            args.owner
+        );
     }
     if change.is_change() {
-        change.apply().map_err(|e| Stop::other(format!("cannot write {}: {e}", config_path.display())))?;
-        println!("set SERVER_CRT, SERVER_PEM, CA_CRT in {} (the old one is kept as {}{})", config_path.display(), config_path.display(), fsutil::BACKUP_SUFFIX);
+        change
+            .apply()
+            .map_err(|e| Stop::other(format!("cannot write {}: {e}", config_path.display())))?;
+        println!(
+            "set SERVER_CRT, SERVER_PEM, CA_CRT in {} (the old one is kept as {}{})",
+            config_path.display(),
+            config_path.display(),
+            fsutil::BACKUP_SUFFIX
+        );
     }
     if args.no_reload {
-        println!("--no-reload: the proxy serves the new certificate after: sudo systemctl reload {PROXY_UNIT}");
+        println!(
+            "--no-reload: the proxy serves the new certificate after: sudo systemctl reload {PROXY_UNIT}"
+        );
         return Ok(());
     }
     reload(&systemctl)?;
@@ -381,7 +479,10 @@ pub fn install_cert(args: &CertArgs, config_path: &Path) -> Result<(), Stop> {
     loop {
         let served = wire::served_serial(addr);
         if served.as_deref() == Ok(info.serial_hex.as_str()) {
-            println!("the proxy at {addr} serves the new certificate {} (serial {})", info.subject_oneline, info.serial_hex);
+            println!(
+                "the proxy at {addr} serves the new certificate {} (serial {})",
+                info.subject_oneline, info.serial_hex
+            );
             return Ok(());
         }
         if start.elapsed() > RELOAD_WAIT {
@@ -401,7 +502,11 @@ fn reload(systemctl: &Program) -> Result<(), Stop> {
     systemctl
         .run(&["reload", PROXY_UNIT])
         .map(drop)
-        .map_err(|e| Stop::other(format!("{e}; the files are in place, reload by hand: sudo systemctl reload {PROXY_UNIT}")))
+        .map_err(|e| {
+            Stop::other(format!(
+                "{e}; the files are in place, reload by hand: sudo systemctl reload {PROXY_UNIT}"
+            ))
+        })
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -411,42 +516,72 @@ fn hex(bytes: &[u8]) -> String {
 /// A serial as [`CertInfo::serial_hex`] writes it: leading zero bytes dropped, `00` for zero.
 fn serial_hex(raw: &[u8]) -> String {
     let trimmed: Vec<u8> = raw.iter().copied().skip_while(|b| *b == 0).collect();
-    if trimmed.is_empty() { "00".to_string() } else { hex(&trimmed) }
+    if trimmed.is_empty() {
+        "00".to_string()
+    } else {
+        hex(&trimmed)
+    }
 }
 
 /// Runs `install-crl`.
 pub fn install_crl(args: &CrlArgs, config_path: &Path) -> Result<(), Stop> {
-    let root = Root { dir: args.root.clone() };
+    let root = Root {
+        dir: args.root.clone(),
+    };
     let shown = args.file.display().to_string();
     let refuse = |why: String| Stop::config(format!("{shown}: {why}; nothing was installed"));
     let data = std::fs::read(&args.file).map_err(|e| refuse(format!("cannot read: {e}")))?;
-    let crls = crate::tls::load::parse_crls(&args.file, &data).map_err(|e| refuse(format!("{}; {}", e.problem, e.fix)))?;
+    let crls = crate::tls::load::parse_crls(&args.file, &data)
+        .map_err(|e| refuse(format!("{}; {}", e.problem, e.fix)))?;
     let config_text = read_config(&root, config_path)?;
     let config = crate::config::parse(&config_text, config_path)
         .map_err(|e| refuse(format!("the config cannot be read: {e}")))?
         .config;
-    let ca_path = config.ca_crt.clone().ok_or_else(|| refuse(format!("CA_CRT is not set in {}: the CRL's signature cannot be checked", config_path.display())))?;
-    let ca_data = std::fs::read(root.path(&ca_path)).map_err(|e| refuse(format!("cannot read CA_CRT {}: {e}", ca_path.display())))?;
+    let ca_path = config.ca_crt.clone().ok_or_else(|| {
+        refuse(format!(
+            "CA_CRT is not set in {}: the CRL's signature cannot be checked",
+            config_path.display()
+        ))
+    })?;
+    let ca_data = std::fs::read(root.path(&ca_path))
+        .map_err(|e| refuse(format!("cannot read CA_CRT {}: {e}", ca_path.display())))?;
     let cas = parse_pem_certs("CA_CRT", &ca_data).map_err(refuse)?;
     let now = chrono::Utc::now();
     let mut revoked: Vec<String> = Vec::new();
     for crl in &crls {
-        let info = crate::tls::crl::check(&args.file, crl, &cas).map_err(|e| refuse(format!("{}; {}", e.problem, e.fix)))?;
+        let info = crate::tls::crl::check(&args.file, crl, &cas)
+            .map_err(|e| refuse(format!("{}; {}", e.problem, e.fix)))?;
         if info.next_update.is_some_and(|n| n < now) {
-            return Err(refuse(format!("the CRL is out of date (nextUpdate {}): make a new one with orca-catool issue_crl", info.next_update.unwrap_or_default())));
+            return Err(refuse(format!(
+                "the CRL is out of date (nextUpdate {}): make a new one with orca-catool issue_crl",
+                info.next_update.unwrap_or_default()
+            )));
         }
         if let Ok((_, parsed)) = x509_parser::parse_x509_crl(crl.as_ref()) {
-            revoked.extend(parsed.iter_revoked_certificates().map(|r| serial_hex(r.raw_serial())));
+            revoked.extend(
+                parsed
+                    .iter_revoked_certificates()
+                    .map(|r| serial_hex(r.raw_serial())),
+            );
         }
     }
-    let name = args.file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "ca.crl".to_string());
+    let name = args
+        .file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "ca.crl".to_string());
     let owner = fsutil::lookup_user(&root, &args.owner).ok_or_else(|| {
-        refuse(format!("user {} does not exist on this machine: give the user WebORCA runs as with --owner", args.owner))
+        refuse(format!(
+            "user {} does not exist on this machine: give the user WebORCA runs as with --owner",
+            args.owner
+        ))
     })?;
     let dest = destination(&root, &args.dir, &name, &data).map_err(refuse)?;
     let target = args.dir.join(&name).display().to_string();
-    let new_text = jma_conf::set_keys(&config_text, config_path, &[("CA_CRL", Some(&target))]).map_err(refuse)?;
-    let loaded = crate::config::parse(&new_text, config_path).map_err(|e| refuse(format!("the config would not work: {e}")))?;
+    let new_text = jma_conf::set_keys(&config_text, config_path, &[("CA_CRL", Some(&target))])
+        .map_err(refuse)?;
+    let loaded = crate::config::parse(&new_text, config_path)
+        .map_err(|e| refuse(format!("the config would not work: {e}")))?;
     let change = Change::new(&root, config_path, new_text.into_bytes(), 0o644)
         .map_err(|e| Stop::other(format!("cannot read {}: {e}", config_path.display())))?;
     let systemctl = Program::systemctl();
@@ -468,10 +603,25 @@ pub fn install_crl(args: &CrlArgs, config_path: &Path) -> Result<(), Stop> {
         println!("copied {} (owner {}, mode 0400)", d.display(), args.owner);
     }
     if change.is_change() {
-        change.apply().map_err(|e| Stop::other(format!("cannot write {}: {e}", config_path.display())))?;
-        println!("set CA_CRL={target} in {} (the old one is kept as {}{})", config_path.display(), config_path.display(), fsutil::BACKUP_SUFFIX);
+        change
+            .apply()
+            .map_err(|e| Stop::other(format!("cannot write {}: {e}", config_path.display())))?;
+        println!(
+            "set CA_CRL={target} in {} (the old one is kept as {}{})",
+            config_path.display(),
+            config_path.display(),
+            fsutil::BACKUP_SUFFIX
+        );
     }
-    println!("the CRL revokes {} serial(s){}", revoked.len(), if revoked.is_empty() { String::new() } else { format!(": {}", revoked.join(", ")) });
+    println!(
+        "the CRL revokes {} serial(s){}",
+        revoked.len(),
+        if revoked.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", revoked.join(", "))
+        }
+    );
     if args.no_reload {
         println!("--no-reload: the proxy refuses them after: sudo systemctl reload {PROXY_UNIT}");
         return Ok(());
@@ -488,7 +638,10 @@ pub fn install_crl(args: &CrlArgs, config_path: &Path) -> Result<(), Stop> {
                     .map(|(cn, s)| format!("CN={cn} (serial {s})"))
                     .collect();
                 if hit.is_empty() {
-                    println!("none of the {} recently seen client(s) is revoked", clients.len());
+                    println!(
+                        "none of the {} recently seen client(s) is revoked",
+                        clients.len()
+                    );
                 } else {
                     println!("recently seen clients now refused: {}", hit.join(", "));
                 }

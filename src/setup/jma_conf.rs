@@ -46,21 +46,21 @@ pub fn rollback(text: &str) -> String {
     let marked = block(&lines);
     let mut out = String::with_capacity(text.len());
     for (i, line) in lines.iter().enumerate() {
-        if let Some((begin, end)) = marked {
-            if (begin..=end).contains(&i) {
-                // The END line without a line end means the file had none before
-                // setup, which then added one in front of BEGIN: take it off again.
-                if i == end && i + 1 == lines.len() && !line.ends_with('\n') {
-                    let trimmed = out
-                        .strip_suffix("\r\n")
-                        .or_else(|| out.strip_suffix('\n'))
-                        .map(str::len);
-                    if let Some(len) = trimmed {
-                        out.truncate(len);
-                    }
+        if let Some((begin, end)) = marked
+            && (begin..=end).contains(&i)
+        {
+            // The END line without a line end means the file had none before
+            // setup, which then added one in front of BEGIN: take it off again.
+            if i == end && i + 1 == lines.len() && !line.ends_with('\n') {
+                let trimmed = out
+                    .strip_suffix("\r\n")
+                    .or_else(|| out.strip_suffix('\n'))
+                    .map(str::len);
+                if let Some(len) = trimmed {
+                    out.truncate(len);
                 }
-                continue;
             }
+            continue;
         }
         out.push_str(line.strip_prefix(PREFIX).unwrap_or(line));
     }
@@ -199,7 +199,9 @@ mod tests {
     fn a_file_without_a_final_line_end_comes_back_without_one() {
         let original = "SERVER_CRT=/a\nSERVER_PEM=/b\nCA_CRT=/c";
         let set = apply(original, Path::new(P), 8001);
-        assert!(set.ends_with("\n# >>> weborca-mtls-proxy\nHTTP_PORT=8001\n# <<< weborca-mtls-proxy"));
+        assert!(
+            set.ends_with("\n# >>> weborca-mtls-proxy\nHTTP_PORT=8001\n# <<< weborca-mtls-proxy")
+        );
         assert_eq!(rollback(&set), original);
         assert_eq!(apply(&set, Path::new(P), 8001), set);
     }

@@ -111,7 +111,12 @@ pub fn run(args: &SetupArgs, config_path: &Path) -> Result<(), Stop> {
                 fsutil::BACKUP_SUFFIX
             ))
         })?;
-        println!("changed {} (the old one is kept as {}{})", c.shown.display(), c.shown.display(), fsutil::BACKUP_SUFFIX);
+        println!(
+            "changed {} (the old one is kept as {}{})",
+            c.shown.display(),
+            c.shown.display(),
+            fsutil::BACKUP_SUFFIX
+        );
     }
     if plan.changes.iter().all(|c| !c.is_change()) {
         println!("nothing to change: WebORCA is already set up behind the proxy");
@@ -127,7 +132,10 @@ pub fn run(args: &SetupArgs, config_path: &Path) -> Result<(), Stop> {
             plan.port
         );
     } else {
-        println!("--no-restart: no service was restarted; to start: sudo systemctl daemon-reload && sudo systemctl enable --now {} && sudo systemctl restart {WEBORCA_UNIT} && sudo systemctl enable --now {PROXY_UNIT}", guard::UNIT);
+        println!(
+            "--no-restart: no service was restarted; to start: sudo systemctl daemon-reload && sudo systemctl enable --now {} && sudo systemctl restart {WEBORCA_UNIT} && sudo systemctl enable --now {PROXY_UNIT}",
+            guard::UNIT
+        );
     }
     println!("to go back to WebORCA's own TLS: sudo weborca-mtls-proxy setup --rollback");
     Ok(())
@@ -143,7 +151,12 @@ struct Plan {
 fn read_text(root: &Root, shown: &Path, what: &str, fix: &str) -> Result<String, Stop> {
     std::fs::read(root.path(shown))
         .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .map_err(|e| Stop::config(format!("cannot read {what} {}: {e}; {fix}", shown.display())))
+        .map_err(|e| {
+            Stop::config(format!(
+                "cannot read {what} {}: {e}; {fix}",
+                shown.display()
+            ))
+        })
 }
 
 fn plan(args: &SetupArgs, root: &Root, config_path: &Path) -> Result<Plan, Stop> {
@@ -206,7 +219,12 @@ fn plan(args: &SetupArgs, root: &Root, config_path: &Path) -> Result<Plan, Stop>
     let old_proxy = match std::fs::read(root.path(config_path)) {
         Ok(b) => String::from_utf8_lossy(&b).into_owned(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(Stop::config(format!("cannot read {}: {e}", config_path.display()))),
+        Err(e) => {
+            return Err(Stop::config(format!(
+                "cannot read {}: {e}",
+                config_path.display()
+            )));
+        }
     };
     let backend_url = format!("http://127.0.0.1:{port}");
     let listen = format!("[::]:{listen_port}");
@@ -227,8 +245,12 @@ fn plan(args: &SetupArgs, root: &Root, config_path: &Path) -> Result<Plan, Stop>
     }
     let new_proxy = jma_conf::set_keys(&old_proxy, config_path, &keys)
         .map_err(|e| Stop::config(format!("{}: {e}", config_path.display())))?;
-    let loaded = crate::config::parse(&new_proxy, config_path)
-        .map_err(|e| Stop::config(format!("the new {} would not work: {e}", config_path.display())))?;
+    let loaded = crate::config::parse(&new_proxy, config_path).map_err(|e| {
+        Stop::config(format!(
+            "the new {} would not work: {e}",
+            config_path.display()
+        ))
+    })?;
     // 2. The certificate part of `check`, on the files as they are under the root.
     let mut rooted = loaded.config.clone();
     for p in [
@@ -257,8 +279,10 @@ fn plan(args: &SetupArgs, root: &Root, config_path: &Path) -> Result<Plan, Stop>
     }
     let new_jma = jma_conf::apply(&jma_text, jma_path, port);
     let changes = vec![
-        Change::new(root, config_path, new_proxy.into_bytes(), 0o644).map_err(|e| read_stop(config_path, e))?,
-        Change::new(root, jma_path, new_jma.into_bytes(), 0o644).map_err(|e| read_stop(jma_path, e))?,
+        Change::new(root, config_path, new_proxy.into_bytes(), 0o644)
+            .map_err(|e| read_stop(config_path, e))?,
+        Change::new(root, jma_path, new_jma.into_bytes(), 0o644)
+            .map_err(|e| read_stop(jma_path, e))?,
         Change::new(
             root,
             Path::new(guard::SCRIPT_PATH),
@@ -326,7 +350,10 @@ fn start_services(plan: &Plan) -> Result<(), String> {
         run(&["restart", guard::UNIT])?;
     }
     match guard::state(plan.port) {
-        guard::State::Loaded => println!("the guard drops port {} from other interfaces than lo", plan.port),
+        guard::State::Loaded => println!(
+            "the guard drops port {} from other interfaces than lo",
+            plan.port
+        ),
         other => {
             return Err(format!(
                 "the guard is not in force for port {} ({other:?}); WebORCA was not restarted; see journalctl -u {}",
@@ -336,7 +363,9 @@ fn start_services(plan: &Plan) -> Result<(), String> {
         }
     }
     let backend = SocketAddr::from((Ipv4Addr::LOCALHOST, plan.port));
-    if plan.changes[1].is_change() || crate::check::http_probe(backend, &backend.to_string()).is_err() {
+    if plan.changes[1].is_change()
+        || crate::check::http_probe(backend, &backend.to_string()).is_err()
+    {
         run(&["restart", WEBORCA_UNIT])?;
     }
     run(&["enable", PROXY_UNIT])?;
@@ -353,7 +382,9 @@ fn start_services(plan: &Plan) -> Result<(), String> {
         let answers = crate::check::http_probe(backend, &backend.to_string()).is_ok();
         match (active, answers) {
             (true, true) => Ok(()),
-            (false, _) => Err(format!("{PROXY_UNIT} is not active; see journalctl -u {PROXY_UNIT}")),
+            (false, _) => Err(format!(
+                "{PROXY_UNIT} is not active; see journalctl -u {PROXY_UNIT}"
+            )),
             (true, false) => Err(format!(
                 "WebORCA does not answer plain HTTP on {backend}; see journalctl -u {WEBORCA_UNIT}"
             )),
@@ -363,7 +394,10 @@ fn start_services(plan: &Plan) -> Result<(), String> {
 
 /// Retries `probe` (every 250 ms, no readiness signal exists across services)
 /// until it succeeds or `limit` passes; then its last error.
-fn wait_until(limit: Duration, mut probe: impl FnMut() -> Result<(), String>) -> Result<(), String> {
+fn wait_until(
+    limit: Duration,
+    mut probe: impl FnMut() -> Result<(), String>,
+) -> Result<(), String> {
     let start = Instant::now();
     loop {
         match probe() {
@@ -378,7 +412,12 @@ fn wait_until(limit: Duration, mut probe: impl FnMut() -> Result<(), String>) ->
 
 fn rollback(args: &SetupArgs, root: &Root) -> Result<(), Stop> {
     let jma_path = &args.weborca_conf;
-    let text = read_text(root, jma_path, "WebORCA's config", "give its path with --weborca-conf")?;
+    let text = read_text(
+        root,
+        jma_path,
+        "WebORCA's config",
+        "give its path with --weborca-conf",
+    )?;
     let restored = jma_conf::rollback(&text);
     let weborca = jma_conf::read(&restored, jma_path);
     let own_port = weborca
@@ -411,7 +450,10 @@ fn rollback(args: &SetupArgs, root: &Root) -> Result<(), Stop> {
         println!("{} holds no setup changes", jma_path.display());
     }
     if args.no_restart {
-        println!("--no-restart: no service was restarted; to finish: sudo systemctl disable --now {PROXY_UNIT} && sudo systemctl restart {WEBORCA_UNIT} && sudo systemctl disable --now {}", guard::UNIT);
+        println!(
+            "--no-restart: no service was restarted; to finish: sudo systemctl disable --now {PROXY_UNIT} && sudo systemctl restart {WEBORCA_UNIT} && sudo systemctl disable --now {}",
+            guard::UNIT
+        );
         return Ok(());
     }
     for c in &commands {

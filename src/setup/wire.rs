@@ -18,8 +18,12 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 /// address is reached on loopback).
 pub fn local(addr: SocketAddr) -> SocketAddr {
     match addr.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => SocketAddr::from((Ipv4Addr::LOCALHOST, addr.port())),
-        IpAddr::V6(ip) if ip.is_unspecified() => SocketAddr::from((Ipv6Addr::LOCALHOST, addr.port())),
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::from((Ipv4Addr::LOCALHOST, addr.port()))
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::from((Ipv6Addr::LOCALHOST, addr.port()))
+        }
         _ => addr,
     }
 }
@@ -52,7 +56,12 @@ impl ServerCertVerifier for Recorder {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
     fn verify_tls13_signature(
         &self,
@@ -60,10 +69,17 @@ impl ServerCertVerifier for Recorder {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
@@ -82,10 +98,14 @@ pub fn served_serial(addr: SocketAddr) -> Result<String, String> {
         .with_custom_certificate_verifier(recorder.clone())
         .with_no_client_auth();
     let name = ServerName::IpAddress(addr.ip().into());
-    let mut conn = rustls::ClientConnection::new(Arc::new(config), name).map_err(|e| e.to_string())?;
-    let mut tcp = TcpStream::connect_timeout(&addr, TIMEOUT).map_err(|e| format!("cannot connect to {addr}: {e}"))?;
-    tcp.set_read_timeout(Some(TIMEOUT)).map_err(|e| e.to_string())?;
-    tcp.set_write_timeout(Some(TIMEOUT)).map_err(|e| e.to_string())?;
+    let mut conn =
+        rustls::ClientConnection::new(Arc::new(config), name).map_err(|e| e.to_string())?;
+    let mut tcp = TcpStream::connect_timeout(&addr, TIMEOUT)
+        .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+    tcp.set_read_timeout(Some(TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    tcp.set_write_timeout(Some(TIMEOUT))
+        .map_err(|e| e.to_string())?;
     // The handshake may end in a refusal (no client certificate); the server's
     // certificate has come before that.
     let _ = conn.complete_io(&mut tcp);
@@ -102,15 +122,20 @@ pub fn served_serial(addr: SocketAddr) -> Result<String, String> {
 
 /// The recently seen clients (CN, serial) from `http://STATUS/status`.
 pub fn seen_clients(status: SocketAddr) -> Result<Vec<(String, String)>, String> {
-    let mut tcp = TcpStream::connect_timeout(&local(status), TIMEOUT).map_err(|e| format!("cannot connect to STATUS_LISTEN {status}: {e}"))?;
-    tcp.set_read_timeout(Some(TIMEOUT)).map_err(|e| e.to_string())?;
+    let mut tcp = TcpStream::connect_timeout(&local(status), TIMEOUT)
+        .map_err(|e| format!("cannot connect to STATUS_LISTEN {status}: {e}"))?;
+    tcp.set_read_timeout(Some(TIMEOUT))
+        .map_err(|e| e.to_string())?;
     tcp.write_all(format!("GET /status HTTP/1.0\r\nHost: {status}\r\n\r\n").as_bytes())
         .map_err(|e| e.to_string())?;
     let mut body = Vec::new();
-    tcp.take(8 << 20).read_to_end(&mut body).map_err(|e| e.to_string())?;
+    tcp.take(8 << 20)
+        .read_to_end(&mut body)
+        .map_err(|e| e.to_string())?;
     let text = String::from_utf8_lossy(&body);
     let json = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    let value: serde_json::Value = serde_json::from_str(json).map_err(|e| format!("/status is not JSON: {e}"))?;
+    let value: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| format!("/status is not JSON: {e}"))?;
     Ok(value["clients"]
         .as_array()
         .map(|a| {

@@ -61,10 +61,7 @@ impl FakeRoot {
         std::fs::write(&root.calls, "").unwrap();
         script(
             &root.bin_dir.path().join("systemctl"),
-            &format!(
-                "#!/bin/sh\necho \"$*\" >> '{}'\n",
-                root.calls.display()
-            ),
+            &format!("#!/bin/sh\necho \"$*\" >> '{}'\n", root.calls.display()),
         );
         script(
             &root.bin_dir.path().join("nft"),

@@ -57,7 +57,15 @@ pub fn catool_zip(dir: &Path, stem: &str, server: &Leaf, ca_pem: &str) -> PathBu
 pub fn current_user() -> (String, u32, u32) {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     let id = |key: &str| -> u32 {
-        status.lines().find(|l| l.starts_with(key)).unwrap().split_whitespace().nth(2).unwrap().parse().unwrap()
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .unwrap()
+            .split_whitespace()
+            .nth(2)
+            .unwrap()
+            .parse()
+            .unwrap()
     };
     let (uid, gid) = (id("Uid:"), id("Gid:"));
     let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
@@ -74,6 +82,10 @@ pub fn current_user() -> (String, u32, u32) {
 pub fn passwd_with_orca(root: &Path) -> (u32, u32) {
     let (_, uid, gid) = current_user();
     std::fs::create_dir_all(root.join("etc")).unwrap();
-    std::fs::write(root.join("etc/passwd"), format!("root:x:0:0::/root:/bin/sh\norca:x:{uid}:{gid}::/home/orca:/bin/sh\n")).unwrap();
+    std::fs::write(
+        root.join("etc/passwd"),
+        format!("root:x:0:0::/root:/bin/sh\norca:x:{uid}:{gid}::/home/orca:/bin/sh\n"),
+    )
+    .unwrap();
     (uid, gid)
 }
