@@ -135,7 +135,9 @@ pub fn exposure(port: u16, state: &State, exposed: &[IpAddr]) -> Vec<Line> {
         lines.push(line(
             Level::Fail,
             format!("port {port} (WebORCA) listens on {on} and {guard_text}: LAN clients can reach WebORCA without a certificate"),
-            Some(guard_fix),
+            Some(format!(
+                "{guard_fix}; or make WebORCA listen on 127.0.0.1 only"
+            )),
         ));
     }
     lines
