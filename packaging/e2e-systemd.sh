@@ -96,6 +96,7 @@ printf '%s\n' '# jma-receipt.conf (end-to-end stand-in)' 'DBNAME=orca' \
 original=$(sha256sum <"$conf/jma-receipt.conf")
 cp packaging/e2e/weborca-stand-in.py "$root/opt/jma/weborca/"
 cp packaging/e2e/jma-receipt-weborca.service "$root/etc/systemd/system/"
+mkdir -p "$root/etc/systemd/system/multi-user.target.wants"
 ln -sf /etc/systemd/system/jma-receipt-weborca.service "$root/etc/systemd/system/multi-user.target.wants/"
 timeout 60 systemd-nspawn -q -D "$root" --register=no --pipe \
   sh -c 'chown -R orca:orca /opt/jma/weborca && chmod 400 /opt/jma/weborca/conf/*.pem'

@@ -235,3 +235,23 @@ fn setup_refuses_with_nothing_changed_when_a_key_or_file_is_missing_or_a_check_f
     assert_eq!(root.snapshot(), before);
     assert!(root.take_calls().is_empty());
 }
+
+#[test]
+fn setup_without_root_says_root_is_needed() {
+    // As an unprivileged user (setpriv, from util-linux): no --root, no --dry-run.
+    let is_root = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"));
+    let mut cmd = if is_root {
+        let mut c = std::process::Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", bin()]);
+        c
+    } else {
+        std::process::Command::new(bin())
+    };
+    let out = cmd.arg("setup").output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let t = text(&out);
+    assert!(t.contains("needs root") && t.contains("--dry-run"), "{t}");
+}
