@@ -63,7 +63,7 @@ trap cleanup EXIT
 step "copy the rootfs, install the .deb, the stand-in WebORCA and its certificates"
 cp -a "$cache" "$root"
 cp "$deb" "$root/tmp/weborca-mtls-proxy.deb"
-timeout 120 systemd-nspawn -q -D "$root" --register=no --pipe \
+timeout 120 chroot "$root" \
   sh -c 'useradd --system --user-group --home-dir /opt/jma/weborca orca && dpkg -i /tmp/weborca-mtls-proxy.deb' \
   || fail "dpkg -i of $deb failed in the container"
 grep -q '^ExecReload=/bin/kill' "$root/usr/lib/systemd/system/weborca-mtls-proxy.service" \
@@ -73,12 +73,12 @@ pki=$work/pki
 mkdir -p "$pki"
 (
   cd "$pki"
-  openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 30 \
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 400 \
     -subj "/C=JP/O=orca/CN=e2e-ca" -addext "basicConstraints=critical,CA:TRUE" \
     -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
   leaf() { # name CN serial extensions
     openssl req -newkey rsa:2048 -nodes -keyout "$1.pem" -out "$1.csr" -subj "/C=JP/O=orca/CN=$2" 2>/dev/null
-    openssl x509 -req -in "$1.csr" -CA ca.crt -CAkey ca.key -set_serial "$3" -days 30 \
+    openssl x509 -req -in "$1.csr" -CA ca.crt -CAkey ca.key -set_serial "$3" -days 400 \
       -out "$1.crt" -extfile <(printf '%b' "$4") 2>/dev/null
   }
   leaf server localhost 2 "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:$ct_ip\nextendedKeyUsage=serverAuth\n"
@@ -98,7 +98,7 @@ cp packaging/e2e/weborca-stand-in.py "$root/opt/jma/weborca/"
 cp packaging/e2e/jma-receipt-weborca.service "$root/etc/systemd/system/"
 mkdir -p "$root/etc/systemd/system/multi-user.target.wants"
 ln -sf /etc/systemd/system/jma-receipt-weborca.service "$root/etc/systemd/system/multi-user.target.wants/"
-timeout 60 systemd-nspawn -q -D "$root" --register=no --pipe \
+timeout 60 chroot "$root" \
   sh -c 'chown -R orca:orca /opt/jma/weborca && chmod 400 /opt/jma/weborca/conf/*.pem'
 
 step "boot the container (systemd as PID 1, its own network namespace)"
@@ -112,7 +112,17 @@ for _ in $(seq 1 100); do
 done
 [ -n "$pid" ] || { cat "$work/console.log" >&2; fail "the container did not start"; }
 in_ct() { timeout "${T:-60}" nsenter -t "$pid" -a "$@"; }
-state=$(T=120 in_ct systemctl is-system-running --wait || true)
+# The container's PID 1 must be systemd, and its bus up, before systemctl answers.
+state=
+for _ in $(seq 1 240); do
+  if [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = systemd ]; then
+    state=$(T=120 in_ct systemctl is-system-running --wait 2>/dev/null || true)
+    [ -n "$state" ] && break
+  else
+    pid=$(cat "/proc/$nspawn_pid/task/$nspawn_pid/children" 2>/dev/null | awk '{print $1}')
+  fi
+  sleep 0.5
+done
 echo "system state: $state"
 [ "$state" = running ] || [ "$state" = degraded ] || { cat "$work/console.log" >&2; fail "systemd did not come up ($state)"; }
 ip addr add "$host_ip/24" dev "$host_if"
