@@ -46,7 +46,7 @@ enum Command {
     /// put an orca-catool server certificate zip in place and reload
     InstallCert(setup::install::CertArgs),
     /// put a CRL from orca-catool issue_crl in place and reload
-    InstallCrl(setup::install::CrlArgs),
+    InstallCrl(setup::install_crl::CrlArgs),
     /// the backend guard (nftables)
     Guard {
         #[command(subcommand)]
@@ -129,7 +129,7 @@ fn run_tool(cli: &Cli) -> Option<ExitCode> {
     let result = match &cli.command {
         Some(Command::Setup(args)) => setup::run(args, &cli.config),
         Some(Command::InstallCert(args)) => setup::install::install_cert(args, &cli.config),
-        Some(Command::InstallCrl(args)) => setup::install::install_crl(args, &cli.config),
+        Some(Command::InstallCrl(args)) => setup::install_crl::install_crl(args, &cli.config),
         Some(Command::Guard {
             action: GuardAction::Print { port },
         }) => {

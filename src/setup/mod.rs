@@ -3,11 +3,12 @@
 //! one step each (SPEC "Setup and rollback"). Everything is read and checked
 //! first; only then are the files written (by rename, after a backup) and the
 //! services restarted. [`jma_conf`] holds the text edits, [`guard`] the nftables
-//! guard, [`install`] `install-cert` / `install-crl`, [`fsutil`] what they share.
+//! guard, [`install`] `install-cert`, [`install_crl`] `install-crl`, [`fsutil`] what they share.
 
 pub mod fsutil;
 pub mod guard;
 pub mod install;
+pub mod install_crl;
 pub mod jma_conf;
 pub mod wire;
 
