@@ -1,4 +1,4 @@
-//! `install-crl FILE`: a CRL not signed by CA_CRT or not a CRL is refused with
+//! `install-crl FILE`: a CRL not signed by CA_CRT, out of date or not a CRL is refused with
 //! nothing written; a good one is copied 0400 and set as CA_CRL; against the
 //! running proxy, the reload makes it refuse the revoked client, and the
 //! command names the recently seen clients the CRL revokes.
@@ -27,6 +27,24 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// A CRL of `ca` whose nextUpdate has passed.
+fn stale_crl(ca: &Ca) -> String {
+    use time::{Duration, OffsetDateTime};
+    let now = OffsetDateTime::now_utc();
+    rcgen::CertificateRevocationListParams {
+        this_update: now - Duration::days(40),
+        next_update: now - Duration::days(10),
+        crl_number: rcgen::SerialNumber::from(1u64),
+        issuing_distribution_point: None,
+        revoked_certs: Vec::new(),
+        key_identifier_method: rcgen::KeyIdMethod::Sha256,
+    }
+    .signed_by(&ca.issuer)
+    .unwrap()
+    .pem()
+    .unwrap()
+}
+
 #[test]
 fn install_crl_refuses_a_foreign_or_broken_crl_and_installs_a_good_one() {
     let root = FakeRoot::new();
@@ -43,8 +61,13 @@ fn install_crl_refuses_a_foreign_or_broken_crl_and_installs_a_good_one() {
         "garbage.crl",
         "-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n",
     );
+    let stale = write(w, "stale.crl", &stale_crl(&root.ca));
     let before = root.snapshot();
-    for (file, needle) in [(&foreign, "which is not a CA in CA_CRT"), (&garbage, "CRL")] {
+    for (file, needle) in [
+        (&foreign, "which is not a CA in CA_CRT"),
+        (&garbage, "CRL"),
+        (&stale, "the CRL is out of date (nextUpdate"),
+    ] {
         let out = root.run(&[
             "install-crl",
             &file.display().to_string(),
