@@ -146,6 +146,9 @@ step "the proxy is active and ready (Type=notify)"
 in_ct systemctl is-active --quiet weborca-mtls-proxy.service || fail "the proxy is not active"
 in_ct systemctl is-active --quiet weborca-mtls-proxy-guard.service || fail "the guard unit is not active"
 
+in_ct systemctl show -p Requires --value jma-receipt-weborca.service | grep -q weborca-mtls-proxy-guard.service \
+  || fail "WebORCA's unit does not require the guard"
+
 step "systemctl reload works"
 in_ct systemctl reload weborca-mtls-proxy.service || fail "systemctl reload failed"
 in_ct systemctl is-active --quiet weborca-mtls-proxy.service || fail "the proxy is not active after reload"
@@ -170,6 +173,7 @@ T=180 in_ct weborca-mtls-proxy setup --rollback || fail "rollback failed"
 [ "$(sha256sum <"$conf/jma-receipt.conf")" = "$original" ] || fail "jma-receipt.conf is not restored byte for byte"
 if in_ct systemctl is-active --quiet weborca-mtls-proxy.service; then fail "the proxy is still active"; fi
 if in_ct nft list table inet weborca_mtls_proxy >/dev/null 2>&1; then fail "the guard table is still loaded"; fi
+in_ct systemctl is-active --quiet jma-receipt-weborca.service || fail "stopping the guard stopped WebORCA"
 curl -sS -m 5 "${client[@]}" "https://$ct_ip:8000/" | grep -q 'stand-in https port 8000' \
   || fail "the stand-in is not back on :8000 with its own TLS"
 

@@ -63,6 +63,15 @@ async fn setup_then_rollback_changes_jma_receipt_conf_byte_for_byte_and_back() {
         root.read("/etc/weborca-mtls-proxy/guard.nft"),
         printed.stdout
     );
+    // WebORCA runs only with the guard.
+    let drop_in = "/etc/systemd/system/jma-receipt-weborca.service.d/weborca-mtls-proxy-guard.conf";
+    let drop_in_text = String::from_utf8(root.read(drop_in)).unwrap();
+    assert!(
+        drop_in_text.contains(
+            "Requires=weborca-mtls-proxy-guard.service\nAfter=weborca-mtls-proxy-guard.service\n"
+        ),
+        "{drop_in_text}"
+    );
     let calls = root.take_calls();
     assert_eq!(
         calls,
@@ -102,10 +111,12 @@ async fn setup_then_rollback_changes_jma_receipt_conf_byte_for_byte_and_back() {
         root.take_calls(),
         [
             "disable --now weborca-mtls-proxy.service",
+            "daemon-reload",
             "restart jma-receipt-weborca.service",
             "disable --now weborca-mtls-proxy-guard.service",
         ]
     );
+    assert!(!root.real(drop_in).exists(), "rollback removes the drop-in");
     drop(own);
 }
 

@@ -24,6 +24,16 @@ pub const DEFAULT_WEBORCA_CONF: &str = "/opt/jma/weborca/conf/jma-receipt.conf";
 pub const WEBORCA_UNIT: &str = "jma-receipt-weborca.service";
 /// The proxy's unit.
 pub const PROXY_UNIT: &str = "weborca-mtls-proxy.service";
+/// A drop-in for WebORCA's unit: it starts only with the guard in force.
+pub const WEBORCA_DROP_IN: &str =
+    "/etc/systemd/system/jma-receipt-weborca.service.d/weborca-mtls-proxy-guard.conf";
+/// What the drop-in says.
+const DROP_IN_TEXT: &str = "# Written by `weborca-mtls-proxy setup`, removed by `setup --rollback`:\n\
+# WebORCA speaks plain HTTP behind the proxy, so it runs only while the\n\
+# backend guard keeps its port from the LAN.\n\
+[Unit]\n\
+Requires=weborca-mtls-proxy-guard.service\n\
+After=weborca-mtls-proxy-guard.service\n";
 /// The port WebORCA listens on when HTTP_PORT is not set.
 const WEBORCA_DEFAULT_PORT: u16 = 8000;
 /// How long setup waits for the proxy and WebORCA after starting them.
@@ -145,7 +155,7 @@ pub fn run(args: &SetupArgs, config_path: &Path) -> Result<(), Stop> {
 /// What setup will do, decided before anything is written.
 struct Plan {
     port: u16,
-    /// proxy.conf, jma-receipt.conf, guard.nft
+    /// proxy.conf, jma-receipt.conf, guard.nft, WebORCA's drop-in
     changes: Vec<Change>,
 }
 
@@ -291,6 +301,13 @@ fn plan(args: &SetupArgs, root: &Root, config_path: &Path) -> Result<Plan, Stop>
             0o644,
         )
         .map_err(|e| read_stop(Path::new(guard::SCRIPT_PATH), e))?,
+        Change::new(
+            root,
+            Path::new(WEBORCA_DROP_IN),
+            DROP_IN_TEXT.as_bytes().to_vec(),
+            0o644,
+        )
+        .map_err(|e| read_stop(Path::new(WEBORCA_DROP_IN), e))?,
     ];
     Ok(Plan { port, changes })
 }
@@ -428,13 +445,22 @@ fn rollback(args: &SetupArgs, root: &Root) -> Result<(), Stop> {
     let change = Change::new(root, jma_path, restored.into_bytes(), 0o644)
         .map_err(|e| Stop::other(format!("cannot read {}: {e}", jma_path.display())))?;
     let sc = Program::systemctl();
+    let drop_in = root.path(Path::new(WEBORCA_DROP_IN));
+    let has_drop_in = drop_in.exists();
     let mut commands: Vec<Vec<&str>> = vec![vec!["disable", "--now", PROXY_UNIT]];
-    if change.is_change() {
+    if has_drop_in {
+        // Without the drop-in first, stopping the guard would stop WebORCA too.
+        commands.push(vec!["daemon-reload"]);
+    }
+    if change.is_change() || has_drop_in {
         commands.push(vec!["restart", WEBORCA_UNIT]);
     }
     commands.push(vec!["disable", "--now", guard::UNIT]);
     if args.dry_run {
-        let shown: Vec<String> = commands.iter().map(|c| sc.shown(c)).collect();
+        let mut shown: Vec<String> = commands.iter().map(|c| sc.shown(c)).collect();
+        if has_drop_in {
+            shown.insert(0, format!("remove {WEBORCA_DROP_IN}"));
+        }
         return dry_run(std::slice::from_ref(&change), &shown, args.no_restart);
     }
     if change.is_change() {
@@ -450,9 +476,14 @@ fn rollback(args: &SetupArgs, root: &Root) -> Result<(), Stop> {
     } else {
         println!("{} holds no setup changes", jma_path.display());
     }
+    if has_drop_in {
+        std::fs::remove_file(&drop_in)
+            .map_err(|e| Stop::other(format!("cannot remove {WEBORCA_DROP_IN}: {e}")))?;
+        println!("removed {WEBORCA_DROP_IN} (WebORCA no longer needs the guard)");
+    }
     if args.no_restart {
         println!(
-            "--no-restart: no service was restarted; to finish: sudo systemctl disable --now {PROXY_UNIT} && sudo systemctl restart {WEBORCA_UNIT} && sudo systemctl disable --now {}",
+            "--no-restart: no service was restarted; to finish: sudo systemctl disable --now {PROXY_UNIT} && sudo systemctl daemon-reload && sudo systemctl restart {WEBORCA_UNIT} && sudo systemctl disable --now {}",
             guard::UNIT
         );
         return Ok(());
