@@ -18,7 +18,13 @@ cargo deb --no-build
 deb=$(ls -t target/debian/weborca-mtls-proxy_*.deb | head -n 1)
 contents=$(dpkg-deb -c "$deb")
 for f in ./usr/bin/weborca-mtls-proxy ./usr/lib/systemd/system/weborca-mtls-proxy.service \
+         ./usr/lib/systemd/system/weborca-mtls-proxy-guard.service \
          ./etc/weborca-mtls-proxy/proxy.conf ./etc/logrotate.d/weborca-mtls-proxy; do
   grep -q " $f\$" <<<"$contents" || { echo "FAIL: $deb lacks $f" >&2; exit 1; }
+done
+# nftables for the backend guard; procps for /bin/kill in the unit's ExecReload.
+depends=$(dpkg-deb -f "$deb" Depends)
+for dep in nftables procps; do
+  grep -Eq "(^|, )$dep(\$| |,)" <<<"$depends" || { echo "FAIL: $deb does not depend on $dep (Depends: $depends)" >&2; exit 1; }
 done
 echo "ok: $deb"

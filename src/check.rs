@@ -10,6 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::config::Config;
+use crate::guard::{self, SCRIPT_PATH, TABLE, UNIT};
 use crate::tls::{KeyError, Sessions, TlsState};
 use crate::x509::CertInfo;
 
@@ -104,16 +105,27 @@ pub fn run(config_path: &Path, hosts: &[String]) -> Vec<Line> {
             return r.lines;
         }
     };
-    check_files(&mut r, &config);
-    let tls = check_tls(&mut r, &config);
-    if let Some(tls) = &tls {
-        check_server_cert(&mut r, &config, &tls.server_cert, hosts);
-        check_chain(&mut r, tls);
-        check_crls(&mut r, tls);
-    }
+    certificate_checks(&mut r, &config, hosts);
     check_backend(&mut r, &config);
     check_backend_exposure(&mut r, &config);
     r.lines
+}
+
+/// The certificate part of the list (files, permissions, key, dates, hosts,
+/// chain, CRL), which `setup` runs before it changes anything.
+pub fn certificates(config: &Config, hosts: &[String]) -> Vec<Line> {
+    let mut r = Report::default();
+    certificate_checks(&mut r, config, hosts);
+    r.lines
+}
+
+fn certificate_checks(r: &mut Report, config: &Config, hosts: &[String]) {
+    check_files(r, config);
+    if let Some(tls) = &check_tls(r, config) {
+        check_server_cert(r, config, &tls.server_cert, hosts);
+        check_chain(r, tls);
+        check_crls(r, tls);
+    }
 }
 
 /// Every file named by the config: there, readable by the service user, keys private.
@@ -361,7 +373,8 @@ fn check_backend(r: &mut Report, config: &Config) {
     }
 }
 
-fn http_probe(addr: SocketAddr, host: &str) -> std::io::Result<String> {
+/// Sends `HEAD /` to `addr`; the status line of the answer.
+pub fn http_probe(addr: SocketAddr, host: &str) -> std::io::Result<String> {
     let mut tcp = TcpStream::connect_timeout(&addr, BACKEND_CHECK_TIMEOUT)?;
     tcp.set_read_timeout(Some(BACKEND_CHECK_TIMEOUT))?;
     tcp.write_all(
@@ -378,7 +391,8 @@ fn http_probe(addr: SocketAddr, host: &str) -> std::io::Result<String> {
     }
 }
 
-/// The backend port must not be reachable from the LAN: that would bypass the proxy.
+/// The backend port must not be reachable from the LAN: that would bypass the
+/// proxy, unless the backend guard drops it there.
 fn check_backend_exposure(r: &mut Report, config: &Config) {
     let port = config.backend.port;
     let exposed: Vec<IpAddr> = listening_sockets()
@@ -386,24 +400,8 @@ fn check_backend_exposure(r: &mut Report, config: &Config) {
         .filter(|(ip, p)| *p == port && !ip.is_loopback())
         .map(|(ip, _)| ip)
         .collect();
-    if exposed.is_empty() {
-        r.ok(format!("port {port} (WebORCA) listens on loopback only"));
-    } else {
-        let on: Vec<String> = exposed
-            .iter()
-            .map(|ip| {
-                if ip.is_unspecified() {
-                    format!("{ip} (every address)")
-                } else {
-                    ip.to_string()
-                }
-            })
-            .collect();
-        r.fail(
-            format!("port {port} (WebORCA) listens on {}: LAN clients can reach WebORCA without a certificate", on.join(", ")),
-            format!("make WebORCA listen on 127.0.0.1 only, or block the port: sudo ufw deny {port}"),
-        );
-    }
+    let guard = crate::guard::state(port);
+    r.lines.extend(exposure(port, &guard, &exposed));
 }
 
 /// Listening TCP sockets from the kernel's tables (/proc/net/tcp, /proc/net/tcp6).
@@ -463,6 +461,63 @@ pub fn print(lines: &[Line]) -> bool {
     let warned = lines.iter().filter(|l| l.level == Level::Warn).count();
     println!("{} checks: {failed} failed, {warned} warnings", lines.len());
     failed == 0
+}
+
+/// The `check` lines about the backend port: where it listens and whether the
+/// guard is in force. Listening on a non-loopback address without the guard FAILs.
+fn exposure(port: u16, state: &guard::State, exposed: &[IpAddr]) -> Vec<Line> {
+    let line = |level, text: String, fix: Option<String>| Line { level, text, fix };
+    let mut lines = Vec::new();
+    let guard_text = match state {
+        guard::State::Loaded => format!(
+            "backend guard loaded: nftables table inet {TABLE} drops port {port} from every interface but lo"
+        ),
+        guard::State::OtherPort(ports) => {
+            format!("backend guard loaded for port(s) {ports:?}, not for port {port}")
+        }
+        guard::State::NotLoaded => {
+            format!("backend guard not loaded (no nftables table inet {TABLE})")
+        }
+        guard::State::Unknown(why) => format!("backend guard state unknown: {why}"),
+    };
+    let guard_fix = format!(
+        "sudo weborca-mtls-proxy setup (or: weborca-mtls-proxy guard print --port {port} > {SCRIPT_PATH}; sudo systemctl enable --now {UNIT})"
+    );
+    if exposed.is_empty() {
+        lines.push(line(
+            Level::Ok,
+            format!("port {port} (WebORCA) listens on loopback only"),
+            None,
+        ));
+        match state {
+            guard::State::Loaded => lines.push(line(Level::Ok, guard_text, None)),
+            _ => lines.push(line(Level::Warn, format!("{guard_text}: should WebORCA listen on every interface again, LAN clients could reach it"), Some(guard_fix))),
+        }
+        return lines;
+    }
+    let on: Vec<String> = exposed
+        .iter()
+        .map(|ip| {
+            if ip.is_unspecified() {
+                format!("{ip} (every address)")
+            } else {
+                ip.to_string()
+            }
+        })
+        .collect();
+    let on = on.join(", ");
+    if *state == guard::State::Loaded {
+        lines.push(line(Level::Ok, format!("port {port} (WebORCA) listens on {on}, but only this machine reaches it: {guard_text}"), None));
+    } else {
+        lines.push(line(
+            Level::Fail,
+            format!("port {port} (WebORCA) listens on {on} and {guard_text}: LAN clients can reach WebORCA without a certificate"),
+            Some(format!(
+                "{guard_fix}; or make WebORCA listen on 127.0.0.1 only"
+            )),
+        ));
+    }
+    lines
 }
 
 #[cfg(test)]

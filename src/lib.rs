@@ -19,11 +19,14 @@ pub mod check;
 pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod guard;
 pub mod load;
 pub mod observe;
 pub mod pages;
+pub mod program;
 pub mod proxy;
 pub mod reload;
+pub mod setup;
 pub mod text;
 pub mod tls;
 pub mod x509;

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use weborca_mtls_proxy::app;
+use weborca_mtls_proxy::{app, setup};
 
 /// The default config file.
 const DEFAULT_CONFIG: &str = "/etc/weborca-mtls-proxy/proxy.conf";
@@ -42,10 +42,34 @@ enum Command {
         #[arg(long, default_value_t = 8000)]
         port: u16,
     },
+    /// move WebORCA behind the proxy in one step (or back with --rollback)
+    Setup(setup::SetupArgs),
+    /// put an orca-catool server certificate zip in place and reload
+    InstallCert(setup::install::CertArgs),
+    /// put a CRL from orca-catool issue_crl in place and reload
+    InstallCrl(setup::install_crl::CrlArgs),
+    /// the backend guard (nftables)
+    Guard {
+        #[command(subcommand)]
+        action: GuardAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum GuardAction {
+    /// print the guard's nftables script (what setup writes to /etc/weborca-mtls-proxy/guard.nft)
+    Print {
+        /// WebORCA's plain-HTTP port, reachable only from this machine
+        #[arg(long, default_value_t = 8001)]
+        port: u16,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(code) = run_tool(&cli) {
+        return code;
+    }
     let log = match weborca_mtls_proxy::log::init(None) {
         Ok(l) => Arc::new(l),
         Err(e) => {
@@ -81,6 +105,13 @@ fn main() -> ExitCode {
         Some(Command::Demo { dir, port }) => {
             runtime.block_on(weborca_mtls_proxy::demo::run(dir, port, log.clone()))
         }
+        // Done by run_tool above.
+        Some(
+            Command::Setup(_)
+            | Command::InstallCert(_)
+            | Command::InstallCrl(_)
+            | Command::Guard { .. },
+        ) => Ok(()),
     };
     let code = match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -92,4 +123,28 @@ fn main() -> ExitCode {
     drop(runtime);
     drop(log); // flushes the log writer
     code
+}
+
+/// The commands that change the system or print something (`setup`, `install-*`,
+/// `guard`): they run before logging starts and write to stdout/stderr themselves.
+fn run_tool(cli: &Cli) -> Option<ExitCode> {
+    let result = match &cli.command {
+        Some(Command::Setup(args)) => setup::run(args, &cli.config),
+        Some(Command::InstallCert(args)) => setup::install::install_cert(args, &cli.config),
+        Some(Command::InstallCrl(args)) => setup::install_crl::install_crl(args, &cli.config),
+        Some(Command::Guard {
+            action: GuardAction::Print { port },
+        }) => {
+            print!("{}", weborca_mtls_proxy::guard::script(*port));
+            Ok(())
+        }
+        _ => return None,
+    };
+    Some(match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(stop) => {
+            eprintln!("{}", stop.message);
+            ExitCode::from(stop.code)
+        }
+    })
 }

@@ -178,6 +178,7 @@ async fn check_fails_when_the_backend_listens_on_every_address() {
     assert_eq!(code, 1);
     let line = failing(&lines, &format!("port {port} (WebORCA) listens on 0.0.0.0"));
     assert!(line.contains("127.0.0.1"), "{line}");
+    assert!(line.contains("weborca-mtls-proxy setup"), "{line}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

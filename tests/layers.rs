@@ -8,13 +8,13 @@ use std::path::{Path, PathBuf};
 
 /// The layers, lowest first; a module may use its own layer and those before it.
 const LAYERS: &[&[&str]] = &[
-    &["text", "x509", "config"],
+    &["text", "x509", "config", "program"],
     &["tls"],
     &["pages", "observe"],
     &["proxy"],
-    &["load"],
+    &["load", "guard"],
     &["reload", "check"],
-    &["app"],
+    &["app", "setup"],
     &["demo"],
 ];
 

@@ -6,6 +6,7 @@
 pub mod backend;
 pub mod client;
 pub mod env;
+pub mod fakeroot;
 pub mod firefox;
 pub mod lean;
 pub mod pki;
@@ -13,3 +14,4 @@ pub mod process;
 pub mod push;
 pub mod raw;
 pub mod real;
+pub mod zips;

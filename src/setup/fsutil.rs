@@ -1,0 +1,233 @@
+//! What the system-changing commands (`setup`, `install-cert`, `install-crl`)
+//! share: paths taken under `--root`, planned file changes shown as unified
+//! diffs and written by rename after a backup, and the external programs
+//! (`systemctl`, `nft`) they run, which `SYSTEMCTL` and `NFT` may replace.
+
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// Suffix of the copy kept of a file before it is changed.
+pub const BACKUP_SUFFIX: &str = ".before-weborca-mtls-proxy";
+
+/// Where system paths are: `/` normally, `--root DIR` for packaging and tests.
+#[derive(Debug, Clone, Default)]
+pub struct Root {
+    /// the `--root` folder, if one was given
+    pub dir: Option<PathBuf>,
+}
+
+impl Root {
+    /// The real location of the system path `p` (absolute paths are taken under the root).
+    pub fn path(&self, p: &Path) -> PathBuf {
+        match &self.dir {
+            None => p.to_path_buf(),
+            Some(dir) => dir.join(p.strip_prefix("/").unwrap_or(p)),
+        }
+    }
+}
+
+/// One file to be written, with what it holds now.
+#[derive(Debug, Clone)]
+pub struct Change {
+    /// the system path, for messages and diffs
+    pub shown: PathBuf,
+    /// the real path (under the root)
+    pub path: PathBuf,
+    /// its content now, `None` when it does not exist
+    pub old: Option<Vec<u8>>,
+    /// its content after the change
+    pub new: Vec<u8>,
+    /// the mode of a new file (an existing file keeps its own)
+    pub mode: u32,
+}
+
+impl Change {
+    /// A change of the file at system path `shown` to `new`; reads what is there now.
+    pub fn new(root: &Root, shown: &Path, new: Vec<u8>, mode: u32) -> std::io::Result<Change> {
+        let path = root.path(shown);
+        let old = match std::fs::read(&path) {
+            Ok(b) => Some(b),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        };
+        Ok(Change {
+            shown: shown.to_path_buf(),
+            path,
+            old,
+            new,
+            mode,
+        })
+    }
+
+    /// Whether writing would change anything.
+    pub fn is_change(&self) -> bool {
+        self.old.as_deref() != Some(self.new.as_slice())
+    }
+
+    /// The change as a unified diff (`--dry-run`).
+    pub fn diff(&self) -> String {
+        let old = self
+            .old
+            .as_deref()
+            .map(String::from_utf8_lossy)
+            .unwrap_or_default();
+        let new = String::from_utf8_lossy(&self.new);
+        let shown = self.shown.display().to_string();
+        let from = if self.old.is_some() {
+            shown.clone()
+        } else {
+            "/dev/null".to_string()
+        };
+        similar::TextDiff::from_lines(old.as_ref(), new.as_ref())
+            .unified_diff()
+            .context_radius(3)
+            .header(&from, &shown)
+            .to_string()
+    }
+
+    /// Keeps a copy of the file as `FILE.before-weborca-mtls-proxy`, then writes the new
+    /// content to a temporary file beside it and renames it over the file, so that a
+    /// reader sees the old or the new file, never half of one.
+    pub fn apply(&self) -> std::io::Result<()> {
+        let dir = self.path.parent().unwrap_or(Path::new("/"));
+        std::fs::create_dir_all(dir)?;
+        let (mode, owner) = match std::fs::metadata(&self.path) {
+            Ok(m) => (m.mode() & 0o7777, Some((m.uid(), m.gid()))),
+            Err(_) => (self.mode, None),
+        };
+        if let Some(old) = &self.old {
+            let backup = with_suffix(&self.path, BACKUP_SUFFIX);
+            write_replace(&backup, old, mode, owner)?;
+        }
+        write_replace(&self.path, &self.new, mode, owner)
+    }
+}
+
+/// `path` with `suffix` added to its file name.
+pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_os_string();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+/// Writes `data` to a temporary file in the folder of `path` with `mode` (and owner),
+/// flushes it to disk and renames it to `path`.
+pub fn write_replace(
+    path: &Path,
+    data: &[u8],
+    mode: u32,
+    owner: Option<(u32, u32)>,
+) -> std::io::Result<()> {
+    let tmp = temp_beside(path);
+    let result = (|| {
+        write_new(&tmp, data, mode, owner)?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Creates `path` (which must not exist) with `data`, `mode` and owner, synced.
+pub fn write_new(
+    path: &Path,
+    data: &[u8],
+    mode: u32,
+    owner: Option<(u32, u32)>,
+) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(data)?;
+    if let Some((uid, gid)) = owner {
+        std::os::unix::fs::fchown(&f, Some(uid), Some(gid))?;
+    }
+    // After chown, which clears set-id bits; the mode is the one asked for.
+    f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+    f.sync_all()
+}
+
+/// A temporary name in the folder of `path`, so the rename stays on one file system.
+pub fn temp_beside(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let unique = format!(
+        ".{name}.tmp-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0)
+    );
+    path.with_file_name(unique)
+}
+
+pub use crate::program::Program;
+
+/// The effective user id of this process, from /proc/self/status.
+pub fn effective_uid() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+    line.split_whitespace().nth(2)?.parse().ok()
+}
+
+/// uid and gid of `user` from the passwd file under `root`.
+pub fn lookup_user(root: &Root, user: &str) -> Option<(u32, u32)> {
+    let passwd = std::fs::read_to_string(root.path(Path::new("/etc/passwd"))).ok()?;
+    passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        if f.first() == Some(&user) && f.len() > 3 {
+            Some((f[2].parse().ok()?, f[3].parse().ok()?))
+        } else {
+            None
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_takes_absolute_paths_under_it() {
+        let root = Root {
+            dir: Some(PathBuf::from("/tmp/r")),
+        };
+        assert_eq!(
+            root.path(Path::new("/etc/x.conf")),
+            PathBuf::from("/tmp/r/etc/x.conf")
+        );
+        assert_eq!(
+            Root::default().path(Path::new("/etc/x.conf")),
+            PathBuf::from("/etc/x.conf")
+        );
+    }
+
+    #[test]
+    fn apply_keeps_a_backup_and_the_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root {
+            dir: Some(dir.path().to_path_buf()),
+        };
+        let real = dir.path().join("etc/a.conf");
+        std::fs::create_dir_all(real.parent().unwrap()).unwrap();
+        std::fs::write(&real, "A=1\n").unwrap();
+        std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let c = Change::new(&root, Path::new("/etc/a.conf"), b"A=2\n".to_vec(), 0o644).unwrap();
+        assert!(c.is_change());
+        assert!(c.diff().contains("-A=1\n+A=2\n"), "{}", c.diff());
+        c.apply().unwrap();
+        assert_eq!(std::fs::read_to_string(&real).unwrap(), "A=2\n");
+        let backup = with_suffix(&real, BACKUP_SUFFIX);
+        assert_eq!(std::fs::read_to_string(&backup).unwrap(), "A=1\n");
+        let mode = std::fs::metadata(&real).unwrap().mode() & 0o777;
+        assert_eq!(mode, 0o640);
+    }
+}

@@ -1,0 +1,235 @@
+//! The edits to shell-style config files: jma-receipt.conf (the three TLS keys
+//! commented out with a marked prefix, the `HTTP_PORT` block added at the end,
+//! and both undone by rollback) and proxy.conf (keys set in place). Lines are
+//! found with the proxy's own parser ([`crate::config::parse_raw`]); every other
+//! byte, line ends (LF or CRLF) included, stays as it was.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use crate::config::parse_raw;
+
+/// Put in front of each line setup comments out.
+pub const PREFIX: &str = "#weborca-mtls-proxy# ";
+/// First line of the block setup adds.
+pub const BEGIN: &str = "# >>> weborca-mtls-proxy";
+/// Last line of the block setup adds.
+pub const END: &str = "# <<< weborca-mtls-proxy";
+/// WebORCA's own TLS keys, which move to proxy.conf.
+pub const TLS_KEYS: [&str; 3] = ["SERVER_CRT", "SERVER_PEM", "CA_CRT"];
+
+/// A line without its line end.
+fn content(line: &str) -> &str {
+    let l = line.strip_suffix('\n').unwrap_or(line);
+    l.strip_suffix('\r').unwrap_or(l)
+}
+
+/// The line end the file uses (its first one), LF when it has none.
+fn eol_of(text: &str) -> &'static str {
+    match text.find('\n') {
+        Some(i) if i > 0 && text.as_bytes()[i - 1] == b'\r' => "\r\n",
+        _ => "\n",
+    }
+}
+
+/// The marked block's first and last line index, when both markers are there in order.
+fn block(lines: &[&str]) -> Option<(usize, usize)> {
+    let begin = lines.iter().position(|l| content(l) == BEGIN)?;
+    let end = lines[begin..].iter().position(|l| content(l) == END)? + begin;
+    Some((begin, end))
+}
+
+/// Undoes [`apply`]: removes the marked block and the prefixes; everything else
+/// (edits made since, too) is kept.
+pub fn rollback(text: &str) -> String {
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let marked = block(&lines);
+    let mut out = String::with_capacity(text.len());
+    for (i, line) in lines.iter().enumerate() {
+        if let Some((begin, end)) = marked
+            && (begin..=end).contains(&i)
+        {
+            // The END line without a line end means the file had none before
+            // setup, which then added one in front of BEGIN: take it off again.
+            if i == end && i + 1 == lines.len() && !line.ends_with('\n') {
+                let trimmed = out
+                    .strip_suffix("\r\n")
+                    .or_else(|| out.strip_suffix('\n'))
+                    .map(str::len);
+                if let Some(len) = trimmed {
+                    out.truncate(len);
+                }
+            }
+            continue;
+        }
+        out.push_str(line.strip_prefix(PREFIX).unwrap_or(line));
+    }
+    out
+}
+
+/// What setup needs from jma-receipt.conf, read as WebORCA would see it
+/// without setup's edits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebOrcaConf {
+    /// SERVER_CRT, SERVER_PEM, CA_CRT in that order, each with its line, if set
+    pub keys: [Option<(String, usize)>; 3],
+    /// HTTP_PORT, if set, with its line
+    pub http_port: Option<(String, usize)>,
+}
+
+/// Reads the keys from `text` as it was before setup (see [`rollback`]).
+pub fn read(text: &str, path: &Path) -> WebOrcaConf {
+    let raw = parse_raw(&rollback(text), path);
+    let last = |key: &str| {
+        raw.entries
+            .iter()
+            .rev()
+            .find(|e| e.key == key)
+            .map(|e| (e.value.clone(), e.line))
+    };
+    WebOrcaConf {
+        keys: TLS_KEYS.map(last),
+        http_port: last("HTTP_PORT"),
+    }
+}
+
+/// jma-receipt.conf after setup for backend `port`: the TLS keys' lines commented
+/// out with [`PREFIX`], the `HTTP_PORT` block at the end. Applying it to its own
+/// result gives the same text.
+pub fn apply(text: &str, path: &Path, port: u16) -> String {
+    let base = rollback(text);
+    let raw = parse_raw(&base, path);
+    let tls_lines: BTreeSet<usize> = raw
+        .entries
+        .iter()
+        .filter(|e| TLS_KEYS.contains(&e.key.as_str()))
+        .map(|e| e.line)
+        .collect();
+    let eol = eol_of(&base);
+    let mut out = String::with_capacity(base.len() + 100);
+    for (i, line) in base.split_inclusive('\n').enumerate() {
+        if tls_lines.contains(&(i + 1)) {
+            out.push_str(PREFIX);
+        }
+        out.push_str(line);
+    }
+    if out.is_empty() || out.ends_with('\n') {
+        out.push_str(&format!("{BEGIN}{eol}HTTP_PORT={port}{eol}{END}{eol}"));
+    } else {
+        // No line end at the end of the file: add one, and leave none after the block,
+        // which tells rollback to take it off again.
+        out.push_str(&format!("{eol}{BEGIN}{eol}HTTP_PORT={port}{eol}{END}"));
+    }
+    out
+}
+
+/// A value as the shell and the proxy's parser read it back unchanged.
+pub fn shell_value(value: &str) -> Result<String, String> {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_./:@,+-=[]%".contains(c);
+    if !value.is_empty() && value.chars().all(plain) {
+        Ok(value.to_string())
+    } else if value.contains('\'') || value.chars().any(char::is_control) {
+        Err(format!(
+            "the value {value:?} holds a quote or control character; rename the file"
+        ))
+    } else {
+        Ok(format!("'{value}'"))
+    }
+}
+
+/// `text` with each key set: every line assigning it is replaced by `KEY=VALUE`
+/// (a `None` value comments the lines out with [`PREFIX`]); a key not yet in the
+/// file is added at its end. Other lines are kept byte for byte.
+pub fn set_keys(text: &str, path: &Path, keys: &[(&str, Option<&str>)]) -> Result<String, String> {
+    let raw = parse_raw(text, path);
+    let eol = eol_of(text);
+    let mut out = String::with_capacity(text.len() + 200);
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        let assigned = raw
+            .entries
+            .iter()
+            .find(|e| e.line == i + 1)
+            .and_then(|e| keys.iter().find(|(k, _)| *k == e.key));
+        match assigned {
+            Some((key, Some(value))) => {
+                let end = &line[content(line).len()..];
+                out.push_str(&format!("{key}={}{end}", shell_value(value)?));
+            }
+            Some((_, None)) => {
+                out.push_str(PREFIX);
+                out.push_str(line);
+            }
+            None => out.push_str(line),
+        }
+    }
+    for (key, value) in keys {
+        let Some(value) = value else { continue };
+        if !raw.entries.iter().any(|e| e.key == *key) {
+            if !out.is_empty() && !out.ends_with('\n') {
+                out.push_str(eol);
+            }
+            out.push_str(&format!("{key}={}{eol}", shell_value(value)?));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const P: &str = "/opt/jma/weborca/conf/jma-receipt.conf";
+
+    #[test]
+    fn apply_and_rollback_keep_every_other_byte() {
+        let original = "# WebORCA\r\nDBHOST=localhost\r\nexport SERVER_CRT=/c/s.crt # server\r\n  SERVER_PEM=\"/c/s.pem\"\r\nCA_CRT='/c/ca.crt'\r\nHTTP_PORT=8000\r\n";
+        let set = apply(original, Path::new(P), 8001);
+        assert_eq!(
+            set,
+            "# WebORCA\r\nDBHOST=localhost\r\n#weborca-mtls-proxy# export SERVER_CRT=/c/s.crt # server\r\n#weborca-mtls-proxy#   SERVER_PEM=\"/c/s.pem\"\r\n#weborca-mtls-proxy# CA_CRT='/c/ca.crt'\r\nHTTP_PORT=8000\r\n# >>> weborca-mtls-proxy\r\nHTTP_PORT=8001\r\n# <<< weborca-mtls-proxy\r\n"
+        );
+        assert_eq!(apply(&set, Path::new(P), 8001), set);
+        assert_eq!(rollback(&set), original);
+        let read = read(&set, Path::new(P));
+        assert_eq!(read.keys[0], Some(("/c/s.crt".to_string(), 3)));
+        assert_eq!(read.http_port, Some(("8000".to_string(), 6)));
+    }
+
+    #[test]
+    fn a_file_without_a_final_line_end_comes_back_without_one() {
+        let original = "SERVER_CRT=/a\nSERVER_PEM=/b\nCA_CRT=/c";
+        let set = apply(original, Path::new(P), 8001);
+        assert!(
+            set.ends_with("\n# >>> weborca-mtls-proxy\nHTTP_PORT=8001\n# <<< weborca-mtls-proxy")
+        );
+        assert_eq!(rollback(&set), original);
+        assert_eq!(apply(&set, Path::new(P), 8001), set);
+    }
+
+    #[test]
+    fn rollback_keeps_edits_made_since() {
+        let set = apply("SERVER_CRT=/a\nX=1\n", Path::new(P), 8001);
+        let edited = set.replace("X=1", "X=2") + "Y=3\n";
+        assert_eq!(rollback(&edited), "SERVER_CRT=/a\nX=2\nY=3\n");
+    }
+
+    #[test]
+    fn set_keys_replaces_in_place_and_appends() {
+        let text = "# proxy\nSERVER_CRT=/old.crt\nLISTEN=[::]:8000\nSERVER_P12=/x.p12\n";
+        let out = set_keys(
+            text,
+            Path::new("/etc/p.conf"),
+            &[
+                ("SERVER_CRT", Some("/new dir/s.crt")),
+                ("SERVER_P12", None),
+                ("CA_CRT", Some("/ca.crt")),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            "# proxy\nSERVER_CRT='/new dir/s.crt'\nLISTEN=[::]:8000\n#weborca-mtls-proxy# SERVER_P12=/x.p12\nCA_CRT=/ca.crt\n"
+        );
+        assert!(shell_value("it's").is_err());
+    }
+}

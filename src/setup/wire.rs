@@ -1,0 +1,150 @@
+//! What the running proxy shows, read over the network after a reload: the
+//! serial of the certificate it serves (a TLS handshake that records the
+//! server's certificate, whatever the client-certificate outcome), and the
+//! recently seen clients from the status listener's `/status`.
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where to connect to reach a listen address from this machine (an unspecified
+/// address is reached on loopback).
+pub fn local(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::from((Ipv4Addr::LOCALHOST, addr.port()))
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::from((Ipv6Addr::LOCALHOST, addr.port()))
+        }
+        _ => addr,
+    }
+}
+
+/// Records the server's certificate and accepts it: only its serial is wanted
+/// here, no data is sent over this connection.
+#[derive(Debug)]
+struct Recorder {
+    seen: Mutex<Option<CertificateDer<'static>>>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl ServerCertVerifier for Recorder {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if let Ok(mut seen) = self.seen.lock() {
+            *seen = Some(end_entity.clone().into_owned());
+        }
+        Ok(ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// The serial (lowercase hex, as [`crate::x509::CertInfo::serial_hex`]) of the
+/// certificate the server at `addr` presents.
+pub fn served_serial(addr: SocketAddr) -> Result<String, String> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let recorder = Arc::new(Recorder {
+        seen: Mutex::new(None),
+        provider: provider.clone(),
+    });
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(recorder.clone())
+        .with_no_client_auth();
+    let name = ServerName::IpAddress(addr.ip().into());
+    let mut conn =
+        rustls::ClientConnection::new(Arc::new(config), name).map_err(|e| e.to_string())?;
+    let mut tcp = TcpStream::connect_timeout(&addr, TIMEOUT)
+        .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+    tcp.set_read_timeout(Some(TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    tcp.set_write_timeout(Some(TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    // The handshake may end in a refusal (no client certificate); the server's
+    // certificate has come before that.
+    let _ = conn.complete_io(&mut tcp);
+    let der = recorder
+        .seen
+        .lock()
+        .ok()
+        .and_then(|s| s.clone())
+        .ok_or_else(|| format!("{addr} presented no certificate"))?;
+    crate::x509::CertInfo::from_der(der.as_ref())
+        .map(|i| i.serial_hex)
+        .map_err(|e| e.message().to_string())
+}
+
+/// The recently seen clients (CN, serial) from `http://STATUS/status`.
+pub fn seen_clients(status: SocketAddr) -> Result<Vec<(String, String)>, String> {
+    let mut tcp = TcpStream::connect_timeout(&local(status), TIMEOUT)
+        .map_err(|e| format!("cannot connect to STATUS_LISTEN {status}: {e}"))?;
+    tcp.set_read_timeout(Some(TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    tcp.write_all(format!("GET /status HTTP/1.0\r\nHost: {status}\r\n\r\n").as_bytes())
+        .map_err(|e| e.to_string())?;
+    let mut body = Vec::new();
+    tcp.take(8 << 20)
+        .read_to_end(&mut body)
+        .map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&body);
+    let json = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    let value: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| format!("/status is not JSON: {e}"))?;
+    Ok(value["clients"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|c| {
+                    let s = |k: &str| c[k].as_str().unwrap_or("").to_string();
+                    (s("cn"), s("serial"))
+                })
+                .collect()
+        })
+        .unwrap_or_default())
+}

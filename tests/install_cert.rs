@@ -1,0 +1,339 @@
+//! `install-cert ZIP` against a fake root: every refusal of an orca-catool zip
+//! (zip-slip, absolute and symlink entries, strangers, a client certificate, a
+//! key that does not match, a broken chain, an expired certificate, a host not
+//! covered, another CA) with nothing written; a good zip copied 0400 for the
+//! owner with the config set after a backup; and, against the real proxy, the
+//! reload confirmed by the serial it serves.
+
+use std::os::unix::fs::MetadataExt;
+
+use crate::util::fakeroot::{CONF_DIR, FakeRoot, PROXY_CONF};
+use crate::util::pki::{Ca, write};
+use crate::util::process::{Proc, bin};
+use crate::util::zips::{Member, catool_zip, current_user, passwd_with_orca, write_zip};
+
+const STEM: &str = "000005__JP_orca_localhost";
+
+fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A fake root whose proxy.conf uses the root's CA, with `orca` as this user.
+fn root() -> FakeRoot {
+    let root = FakeRoot::new();
+    passwd_with_orca(root.dir.path());
+    std::fs::write(
+        root.real(PROXY_CONF),
+        format!("# proxy\nCA_CRT={CONF_DIR}/ca.crt\nLISTEN=127.0.0.1:8000\n"),
+    )
+    .unwrap();
+    root
+}
+
+fn install(root: &FakeRoot, zip: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    let zip = zip.display().to_string();
+    let mut args = vec!["install-cert", &zip, "-c", PROXY_CONF, "--no-reload"];
+    args.extend_from_slice(extra);
+    root.run(&args)
+}
+
+#[test]
+fn install_cert_refuses_every_bad_zip_and_writes_nothing() {
+    let root = root();
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let ca = &root.ca;
+    let good = ca.server(&["localhost", "127.0.0.1"], 825);
+    let (crt, pem, cap) = (format!("{STEM}.crt"), format!("{STEM}.pem"), "ca.crt");
+    let other_ca = Ca::new("other-ca");
+    let client = ca.client("user1");
+    let expired = ca.server_between(
+        &["localhost"],
+        (-400, -1),
+        rcgen::KeyPair::generate().unwrap(),
+    );
+    let stranger = other_ca.server(&["localhost"], 825);
+    let other_key = rcgen::KeyPair::generate().unwrap().serialize_pem();
+    let files = |c: &str, k: &str, a: &str| -> Vec<(String, Vec<u8>)> {
+        vec![
+            (crt.clone(), c.as_bytes().to_vec()),
+            (pem.clone(), k.as_bytes().to_vec()),
+            (cap.to_string(), a.as_bytes().to_vec()),
+        ]
+    };
+    let zip_of = |name: &str, members: &[(String, Vec<u8>)], extra: &[Member]| {
+        let mut all: Vec<Member> = members.iter().map(|(n, d)| Member::File(n, d)).collect();
+        for m in extra {
+            all.push(match m {
+                Member::File(n, d) => Member::File(n, d),
+                Member::Link(n, t) => Member::Link(n, t),
+                Member::Dir(n) => Member::Dir(n),
+            });
+        }
+        write_zip(&w.join(name), &all)
+    };
+    let good_files = files(&good.pem, &good.key_pem, &ca.pem);
+    let cases: Vec<(&str, std::path::PathBuf, &[&str])> = vec![
+        (
+            "`..`",
+            zip_of(
+                "slip.zip",
+                &good_files,
+                &[Member::File("../../etc/cron.d/x", b"* * * * * root sh")],
+            ),
+            &[],
+        ),
+        (
+            "absolute path",
+            zip_of("abs.zip", &good_files, &[Member::File("/etc/passwd", b"x")]),
+            &[],
+        ),
+        (
+            "is a link",
+            zip_of(
+                "link.zip",
+                &good_files,
+                &[Member::Link(&format!("{STEM}.pass"), "/etc/shadow")],
+            ),
+            &[],
+        ),
+        (
+            "is not one of",
+            zip_of(
+                "stranger.zip",
+                &good_files,
+                &[Member::File("install.sh", b"rm -rf /")],
+            ),
+            &[],
+        ),
+        (
+            "ca.crt is missing",
+            zip_of("noca.zip", &good_files[..2], &[]),
+            &[],
+        ),
+        (
+            "is a client certificate (no serverAuth)",
+            zip_of(
+                "client.zip",
+                &files(&client.pem, &client.key_pem, &ca.pem),
+                &[],
+            ),
+            &[],
+        ),
+        (
+            "does not match",
+            zip_of("key.zip", &files(&good.pem, &other_key, &ca.pem), &[]),
+            &[],
+        ),
+        (
+            "does not chain to the zip's ca.crt",
+            zip_of(
+                "chain.zip",
+                &files(&stranger.pem, &stranger.key_pem, &ca.pem),
+                &[],
+            ),
+            &[],
+        ),
+        (
+            "expired on",
+            zip_of(
+                "expired.zip",
+                &files(&expired.pem, &expired.key_pem, &ca.pem),
+                &[],
+            ),
+            &[],
+        ),
+        (
+            "does not cover orca.example",
+            zip_of("host.zip", &good_files, &[]),
+            &["--host", "orca.example"],
+        ),
+        (
+            "is not the CA_CRT in use",
+            zip_of(
+                "newca.zip",
+                &files(&stranger.pem, &stranger.key_pem, &other_ca.pem),
+                &[],
+            ),
+            &[],
+        ),
+        ("not a zip file", write(w, "garbage.zip", "PK? no"), &[]),
+    ];
+    let before = root.snapshot();
+    for (needle, zip, extra) in &cases {
+        let out = install(&root, zip, extra);
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(78), "{needle}: {t}");
+        assert!(t.contains(needle), "{needle}: {t}");
+        assert!(
+            t.contains(&zip.display().to_string()) && t.contains("nothing was installed"),
+            "{needle}: {t}"
+        );
+        assert_eq!(t.trim().lines().count(), 1, "one line: {t}");
+        assert_eq!(root.snapshot(), before, "{needle}: something was written");
+    }
+    // A file of the same name with other content is never overwritten.
+    std::fs::write(root.real(&format!("{CONF_DIR}/{crt}")), "someone else's\n").unwrap();
+    let before = root.snapshot();
+    let out = install(&root, &zip_of("good.zip", &good_files, &[]), &[]);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out));
+    assert!(
+        text(&out).contains("already exists with other content"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(root.snapshot(), before);
+    assert!(root.take_calls().is_empty());
+}
+
+#[test]
+fn install_cert_copies_0400_for_the_owner_and_sets_the_config_after_a_backup() {
+    let root = root();
+    let work = tempfile::tempdir().unwrap();
+    let server = root.ca.server(&["localhost", "127.0.0.1"], 825);
+    let zip = catool_zip(work.path(), STEM, &server, &root.ca.pem);
+    let conf_before = root.read(PROXY_CONF);
+
+    let before = root.snapshot();
+    let out = install(&root, &zip, &["--host", "localhost", "--dry-run"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("+SERVER_CRT={CONF_DIR}/{STEM}.crt")),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(root.snapshot(), before);
+
+    let out = install(&root, &zip, &["--host", "localhost"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let (_, uid, gid) = current_user();
+    for (name, content) in [
+        (format!("{STEM}.crt"), &server.pem),
+        (format!("{STEM}.pem"), &server.key_pem),
+    ] {
+        let p = root.real(&format!("{CONF_DIR}/{name}"));
+        let m = std::fs::metadata(&p).unwrap();
+        assert_eq!(m.mode() & 0o777, 0o400, "{name}");
+        assert_eq!((m.uid(), m.gid()), (uid, gid), "{name}");
+        assert_eq!(&std::fs::read_to_string(&p).unwrap(), content);
+    }
+    assert_eq!(
+        String::from_utf8(root.read(PROXY_CONF)).unwrap(),
+        format!(
+            "# proxy\nCA_CRT={CONF_DIR}/ca.crt\nLISTEN=127.0.0.1:8000\nSERVER_CRT={CONF_DIR}/{STEM}.crt\nSERVER_PEM={CONF_DIR}/{STEM}.pem\n"
+        )
+    );
+    assert_eq!(
+        root.read(&format!("{PROXY_CONF}.before-weborca-mtls-proxy")),
+        conf_before
+    );
+    // Again: the same files are there, nothing changes.
+    let snapshot = root.snapshot();
+    let out = install(&root, &zip, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(root.snapshot(), snapshot);
+
+    // A new CA, when asked for: its ca.crt beside the old one, CA_CRT pointed at it.
+    let other = Ca::new("new-clinic-ca");
+    let s2 = other.server(&["localhost"], 825);
+    let stem2 = "000001__JP_orca_localhost";
+    let zip2 = catool_zip(work.path(), stem2, &s2, &other.pem);
+    let out = install(&root, &zip2, &["--new-ca"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("every client certificate of the old CA will be refused"),
+        "{}",
+        text(&out)
+    );
+    let conf = String::from_utf8(root.read(PROXY_CONF)).unwrap();
+    let ca_line = conf.lines().find(|l| l.starts_with("CA_CRT=")).unwrap();
+    assert!(
+        ca_line.starts_with(&format!("CA_CRT={CONF_DIR}/ca-")),
+        "{conf}"
+    );
+    let ca_file = ca_line.trim_start_matches("CA_CRT=");
+    assert_eq!(String::from_utf8(root.read(ca_file)).unwrap(), other.pem);
+    assert_eq!(
+        String::from_utf8(root.read(&format!("{CONF_DIR}/ca.crt"))).unwrap(),
+        root.ca.pem,
+        "the old CA file is kept"
+    );
+}
+
+#[test]
+fn install_cert_reloads_the_running_proxy_and_confirms_the_served_serial() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ca = Ca::new("test-ca");
+    let old = ca.server(&["localhost", "127.0.0.1"], 825);
+    write(d, "old.crt", &old.pem);
+    write(d, "old.pem", &old.key_pem);
+    write(d, "ca.crt", &ca.pem);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let conf = write(
+        d,
+        "proxy.conf",
+        &format!(
+            "SERVER_CRT={d}/old.crt\nSERVER_PEM={d}/old.pem\nCA_CRT={d}/ca.crt\nLISTEN=127.0.0.1:{port}\nBACKEND_URL=http://127.0.0.1:9\n",
+            d = d.display()
+        ),
+    );
+    let mut proxy = Proc::start(&conf, &[]);
+    assert_eq!(proxy.listening().port(), port);
+    // The stand-in systemctl reloads the proxy the way the unit's ExecReload does.
+    let systemctl = write(
+        d,
+        "systemctl",
+        &format!(
+            "#!/bin/sh\necho \"$*\" >> {d}/calls\n[ \"$1\" = reload ] && kill -HUP {}\nexit 0\n",
+            proxy.child.id(),
+            d = d.display()
+        ),
+    );
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&systemctl, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let new = ca.server(&["localhost", "127.0.0.1"], 825);
+    assert_ne!(new.serial, old.serial);
+    let zip = catool_zip(d, STEM, &new, &ca.pem);
+    let (user, _, _) = current_user();
+    let out = std::process::Command::new(bin())
+        .args(["install-cert"])
+        .arg(&zip)
+        .arg("-c")
+        .arg(&conf)
+        .arg("--dir")
+        .arg(d.join("conf"))
+        .args(["--owner", &user, "--host", "127.0.0.1"])
+        .env("SYSTEMCTL", &systemctl)
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    let serial = x509_parser::parse_x509_certificate(&new.der)
+        .unwrap()
+        .1
+        .raw_serial()
+        .iter()
+        .skip_while(|b| **b == 0)
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>();
+    assert!(
+        t.contains(&format!(
+            "serves the new certificate /C=JP/O=orca/CN=localhost (serial {serial})"
+        )),
+        "{t}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.join("calls")).unwrap(),
+        "reload weborca-mtls-proxy.service\n"
+    );
+    assert!(proxy.wait_for("reload").is_some(), "{:?}", proxy.seen);
+}

@@ -1,0 +1,165 @@
+//! `install-crl FILE`: a CRL not signed by CA_CRT, out of date or not a CRL is refused with
+//! nothing written; a good one is copied 0400 and set as CA_CRL; against the
+//! running proxy, the reload makes it refuse the revoked client, and the
+//! command names the recently seen clients the CRL revokes.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+use crate::util::backend::Backend;
+use crate::util::fakeroot::{CONF_DIR, CRT, FakeRoot, KEY, PROXY_CONF};
+use crate::util::pki::{Ca, write};
+use crate::util::process::{Proc, bin};
+use crate::util::zips::{current_user, passwd_with_orca};
+
+fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A CRL of `ca` whose nextUpdate has passed.
+fn stale_crl(ca: &Ca) -> String {
+    use time::{Duration, OffsetDateTime};
+    let now = OffsetDateTime::now_utc();
+    rcgen::CertificateRevocationListParams {
+        this_update: now - Duration::days(40),
+        next_update: now - Duration::days(10),
+        crl_number: rcgen::SerialNumber::from(1u64),
+        issuing_distribution_point: None,
+        revoked_certs: Vec::new(),
+        key_identifier_method: rcgen::KeyIdMethod::Sha256,
+    }
+    .signed_by(&ca.issuer)
+    .unwrap()
+    .pem()
+    .unwrap()
+}
+
+#[test]
+fn install_crl_refuses_a_foreign_or_broken_crl_and_installs_a_good_one() {
+    let root = FakeRoot::new();
+    passwd_with_orca(root.dir.path());
+    let conf = format!(
+        "SERVER_CRT={CONF_DIR}/{CRT}\nSERVER_PEM={CONF_DIR}/{KEY}\nCA_CRT={CONF_DIR}/ca.crt\n"
+    );
+    std::fs::write(root.real(PROXY_CONF), &conf).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let foreign = write(w, "foreign.crl", &Ca::new("other-ca").crl(&[7]));
+    let garbage = write(
+        w,
+        "garbage.crl",
+        "-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n",
+    );
+    let stale = write(w, "stale.crl", &stale_crl(&root.ca));
+    let before = root.snapshot();
+    for (file, needle) in [
+        (&foreign, "which is not a CA in CA_CRT"),
+        (&garbage, "CRL"),
+        (&stale, "the CRL is out of date (nextUpdate"),
+    ] {
+        let out = root.run(&[
+            "install-crl",
+            &file.display().to_string(),
+            "-c",
+            PROXY_CONF,
+            "--no-reload",
+        ]);
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(78), "{t}");
+        assert!(
+            t.contains(needle) && t.contains("nothing was installed"),
+            "{t}"
+        );
+        assert_eq!(root.snapshot(), before);
+    }
+    let good = write(w, "clinic.crl", &root.ca.crl(&[7, 9]));
+    let out = root.run(&[
+        "install-crl",
+        &good.display().to_string(),
+        "-c",
+        PROXY_CONF,
+        "--no-reload",
+    ]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("the CRL revokes 2 serial(s): 07, 09"), "{t}");
+    let copied = root.real(&format!("{CONF_DIR}/clinic.crl"));
+    assert_eq!(std::fs::metadata(&copied).unwrap().mode() & 0o777, 0o400);
+    assert_eq!(
+        String::from_utf8(root.read(PROXY_CONF)).unwrap(),
+        format!("{conf}CA_CRL={CONF_DIR}/clinic.crl\n")
+    );
+    assert!(root.take_calls().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn install_crl_reloads_and_names_the_recently_seen_clients_it_revokes() {
+    let backend = Backend::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ca = Ca::new("test-ca");
+    let server = ca.server(&["localhost", "127.0.0.1"], 825);
+    let user1 = ca.client("user1");
+    write(d, "s.crt", &server.pem);
+    write(d, "s.pem", &server.key_pem);
+    write(d, "ca.crt", &ca.pem);
+    let (port, status) = (free_port(), free_port());
+    let conf = write(
+        d,
+        "proxy.conf",
+        &format!(
+            "SERVER_CRT={d}/s.crt\nSERVER_PEM={d}/s.pem\nCA_CRT={d}/ca.crt\nLISTEN=127.0.0.1:{port}\nSTATUS_LISTEN=127.0.0.1:{status}\nBACKEND_URL={}\n",
+            backend.url(),
+            d = d.display()
+        ),
+    );
+    let mut proxy = Proc::start(&conf, &[]);
+    let addr = proxy.listening();
+    let client = crate::util::client::Client::h1(&ca.pem, Some(&user1));
+    assert_eq!(client.get(addr, "/").await.unwrap().status, 200);
+    let systemctl = write(
+        d,
+        "systemctl",
+        &format!(
+            "#!/bin/sh\n[ \"$1\" = reload ] && kill -HUP {}\nexit 0\n",
+            proxy.child.id()
+        ),
+    );
+    std::fs::set_permissions(&systemctl, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let crl = write(d, "new.crl", &ca.crl(&[user1.serial]));
+    let (user, _, _) = current_user();
+    let out = std::process::Command::new(bin())
+        .arg("install-crl")
+        .arg(&crl)
+        .arg("-c")
+        .arg(&conf)
+        .arg("--dir")
+        .arg(d.join("conf"))
+        .args(["--owner", &user])
+        .env("SYSTEMCTL", &systemctl)
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains("recently seen clients now refused: CN=user1"),
+        "{t}"
+    );
+    tokio::task::block_in_place(|| assert!(proxy.wait_for("reload").is_some(), "{:?}", proxy.seen));
+    let refused = client.get(addr, "/").await;
+    assert!(
+        refused.map(|a| a.status.as_u16()) != Ok(200),
+        "user1 is revoked"
+    );
+}

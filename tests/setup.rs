@@ -1,0 +1,268 @@
+//! `setup` and `setup --rollback` against a fake root (`--root`), with a
+//! stand-in systemctl that records its calls, a stand-in nft and a stand-in
+//! WebORCA: jma-receipt.conf byte for byte before, after and back, idempotence,
+//! `--dry-run` and refusals changing nothing.
+
+use std::net::TcpListener;
+
+use crate::util::backend::Backend;
+use crate::util::fakeroot::{CONF_DIR, CRT, FakeRoot, JMA_CONF, KEY, PROXY_CONF};
+use crate::util::process::bin;
+
+/// A jma-receipt.conf as clinics have them: comments, `export`, CRLF line ends,
+/// unrelated keys, and WebORCA's own port.
+fn weborca_conf(own_port: u16) -> String {
+    format!(
+        "# jma-receipt.conf\r\nDBNAME=orca\r\nexport DBHOST=localhost # the database\r\n\r\n# SSL (WebORCA client certificates)\r\nexport SERVER_CRT={CONF_DIR}/{CRT}\r\nSERVER_PEM=\"{CONF_DIR}/{KEY}\"\r\nCA_CRT='{CONF_DIR}/ca.crt'  # the clinic CA\r\nHTTP_PORT={own_port}\r\nLANG=ja_JP.UTF-8\r\n"
+    )
+}
+
+fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn setup_then_rollback_changes_jma_receipt_conf_byte_for_byte_and_back() {
+    let backend = Backend::start().await;
+    let port = backend.addr.port().to_string();
+    // WebORCA's own TLS port, answering again after rollback.
+    let own = TcpListener::bind("127.0.0.1:0").unwrap();
+    let own_port = own.local_addr().unwrap().port();
+    let root = FakeRoot::new();
+    let original = weborca_conf(own_port);
+    std::fs::write(root.real(JMA_CONF), &original).unwrap();
+    let proxy_before = "# proxy\nSERVER_CRT=/old.crt\nACCESS_LOG=off\n";
+    std::fs::write(root.real(PROXY_CONF), proxy_before).unwrap();
+    let args = ["setup", "--backend-port", &port, "--host", "localhost"];
+
+    let out = root.run(&args);
+    assert!(out.status.success(), "{}", text(&out));
+    let expected = format!(
+        "# jma-receipt.conf\r\nDBNAME=orca\r\nexport DBHOST=localhost # the database\r\n\r\n# SSL (WebORCA client certificates)\r\n#weborca-mtls-proxy# export SERVER_CRT={CONF_DIR}/{CRT}\r\n#weborca-mtls-proxy# SERVER_PEM=\"{CONF_DIR}/{KEY}\"\r\n#weborca-mtls-proxy# CA_CRT='{CONF_DIR}/ca.crt'  # the clinic CA\r\nHTTP_PORT={own_port}\r\nLANG=ja_JP.UTF-8\r\n# >>> weborca-mtls-proxy\r\nHTTP_PORT={port}\r\n# <<< weborca-mtls-proxy\r\n"
+    );
+    assert_eq!(String::from_utf8(root.read(JMA_CONF)).unwrap(), expected);
+    let backup = format!("{JMA_CONF}.before-weborca-mtls-proxy");
+    assert_eq!(root.read(&backup), original.as_bytes());
+    let proxy = String::from_utf8(root.read(PROXY_CONF)).unwrap();
+    assert_eq!(
+        proxy,
+        format!(
+            "# proxy\nSERVER_CRT={CONF_DIR}/{CRT}\nACCESS_LOG=off\nSERVER_PEM={CONF_DIR}/{KEY}\nCA_CRT={CONF_DIR}/ca.crt\nBACKEND_URL=http://127.0.0.1:{port}\nLISTEN=[::]:{own_port}\n"
+        )
+    );
+    // The guard file is what `guard print` prints for the port.
+    let printed = std::process::Command::new(bin())
+        .args(["guard", "print", "--port", &port])
+        .output()
+        .unwrap();
+    assert_eq!(
+        root.read("/etc/weborca-mtls-proxy/guard.nft"),
+        printed.stdout
+    );
+    // WebORCA runs only with the guard.
+    let drop_in = "/etc/systemd/system/jma-receipt-weborca.service.d/weborca-mtls-proxy-guard.conf";
+    let drop_in_text = String::from_utf8(root.read(drop_in)).unwrap();
+    assert!(
+        drop_in_text.contains(
+            "Requires=weborca-mtls-proxy-guard.service\nAfter=weborca-mtls-proxy-guard.service\n"
+        ),
+        "{drop_in_text}"
+    );
+    let calls = root.take_calls();
+    assert_eq!(
+        calls,
+        [
+            "daemon-reload",
+            "enable --now weborca-mtls-proxy-guard.service",
+            "restart weborca-mtls-proxy-guard.service",
+            "restart jma-receipt-weborca.service",
+            "enable weborca-mtls-proxy.service",
+            "restart weborca-mtls-proxy.service",
+            "is-active weborca-mtls-proxy.service",
+        ]
+    );
+    assert!(text(&out).contains("setup --rollback"), "{}", text(&out));
+
+    // Twice: nothing changes, nothing is restarted.
+    let snapshot = root.snapshot();
+    let out = root.run(&args);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("nothing to change"), "{}", text(&out));
+    assert_eq!(root.snapshot(), snapshot);
+    let calls = root.take_calls();
+    assert!(!calls.iter().any(|c| c.starts_with("restart")), "{calls:?}");
+
+    // An edit made since setup survives rollback.
+    let edited = String::from_utf8(root.read(JMA_CONF))
+        .unwrap()
+        .replace("DBNAME=orca", "DBNAME=orca2");
+    std::fs::write(root.real(JMA_CONF), &edited).unwrap();
+    let out = root.run(&["setup", "--rollback"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        String::from_utf8(root.read(JMA_CONF)).unwrap(),
+        original.replace("DBNAME=orca", "DBNAME=orca2")
+    );
+    assert_eq!(
+        root.take_calls(),
+        [
+            "disable --now weborca-mtls-proxy.service",
+            "daemon-reload",
+            "restart jma-receipt-weborca.service",
+            "disable --now weborca-mtls-proxy-guard.service",
+        ]
+    );
+    assert!(!root.real(drop_in).exists(), "rollback removes the drop-in");
+    drop(own);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn setup_dry_run_prints_diffs_and_commands_and_changes_nothing() {
+    let backend = Backend::start().await;
+    let port = backend.addr.port().to_string();
+    let root = FakeRoot::new();
+    std::fs::write(
+        root.real(JMA_CONF),
+        weborca_conf(8000).replace("\r\n", "\n"),
+    )
+    .unwrap();
+    let before = root.snapshot();
+    let out = root.run(&[
+        "setup",
+        "--dry-run",
+        "--backend-port",
+        &port,
+        "--host",
+        "localhost",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let t = text(&out);
+    let needles: [String; 11] = [
+        format!("--- {JMA_CONF}"),
+        format!("+++ {JMA_CONF}"),
+        format!("-export SERVER_CRT={CONF_DIR}/{CRT}"),
+        format!("+#weborca-mtls-proxy# export SERVER_CRT={CONF_DIR}/{CRT}"),
+        format!("+HTTP_PORT={port}"),
+        "--- /dev/null".to_string(),
+        format!("+++ {PROXY_CONF}"),
+        format!("+BACKEND_URL=http://127.0.0.1:{port}"),
+        format!("tcp dport {port} drop"),
+        "restart jma-receipt-weborca.service".to_string(),
+        "enable --now weborca-mtls-proxy-guard.service".to_string(),
+    ];
+    for needle in &needles {
+        assert!(t.contains(needle), "{needle}: {t}");
+    }
+    assert!(!t.contains("LISTEN="), "port 8000 needs no LISTEN: {t}");
+    assert_eq!(root.snapshot(), before);
+    assert!(root.take_calls().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn setup_no_restart_writes_the_files_and_runs_no_systemctl() {
+    let backend = Backend::start().await;
+    let port = backend.addr.port().to_string();
+    let root = FakeRoot::new();
+    std::fs::write(root.real(JMA_CONF), weborca_conf(8000)).unwrap();
+    let out = root.run(&[
+        "setup",
+        "--no-restart",
+        "--backend-port",
+        &port,
+        "--host",
+        "localhost",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8(root.read(JMA_CONF))
+            .unwrap()
+            .contains(&format!("HTTP_PORT={port}\r\n"))
+    );
+    assert!(root.real("/etc/weborca-mtls-proxy/guard.nft").is_file());
+    assert!(root.take_calls().is_empty());
+}
+
+#[test]
+fn setup_refuses_with_nothing_changed_when_a_key_or_file_is_missing_or_a_check_fails() {
+    let root = FakeRoot::new();
+    // No CA_CRT.
+    let conf = weborca_conf(8000).replace("CA_CRT=", "#CA_CRT=");
+    std::fs::write(root.real(JMA_CONF), &conf).unwrap();
+    let before = root.snapshot();
+    let out = root.run(&["setup", "--host", "localhost"]);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out));
+    assert!(
+        text(&out).contains("CA_CRT not set in /opt/jma/weborca/conf/jma-receipt.conf"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(root.snapshot(), before);
+
+    // A file that is not there.
+    std::fs::write(
+        root.real(JMA_CONF),
+        weborca_conf(8000).replace(CRT, "gone.crt"),
+    )
+    .unwrap();
+    let before = root.snapshot();
+    let out = root.run(&["setup", "--host", "localhost"]);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out));
+    assert!(
+        text(&out).contains("SERVER_CRT ...file does not exist"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(root.snapshot(), before);
+
+    // A host the certificate does not cover: the check FAILs.
+    std::fs::write(root.real(JMA_CONF), weborca_conf(8000)).unwrap();
+    let before = root.snapshot();
+    let out = root.run(&["setup", "--host", "orca.example"]);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out));
+    let t = text(&out);
+    assert!(
+        t.contains("FAIL server certificate does not cover orca.example"),
+        "{t}"
+    );
+    assert!(t.contains("setup stopped before changing anything"), "{t}");
+    assert_eq!(root.snapshot(), before);
+
+    // A key readable by others: the check FAILs too.
+    use std::os::unix::fs::PermissionsExt;
+    let key = root.real(&format!("{CONF_DIR}/{KEY}"));
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let before = root.snapshot();
+    let out = root.run(&["setup", "--host", "localhost"]);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out));
+    assert!(
+        text(&out).contains("readable by group or others"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(root.snapshot(), before);
+    assert!(root.take_calls().is_empty());
+}
+
+#[test]
+fn setup_without_root_says_root_is_needed() {
+    // As an unprivileged user (setpriv, from util-linux): no --root, no --dry-run.
+    let is_root = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"));
+    let mut cmd = if is_root {
+        let mut c = std::process::Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", bin()]);
+        c
+    } else {
+        std::process::Command::new(bin())
+    };
+    let out = cmd.arg("setup").output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let t = text(&out);
+    assert!(t.contains("needs root") && t.contains("--dry-run"), "{t}");
+}

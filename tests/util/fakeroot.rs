@@ -1,0 +1,144 @@
+//! A fake root for the system-changing commands (`--root`): WebORCA's conf
+//! folder with an orca-catool-like PKI, /etc/weborca-mtls-proxy, and stand-ins
+//! for `systemctl` (records each call) and `nft` (lists the guard script as if
+//! it were loaded), named through SYSTEMCTL and NFT.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use tempfile::TempDir;
+
+use super::pki::{Ca, Leaf};
+use super::process::bin;
+
+/// WebORCA's conf folder, as a system path.
+pub const CONF_DIR: &str = "/opt/jma/weborca/conf";
+/// jma-receipt.conf, as a system path.
+pub const JMA_CONF: &str = "/opt/jma/weborca/conf/jma-receipt.conf";
+/// proxy.conf, as a system path.
+pub const PROXY_CONF: &str = "/etc/weborca-mtls-proxy/proxy.conf";
+/// The server certificate's file names, orca-catool style.
+pub const CRT: &str = "000002__JP_orca_localhost.crt";
+pub const KEY: &str = "000002__JP_orca_localhost.pem";
+
+pub struct FakeRoot {
+    pub dir: TempDir,
+    pub ca: Ca,
+    pub server: Leaf,
+    /// where the stand-in systemctl appends its arguments, one call a line
+    pub calls: PathBuf,
+    bin_dir: TempDir,
+}
+
+fn script(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+impl FakeRoot {
+    /// A root holding the PKI files (key mode 400) and no jma-receipt.conf yet.
+    pub fn new() -> FakeRoot {
+        let root = Self::empty();
+        root.put_pki();
+        root
+    }
+
+    /// A root with the folders and stand-ins but no certificates.
+    pub fn empty() -> FakeRoot {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = Ca::new("test-ca");
+        let server = ca.server(&["localhost", "127.0.0.1"], 3650);
+        let root = FakeRoot {
+            calls: dir.path().join("systemctl-calls"),
+            dir,
+            ca,
+            server,
+            bin_dir: tempfile::tempdir().unwrap(),
+        };
+        std::fs::create_dir_all(root.real("/etc/weborca-mtls-proxy")).unwrap();
+        std::fs::create_dir_all(root.real(CONF_DIR)).unwrap();
+        std::fs::write(&root.calls, "").unwrap();
+        script(
+            &root.bin_dir.path().join("systemctl"),
+            &format!("#!/bin/sh\necho \"$*\" >> '{}'\n", root.calls.display()),
+        );
+        script(
+            &root.bin_dir.path().join("nft"),
+            &format!(
+                "#!/bin/sh\n# list table inet weborca_mtls_proxy: the guard as loaded\ncat '{}'\n",
+                root.real("/etc/weborca-mtls-proxy/guard.nft").display()
+            ),
+        );
+        root
+    }
+
+    /// The stand-in nft.
+    pub fn nft(&self) -> PathBuf {
+        self.bin_dir.path().join("nft")
+    }
+
+    /// Writes the server certificate, key (mode 400) and ca.crt into the conf folder.
+    pub fn put_pki(&self) {
+        let conf = self.real(CONF_DIR);
+        std::fs::create_dir_all(&conf).unwrap();
+        let _ = std::fs::remove_file(conf.join(KEY));
+        std::fs::write(conf.join(CRT), &self.server.pem).unwrap();
+        std::fs::write(conf.join(KEY), &self.server.key_pem).unwrap();
+        std::fs::set_permissions(conf.join(KEY), std::fs::Permissions::from_mode(0o400)).unwrap();
+        std::fs::write(conf.join("ca.crt"), &self.ca.pem).unwrap();
+    }
+
+    /// The real path of system path `p`.
+    pub fn real(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p.trim_start_matches('/'))
+    }
+
+    /// Reads a file of the root as bytes.
+    pub fn read(&self, p: &str) -> Vec<u8> {
+        std::fs::read(self.real(p)).unwrap_or_else(|e| panic!("{p}: {e}"))
+    }
+
+    /// The systemctl calls recorded so far, and forgets them.
+    pub fn take_calls(&self) -> Vec<String> {
+        let text = std::fs::read_to_string(&self.calls).unwrap();
+        std::fs::write(&self.calls, "").unwrap();
+        text.lines().map(str::to_string).collect()
+    }
+
+    /// Runs the binary with `args`, the stand-ins and `--root` appended.
+    pub fn run(&self, args: &[&str]) -> Output {
+        let out = Command::new(bin())
+            .args(args)
+            .arg("--root")
+            .arg(self.dir.path())
+            .env("SYSTEMCTL", self.bin_dir.path().join("systemctl"))
+            .env("NFT", self.bin_dir.path().join("nft"))
+            .output()
+            .unwrap();
+        eprintln!(
+            "$ {args:?}\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// Every file under the root with its bytes (to prove nothing changed).
+    pub fn snapshot(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut stack = vec![self.dir.path().to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p != self.calls {
+                    out.push((p.clone(), std::fs::read(&p).unwrap()));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+}
