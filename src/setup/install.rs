@@ -332,6 +332,16 @@ pub(super) fn read_config(root: &Root, config_path: &Path) -> Result<String, Sto
 
 /// Runs `install-cert`.
 pub fn install_cert(args: &CertArgs, config_path: &Path) -> Result<(), Stop> {
+    if !args.no_reload && !super::systemctl_applies(&args.root) {
+        println!(
+            "--root without SYSTEMCTL: the proxy is not reloaded (systemctl would act on this machine, not on the root)"
+        );
+        let args = CertArgs {
+            no_reload: true,
+            ..args.clone()
+        };
+        return install_cert(&args, config_path);
+    }
     let root = Root {
         dir: args.root.clone(),
     };

@@ -46,6 +46,16 @@ fn serial_hex(raw: &[u8]) -> String {
 
 /// Runs `install-crl`.
 pub fn install_crl(args: &CrlArgs, config_path: &Path) -> Result<(), Stop> {
+    if !args.no_reload && !super::systemctl_applies(&args.root) {
+        println!(
+            "--root without SYSTEMCTL: the proxy is not reloaded (systemctl would act on this machine, not on the root)"
+        );
+        let args = CrlArgs {
+            no_reload: true,
+            ..args.clone()
+        };
+        return install_crl(&args, config_path);
+    }
     let root = Root {
         dir: args.root.clone(),
     };

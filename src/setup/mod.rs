@@ -101,9 +101,25 @@ pub fn require_root(command: &str, root: &Option<PathBuf>, dry_run: bool) -> Res
     Ok(())
 }
 
+/// Whether `systemctl` acts on the system being changed: not under `--root`
+/// unless `SYSTEMCTL` names a program for it (a stand-in, or one that enters the root).
+pub fn systemctl_applies(root: &Option<PathBuf>) -> bool {
+    root.is_none() || std::env::var_os("SYSTEMCTL").is_some_and(|v| !v.is_empty())
+}
+
 /// Runs `setup` (or `setup --rollback`) with the proxy's config at `config_path`.
 pub fn run(args: &SetupArgs, config_path: &Path) -> Result<(), Stop> {
     require_root("setup", &args.root, args.dry_run)?;
+    if !args.no_restart && !systemctl_applies(&args.root) {
+        println!(
+            "--root without SYSTEMCTL: no systemctl is run (it would act on this machine, not on the root)"
+        );
+        let args = SetupArgs {
+            no_restart: true,
+            ..args.clone()
+        };
+        return run(&args, config_path);
+    }
     let root = Root {
         dir: args.root.clone(),
     };
