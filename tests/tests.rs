@@ -8,6 +8,7 @@ mod check;
 #[cfg(feature = "demo")]
 mod demo;
 mod forwarding;
+mod hardening;
 mod hostile_backend;
 mod hostile_flood;
 mod hostile_http;
@@ -17,6 +18,7 @@ mod hostile_slow;
 mod hostile_tls;
 mod layers;
 mod lifecycle;
+mod open_connections;
 mod plain_http;
 mod real_clients;
 mod refusals;

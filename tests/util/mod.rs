@@ -6,6 +6,7 @@
 pub mod backend;
 pub mod client;
 pub mod env;
+pub mod kept;
 pub mod lean;
 pub mod pki;
 pub mod process;
