@@ -157,7 +157,13 @@ pub async fn reloads(
         if valid && !revokee_revoked && n.is_multiple_of(REVOKE_EVERY) {
             match open_victim(proxy.addr, &revokee).await {
                 Ok(v) => victim = Some(v),
-                Err(_) => r.revocations_skipped += 1,
+                Err(f) => {
+                    eprintln!(
+                        "soak: reload {n}: the revokee's connections could not be opened ({}); no revocation this time",
+                        f.describe()
+                    );
+                    r.revocations_skipped += 1;
+                }
             }
         }
         let revoke = victim.is_some();
