@@ -47,6 +47,7 @@ use weborca_mtls_proxy::config::{self, ClientCertErrors};
 use weborca_mtls_proxy::conn::Activity;
 use weborca_mtls_proxy::proxy::{self, ConnInfo, Proxy};
 use weborca_mtls_proxy::status::Stats;
+use weborca_mtls_proxy::tls::judgement::Judgement;
 use weborca_mtls_proxy::tls::{ClientVerifier, Sessions, TlsState};
 use weborca_mtls_proxy::x509::CertInfo;
 
@@ -300,10 +301,12 @@ async fn through_proxy(backend: SocketAddr, p: &pki::Pki, access_log: bool) -> S
         .expect("identity");
     let conn = Arc::new(ConnInfo {
         peer: "192.168.1.20:50312".parse().expect("peer"),
-        verdict: Ok(identity),
+        judgement: Judgement::fixed(Ok(identity)),
         ca_subjects: Arc::from(vec!["/C=JP/O=orca/CN=bench CA".to_string()]),
         activity: Activity::new(),
         client: None,
+        close: CancellationToken::new(),
+        default_host: None,
     });
     let (client_io, server_io) = tokio::io::duplex(64 * 1024);
     tokio::spawn(async move {

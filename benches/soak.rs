@@ -22,6 +22,10 @@
 //!   is a security failure;
 //! - a SIGHUP every 10 s alternating two valid server certificate sets, every
 //!   fifth a broken set the proxy must refuse, the CRL re-signed now and then;
+//!   every fourth revokes a client holding a keep-alive connection and a
+//!   WebSocket open, whose next request must be refused and WebSocket closed
+//!   with 1008, with nothing of it forwarded after the reload (a later reload
+//!   reinstates it);
 //! - the backend killed and restarted on its port every 2 minutes: requests in
 //!   flight then may get 502/504 (and streams may break) inside a short
 //!   window; that is counted apart, anything else failing is an error.
@@ -299,6 +303,7 @@ async fn soak(opts: &Opts, dir: &Path) -> Result<Run, String> {
         certs.clone(),
         log.clone(),
         ctx.configs.h1.clone(),
+        ctx.configs.revokee.clone(),
         stop.clone(),
         reloads_done.clone(),
     ));

@@ -9,7 +9,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::config::Config;
+use crate::config::{Config, CrlStale};
 use crate::guard::{self, SCRIPT_PATH, TABLE, UNIT};
 use crate::tls::{KeyError, Sessions, TlsState};
 use crate::x509::CertInfo;
@@ -329,16 +329,27 @@ fn check_chain(r: &mut Report, tls: &TlsState) {
 
 fn check_crls(r: &mut Report, tls: &TlsState) {
     let now = chrono::Utc::now();
+    let fix = "run orca-catool issue_crl and copy the new CRL there";
     for crl in &tls.crls {
         let shown = crl.path.display();
         match crl.next_update {
-            Some(next) if next < now => r.fail(
-                format!("CA_CRL {shown} is out of date (nextUpdate {next})"),
-                "run orca-catool issue_crl and copy the new CRL there",
+            Some(next) if next < now && tls.crl_stale == CrlStale::Refuse => r.fail(
+                format!(
+                    "CA_CRL {shown} is out of date (nextUpdate {next}); with CRL_STALE=refuse every client is refused"
+                ),
+                fix,
             ),
-            _ => r.ok(format!(
-                "CA_CRL {shown} is signed by {} and current, {} revoked",
-                crl.issuer, crl.revoked
+            Some(next) if next < now => r.warn(
+                format!(
+                    "CA_CRL {shown} is out of date (nextUpdate {next}); CRL_STALE=warn keeps using it"
+                ),
+                fix,
+            ),
+            next => r.ok(format!(
+                "CA_CRL {shown} is signed by {} and current (nextUpdate {}), {} revoked",
+                crl.issuer,
+                next.map_or_else(|| "none".to_string(), |n| n.to_string()),
+                crl.revoked
             )),
         }
     }

@@ -5,7 +5,8 @@
 //!   jma-receipt.conf-style file (a key is declared in [`config::KNOWN_KEYS`]
 //!   and [`config::Config`], its value form in `config/values.rs`).
 //! - [`tls`]: a certificate or key is loaded in [`tls::load`] and
-//!   [`tls::keys`]; a client is judged in [`tls::verify`].
+//!   [`tls::keys`]; a client is judged in [`tls::verify`], and judged again
+//!   on open connections in [`tls::judgement`].
 //! - [`pages`] (refusal and error pages) and [`observe`] (log, metrics, status).
 //! - [`proxy`]: [`proxy::server`] accepts and runs the handshake,
 //!   [`proxy::conn`] holds what is known of a connection, [`proxy`] forwards

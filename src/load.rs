@@ -114,6 +114,15 @@ pub fn warn_expiring(tls: &TlsState, warn_days: u32) {
     }
     for crl in &tls.crls {
         if let Some(next) = crl.next_update.filter(|n| *n < now) {
+            if tls.crl_stale == crate::config::CrlStale::Refuse {
+                tracing::error!(
+                    "CA_CRL ({}): out of date since {} and CRL_STALE=refuse: every client gets the crl-stale page until a current CRL is loaded (orca-catool issue_crl, then SIGHUP)",
+                    crl.path.display(),
+                    next.with_timezone(&chrono::Local)
+                        .format(crate::log::TIME_FORMAT)
+                );
+                continue;
+            }
             tracing::warn!(
                 "CA_CRL ({}): the CRL of {} was due for renewal at {} (nextUpdate); make a new one with orca-catool issue_crl",
                 crl.path.display(),

@@ -47,6 +47,49 @@ fn stamps(files: &[PathBuf]) -> Vec<Stamp> {
     files.iter().map(|f| stamp(f)).collect()
 }
 
+/// A config and the TLS state built from it, with how its files looked
+/// *before* they were read.
+pub struct LoadedSet {
+    /// the config read
+    pub config: Config,
+    /// the TLS state built from it
+    pub tls: TlsState,
+    /// the files the state is made of
+    pub files: Vec<PathBuf>,
+    /// their identity (device, inode, size, mtime) taken before reading them
+    stamps: Vec<Stamp>,
+}
+
+/// Reads the config at `path` and builds its TLS state. The watched files'
+/// identities are recorded before they are read: a file replaced while the
+/// set is being read then differs from the record, and the next poll
+/// reloads it, where a record taken after reading would hide the change.
+/// `between` runs after the record and before the reading (tests).
+pub fn load_set(
+    path: &Path,
+    sessions: &Sessions,
+    between: impl FnOnce(),
+) -> Result<LoadedSet, Failure> {
+    let config = load::load_config(path)?;
+    let files = watched_files(&config);
+    let stamps = stamps(&files);
+    between();
+    let Loaded { config, tls } = load::load_from(config, sessions)?;
+    Ok(LoadedSet {
+        config,
+        tls,
+        files,
+        stamps,
+    })
+}
+
+impl LoadedSet {
+    /// Whether a watched file differs from how it looked before it was read.
+    pub fn changed_since_read(&self) -> bool {
+        stamps(&self.files) != self.stamps
+    }
+}
+
 /// Keeps the served TLS state in step with the config and the files.
 pub struct Reloader {
     handle: Handle,
@@ -96,15 +139,15 @@ impl Reloader {
         tracing::info!("reload ({why}): reading {}", self.path.display());
         let path = self.path.clone();
         let sessions = self.sessions.clone();
-        let loaded = tokio::task::spawn_blocking(move || load::load_all(&path, &sessions))
+        let loaded = tokio::task::spawn_blocking(move || load_set(&path, &sessions, || {}))
             .await
             .unwrap_or_else(|e| Err(Failure::Runtime(format!("reload task failed: {e}"))));
         let stats = self.handle.stats();
         let ok = match loaded {
-            Ok(Loaded { config, tls }) => {
-                let warn_days = config.cert_warn_days;
-                let serial = tls.server_cert.serial_hex.clone();
-                self.apply(config, tls);
+            Ok(set) => {
+                let warn_days = set.config.cert_warn_days;
+                let serial = set.tls.server_cert.serial_hex.clone();
+                self.apply(set);
                 stats.reloaded(
                     true,
                     &format!("{why}: server certificate serial {serial}"),
@@ -128,7 +171,13 @@ impl Reloader {
         ok
     }
 
-    fn apply(&self, config: Config, tls: TlsState) {
+    fn apply(&self, set: LoadedSet) {
+        let LoadedSet {
+            config,
+            tls,
+            files,
+            stamps: st,
+        } = set;
         let old = self.config();
         for key in restart_needed(&old, &config) {
             tracing::warn!(
@@ -138,8 +187,6 @@ impl Reloader {
         }
         let serial = tls.server_cert.serial_hex.clone();
         self.handle.replace_tls(tls);
-        let files = watched_files(&config);
-        let st = stamps(&files);
         *self.files.lock().unwrap_or_else(PoisonError::into_inner) = (files, st);
         *self.config.lock().unwrap_or_else(PoisonError::into_inner) = config;
         tracing::info!("reload: ok, new connections use server certificate serial {serial}");

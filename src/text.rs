@@ -45,6 +45,16 @@ pub fn one_line(text: &str, max_chars: usize, controls: Controls, cut_mark: &str
     out
 }
 
+/// Longest certificate value (CN, serial, subject) written to a log line.
+pub const LOG_VALUE_CHARS: usize = 300;
+
+/// A value from a certificate made safe for one log line: control characters
+/// as `\xHH`, cut to LOG_VALUE_CHARS. A CN is chosen by whoever made the
+/// certificate, also a refused stranger, and must not forge audit-log lines.
+pub fn log_safe(value: &str) -> String {
+    one_line(value, LOG_VALUE_CHARS, Controls::Hex, "…")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -194,3 +194,45 @@ async fn check_fails_when_the_backend_does_not_answer() {
     assert_eq!(code, 1);
     failing(&lines, "WebORCA does not answer");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_reports_an_out_of_date_crl_by_crl_stale() {
+    let backend = Backend::start().await;
+    let (setup, conf) = good_setup(&backend);
+    let crl = write(setup.dir.path(), "ca.crl", &setup.ca.stale_crl(&[]));
+    let base = std::fs::read_to_string(&conf).unwrap();
+    let hosts = ["localhost"];
+    // CRL_STALE=warn (default): a warning, check passes.
+    write(
+        setup.dir.path(),
+        "proxy.conf",
+        &format!("{base}CA_CRL={}\n", crl.display()),
+    );
+    let (code, lines) = check(&conf, &hosts);
+    assert_eq!(code, 0, "{lines:#?}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("warn")
+            && l.contains("out of date")
+            && l.contains("CRL_STALE=warn")),
+        "{lines:#?}"
+    );
+    // CRL_STALE=refuse: every client would be refused, a failure.
+    write(
+        setup.dir.path(),
+        "proxy.conf",
+        &format!("{base}CA_CRL={}\nCRL_STALE=refuse\n", crl.display()),
+    );
+    let (code, lines) = check(&conf, &hosts);
+    assert_ne!(code, 0);
+    assert!(failing(&lines, "out of date").contains("every client is refused"));
+    // A current CRL: ok, with its nextUpdate.
+    write(setup.dir.path(), "ca.crl", &setup.ca.crl(&[]));
+    let (code, lines) = check(&conf, &hosts);
+    assert_eq!(code, 0, "{lines:#?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("ok") && l.contains("current (nextUpdate")),
+        "{lines:#?}"
+    );
+}

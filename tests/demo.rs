@@ -311,6 +311,7 @@ fn demo_client(dir: &Path) -> Client {
         der,
         serial: 3,
         cn: "user1".into(),
+        chain: Vec::new(),
     };
     Client::h1(&read("ca.crt"), Some(&leaf))
 }

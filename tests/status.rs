@@ -13,7 +13,7 @@ use crate::util::process::Proc;
 /// A plain HTTP/1.0 GET to the status listener: (status code, body).
 async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     let mut tcp = TcpStream::connect(addr).await.unwrap();
-    tcp.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
+    tcp.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
         .await
         .unwrap();
     let mut out = String::new();

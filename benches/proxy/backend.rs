@@ -13,7 +13,8 @@
 //! whether refused clients ever reached it:
 //! - `GET /ws-echo` with `Upgrade: websocket`: a WebSocket that echoes each
 //!   text or binary message, answers pings and the Close handshake.
-//! - `/refused-probe`: the same small answer as `/`, and counted; `GET
+//! - `/refused-probe`: the same small answer as `/`, and counted (so is a
+//!   `refused-probe` text message on `/ws-echo`); `GET
 //!   /__count` answers `{"refused_probe":N}`, the count since this process started.
 //! - [`PORT_ENV`]: bind this port instead of any free one, so a restarted
 //!   backend comes back where the proxy forwards to.
@@ -206,6 +207,10 @@ fn websocket_echo(req: &mut Request<Incoming>) -> Response<Body> {
         let mut ws =
             WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
         while let Some(Ok(msg)) = ws.next().await {
+            // a refused client's message counts like its request would
+            if msg.to_text().is_ok_and(|t| t == "refused-probe") {
+                REFUSED_PROBES.fetch_add(1, Ordering::Relaxed);
+            }
             if (msg.is_text() || msg.is_binary()) && ws.send(msg).await.is_err() {
                 break;
             }

@@ -32,6 +32,8 @@ const CRL_SIZE: u64 = 1_000;
 /// The CRL's serials start here; the revoked client's is in the middle.
 const FIRST_REVOKED: u64 = 1_000_000;
 const REVOKED_SERIAL: u64 = FIRST_REVOKED + CRL_SIZE / 2;
+/// The client the reloads revoke and reinstate while it holds connections open.
+const REVOKEE_SERIAL: u64 = 7;
 
 /// A client's certificate chain and key, as the load generator presents them.
 pub struct Client {
@@ -73,6 +75,11 @@ pub struct Certs {
     pub set_b: ServerSet,
     pub user: Client,
     pub revoked: Client,
+    /// revoked by some reloads while it holds a keep-alive connection and a
+    /// WebSocket, reinstated by later ones
+    pub revokee: Client,
+    /// whether the live CRL revokes the revokee
+    revokee_revoked: bool,
     pub expired: Client,
     pub foreign: Client,
 }
@@ -158,6 +165,8 @@ impl Certs {
             set_b: server(&issuer, 4),
             expired: client(&issuer, "expired-user", 5, (-400, -1)),
             revoked: client(&issuer, "revoked-user", REVOKED_SERIAL, (-1, 3650)),
+            revokee: client(&issuer, "revoked-while-open", REVOKEE_SERIAL, (-1, 3650)),
+            revokee_revoked: false,
             foreign: Client {
                 chain: foreign.client_chain,
                 key: foreign.client_key,
@@ -189,7 +198,13 @@ impl Certs {
         replace(&self.live.key, key, true)
     }
 
-    /// Signs a new CRL (next CRL number, same revoked serials) into the live file.
+    /// Whether the next [`Certs::resign_crl`] revokes the revokee.
+    pub fn set_revokee(&mut self, revoked: bool) {
+        self.revokee_revoked = revoked;
+    }
+
+    /// Signs a new CRL (next CRL number, same revoked serials, and the
+    /// revokee's while it is revoked) into the live file.
     pub fn resign_crl(&mut self) -> std::io::Result<()> {
         self.crl_number += 1;
         let now = OffsetDateTime::now_utc();
@@ -199,6 +214,7 @@ impl Certs {
             crl_number: SerialNumber::from(self.crl_number),
             issuing_distribution_point: None,
             revoked_certs: (FIRST_REVOKED..FIRST_REVOKED + CRL_SIZE)
+                .chain(self.revokee_revoked.then_some(REVOKEE_SERIAL))
                 .map(|serial| RevokedCertParams {
                     serial_number: SerialNumber::from(serial),
                     revocation_time: now - Duration::days(1),

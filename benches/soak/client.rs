@@ -438,6 +438,27 @@ pub async fn ws_closed(ws: &mut Ws) -> Fail {
     }
 }
 
+/// Waits (bounded) for the server's Close frame; its code, `None` for a
+/// Close without one.
+pub async fn ws_close_code(ws: &mut Ws) -> Result<Option<u16>, Fail> {
+    within(WS_TIMEOUT, "websocket close from the proxy", async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(frame))) => return Ok(frame.map(|f| u16::from(f.code))),
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return Err(e.into()),
+                None => return Err(Fail::Io("websocket ended without a Close frame".into())),
+            }
+        }
+    })
+    .await
+}
+
+/// Sends one text message, ignoring whether it can still be sent.
+pub async fn ws_try_send(ws: &mut Ws, text: &str) {
+    let _ = tokio::time::timeout(WS_TIMEOUT, ws.send(Message::text(text))).await;
+}
+
 /// The Close handshake, bounded.
 pub async fn ws_close(mut ws: Ws) -> Result<(), Fail> {
     within(WS_TIMEOUT, "websocket close", async {

@@ -6,6 +6,13 @@
 //!
 //! Each reload is matched to its log line, and then a new connection must be
 //! served the certificate the soak expects.
+//!
+//! Every [`REVOKE_EVERY`]th reload also revokes a client that holds a
+//! keep-alive HTTP/1.1 connection and a WebSocket open across it: after the
+//! reload its next request on that connection must be refused and its
+//! WebSocket closed with 1008; both then ask for the backend's counted probe
+//! (a request, a message), so anything of it forwarded after the reload
+//! fails the soak like a refused client let in. A later reload reinstates it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -24,6 +31,10 @@ pub const RELOAD_EVERY: Duration = Duration::from_secs(10);
 pub const BROKEN_EVERY: u64 = 5;
 /// Every this many-th reload also installs a freshly signed CRL.
 pub const CRL_EVERY: u64 = 3;
+/// Every this many-th reload revokes the client holding connections open.
+pub const REVOKE_EVERY: u64 = 4;
+/// WebSocket close code for a policy violation (RFC 6455 §7.4.1).
+const CLOSE_POLICY: u16 = 1008;
 /// How long the log may take to show a reload's outcome.
 const RELOAD_CONFIRM: Duration = Duration::from_secs(10);
 pub const BACKEND_RESTART_EVERY: Duration = Duration::from_secs(120);
@@ -45,8 +56,68 @@ pub struct Reloads {
     pub refused_broken: u64,
     /// of the accepted reloads, those that brought a re-signed CRL
     pub crl_resigned: u64,
+    /// reloads that revoked a client holding a connection and a WebSocket open
+    pub revocations: u64,
+    /// of those, the revoked client's next request refused on its open connection
+    pub revoked_request_refused: u64,
+    /// of those, the revoked client's WebSocket closed with 1008
+    pub revoked_ws_closed: u64,
+    /// revocations not tried because the client's connections could not be
+    /// opened first (a backend restart at that moment)
+    pub revocations_skipped: u64,
     /// anything else: a reload without outcome, a wrong outcome, the wrong certificate served
     pub problems: Vec<String>,
+}
+
+/// The revokee's connections held open across a revoking reload.
+struct Victim {
+    h1: client::H1,
+    ws: client::Ws,
+}
+
+/// Opens the revokee's keep-alive connection and WebSocket, each used once.
+async fn open_victim(
+    addr: std::net::SocketAddr,
+    config: &Arc<ClientConfig>,
+) -> Result<Victim, client::Fail> {
+    let conn = client::connect(addr, config).await?;
+    let mut h1 = client::h1(conn).await?;
+    let answer = client::get_h1(&mut h1, addr, "/").await?;
+    if answer.status != http::StatusCode::OK {
+        return Err(answer.fail());
+    }
+    let mut ws = client::ws_open(addr, config).await?;
+    client::ws_echo(&mut ws, "before the revocation").await?;
+    Ok(Victim { h1, ws })
+}
+
+/// After the revoking reload: the open connection must refuse, the WebSocket
+/// must close with 1008; both then try the counted probe.
+async fn check_victim(n: u64, mut v: Victim, addr: std::net::SocketAddr, r: &mut Reloads) {
+    match client::get_h1(&mut v.h1, addr, crate::mix::PROBE_PATH).await {
+        Ok(a) if a.status == http::StatusCode::FORBIDDEN && a.cert_error.as_deref() == Some("revoked") => {
+            r.revoked_request_refused += 1;
+        }
+        Ok(a) => r.problems.push(format!(
+            "reload {n}: the revoked client's open connection got {} ({:?}) instead of the revoked page",
+            a.status, a.cert_error
+        )),
+        Err(f) => r.problems.push(format!(
+            "reload {n}: the revoked client's open connection failed instead of answering the revoked page: {}",
+            f.describe()
+        )),
+    }
+    match client::ws_close_code(&mut v.ws).await {
+        Ok(Some(CLOSE_POLICY)) => r.revoked_ws_closed += 1,
+        Ok(code) => r.problems.push(format!(
+            "reload {n}: the revoked client's WebSocket closed with {code:?}, not {CLOSE_POLICY}"
+        )),
+        Err(f) => r.problems.push(format!(
+            "reload {n}: the revoked client's WebSocket was not closed with {CLOSE_POLICY}: {}",
+            f.describe()
+        )),
+    }
+    client::ws_try_send(&mut v.ws, "refused-probe").await;
 }
 
 fn other(set: Set) -> Set {
@@ -54,16 +125,19 @@ fn other(set: Set) -> Set {
 }
 
 /// Sends SIGHUPs until `stop`, checking each; `done` counts them for the progress line.
+#[allow(clippy::too_many_arguments)]
 pub async fn reloads(
     proxy: Arc<Proxy>,
     certs: Arc<Mutex<Certs>>,
     log: Arc<Mutex<LogTail>>,
     check: Arc<ClientConfig>,
+    revokee: Arc<ClientConfig>,
     stop: CancellationToken,
     done: Arc<AtomicU64>,
 ) -> Reloads {
     let mut r = Reloads::default();
     let mut served = Set::A;
+    let mut revokee_revoked = false;
     let mut pace =
         tokio::time::interval_at(tokio::time::Instant::now() + RELOAD_EVERY, RELOAD_EVERY);
     pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -77,12 +151,34 @@ pub async fn reloads(
         } else {
             other(served)
         };
-        let new_crl = set != Set::Broken && n.is_multiple_of(CRL_EVERY);
+        let valid = set != Set::Broken;
+        // Revoke the revokee while it holds connections open, or reinstate it.
+        let mut victim = None;
+        if valid && !revokee_revoked && n.is_multiple_of(REVOKE_EVERY) {
+            match open_victim(proxy.addr, &revokee).await {
+                Ok(v) => victim = Some(v),
+                Err(f) => {
+                    eprintln!(
+                        "soak: reload {n}: the revokee's connections could not be opened ({}); no revocation this time",
+                        f.describe()
+                    );
+                    r.revocations_skipped += 1;
+                }
+            }
+        }
+        let revoke = victim.is_some();
+        let reinstate = valid && revokee_revoked && !n.is_multiple_of(REVOKE_EVERY);
+        let new_crl = valid && (n.is_multiple_of(CRL_EVERY) || revoke || reinstate);
         let installed = tokio::task::spawn_blocking({
             let certs = certs.clone();
             move || {
                 let mut certs = lock(&certs);
                 certs.install(set)?;
+                if revoke {
+                    certs.set_revokee(true);
+                } else if reinstate {
+                    certs.set_revokee(false);
+                }
                 if new_crl {
                     certs.resign_crl()?;
                 }
@@ -133,6 +229,15 @@ pub async fn reloads(
                 r.ok += 1;
                 r.crl_resigned += u64::from(new_crl);
                 served = set;
+                if revoke {
+                    revokee_revoked = true;
+                } else if reinstate {
+                    revokee_revoked = false;
+                }
+                if let Some(v) = victim.take() {
+                    r.revocations += 1;
+                    check_victim(n, v, proxy.addr, &mut r).await;
+                }
             }
             (_, Some(false)) => r.problems.push(format!(
                 "reload {n}: valid set {set:?} refused (see the proxy log)"

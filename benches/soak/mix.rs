@@ -61,6 +61,8 @@ pub struct Configs {
     pub tls12: Arc<ClientConfig>,
     /// each refused kind, with resumption off and with tickets
     pub refused: Vec<(Kind, [Arc<ClientConfig>; 2])>,
+    /// the client the reloads revoke while it holds connections open
+    pub revokee: Arc<ClientConfig>,
 }
 
 impl Configs {
@@ -81,6 +83,7 @@ impl Configs {
             h2: client::config(ca, Some(&certs.user), &[b"h2"], Resume::Off),
             tickets: client::config(ca, Some(&certs.user), h1, Resume::Tickets),
             tls12: client::config(ca, Some(&certs.user), h1, Resume::Tls12Ids),
+            revokee: client::config(ca, Some(&certs.revokee), h1, Resume::Off),
             refused: vec![
                 refused(Kind::NoCert, None),
                 refused(Kind::ForeignCa, Some(&certs.foreign)),

@@ -117,6 +117,9 @@ impl Run {
         }
         f.extend(self.reloads.problems.iter().cloned());
         f.extend(self.restarts.problems.iter().cloned());
+        if self.load_secs >= 120.0 && self.reloads.revocations == 0 {
+            f.push("no reload revoked a client holding connections open".into());
+        }
         if self.load_secs >= 60.0 && (self.reloads.ok == 0 || self.reloads.refused_broken == 0) {
             f.push("no valid or no broken reload happened in a run of a minute or more".into());
         }
@@ -391,6 +394,11 @@ impl Run {
         ) {
             let _ = writeln!(o, "- the proxy's `reloads_total`: ok {ok}, failed {failed}");
         }
+        let _ = writeln!(
+            o,
+            "- revoked while open: {} reloads revoked a client holding a keep-alive connection and a WebSocket ({} skipped, its connections not openable then); its next request refused with the revoked page: {}, its WebSocket closed with 1008: {}; nothing of it forwarded after the reload (counted with the probe below)",
+            r.revocations, r.revocations_skipped, r.revoked_request_refused, r.revoked_ws_closed
+        );
         let gaps = &self.restarts.gaps_ms;
         let mut sorted = gaps.clone();
         sorted.sort_unstable();

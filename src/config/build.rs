@@ -165,6 +165,9 @@ pub(super) fn build(known: &Known<'_>, warnings: &mut Vec<String>) -> Result<Con
             .optional("CLIENT_CERT_ERRORS", parse_client_cert_errors)?
             .unwrap_or(ClientCertErrors::Page),
         allow_cn: known.optional("ALLOW_CN", parse_allow_cn)?,
+        crl_stale: known
+            .optional("CRL_STALE", parse_crl_stale)?
+            .unwrap_or(CrlStale::Warn),
         forward_client_cert: known.flag("FORWARD_CLIENT_CERT", true)?,
         handshake_timeout: known.duration("HANDSHAKE_TIMEOUT", DEFAULT_HANDSHAKE_TIMEOUT)?,
         header_timeout: known.duration("HEADER_TIMEOUT", DEFAULT_HEADER_TIMEOUT)?,

@@ -51,6 +51,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "ACCESS_LOG",
     "CERT_WARN_DAYS",
     "CLIENT_CERT_ERRORS",
+    "CRL_STALE",
     "ALLOW_CN",
     "FORWARD_CLIENT_CERT",
     "HANDSHAKE_TIMEOUT",
@@ -150,6 +151,8 @@ pub struct Config {
     pub client_cert_errors: ClientCertErrors,
     /// `ALLOW_CN`: the client certificate CNs allowed in; `None` allows any CN the CA issued.
     pub allow_cn: Option<Vec<String>>,
+    /// `CRL_STALE`: what a CA_CRL past its nextUpdate does (default warn).
+    pub crl_stale: CrlStale,
     /// `FORWARD_CLIENT_CERT`: send the client identity headers to WebORCA (default on).
     pub forward_client_cert: bool,
     /// `HANDSHAKE_TIMEOUT`: longest TLS handshake (default 10s).
@@ -182,6 +185,15 @@ impl Config {
                 .min(MAX_WORKERS)
         })
     }
+}
+
+/// What a CA_CRL past its nextUpdate does (`CRL_STALE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CrlStale {
+    /// Log a warning (at start, on reload, daily) and go on using it.
+    Warn,
+    /// Refuse every client with the `crl-stale` page until a current CRL is loaded.
+    Refuse,
 }
 
 /// How a client certificate that is refused is answered (`CLIENT_CERT_ERRORS`).

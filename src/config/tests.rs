@@ -587,6 +587,7 @@ fn defaults_apply_when_only_the_guide_keys_are_set() {
         access_log: true,
         cert_warn_days: 30,
         client_cert_errors: ClientCertErrors::Page,
+        crl_stale: CrlStale::Warn,
         allow_cn: None,
         forward_client_cert: true,
         handshake_timeout: Duration::from_secs(10),
@@ -1104,6 +1105,14 @@ fn client_cert_errors_values() {
     );
     let message = refusal("CLIENT_CERT_ERRORS=tls\n");
     assert_invalid(&message, "CLIENT_CERT_ERRORS", "tls", "page (a 403 page");
+}
+
+#[test]
+fn crl_stale_values() {
+    assert_eq!(config("").crl_stale, CrlStale::Warn);
+    assert_eq!(config("CRL_STALE=Refuse\n").crl_stale, CrlStale::Refuse);
+    let message = refusal("CRL_STALE=block\n");
+    assert_invalid(&message, "CRL_STALE", "block", "warn (log");
 }
 
 #[test]

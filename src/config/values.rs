@@ -105,6 +105,18 @@ pub(super) fn parse_client_cert_errors(value: &str) -> Result<ClientCertErrors, 
     }
 }
 
+pub(super) fn parse_crl_stale(value: &str) -> Result<CrlStale, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "warn" => Ok(CrlStale::Warn),
+        "refuse" => Ok(CrlStale::Refuse),
+        _ => Err(
+            "warn (log that CA_CRL is out of date and keep using it) or refuse (refuse \
+                  every client until a current CRL is loaded)"
+                .to_string(),
+        ),
+    }
+}
+
 /// A comma-separated list, entries trimmed; `None` if any entry is empty, since `a,,b`
 /// or a trailing comma is more likely a slip than a wish.
 pub(super) fn parse_list(value: &str) -> Option<Vec<String>> {

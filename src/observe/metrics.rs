@@ -67,6 +67,10 @@ pub struct Metrics {
     pub reloads: Family<Outcome, Counter>,
     /// not-after (or nextUpdate) of each certificate and CRL in use, Unix seconds
     pub expiry: Family<CertLabels, Gauge>,
+    /// 1 while a CRL of CA_CRL is past its nextUpdate
+    pub crl_stale: Gauge,
+    /// 1 while that refuses every client (CRL_STALE=refuse)
+    pub crl_stale_refusing: Gauge,
 }
 
 impl Default for Metrics {
@@ -90,6 +94,8 @@ impl Metrics {
             backend_errors: Family::default(),
             reloads: Family::default(),
             expiry: Family::default(),
+            crl_stale: Gauge::default(),
+            crl_stale_refusing: Gauge::default(),
         };
         let r = &mut registry;
         r.register(
@@ -133,7 +139,25 @@ impl Metrics {
             "Expiry (CRL: nextUpdate) of each certificate and CRL in use",
             m.expiry.clone(),
         );
+        r.register(
+            "crl_stale",
+            "1 while a CRL of CA_CRL is past its nextUpdate",
+            m.crl_stale.clone(),
+        );
+        r.register(
+            "crl_stale_refusing",
+            "1 while an out-of-date CRL refuses every client (CRL_STALE=refuse)",
+            m.crl_stale_refusing.clone(),
+        );
         Metrics { registry, ..m }
+    }
+
+    /// Sets the CRL state gauges for `tls` at `now` (staleness comes with the clock).
+    pub fn set_crl_state(&self, tls: &TlsState, now: chrono::DateTime<chrono::Utc>) {
+        let stale = tls.crls.iter().any(|c| crate::tls::crl::is_stale(c, now));
+        let refusing = stale && tls.crl_stale == crate::config::CrlStale::Refuse;
+        self.crl_stale.set(i64::from(stale));
+        self.crl_stale_refusing.set(i64::from(refusing));
     }
 
     /// Counts one occurrence under the label value `value`.

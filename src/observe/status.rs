@@ -160,8 +160,8 @@ impl Stats {
         {
             tracing::warn!(
                 "client certificate CN={} (serial {}) expires in {days} days ({}); issue a new one with orca-catool issue_client_cert before the user is locked out",
-                client.cn,
-                client.serial,
+                crate::text::log_safe(&client.cn),
+                crate::text::log_safe(&client.serial),
                 client
                     .not_after
                     .with_timezone(&chrono::Local)
@@ -200,16 +200,27 @@ pub struct StatusContext {
     pub backend_url: String,
 }
 
+/// Most connections the status listener serves at once; one more is closed
+/// as soon as it is accepted, so a flood cannot pile up tasks and sockets.
+/// Monitoring and `curl` need one or two.
+pub const STATUS_MAX_CONNECTIONS: usize = 32;
+
 /// Serves the status endpoints until `shutdown`.
 pub async fn serve(listener: TcpListener, ctx: StatusContext, shutdown: CancellationToken) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(STATUS_MAX_CONNECTIONS));
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
             _ = shutdown.cancelled() => return,
         };
         let Ok((tcp, _)) = accepted else { continue };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            drop(tcp);
+            continue;
+        };
         let ctx = ctx.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let svc = service_fn(move |req| answer(ctx.clone(), req));
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
@@ -235,21 +246,49 @@ async fn answer(
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     const JSON: &str = "application/json";
+    if !local_host(req.headers().get(header::HOST)) {
+        return Ok(reply(
+            StatusCode::MISDIRECTED_REQUEST,
+            "text/plain",
+            "the status listener answers only Host: localhost, 127.0.0.1 or [::1]\n".into(),
+        ));
+    }
     Ok(match req.uri().path() {
         "/healthz" => reply(StatusCode::OK, "text/plain", "ok\n".into()),
         "/readyz" => readyz(&ctx).await,
         "/status" => reply(StatusCode::OK, JSON, status_json(&ctx).to_string()),
-        "/metrics" => reply(
-            StatusCode::OK,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            ctx.stats.metrics.encode(),
-        ),
+        "/metrics" => {
+            ctx.stats.metrics.set_crl_state(&ctx.tls.load(), Utc::now());
+            reply(
+                StatusCode::OK,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ctx.stats.metrics.encode(),
+            )
+        }
         _ => reply(
             StatusCode::NOT_FOUND,
             "text/plain",
             "/healthz /readyz /status /metrics\n".into(),
         ),
     })
+}
+
+/// Whether a Host header names this machine by a loopback name: `localhost`,
+/// `127.0.0.1` or `[::1]`, with or without a port. Anything else — above all
+/// a name a web page's script resolved to 127.0.0.1 (DNS rebinding) — is
+/// refused, so a browser on the server cannot read `/status`.
+fn local_host(host: Option<&header::HeaderValue>) -> bool {
+    let Some(text) = host.and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
+    let Ok(authority) = text.parse::<http::uri::Authority>() else {
+        return false;
+    };
+    if authority.as_str() != text || text.contains('@') {
+        return false;
+    }
+    let name = authority.host();
+    name.eq_ignore_ascii_case("localhost") || name == "127.0.0.1" || name == "[::1]"
 }
 
 async fn readyz(ctx: &StatusContext) -> Response<Full<Bytes>> {
@@ -292,14 +331,18 @@ fn status_json(ctx: &StatusContext) -> Value {
         .crls
         .iter()
         .map(|c| {
+            let stale = crate::tls::crl::is_stale(c, now);
             json!({
                 "path": c.path.display().to_string(), "issuer": c.issuer,
                 "this_update": c.this_update.to_rfc3339(),
                 "next_update": c.next_update.map(|n| n.to_rfc3339()),
                 "revoked": c.revoked,
+                "state": if stale { "stale" } else { "current" },
             })
         })
         .collect();
+    let crl_stale = tls.crl_stale == crate::config::CrlStale::Refuse;
+    let refusing = crl_stale && tls.crls.iter().any(|c| crate::tls::crl::is_stale(c, now));
     let mut clients: Vec<Value> = {
         let map = stats.clients.lock().unwrap_or_else(PoisonError::into_inner);
         map.values()
@@ -330,6 +373,8 @@ fn status_json(ctx: &StatusContext) -> Value {
         "server_certificate": cert_json(&tls.server_cert, now),
         "ca_certificates": tls.ca_certs.iter().map(|c| cert_json(c, now)).collect::<Vec<_>>(),
         "crls": crls,
+        "crl_stale": if crl_stale { "refuse" } else { "warn" },
+        "crl_refusing_clients": refusing,
         "backend": {
             "url": ctx.backend_url,
             "last_ok": DateTime::from_timestamp(backend_ok_at, 0).filter(|_| backend_ok_at > 0).map(|t| t.to_rfc3339()),
@@ -340,4 +385,36 @@ fn status_json(ctx: &StatusContext) -> Value {
         "cert_warn_days": warn_days,
         "clients": clients,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_hosts_are_answered() {
+        let ok = |h: &str| local_host(Some(&header::HeaderValue::from_str(h).unwrap()));
+        for h in [
+            "localhost",
+            "LOCALHOST:9100",
+            "127.0.0.1",
+            "127.0.0.1:9100",
+            "[::1]",
+            "[::1]:9100",
+        ] {
+            assert!(ok(h), "{h}");
+        }
+        for h in [
+            "evil.example",
+            "evil.example:9100",
+            "127.0.0.2",
+            "localhost.evil.example",
+            "u@localhost",
+            "[::2]",
+            "",
+        ] {
+            assert!(!ok(h), "{h}");
+        }
+        assert!(!local_host(None));
+    }
 }

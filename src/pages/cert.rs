@@ -11,6 +11,7 @@ pub(super) fn cert_content(r: &CertRefusal<'_>) -> Content {
         CertErrorKind::UnknownCa => (unknown_ca_ja(r), unknown_ca_en(r)),
         CertErrorKind::Revoked => (revoked_ja(r), revoked_en(r)),
         CertErrorKind::NotAllowed => (not_allowed_ja(r), not_allowed_en(r)),
+        CertErrorKind::CrlStale => (crl_stale_ja(), crl_stale_en()),
     };
     Content {
         status: StatusCode::FORBIDDEN,
@@ -412,6 +413,44 @@ pub(super) fn not_allowed_en(r: &CertRefusal<'_>) -> Text {
                 .c("ALLOW_CN")
                 .t(" in the proxy configuration, or issue a certificate with a permitted name."),
             restart_en().t(" If the user has another certificate for this server, choose that one when asked."),
+        ],
+        notes: Vec::new(),
+    }
+}
+
+fn crl_stale_ja() -> Text {
+    Text {
+        title: "このサーバーの失効リストの期限が切れています".into(),
+        lead: vec![line().t(
+            "このサーバーが使っている証明書失効リスト（CRL）の更新期限が過ぎているため、安全のためすべての接続をお断りしています。お使いの証明書に問題はありません。",
+        )],
+        steps: vec![
+            line()
+                .t("管理者に連絡し、失効リストを新しくしてもらってください。（管理者の方へ: ")
+                .c("orca-catool issue_crl")
+                .t(" で新しい CRL を作り、")
+                .c("CA_CRL")
+                .t(" のファイルを置き換えてください）"),
+            line().t("新しい失効リストが読み込まれたら、ページを再読み込みしてください。"),
+        ],
+        notes: Vec::new(),
+    }
+}
+
+fn crl_stale_en() -> Text {
+    Text {
+        title: "The clinic's revocation list is out of date".into(),
+        lead: vec![line().t(
+            "The certificate revocation list (CRL) this server uses is past its nextUpdate, so every connection is refused until a current one is loaded. Your certificate is not at fault.",
+        )],
+        steps: vec![
+            line()
+                .t("Ask the administrator to renew the CRL: make a new one with ")
+                .c("orca-catool issue_crl")
+                .t(" and replace the file named by ")
+                .c("CA_CRL")
+                .t(" (CRL_STALE=refuse is set)."),
+            line().t("Reload the page once the new list is in place."),
         ],
         notes: Vec::new(),
     }

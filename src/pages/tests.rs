@@ -23,13 +23,14 @@ fn refusal<'a>(kind: CertErrorKind, cas: &'a [String]) -> CertRefusal<'a> {
     }
 }
 
-const KINDS: [CertErrorKind; 6] = [
+const KINDS: [CertErrorKind; 7] = [
     CertErrorKind::Missing,
     CertErrorKind::Expired,
     CertErrorKind::NotYetValid,
     CertErrorKind::UnknownCa,
     CertErrorKind::Revoked,
     CertErrorKind::NotAllowed,
+    CertErrorKind::CrlStale,
 ];
 
 fn all_pages(cas: &[String]) -> Vec<Page<'_>> {
@@ -64,7 +65,8 @@ fn reason_codes() {
             "not-yet-valid",
             "unknown-ca",
             "revoked",
-            "not-allowed"
+            "not-allowed",
+            "crl-stale"
         ]
     );
     assert_eq!(CertErrorKind::UnknownCa.to_string(), "unknown-ca");

@@ -24,15 +24,17 @@ use tokio::time::Sleep;
 
 use crate::conn::ActiveGuard;
 use crate::conn::ConnInfo;
+use crate::tls::judgement::Verdict;
 
-/// Longest value (CN, serial) written to an access-log line.
-const LOG_VALUE_CHARS: usize = 300;
+pub use crate::text::log_safe;
 
-/// A value from a certificate made safe for one log line: control characters
-/// as `\xHH`, cut to LOG_VALUE_CHARS. A CN is chosen by whoever made the
-/// certificate, also a refused stranger, and must not forge audit-log lines.
-pub fn log_safe(value: &str) -> String {
-    crate::text::one_line(value, LOG_VALUE_CHARS, crate::text::Controls::Hex, "…")
+/// `value` with control characters as `\xHH` and nothing cut: for request
+/// targets, which the audit trail keeps whole.
+pub fn escape_controls(value: &str) -> std::borrow::Cow<'_, str> {
+    if !value.chars().any(char::is_control) {
+        return value.into();
+    }
+    crate::text::one_line(value, usize::MAX, crate::text::Controls::Hex, "").into()
 }
 
 /// What the access log says about one request: the clinic's audit trail of who
@@ -52,34 +54,30 @@ pub struct AccessRecord {
 }
 
 impl AccessRecord {
-    /// Starts the record of a request.
+    /// Starts the record of a request; who made it is filled in by [`AccessRecord::who`].
     pub fn new<B>(conn: &ConnInfo, req: &Request<B>, started: Instant) -> AccessRecord {
-        let (cn, serial) = match &conn.verdict {
-            Ok(id) => (id.cn().to_string(), id.info.serial_hex.clone()),
-            Err(r) => (
-                r.info
-                    .as_ref()
-                    .and_then(|i| i.common_name.clone())
-                    .unwrap_or_else(|| "-".into()),
-                r.info
-                    .as_ref()
-                    .map_or_else(|| "-".into(), |i| i.serial_hex.clone()),
-            ),
-        };
         AccessRecord {
             peer: conn.peer,
-            cn: log_safe(&cn),
-            serial: log_safe(&serial),
+            cn: String::new(),
+            serial: String::new(),
             method: req.method().clone(),
-            target: req
-                .uri()
-                .path_and_query()
-                .map_or("/", |p| p.as_str())
-                .to_string(),
+            target: escape_controls(req.uri().path_and_query().map_or("/", |p| p.as_str()))
+                .into_owned(),
             version: req.version(),
             started,
             status: 0,
         }
+    }
+
+    /// The record naming the certificate the request was judged by.
+    pub fn who(mut self, verdict: &Verdict) -> AccessRecord {
+        let info = match verdict {
+            Ok(id) => Some(&id.info),
+            Err(r) => r.info.as_ref(),
+        };
+        self.cn = log_safe(info.and_then(|i| i.common_name.as_deref()).unwrap_or("-"));
+        self.serial = log_safe(info.map_or("-", |i| i.serial_hex.as_str()));
+        self
     }
 
     /// The record with the response's status.
@@ -224,7 +222,7 @@ mod tests {
         );
         assert_eq!(log_safe("\u{85}"), "\\xc2\\x85");
         let long = log_safe(&"C".repeat(1000));
-        assert_eq!(long.chars().count(), LOG_VALUE_CHARS + 1);
+        assert_eq!(long.chars().count(), crate::text::LOG_VALUE_CHARS + 1);
         assert!(long.ends_with('…'));
     }
 }

@@ -14,22 +14,31 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use http::HeaderValue;
+use tokio_util::sync::CancellationToken;
+
 use crate::status::SeenClient;
-use crate::tls::{Identity, Refusal};
+use crate::tls::judgement::Judgement;
 
 /// What the proxy knows about one client connection, shared by its requests.
 #[derive(Debug)]
 pub struct ConnInfo {
     /// the client's address
     pub peer: SocketAddr,
-    /// the verdict on its certificate
-    pub verdict: Result<Identity, Box<Refusal>>,
+    /// the verdict on its certificate, kept current (expiry, reloads)
+    pub judgement: Judgement,
     /// subjects of the accepted CAs, for the unknown-CA page
     pub ca_subjects: Arc<[String]>,
     /// idle tracking for the connection's watchdog
     pub activity: Arc<Activity>,
     /// the verified client's entry in `/status`
     pub client: Option<Arc<SeenClient>>,
+    /// cancelled once a refused client has had its page: the connection is
+    /// then closed (GOAWAY on HTTP/2, `Connection: close` on HTTP/1.1)
+    pub close: CancellationToken,
+    /// the Host an HTTP/1.0 request without one is forwarded with: the TLS
+    /// server name (SNI), else the address the client connected to
+    pub default_host: Option<HeaderValue>,
 }
 
 /// When a connection last finished something, and what it has in flight.

@@ -40,11 +40,12 @@ use tokio::time::Instant as Deadline;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::body::{AccessRecord, ProxyBody};
+use crate::body::{AccessRecord, ProxyBody, log_safe};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::pages::{self, CertRefusal, Page};
 use crate::status::Stats;
+use crate::tls::judgement::{Judged, Judgement};
 use crate::tls::{IDENTITY_HEADERS, Identity, Refusal};
 
 /// How long an unused backend connection stays in the pool.
@@ -66,6 +67,25 @@ const HOP_BY_HOP: [&str; 8] = [
 ];
 
 pub use conn::ConnInfo;
+
+/// The Host for HTTP/1.0 requests that name none: the SNI name the client
+/// asked for, or else the local address it connected to (`[v6]:port`).
+pub fn default_host(sni: Option<&str>, local: Option<std::net::SocketAddr>) -> Option<HeaderValue> {
+    let text = match (sni, local) {
+        (Some(name), _) => match local {
+            Some(addr) => format!("{name}:{}", addr.port()),
+            None => name.to_string(),
+        },
+        (None, Some(addr)) => {
+            let ip = addr.ip().to_canonical();
+            std::net::SocketAddr::new(ip, addr.port()).to_string()
+        }
+        (None, None) => return None,
+    };
+    let value = HeaderValue::from_str(&text).ok()?;
+    valid_host(&value)?;
+    Some(value)
+}
 
 /// The body of a request to WebORCA: the client's, streamed, or none at all
 /// for a bodiless request (which can then be sent twice).
@@ -179,17 +199,26 @@ impl Proxy {
             .access_log
             .then(|| AccessRecord::new(&conn, &req, started));
         let html = pages::wants_html(req.headers().get(header::ACCEPT));
-        if let Some(client) = &conn.client {
-            client.request();
-        }
-        let (response, slot) = match &conn.verdict {
-            Err(refusal) => (refused(refusal, &conn.ca_subjects, html), None),
+        let (judged, news) = conn.judgement.now_and_news();
+        let record = record.map(|r| r.who(&judged.verdict));
+        let (response, slot) = match &judged.verdict {
+            Err(refusal) => {
+                if news {
+                    self.refused_on_open_connection(&conn, &judged, refusal);
+                }
+                (self.refused(&conn, refusal, req.version(), html), None)
+            }
             Ok(identity) => match check_request(&req) {
                 Err(bad) => {
                     tracing::info!(peer = %conn.peer, cn = %identity.cn(), "request refused, not forwarded: {}", bad.why);
                     (bad.response(req.version()), None)
                 }
-                Ok(()) => self.forward(&conn, identity, req, html).await,
+                Ok(()) => {
+                    if let Some(client) = &conn.client {
+                        client.request();
+                    }
+                    self.forward(&conn, identity, req, html).await
+                }
             },
         };
         let metrics = &self.stats.metrics;
@@ -205,9 +234,35 @@ impl Proxy {
         )
     }
 
-    async fn forward(
+    /// The page for a refused client; the connection is closed after it, so a
+    /// client without a certificate holds no MAX_CONNECTIONS slot and a
+    /// browser that has just imported its `.p12` gets a fresh handshake.
+    fn refused(
         &self,
         conn: &ConnInfo,
+        refusal: &Refusal,
+        version: Version,
+        html: bool,
+    ) -> Response<Either<Incoming, Full<Bytes>>> {
+        let mut resp = refused(refusal, &conn.ca_subjects, html);
+        if version <= Version::HTTP_11 {
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        conn.close.cancel();
+        resp
+    }
+
+    /// Logs and counts an open connection whose certificate is now refused.
+    fn refused_on_open_connection(&self, conn: &ConnInfo, judged: &Judged, refusal: &Refusal) {
+        Metrics::count(&self.stats.metrics.refusals, refusal.kind.as_str());
+        let (cn, serial) = Judgement::who(judged);
+        tracing::info!(peer = %conn.peer, cn = %cn, serial = %serial, reason = refusal.kind.as_str(), "client certificate of an open connection now refused, closing it: {}", log_safe(&refusal.detail));
+    }
+
+    async fn forward(
+        &self,
+        conn: &Arc<ConnInfo>,
         identity: &Identity,
         mut req: Request<Incoming>,
         html: bool,
@@ -289,15 +344,24 @@ impl Proxy {
             .build()
             .map_err(|_| StatusCode::BAD_REQUEST)?;
         // HTTP/2 carries the host in :authority; WebORCA needs a Host header.
+        // HTTP/1.0 may send none at all (RFC 9112 §3.2 asks it only of 1.1).
         let host = match parts.headers.get(header::HOST) {
             Some(h) => h.clone(),
             None => parts
                 .uri
                 .authority()
                 .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+                .or_else(|| {
+                    (parts.version < Version::HTTP_11)
+                        .then(|| conn.default_host.clone())
+                        .flatten()
+                })
                 .ok_or(StatusCode::BAD_REQUEST)?,
         };
         let headers = &mut parts.headers;
+        if parts.version == Version::HTTP_2 {
+            join_cookies(headers);
+        }
         strip_hop_by_hop(headers);
         let spoofed: Vec<HeaderName> = headers.keys().filter(|n| is_ours(n)).cloned().collect();
         for name in spoofed {
@@ -330,20 +394,18 @@ impl Proxy {
 
     fn spawn_tunnel(
         &self,
-        conn: &ConnInfo,
+        conn: &Arc<ConnInfo>,
         client: hyper::upgrade::OnUpgrade,
         backend: hyper::upgrade::OnUpgrade,
         slot: OwnedSemaphorePermit,
     ) {
         let shutdown = self.shutdown.clone();
         let peer = conn.peer;
-        let cn = conn
-            .verdict
-            .as_ref()
-            .map(|i| crate::body::log_safe(i.cn()))
-            .unwrap_or_default();
+        let cn = Judgement::who(&conn.judgement.now()).0;
         let guard = conn.activity.begin();
         let access_log = self.access_log;
+        let conn = conn.clone();
+        let stats = self.stats.clone();
         self.tunnels.spawn(async move {
             let _guard = guard;
             let _slot = slot;
@@ -354,9 +416,28 @@ impl Proxy {
                 return;
             };
             let by_shutdown = shutdown.clone();
-            let (up, down) =
-                crate::ws::tunnel(TokioIo::new(client), TokioIo::new(backend), shutdown).await;
-            let how = if by_shutdown.is_cancelled() { "closed by shutdown" } else { "closed" };
+            let refused = CancellationToken::new();
+            let tunnel = crate::ws::tunnel(
+                TokioIo::new(client),
+                TokioIo::new(backend),
+                shutdown,
+                refused.clone(),
+            );
+            tokio::pin!(tunnel);
+            let (up, down) = tokio::select! {
+                carried = &mut tunnel => carried,
+                () = tunnel_refused(&conn, &stats) => {
+                    refused.cancel();
+                    tunnel.await
+                }
+            };
+            let how = if refused.is_cancelled() {
+                "closed (1008): client certificate now refused"
+            } else if by_shutdown.is_cancelled() {
+                "closed by shutdown"
+            } else {
+                "closed"
+            };
             let outcome = format!("{how}, {up} bytes up, {down} bytes down");
             if access_log {
                 let secs = started.elapsed().as_secs_f64();
@@ -396,6 +477,57 @@ impl Proxy {
             },
             html,
         )
+    }
+}
+
+/// Returns once the tunnel's certificate is refused: after a reload that
+/// changed the verdict's inputs, or when a certificate of the chain (or, with
+/// CRL_STALE=refuse, the CRL) runs out. Logs the CN, serial and reason.
+async fn tunnel_refused(conn: &ConnInfo, stats: &Stats) {
+    /// Longest sleep between two looks at the clock: a verdict window far in
+    /// the future is still looked at daily (a suspended machine's clock jumps).
+    const LONGEST_WAIT: i64 = 24 * 60 * 60;
+    let mut changes = conn.judgement.changes();
+    loop {
+        let judged = conn.judgement.now();
+        if let Err(r) = &judged.verdict {
+            Metrics::count(&stats.metrics.refusals, r.kind.as_str());
+            let (cn, serial) = Judgement::who(&judged);
+            tracing::info!(peer = %conn.peer, cn = %cn, serial = %serial, reason = r.kind.as_str(), "websocket closed with 1008: the client certificate is now refused: {}", log_safe(&r.detail));
+            return;
+        }
+        let secs = judged
+            .window
+            .1
+            .saturating_sub(crate::tls::judgement::unix_now())
+            .saturating_add(1)
+            .clamp(1, LONGEST_WAIT);
+        tokio::select! {
+            changed = changes.changed() => {
+                if changed.is_err() {
+                    // the server is gone; only the clock can still refuse
+                    changes = tokio::sync::watch::channel(0).1;
+                }
+            }
+            () = tokio::time::sleep(Duration::from_secs(secs.unsigned_abs())) => {}
+        }
+    }
+}
+
+/// HTTP/2 lets a client split `cookie` into several fields; an HTTP/1.1
+/// backend expects one header, joined with `; ` (RFC 9113 §8.2.3).
+fn join_cookies(headers: &mut HeaderMap) {
+    let mut values = headers.get_all(header::COOKIE).iter();
+    let (Some(first), Some(_)) = (values.next(), values.next()) else {
+        return;
+    };
+    let mut joined = first.as_bytes().to_vec();
+    for v in headers.get_all(header::COOKIE).iter().skip(1) {
+        joined.extend_from_slice(b"; ");
+        joined.extend_from_slice(v.as_bytes());
+    }
+    if let Ok(v) = HeaderValue::from_bytes(&joined) {
+        headers.insert(header::COOKIE, v);
     }
 }
 
@@ -551,9 +683,12 @@ pub fn check_request<B>(req: &Request<B>) -> Result<(), Malformed> {
         }
         None => None,
     };
-    if host.is_none() && req.uri().authority().is_none() {
+    // HTTP/1.0 need not send Host (RFC 9112 §3.2); it is forwarded with the
+    // connection's server name instead (see `outbound`).
+    if host.is_none() && req.uri().authority().is_none() && req.version() >= Version::HTTP_11 {
         return Err(Malformed::new(S::BAD_REQUEST, "no Host header"));
     }
+    check_target(req)?;
     if let Some(authority) = req.uri().authority() {
         // HTTP/1.1 absolute-form, or HTTP/2's :authority
         if authority.as_str().contains('@') {
@@ -574,6 +709,26 @@ pub fn check_request<B>(req: &Request<B>) -> Result<(), Malformed> {
     }
     if is_websocket_upgrade(headers) {
         check_websocket(req)?;
+    }
+    Ok(())
+}
+
+/// Request targets WebORCA could read otherwise than the proxy: bytes outside
+/// ASCII (HTTP/2 lets them through where HTTP/1.1 parsers refuse them) and
+/// the asterisk form with any method but OPTIONS (RFC 9112 §3.2.4).
+fn check_target<B>(req: &Request<B>) -> Result<(), Malformed> {
+    let target = req.uri().path_and_query().map_or("", |p| p.as_str());
+    if !target.is_ascii() || target.bytes().any(|b| b.is_ascii_control()) {
+        return Err(Malformed::new(
+            StatusCode::BAD_REQUEST,
+            "bytes outside printable ASCII in the request target",
+        ));
+    }
+    if req.uri().path() == "*" && req.method() != Method::OPTIONS {
+        return Err(Malformed::new(
+            StatusCode::BAD_REQUEST,
+            "the request target * is only for OPTIONS",
+        ));
     }
     Ok(())
 }
@@ -678,9 +833,19 @@ fn check_websocket<B>(req: &Request<B>) -> Result<(), Malformed> {
 
 /// Whether a client-sent header claims to be one only the proxy may set: the
 /// identity headers, `Forwarded`, `X-Forwarded-*`, `X-Real-IP`, any
-/// `X-SSL-Client-*` — also spelled with `_` for `-`, which CGI-style backends
-/// read as the same variable.
+/// `X-SSL-Client-*`, and the other spellings of a client identity some
+/// backend or framework trusts (`X-Client-*`, `SSL-Client-*`,
+/// `X-Forwarded-Client-Cert`, `Client-Cert-Chain`, `X-Amzn-Mtls-*`) — also
+/// spelled with `_` for `-`, which CGI-style backends read as the same variable.
 fn is_ours(name: &HeaderName) -> bool {
+    /// Prefixes of header names only the proxy may set.
+    const OURS: [&str; 5] = [
+        "x-ssl-client-",
+        "x-forwarded-",
+        "x-client-",
+        "ssl-client-",
+        "x-amzn-mtls-",
+    ];
     let raw = name.as_str();
     let name: std::borrow::Cow<'_, str> = if raw.contains('_') {
         raw.replace('_', "-").into()
@@ -689,8 +854,7 @@ fn is_ours(name: &HeaderName) -> bool {
     };
     let name = name.as_ref();
     IDENTITY_HEADERS.contains(&name)
-        || name.starts_with("x-ssl-client-")
-        || name.starts_with("x-forwarded-")
+        || OURS.iter().any(|p| name.starts_with(p))
         || name == "forwarded"
         || name == "x-real-ip"
 }
@@ -788,6 +952,9 @@ mod tests {
             Some(405)
         );
         assert_eq!(status(&req(&[], "GET", "/", h1)), Some(400));
+        assert_eq!(status(&req(&[], "GET", "/", Version::HTTP_10)), None);
+        assert_eq!(status(&req(&[host], "GET", "*", h1)), Some(400));
+        assert_eq!(status(&req(&[host], "OPTIONS", "*", h1)), None);
         assert_eq!(
             status(&req(&[host, ("host", "b")], "GET", "/", h1)),
             Some(400)
@@ -841,6 +1008,15 @@ mod tests {
             "x_forwarded_for",
             "forwarded",
             "x-real-ip",
+            "x-client-cert",
+            "x_client_dn",
+            "ssl-client-cert",
+            "ssl_client_s_dn",
+            "x-forwarded-client-cert",
+            "client-cert-chain",
+            "client_cert_chain",
+            "x-amzn-mtls-clientcert",
+            "x_amzn_mtls_clientcert_leaf",
         ] {
             assert!(is_ours(&HeaderName::from_static(name)), "{name}");
         }

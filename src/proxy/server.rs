@@ -27,6 +27,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::body::log_safe;
 use crate::config::{ClientCertErrors, Config};
 use crate::conn::Activity;
 use crate::conn::ConnInfo;
@@ -35,6 +36,7 @@ use crate::plain::{self, FirstByte};
 use crate::proxy::Proxy;
 use crate::status::{self, Stats, StatusContext};
 use crate::tls::TlsState;
+use crate::tls::judgement::{Generations, Judgement};
 use crate::tls::verify::CertErrorKind;
 
 /// The kernel's queue of connections not yet accepted.
@@ -66,6 +68,9 @@ const LIMIT_LOG_EVERY: Duration = Duration::from_secs(60);
 struct Shared {
     /// the current TLS state; replaced whole on reload
     tls: Arc<ArcSwap<TlsState>>,
+    /// judgement generations: a reload that changes CA, CRL or ALLOW_CN
+    /// makes open connections be judged again
+    generations: Arc<Generations>,
     /// metrics and what `/status` reports
     stats: Arc<Stats>,
     /// forwards requests
@@ -94,6 +99,7 @@ impl Shared {
     fn for_worker(&self) -> Shared {
         Shared {
             tls: self.tls.clone(),
+            generations: self.generations.clone(),
             stats: self.stats.clone(),
             proxy: Arc::new(self.proxy.sibling()),
             config: self.config.clone(),
@@ -128,10 +134,19 @@ impl Handle {
         self.shared.shutdown.cancel();
     }
 
-    /// Puts a new TLS state in place for new handshakes; open connections keep theirs.
-    pub fn replace_tls(&self, tls: TlsState) {
+    /// Puts a new TLS state in place for new handshakes. When it judges
+    /// clients on other grounds (CA_CRT, CA_CRL, ALLOW_CN…) than the serving
+    /// one, every open connection is judged again before its next request,
+    /// and open WebSockets of now refused certificates are closed.
+    pub fn replace_tls(&self, mut tls: TlsState) {
         self.shared.stats.metrics.set_expiry(&tls);
+        let serving = self.shared.tls.load_full();
+        // The new generation is announced only once the state is in place,
+        // so whoever wakes on it judges by the new verifier.
+        let next = self.shared.generations.next_for(&serving, &tls);
+        tls.generation = next;
         self.shared.tls.store(Arc::new(tls));
+        self.shared.generations.announce(next);
     }
 
     /// Metrics and status.
@@ -184,6 +199,7 @@ impl Server {
         let (h1, h2) = http_builders(&config);
         let shared = Arc::new(Shared {
             tls: Arc::new(ArcSwap::from_pointee(tls)),
+            generations: Arc::new(Generations::new()),
             stats,
             proxy,
             limit: Arc::new(Semaphore::new(config.max_connections)),
@@ -493,6 +509,7 @@ async fn serve_conn(
     }
     let tls_state = shared.tls.load_full();
     let activity = Activity::new();
+    let local = tcp.local_addr().ok();
     let acceptor = TlsAcceptor::from(tls_state.server_config.clone());
     let stream = match tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await {
         Ok(Ok(s)) => s,
@@ -521,21 +538,37 @@ async fn serve_conn(
             let subject = r
                 .info
                 .as_ref()
-                .map_or_else(|| "-".to_string(), |i| clip(&i.subject_oneline));
-            tracing::info!(%peer, reason = r.kind.as_str(), subject = subject.as_str(), "client certificate refused: {}", r.detail);
-            if tls_state.verifier.mode() == ClientCertErrors::Handshake {
+                .map_or_else(|| "-".to_string(), |i| log_safe(&clip(&i.subject_oneline)));
+            tracing::info!(%peer, reason = r.kind.as_str(), subject = subject.as_str(), "client certificate refused: {}", log_safe(&r.detail));
+            if tls_state.verifier.mode() == ClientCertErrors::Handshake
+                && r.kind != CertErrorKind::CrlStale
+            {
                 return; // a resumed session judged after the handshake: no page in this mode
             }
             None
         }
     };
     let ca_subjects = tls_state.ca_subjects.clone();
+    let chain = session
+        .peer_certificates()
+        .map(<[_]>::to_vec)
+        .unwrap_or_default();
+    let default_host = crate::proxy::default_host(session.server_name(), local);
+    let judgement = Judgement::new(
+        chain,
+        verdict,
+        &tls_state,
+        shared.tls.clone(),
+        shared.generations.subscribe(),
+    );
     let conn = Arc::new(ConnInfo {
         peer,
-        verdict,
+        judgement,
         client,
         ca_subjects,
         activity,
+        close: CancellationToken::new(),
+        default_host,
     });
     drop(tls_state);
     serve_http(&shared, stream, conn, h2).await;
@@ -592,6 +625,7 @@ where
     let proxy = shared.proxy.clone();
     let activity = conn.activity.clone();
     let peer = conn.peer;
+    let refused = conn.close.clone();
     let service = service_fn(move |req| proxy.clone().handle(conn.clone(), req));
     let builder = if h2 { &shared.h2 } else { &shared.h1 };
     let serving = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
@@ -608,6 +642,12 @@ where
                 return;
             }
             _ = shared.shutdown.cancelled(), if !closing => {
+                closing = true;
+                serving.as_mut().graceful_shutdown();
+            }
+            // A refused client got its page: HTTP/2 gets GOAWAY (the page's
+            // stream still finishes), HTTP/1.1 closes after the response.
+            _ = refused.cancelled(), if !closing => {
                 closing = true;
                 serving.as_mut().graceful_shutdown();
             }

@@ -3,6 +3,9 @@
 //! to the client, so that on shutdown it can end the tunnel the way
 //! push-exchanger expects — a Close frame (1001 "going away") at a frame
 //! boundary — rather than a bare TCP close that clients report as an error.
+//! A tunnel whose client certificate is refused after it opened ends the same
+//! way with 1008 (policy violation), and from that moment nothing more the
+//! client sends is carried to the backend.
 
 use std::time::Duration;
 
@@ -11,6 +14,9 @@ use tokio_util::sync::CancellationToken;
 
 /// A server Close frame: FIN + opcode 8, unmasked, 2-byte payload 1001 (going away).
 const CLOSE_GOING_AWAY: [u8; 4] = [0x88, 0x02, 0x03, 0xE9];
+/// A server Close frame with 1008 (policy violation): the client certificate
+/// is now refused (revoked, expired, no longer allowed).
+const CLOSE_POLICY: [u8; 4] = [0x88, 0x02, 0x03, 0xF0];
 /// How long shutdown waits for the frame in flight to finish, and then for the client's reply.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// Read buffer of each direction.
@@ -68,9 +74,15 @@ impl FrameTracker {
     }
 }
 
-/// Carries backend → client, tracking frames; on `shutdown` ends at a frame
-/// boundary with a Close frame. Returns the bytes carried.
-async fn down<R, W>(mut from: R, mut to: W, shutdown: CancellationToken) -> u64
+/// Carries backend → client, tracking frames; on `shutdown` (1001) or
+/// `refused` (1008) ends at a frame boundary with a Close frame. Returns the
+/// bytes carried.
+async fn down<R, W>(
+    mut from: R,
+    mut to: W,
+    shutdown: CancellationToken,
+    refused: CancellationToken,
+) -> u64
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -81,9 +93,21 @@ where
     let mut stopping = false;
     let deadline = tokio::time::sleep(Duration::MAX);
     tokio::pin!(deadline);
+    let stop = async {
+        tokio::select! {
+            () = shutdown.cancelled() => {}
+            () = refused.cancelled() => {}
+        }
+    };
+    tokio::pin!(stop);
     loop {
         if stopping && tracker.at_boundary() {
-            let _ = to.write_all(&CLOSE_GOING_AWAY).await;
+            let close = if refused.is_cancelled() {
+                &CLOSE_POLICY
+            } else {
+                &CLOSE_GOING_AWAY
+            };
+            let _ = to.write_all(close).await;
             break;
         }
         tokio::select! {
@@ -97,7 +121,7 @@ where
                     total += n as u64;
                 }
             },
-            _ = shutdown.cancelled(), if !stopping => {
+            () = &mut stop, if !stopping => {
                 stopping = true;
                 deadline.as_mut().reset(tokio::time::Instant::now() + CLOSE_WAIT);
             }
@@ -108,29 +132,56 @@ where
     total
 }
 
-/// Carries client → backend until the client stops (bounded after shutdown).
-async fn up<R, W>(mut from: R, mut to: W, shutdown: CancellationToken) -> u64
+/// Carries client → backend until the client stops (bounded after
+/// shutdown); stops at once when the client is `refused`.
+async fn up<R, W>(
+    mut from: R,
+    mut to: W,
+    shutdown: CancellationToken,
+    refused: CancellationToken,
+) -> u64
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let total = {
-        let copy = tokio::io::copy(&mut from, &mut to);
-        tokio::select! {
-            n = copy => n.unwrap_or(0),
-            _ = async {
-                shutdown.cancelled().await;
-                // let the client answer our Close, then stop waiting
-                tokio::time::sleep(CLOSE_WAIT).await;
-            } => 0,
-        }
+    let mut total = 0u64;
+    let mut buf = vec![0u8; BUF];
+    let grace = async {
+        shutdown.cancelled().await;
+        // let the client answer our Close, then stop waiting
+        tokio::time::sleep(CLOSE_WAIT).await;
     };
+    tokio::pin!(grace);
+    loop {
+        // `biased`: a refusal is seen before any further client bytes are
+        // read, so none of them reaches the backend after it.
+        tokio::select! {
+            biased;
+            () = refused.cancelled() => return total,
+            () = &mut grace => break,
+            read = from.read(&mut buf) => match read {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if refused.is_cancelled() || to.write_all(&buf[..n]).await.is_err() {
+                        return total;
+                    }
+                    total += n as u64;
+                }
+            },
+        }
+    }
     let _ = to.shutdown().await;
     total
 }
 
 /// Runs the tunnel until both directions end; returns (bytes up, bytes down).
-pub async fn tunnel<C, B>(client: C, backend: B, shutdown: CancellationToken) -> (u64, u64)
+/// `shutdown` ends it with 1001, `refused` with 1008.
+pub async fn tunnel<C, B>(
+    client: C,
+    backend: B,
+    shutdown: CancellationToken,
+    refused: CancellationToken,
+) -> (u64, u64)
 where
     C: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
@@ -138,8 +189,8 @@ where
     let (client_rd, client_wr) = tokio::io::split(client);
     let (backend_rd, backend_wr) = tokio::io::split(backend);
     tokio::join!(
-        up(client_rd, backend_wr, shutdown.clone()),
-        down(backend_rd, client_wr, shutdown)
+        up(client_rd, backend_wr, shutdown.clone(), refused.clone()),
+        down(backend_rd, client_wr, shutdown, refused)
     )
 }
 
@@ -201,7 +252,12 @@ mod tests {
         let (client, mut client_peer) = tokio::io::duplex(1 << 16);
         let (backend, mut backend_peer) = tokio::io::duplex(1 << 16);
         let stop = CancellationToken::new();
-        let task = tokio::spawn(tunnel(client, backend, stop.clone()));
+        let task = tokio::spawn(tunnel(
+            client,
+            backend,
+            stop.clone(),
+            CancellationToken::new(),
+        ));
         let f = frame(10, false);
         backend_peer.write_all(&f[..5]).await.unwrap();
         let mut got = vec![0u8; 5];
@@ -215,5 +271,30 @@ mod tests {
         drop(client_peer);
         let (_, down) = task.await.unwrap();
         assert_eq!(down, f.len() as u64);
+    }
+
+    #[tokio::test]
+    async fn a_refused_tunnel_carries_nothing_more_up_and_closes_with_1008() {
+        let (client, mut client_peer) = tokio::io::duplex(1 << 16);
+        let (backend, mut backend_peer) = tokio::io::duplex(1 << 16);
+        let refused = CancellationToken::new();
+        let task = tokio::spawn(tunnel(
+            client,
+            backend,
+            CancellationToken::new(),
+            refused.clone(),
+        ));
+        client_peer.write_all(b"before").await.unwrap();
+        let mut got = [0u8; 6];
+        backend_peer.read_exact(&mut got).await.unwrap();
+        refused.cancel();
+        let mut rest = [0u8; 4];
+        client_peer.read_exact(&mut rest).await.unwrap();
+        assert_eq!(rest, CLOSE_POLICY);
+        let _ = client_peer.write_all(b"after").await;
+        drop(client_peer);
+        drop(backend_peer.write_all(b"").await);
+        let (up, _) = task.await.unwrap();
+        assert_eq!(up, 6, "nothing after the refusal went up");
     }
 }

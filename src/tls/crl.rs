@@ -76,3 +76,17 @@ pub fn check(
     };
     Err(LoadError::new("CA_CRL", path, problem, fix))
 }
+
+/// When the first of `crls` goes out of date: the earliest nextUpdate, in
+/// Unix seconds; `None` when no CRL names one.
+pub fn deadline(crls: &[CrlInfo]) -> Option<i64> {
+    crls.iter()
+        .filter_map(|c| c.next_update)
+        .map(|t| t.timestamp())
+        .min()
+}
+
+/// Whether a CRL is past its nextUpdate at `now`.
+pub fn is_stale(crl: &CrlInfo, now: DateTime<Utc>) -> bool {
+    crl.next_update.is_some_and(|n| n < now)
+}

@@ -7,6 +7,7 @@
 //! last good state serving.
 
 pub mod crl;
+pub mod judgement;
 pub mod keys;
 pub mod load;
 pub mod verify;
@@ -19,7 +20,7 @@ use rustls::server::{ServerSessionMemoryCache, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
 use rustls::{RootCertStore, ServerConfig};
 
-use crate::config::Config;
+use crate::config::{Config, CrlStale};
 use crate::x509::CertInfo;
 pub use load::{KeyError, LoadError};
 pub use verify::{ClientVerifier, IDENTITY_HEADERS, Identity, Refusal};
@@ -63,6 +64,14 @@ pub struct TlsState {
     pub crls: Vec<crl::CrlInfo>,
     /// CA subjects in one-line form, for the error pages
     pub ca_subjects: Arc<[String]>,
+    /// SHA-256 over what a verdict depends on: CA_CRT, CA_CRL, ALLOW_CN,
+    /// CLIENT_CERT_ERRORS and CRL_STALE. A reload that changes it makes every
+    /// open connection be judged again (see `judgement`).
+    pub judging_inputs: [u8; 32],
+    /// the judgement generation, set when the state is put in place
+    pub generation: u64,
+    /// CRL_STALE: whether a CRL past its nextUpdate refuses every client
+    pub crl_stale: CrlStale,
 }
 
 /// The crypto provider: aws-lc-rs, rustls' default, for its fast RSA and ECDSA.
@@ -142,6 +151,11 @@ impl TlsState {
         for (path, crl) in &crls {
             crl_infos.push(crl::check(path, crl, &ca_der)?);
         }
+        let judging_inputs = judging_inputs(config, &ca_der, &crls);
+        let crl_deadline = match config.crl_stale {
+            CrlStale::Refuse => crl::deadline(&crl_infos),
+            CrlStale::Warn => None,
+        };
         let crl_path = config
             .ca_crl
             .first()
@@ -161,11 +175,10 @@ impl TlsState {
                     "make a new CRL with orca-catool issue_crl",
                 )
             })?;
-        let verifier = Arc::new(ClientVerifier::new(
-            inner,
-            config.client_cert_errors,
-            config.allow_cn.as_deref(),
-        ));
+        let verifier = Arc::new(
+            ClientVerifier::new(inner, config.client_cert_errors, config.allow_cn.as_deref())
+                .with_crl_deadline(crl_deadline),
+        );
         let signing_key = provider.key_provider.load_private_key(key).map_err(|e| {
             let (k, p) = server_key_key(config);
             LoadError::new(
@@ -214,8 +227,47 @@ impl TlsState {
             ca_certs,
             crls: crl_infos,
             ca_subjects,
+            judging_inputs,
+            generation: 0,
+            crl_stale: config.crl_stale,
         })
     }
+}
+
+/// SHA-256 over everything a client verdict depends on besides the clock.
+fn judging_inputs(
+    config: &Config,
+    ca_der: &[CertificateDer<'_>],
+    crls: &[(
+        std::path::PathBuf,
+        rustls::pki_types::CertificateRevocationListDer<'_>,
+    )],
+) -> [u8; 32] {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    let mut part = |tag: &[u8], bytes: &[u8]| {
+        h.update(tag);
+        h.update((bytes.len() as u64).to_be_bytes());
+        h.update(bytes);
+    };
+    for der in ca_der {
+        part(b"ca", der.as_ref());
+    }
+    for (_, crl) in crls {
+        part(b"crl", crl.as_ref());
+    }
+    if let Some(list) = &config.allow_cn {
+        let mut names: Vec<&str> = list.iter().map(String::as_str).collect();
+        names.sort_unstable();
+        for n in names {
+            part(b"cn", n.as_bytes());
+        }
+    } else {
+        part(b"any-cn", b"");
+    }
+    let mode = format!("{:?}/{:?}", config.client_cert_errors, config.crl_stale);
+    part(b"mode", mode.as_bytes());
+    h.finalize().into()
 }
 
 /// The certificate material read from disk, before it is checked and assembled.

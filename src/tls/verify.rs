@@ -45,6 +45,8 @@ pub enum CertErrorKind {
     Revoked,
     /// The certificate is valid but its subject is not in ALLOW_CN.
     NotAllowed,
+    /// CA_CRL is past its nextUpdate and CRL_STALE=refuse.
+    CrlStale,
 }
 
 impl CertErrorKind {
@@ -57,6 +59,7 @@ impl CertErrorKind {
             CertErrorKind::UnknownCa => "unknown-ca",
             CertErrorKind::Revoked => "revoked",
             CertErrorKind::NotAllowed => "not-allowed",
+            CertErrorKind::CrlStale => "crl-stale",
         }
     }
 }
@@ -141,7 +144,8 @@ impl Refusal {
         Box::new(Refusal { kind, info, detail })
     }
 
-    fn missing() -> Refusal {
+    /// No certificate was presented.
+    pub fn missing() -> Refusal {
         Refusal {
             kind: CertErrorKind::Missing,
             info: None,
@@ -161,22 +165,40 @@ pub struct ClientVerifier {
     allow_cn: Option<HashSet<String>>,
     /// chains already verified by this verifier (see [`VerdictCache`])
     cache: VerdictCache,
+    /// with CRL_STALE=refuse, the earliest nextUpdate of CA_CRL (Unix
+    /// seconds): past it every client is refused as `crl-stale`
+    crl_deadline: Option<i64>,
 }
 
 /// How many verified chains a verifier remembers.
 const VERDICT_CACHE_SIZE: usize = 4096;
+/// Longest time a cached verdict is used before the chain is verified again,
+/// so that nothing accepted once is remembered without bound.
+const VERDICT_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 /// Chains this verifier has already accepted, by SHA-256 of the whole chain.
 ///
 /// A verifier is built with one CA_CRT and one CA_CRL and is replaced whole on
 /// reload, so a chain it accepted stays acceptable for its lifetime except by
-/// the clock: an entry is used only while the certificate is inside its
-/// validity period. This turns the per-connection chain and CRL signature
-/// checks of returning clients (resumed sessions, keep-alive reconnects) into
-/// a hash lookup. Refusals are not remembered.
+/// the clock: an entry is used only while *every* certificate of the chain is
+/// inside its validity period (an expired intermediate is refused like an
+/// expired leaf), and for at most VERDICT_MAX_AGE. This turns the
+/// per-connection chain and CRL signature checks of returning clients
+/// (resumed sessions, keep-alive reconnects) into a hash lookup. Refusals are
+/// not remembered.
 #[derive(Debug, Default)]
 struct VerdictCache {
-    map: std::sync::Mutex<std::collections::HashMap<[u8; 32], Identity>>,
+    map: std::sync::Mutex<std::collections::HashMap<[u8; 32], CachedVerdict>>,
+}
+
+/// One accepted chain.
+#[derive(Debug)]
+struct CachedVerdict {
+    identity: Identity,
+    /// where every certificate of the chain is valid (Unix seconds)
+    window: (i64, i64),
+    /// when the chain was verified
+    at: std::time::Instant,
 }
 
 impl VerdictCache {
@@ -195,21 +217,30 @@ impl VerdictCache {
             .map
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let id = map.get(key)?;
+        let entry = map.get(key)?;
         let now = i64::try_from(now.as_secs()).ok()?;
-        let valid = id.info.not_before.timestamp() <= now && now <= id.info.not_after.timestamp();
-        valid.then(|| id.clone())
+        let valid = entry.window.0 <= now && now <= entry.window.1;
+        let fresh = entry.at.elapsed() < VERDICT_MAX_AGE;
+        (valid && fresh).then(|| entry.identity.clone())
     }
 
-    fn put(&self, key: [u8; 32], id: &Identity) {
+    fn put(&self, key: [u8; 32], id: &Identity, window: (i64, i64)) {
         let mut map = self
             .map
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if map.len() >= VERDICT_CACHE_SIZE {
-            map.clear(); // rare; a full re-verification is only a few signature checks
+            map.retain(|_, e| e.at.elapsed() < VERDICT_MAX_AGE);
+            if map.len() >= VERDICT_CACHE_SIZE {
+                map.clear(); // rare; a full re-verification is only a few signature checks
+            }
         }
-        map.insert(key, id.clone());
+        let entry = CachedVerdict {
+            identity: id.clone(),
+            window,
+            at: std::time::Instant::now(),
+        };
+        map.insert(key, entry);
     }
 }
 
@@ -226,7 +257,34 @@ impl ClientVerifier {
             mode,
             allow_cn,
             cache: VerdictCache::default(),
+            crl_deadline: None,
         }
+    }
+
+    /// The verifier refusing every client as `crl-stale` after `deadline`
+    /// (Unix seconds): CRL_STALE=refuse with CA_CRL's earliest nextUpdate.
+    pub fn with_crl_deadline(mut self, deadline: Option<i64>) -> Self {
+        self.crl_deadline = deadline;
+        self
+    }
+
+    /// With CRL_STALE=refuse, when CA_CRL goes out of date (Unix seconds).
+    pub fn crl_deadline(&self) -> Option<i64> {
+        self.crl_deadline
+    }
+
+    /// The `crl-stale` refusal, when CRL_STALE=refuse and CA_CRL is past its nextUpdate.
+    fn crl_stale(&self, now: UnixTime) -> Option<Box<Refusal>> {
+        let deadline = self.crl_deadline?;
+        let now = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+        (now > deadline).then(|| {
+            let due = chrono::DateTime::from_timestamp(deadline, 0)
+                .map_or_else(String::new, |t| t.to_rfc3339());
+            let detail = format!(
+                "CA_CRL was due for renewal at {due} (nextUpdate) and CRL_STALE=refuse; make a new CRL with orca-catool issue_crl"
+            );
+            Refusal::new(CertErrorKind::CrlStale, None, detail)
+        })
     }
 
     /// The full verdict on a chain the client presented (leaf first).
@@ -238,6 +296,10 @@ impl ClientVerifier {
         let Some((leaf, intermediates)) = chain.split_first() else {
             return Err(Box::new(Refusal::missing()));
         };
+        if let Some(mut stale) = self.crl_stale(now) {
+            stale.info = CertInfo::from_der(leaf.as_ref()).ok();
+            return Err(stale);
+        }
         let key = VerdictCache::key(chain);
         if let Some(id) = self.cache.get(&key, now) {
             return Ok(id);
@@ -256,7 +318,8 @@ impl ClientVerifier {
             return Err(Refusal::new(CertErrorKind::NotAllowed, Some(info), detail));
         }
         let id = Identity::new(info, leaf.as_ref());
-        self.cache.put(key, &id);
+        self.cache
+            .put(key, &id, crate::tls::judgement::chain_window(chain));
         Ok(id)
     }
 
@@ -273,6 +336,10 @@ impl ClientVerifier {
             && let Some(leaf) = chain.first()
             && let Ok(info) = CertInfo::from_der(leaf.as_ref())
         {
+            if let Some(mut stale) = self.crl_stale(UnixTime::now()) {
+                stale.info = Some(info);
+                return Err(stale);
+            }
             return Ok(Identity::new(info, leaf.as_ref()));
         }
         self.check(chain, UnixTime::now())
@@ -390,7 +457,8 @@ mod tests {
         let info = CertInfo::from_der(der.as_ref()).unwrap();
         let cache = VerdictCache::default();
         let key = VerdictCache::key(std::slice::from_ref(&der));
-        cache.put(key, &Identity::new(info.clone(), der.as_ref()));
+        let window = crate::tls::judgement::chain_window(std::slice::from_ref(&der));
+        cache.put(key, &Identity::new(info.clone(), der.as_ref()), window);
         let at = |t: chrono::DateTime<chrono::Utc>| {
             UnixTime::since_unix_epoch(std::time::Duration::from_secs(t.timestamp() as u64))
         };

@@ -52,6 +52,8 @@ impl Seen {
 pub struct Backend {
     pub addr: SocketAddr,
     pub seen: Arc<Mutex<Vec<Seen>>>,
+    /// every WebSocket text message that arrived, on any tunnel
+    pub ws_received: Arc<Mutex<Vec<String>>>,
     /// the accept loop and every connection, all stopped when the backend is dropped
     tasks: tokio_util::task::AbortOnDropHandle<()>,
     conns: Arc<Mutex<tokio::task::JoinSet<()>>>,
@@ -75,6 +77,8 @@ impl Backend {
         let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let seen2 = seen.clone();
+        let ws_received = Arc::new(Mutex::new(Vec::new()));
+        let ws2 = ws_received.clone();
         let conns = Arc::new(Mutex::new(tokio::task::JoinSet::new()));
         let conns2 = conns.clone();
         let task = tokio::spawn(async move {
@@ -83,8 +87,9 @@ impl Backend {
                     return;
                 };
                 let seen = seen2.clone();
+                let ws = ws2.clone();
                 conns2.lock().unwrap().spawn(async move {
-                    let svc = service_fn(move |req| handle(req, seen.clone()));
+                    let svc = service_fn(move |req| handle(req, seen.clone(), ws.clone()));
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(tcp), svc)
                         .with_upgrades()
@@ -95,6 +100,7 @@ impl Backend {
         Backend {
             addr,
             seen,
+            ws_received,
             tasks: tokio_util::task::AbortOnDropHandle::new(task),
             conns,
         }
@@ -130,6 +136,7 @@ fn full(b: impl Into<Bytes>) -> Body {
 async fn handle(
     mut req: Request<Incoming>,
     seen: Arc<Mutex<Vec<Seen>>>,
+    ws_received: Arc<Mutex<Vec<String>>>,
 ) -> Result<Response<Body>, Infallible> {
     let method = req.method().to_string();
     let target = req.uri().to_string();
@@ -145,7 +152,7 @@ async fn handle(
         .collect();
     if req.uri().path() == "/ws" {
         record(&seen, &method, &target, &headers, 0, Sha256::new());
-        return Ok(websocket(&mut req));
+        return Ok(websocket(&mut req, ws_received));
     }
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
@@ -225,7 +232,7 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn websocket(req: &mut Request<Incoming>) -> Response<Body> {
+fn websocket(req: &mut Request<Incoming>, received: Arc<Mutex<Vec<String>>>) -> Response<Body> {
     let Some(key) = req.headers().get("sec-websocket-key").cloned() else {
         return Response::builder()
             .status(StatusCode::BAD_REQUEST)
@@ -246,6 +253,7 @@ fn websocket(req: &mut Request<Incoming>) -> Response<Body> {
         while let Some(Ok(msg)) = ws.next().await {
             match msg {
                 Message::Text(t) => {
+                    received.lock().unwrap().push(t.to_string());
                     // push-exchanger's subscribe gets the push API's two answers.
                     if t.contains("\"subscribe\"") {
                         let _ = ws

@@ -54,7 +54,8 @@ impl Client {
         let builder = ClientConfig::builder().with_root_certificates(roots);
         let mut config = match cert {
             Some(leaf) => {
-                let chain = vec![leaf.der.clone()];
+                let mut chain = vec![leaf.der.clone()];
+                chain.extend(leaf.chain.iter().cloned());
                 let key = PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).unwrap();
                 builder.with_client_auth_cert(chain, key).unwrap()
             }

@@ -8,6 +8,7 @@ pub mod client;
 pub mod env;
 pub mod fakeroot;
 pub mod firefox;
+pub mod kept;
 pub mod lean;
 pub mod pki;
 pub mod process;

@@ -17,6 +17,8 @@ pub struct Ca {
     pub pem: String,
     pub der: CertificateDer<'static>,
     next_serial: std::cell::Cell<u64>,
+    /// certificates a leaf of this CA presents after itself (an intermediate's own)
+    above: Vec<CertificateDer<'static>>,
 }
 
 /// An issued certificate with its key.
@@ -27,6 +29,8 @@ pub struct Leaf {
     pub der: CertificateDer<'static>,
     pub serial: u64,
     pub cn: String,
+    /// intermediates presented after the leaf
+    pub chain: Vec<CertificateDer<'static>>,
 }
 
 fn dn(cn: &str) -> DistinguishedName {
@@ -62,7 +66,84 @@ impl Ca {
             der: cert.der().clone(),
             issuer: Issuer::new(params, key),
             next_serial: std::cell::Cell::new(2),
+            above: Vec::new(),
         }
+    }
+
+    /// An intermediate CA signed by this one, valid until `not_after`; its
+    /// leaves present it after themselves.
+    pub fn intermediate(&self, cn: &str, not_after: OffsetDateTime) -> Ca {
+        let key = KeyPair::generate().expect("key");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.distinguished_name = dn(cn);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        params.not_before = OffsetDateTime::now_utc() - Duration::days(1);
+        params.not_after = not_after;
+        let serial = self.next_serial.get();
+        self.next_serial.set(serial + 1);
+        params.serial_number = Some(SerialNumber::from(serial));
+        let cert = params.signed_by(&key, &self.issuer).expect("signed");
+        let mut above = vec![cert.der().clone()];
+        above.extend(self.above.iter().cloned());
+        Ca {
+            pem: cert.pem(),
+            der: cert.der().clone(),
+            issuer: Issuer::new(params, key),
+            next_serial: std::cell::Cell::new(100),
+            above,
+        }
+    }
+
+    /// A client certificate valid from yesterday until `not_after` (to the second).
+    pub fn client_until(&self, cn: &str, not_after: OffsetDateTime) -> Leaf {
+        let (mut params, serial) = self.leaf_params(cn, &[], (-1, 1));
+        params.not_after = not_after;
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        self.issue(params, KeyPair::generate().expect("key"), cn, serial)
+    }
+
+    /// A CRL revoking `serials` whose nextUpdate has passed an hour ago.
+    pub fn stale_crl(&self, serials: &[u64]) -> String {
+        let now = OffsetDateTime::now_utc();
+        self.crl_between(serials, now - Duration::hours(3), now - Duration::hours(1))
+    }
+
+    /// A CRL revoking `serials` whose nextUpdate is `next`.
+    pub fn crl_due(&self, serials: &[u64], next: OffsetDateTime) -> String {
+        self.crl_between(
+            serials,
+            OffsetDateTime::now_utc() - Duration::hours(1),
+            next,
+        )
+    }
+
+    fn crl_between(&self, serials: &[u64], this: OffsetDateTime, next: OffsetDateTime) -> String {
+        let params = CertificateRevocationListParams {
+            this_update: this,
+            next_update: next,
+            crl_number: SerialNumber::from(2u64),
+            issuing_distribution_point: None,
+            revoked_certs: serials
+                .iter()
+                .map(|s| RevokedCertParams {
+                    serial_number: SerialNumber::from(*s),
+                    revocation_time: this,
+                    reason_code: None,
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: KeyIdMethod::Sha256,
+        };
+        params
+            .signed_by(&self.issuer)
+            .expect("crl")
+            .pem()
+            .expect("pem")
     }
 
     fn issue(&self, params: CertificateParams, key: KeyPair, cn: &str, serial: u64) -> Leaf {
@@ -73,6 +154,7 @@ impl Ca {
             der: cert.der().clone(),
             serial,
             cn: cn.to_string(),
+            chain: self.above.clone(),
         }
     }
 

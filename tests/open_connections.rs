@@ -1,0 +1,311 @@
+//! Revocation and expiry take effect on connections that are already open:
+//! a kept-alive HTTP/1.1 connection, an HTTP/2 connection and a WebSocket
+//! each lose their verdict when a reload revokes their certificate or when a
+//! certificate of their chain expires, and the backend receives nothing
+//! from them afterwards. Connections whose certificates still pass are
+//! untouched, and a refused client's connection is closed after its page.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use time::OffsetDateTime;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use crate::util::client::Client;
+use crate::util::env::{Env, Setup};
+use crate::util::kept::Kept;
+use crate::util::pki::{Leaf, write};
+use crate::util::raw::{PATIENCE, eventually, exchange};
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
+
+/// A setup whose CA_CRL (ca.crl) revokes nobody yet, with a second client.
+fn with_crl() -> (Setup, Leaf) {
+    let mut s = Setup::new();
+    let crl = write(s.dir.path(), "ca.crl", &s.ca.crl(&[]));
+    s.conf.push(format!("CA_CRL={}", crl.display()));
+    let user2 = s.ca.client("user2");
+    (s, user2)
+}
+
+/// Replaces ca.crl with one revoking `serials` and reloads, as SIGHUP does.
+fn revoke(env: &Env, serials: &[u64]) {
+    write(env.dir.path(), "ca.crl", &env.ca.crl(serials));
+    env.reload().expect("reload");
+}
+
+fn h2_client(env: &Env, leaf: &Leaf) -> Client {
+    Client::new(&env.ca.pem, Some(leaf), &[b"h2"])
+}
+
+/// Asserts a certificate page with reason `reason`.
+fn assert_refused(a: &crate::util::client::Answer, reason: &str) {
+    assert_eq!(a.status, 403, "{}", a.text());
+    assert_eq!(
+        a.header("x-client-cert-error"),
+        Some(reason),
+        "{}",
+        a.text()
+    );
+}
+
+async fn open_ws(env: &Env, leaf: &Leaf) -> Ws {
+    let tls = env.client(Some(leaf)).connect(env.addr).await.unwrap();
+    let req = format!("wss://localhost:{}/ws", env.addr.port())
+        .into_client_request()
+        .unwrap();
+    let (ws, resp) = tokio_tungstenite::client_async(req, tls)
+        .await
+        .expect("websocket handshake");
+    assert_eq!(resp.status(), 101);
+    ws
+}
+
+async fn echo(ws: &mut Ws, text: &str) {
+    ws.send(Message::text(text)).await.unwrap();
+    let got = tokio::time::timeout(PATIENCE, ws.next()).await;
+    assert_eq!(got.unwrap().unwrap().unwrap(), Message::text(text));
+}
+
+/// Reads until the proxy's Close frame; returns its code.
+async fn close_code(ws: &mut Ws) -> Option<CloseCode> {
+    let read = async {
+        while let Some(msg) = ws.next().await {
+            match msg {
+                Ok(Message::Close(frame)) => return frame.map(|f| f.code),
+                Ok(_) => continue,
+                Err(_) => return None,
+            }
+        }
+        None
+    };
+    tokio::time::timeout(PATIENCE, read)
+        .await
+        .expect("no close within PATIENCE")
+}
+
+async fn revoked_by_reload_on_an_open_connection(h2: bool) {
+    let (s, user2) = with_crl();
+    let env = s.start().await;
+    let (c1, c2) = if h2 {
+        (h2_client(&env, &env.user1), h2_client(&env, &user2))
+    } else {
+        (env.client(Some(&env.user1)), env.client(Some(&user2)))
+    };
+    let mut open1 = Kept::open(&c1, env.addr).await;
+    let mut open2 = Kept::open(&c2, env.addr).await;
+    assert!(matches!(open1, Kept::H2(..)) == h2);
+    assert_eq!(open1.get("/before").await.unwrap().status, 200);
+    assert_eq!(open2.get("/before").await.unwrap().status, 200);
+    let forwarded = env.backend.count();
+    assert_eq!(forwarded, 2);
+
+    revoke(&env, &[env.user1.serial]);
+
+    let page = open1
+        .get("/after")
+        .await
+        .expect("an answer on the open connection");
+    assert_refused(&page, "revoked");
+    assert!(
+        page.text().contains(&format!("{:02x}", env.user1.serial)),
+        "the page names the serial: {}",
+        page.text()
+    );
+    assert_eq!(
+        env.backend.count(),
+        forwarded,
+        "nothing of the revoked client was forwarded"
+    );
+    // The refused connection is closed after its page (GOAWAY / Connection: close).
+    assert!(
+        open1.get("/again").await.is_err(),
+        "the refused connection stays open"
+    );
+    assert_eq!(env.backend.count(), forwarded);
+    // A connection whose certificate still passes is untouched.
+    let ok = open2.get("/after").await.unwrap();
+    assert_eq!(ok.status, 200);
+    assert_eq!(env.backend.count(), forwarded + 1);
+    assert_eq!(env.backend.last().target, "/after");
+    // And a new connection of the revoked client is refused too.
+    assert_refused(&c1.get(env.addr, "/new").await.unwrap(), "revoked");
+    assert_eq!(env.backend.count(), forwarded + 1);
+}
+
+#[tokio::test]
+async fn revoked_by_reload_on_an_open_http1_connection_gets_the_revoked_page() {
+    revoked_by_reload_on_an_open_connection(false).await;
+}
+
+#[tokio::test]
+async fn revoked_by_reload_on_an_open_http2_connection_gets_the_revoked_page() {
+    revoked_by_reload_on_an_open_connection(true).await;
+}
+
+#[tokio::test]
+async fn a_reload_with_the_same_ca_and_crl_leaves_open_connections_alone() {
+    let (s, _) = with_crl();
+    let env = s.start().await;
+    let mut open = Kept::open(&env.client(Some(&env.user1)), env.addr).await;
+    assert_eq!(open.get("/").await.unwrap().status, 200);
+    let before = env.handle.tls().generation;
+    env.reload().unwrap();
+    assert_eq!(
+        env.handle.tls().generation,
+        before,
+        "nothing a verdict depends on changed"
+    );
+    assert_eq!(open.get("/").await.unwrap().status, 200);
+    revoke(&env, &[]); // a new CRL file, even revoking nobody, is a new input
+    assert_eq!(env.handle.tls().generation, before + 1);
+    assert_eq!(open.get("/").await.unwrap().status, 200);
+    assert_eq!(env.backend.count(), 3);
+}
+
+/// Sleeps until `t` has passed by a second (certificate dates have seconds).
+async fn sleep_past(t: OffsetDateTime) {
+    let left = (t - OffsetDateTime::now_utc()).whole_milliseconds().max(0) as u64;
+    tokio::time::sleep(Duration::from_millis(left + 1_200)).await;
+}
+
+#[tokio::test]
+async fn a_certificate_that_expires_while_its_connections_are_open_is_refused_on_them() {
+    let s = Setup::new();
+    let not_after = OffsetDateTime::now_utc() + time::Duration::seconds(4);
+    let brief = s.ca.client_until("brief", not_after);
+    let env = s.start().await;
+    let mut h1 = Kept::open(&env.client(Some(&brief)), env.addr).await;
+    let mut h2 = Kept::open(&h2_client(&env, &brief), env.addr).await;
+    let mut ws = open_ws(&env, &brief).await;
+    assert_eq!(h1.get("/").await.unwrap().status, 200);
+    assert_eq!(h2.get("/").await.unwrap().status, 200);
+    echo(&mut ws, "while valid").await;
+    let forwarded = env.backend.count();
+
+    sleep_past(not_after).await;
+
+    assert_refused(&h1.get("/late").await.unwrap(), "expired");
+    assert_refused(&h2.get("/late").await.unwrap(), "expired");
+    assert_eq!(close_code(&mut ws).await, Some(CloseCode::Policy));
+    let _ = ws.send(Message::text("after expiry")).await;
+    assert_eq!(
+        env.backend.count(),
+        forwarded,
+        "nothing forwarded after notAfter"
+    );
+    assert!(
+        !env.backend
+            .ws_received
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|m| m == "after expiry"),
+        "a WebSocket message went up after notAfter"
+    );
+}
+
+#[tokio::test]
+async fn websocket_of_a_revoked_certificate_is_closed_with_1008_and_others_survive() {
+    let (s, user2) = with_crl();
+    let env = s.start().await;
+    let mut revoked = open_ws(&env, &env.user1).await;
+    let mut kept = open_ws(&env, &user2).await;
+    echo(&mut revoked, "one").await;
+    echo(&mut kept, "one").await;
+
+    revoke(&env, &[env.user1.serial]);
+
+    assert_eq!(close_code(&mut revoked).await, Some(CloseCode::Policy));
+    let _ = revoked.send(Message::text("after revocation")).await;
+    // The other tunnel opened before the reload still echoes.
+    echo(&mut kept, "two").await;
+    let received = env.backend.ws_received.lock().unwrap().clone();
+    assert!(
+        !received.iter().any(|m| m == "after revocation"),
+        "the revoked tunnel carried a message: {received:?}"
+    );
+    assert_eq!(received.iter().filter(|m| *m == "two").count(), 1);
+}
+
+#[tokio::test]
+async fn an_intermediate_that_expires_while_its_leaf_is_valid_refuses_the_chain() {
+    let s = Setup::new();
+    let not_after = OffsetDateTime::now_utc() + time::Duration::seconds(4);
+    let intermediate = s.ca.intermediate("clinic sub-CA", not_after);
+    let leaf = intermediate.client("via-intermediate");
+    let env = s.start().await;
+    let client = env.client(Some(&leaf));
+    let mut open = Kept::open(&client, env.addr).await;
+    assert_eq!(open.get("/").await.unwrap().status, 200);
+    // A second connection is accepted from the verdict cache.
+    assert_eq!(client.get(env.addr, "/cached").await.unwrap().status, 200);
+    let forwarded = env.backend.count();
+
+    sleep_past(not_after).await;
+
+    assert_refused(&client.get(env.addr, "/new").await.unwrap(), "expired");
+    assert_refused(&open.get("/open").await.unwrap(), "expired");
+    assert_eq!(
+        env.backend.count(),
+        forwarded,
+        "nothing forwarded after the intermediate expired"
+    );
+}
+
+#[tokio::test]
+async fn page_mode_closes_a_refused_http1_connection_after_the_page() {
+    let env = Env::start().await;
+    let tls = env.client(None).connect(env.addr).await.unwrap();
+    let request = b"GET / HTTP/1.1\r\nHost: localhost\r\nAccept: text/html\r\n\r\n";
+    let answer = exchange(tls, request, true).await;
+    assert_eq!(answer.status, Some(403), "{answer:?}");
+    assert!(answer.closed, "the connection stayed open: {answer:?}");
+    assert_eq!(answer.responses(), 1);
+    assert!(
+        answer
+            .text
+            .to_ascii_lowercase()
+            .contains("\r\nconnection: close\r\n"),
+        "{answer:?}"
+    );
+    assert_eq!(env.backend.count(), 0);
+}
+
+#[tokio::test]
+async fn page_mode_sends_goaway_to_a_refused_http2_connection_after_the_page() {
+    use crate::util::raw::h2;
+    use tokio::io::AsyncWriteExt;
+    let env = Env::start().await;
+    let client = Client::new(&env.ca.pem, None, &[b"h2"]);
+    let mut tls = client.connect(env.addr).await.unwrap();
+    let mut out = h2::start();
+    out.extend(h2::get(1, "/"));
+    tls.write_all(&out).await.unwrap();
+    let (mut headers, mut goaway) = (false, false);
+    // GOAWAY may come before the page's frames; the page's stream still ends.
+    let read = async {
+        while let Some(f) = h2::read(&mut tls).await {
+            headers |= f.ty == h2::HEADERS && f.stream == 1;
+            goaway |= f.ty == h2::GOAWAY;
+            if headers && goaway {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(PATIENCE, read).await;
+    assert!(headers, "no answer to the request");
+    assert!(goaway, "no GOAWAY after the page");
+    // The hyper client sees the same: the page, then no further stream.
+    let mut kept = Kept::open(&client, env.addr).await;
+    assert_refused(&kept.get("/").await.unwrap(), "missing");
+    assert!(eventually(|| env.backend.count() == 0).await);
+    assert!(
+        kept.get("/again").await.is_err(),
+        "a second stream was served"
+    );
+    assert_eq!(env.backend.count(), 0);
+}
