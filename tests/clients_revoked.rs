@@ -3,9 +3,6 @@
 //! The client's next request on the same open connection gets the `revoked`
 //! answer, and an open push WebSocket is closed with 1008 (policy
 //! violation); nothing more reaches WebORCA.
-//!
-//! Needs the proxy to judge open connections again on a CRL reload (the
-//! revocation issue); `mod clients_revoked;` joins tests/tests.rs with it.
 
 use serde_json::Value;
 

@@ -57,13 +57,15 @@ n.times do |i|
       req.basic_auth("ormaster", "ormaster123")
       req["Content-Type"] = "application/json"
       req.body = body
+      # read before the answer: the proxy closes a refused connection after its page
+      local_port = ssl.to_io.local_address.ip_port
       res = h.request(req)
       puts JSON.generate(
         "status" => res.code.to_i,
         "cert_error" => res["x-client-cert-error"],
         "body" => res.body.force_encoding("UTF-8"),
         "sent_sha256" => OpenSSL::Digest::SHA256.hexdigest(body),
-        "local_port" => ssl.to_io.local_address.ip_port,
+        "local_port" => local_port,
         "tls" => { "protocol" => ssl.ssl_version, "cipher" => ssl.cipher[0], "resumed" => ssl.session_reused? }
       )
       $stdout.flush

@@ -165,7 +165,15 @@ impl PushProxy {
     /// The peer (client address) of the access-log line for `target`.
     pub fn access_peer(&mut self, target: &str) -> String {
         let needle = format!(" {target} ");
-        let line = tokio::task::block_in_place(|| self.proxy.wait_for(&needle))
+        // the line may already have been read while waiting for another one
+        let seen = self
+            .proxy
+            .seen
+            .iter()
+            .find(|l| l.contains(&needle))
+            .cloned();
+        let line = seen
+            .or_else(|| tokio::task::block_in_place(|| self.proxy.wait_for(&needle)))
             .unwrap_or_else(|| panic!("no access line for {target}: {:#?}", self.proxy.seen));
         line.split_whitespace()
             .find(|w| w.parse::<SocketAddr>().is_ok())
