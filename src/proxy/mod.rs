@@ -210,7 +210,7 @@ impl Proxy {
             }
             Ok(identity) => match check_request(&req) {
                 Err(bad) => {
-                    tracing::info!(peer = %conn.peer, cn = %identity.cn(), "request refused, not forwarded: {}", bad.why);
+                    tracing::info!(peer = %conn.peer, cn = %log_safe(identity.cn()), "request refused, not forwarded: {}", bad.why);
                     (bad.response(req.version()), None)
                 }
                 Ok(()) => {
@@ -267,6 +267,7 @@ impl Proxy {
         mut req: Request<Incoming>,
         html: bool,
     ) -> Forwarded {
+        let version = req.version();
         let upgrade = is_websocket_upgrade(req.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         let replayable = !upgrade && is_safe(req.method()) && req.body().is_end_stream();
@@ -284,6 +285,15 @@ impl Proxy {
                 Ok(Err(_)) => return (simple(StatusCode::SERVICE_UNAVAILABLE), None),
                 Err(_) => return (self.backend_slow(html), None),
             };
+        // Judged again once a backend slot is free: a reload while the request
+        // waited for one may have refused its certificate since.
+        let (judged, news) = conn.judgement.now_and_news();
+        if let Err(refusal) = &judged.verdict {
+            if news {
+                self.refused_on_open_connection(conn, &judged, refusal);
+            }
+            return (self.refused(conn, refusal, version, html), None);
+        }
         let replay = replayable.then(|| bodiless_copy(&out));
         let mut result = tokio::time::timeout_at(deadline, self.client.request(out)).await;
         if let (Ok(Err(e)), Some(again)) = (&result, replay)
@@ -424,12 +434,15 @@ impl Proxy {
                 refused.clone(),
             );
             tokio::pin!(tunnel);
+            // biased: the certificate is looked at before the tunnel carries
+            // its first frame (a reload may have come while WebORCA answered 101)
             let (up, down) = tokio::select! {
-                carried = &mut tunnel => carried,
+                biased;
                 () = tunnel_refused(&conn, &stats) => {
                     refused.cancel();
                     tunnel.await
                 }
+                carried = &mut tunnel => carried,
             };
             let how = if refused.is_cancelled() {
                 "closed (1008): client certificate now refused"
@@ -487,7 +500,8 @@ async fn tunnel_refused(conn: &ConnInfo, stats: &Stats) {
     /// Longest sleep between two looks at the clock: a verdict window far in
     /// the future is still looked at daily (a suspended machine's clock jumps).
     const LONGEST_WAIT: i64 = 24 * 60 * 60;
-    let mut changes = conn.judgement.changes();
+    // None once the server is gone: then only the clock can still refuse
+    let mut changes = Some(conn.judgement.changes());
     loop {
         let judged = conn.judgement.now();
         if let Err(r) = &judged.verdict {
@@ -502,11 +516,16 @@ async fn tunnel_refused(conn: &ConnInfo, stats: &Stats) {
             .saturating_sub(crate::tls::judgement::unix_now())
             .saturating_add(1)
             .clamp(1, LONGEST_WAIT);
+        let changed = async {
+            match changes.as_mut() {
+                Some(c) => c.changed().await.is_ok(),
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
-            changed = changes.changed() => {
-                if changed.is_err() {
-                    // the server is gone; only the clock can still refuse
-                    changes = tokio::sync::watch::channel(0).1;
+            open = changed => {
+                if !open {
+                    changes = None;
                 }
             }
             () = tokio::time::sleep(Duration::from_secs(secs.unsigned_abs())) => {}

@@ -102,6 +102,44 @@ impl Change {
         }
         write_replace(&self.path, &self.new, mode, owner)
     }
+
+    /// Puts back what was there before `apply` (removes a file that did not exist),
+    /// when a later step of the same command failed.
+    pub fn undo(&self) -> std::io::Result<()> {
+        match &self.old {
+            None => std::fs::remove_file(&self.path),
+            Some(old) => {
+                let m = std::fs::metadata(&self.path)?;
+                write_replace(&self.path, old, m.mode() & 0o7777, Some((m.uid(), m.gid())))
+            }
+        }
+    }
+}
+
+/// Applies `changes` in order; when one fails, the ones already written are put
+/// back (last first), so a failed command leaves the files as it found them.
+pub fn apply_all(changes: &[&Change]) -> Result<(), String> {
+    for (i, c) in changes.iter().enumerate() {
+        if let Err(e) = c.apply() {
+            let mut undone = Vec::new();
+            for d in changes[..i].iter().rev() {
+                match d.undo() {
+                    Ok(()) => undone.push(d.shown.display().to_string()),
+                    Err(u) => undone.push(format!(
+                        "{} NOT put back ({u}; its old content is in FILE{BACKUP_SUFFIX})",
+                        d.shown.display()
+                    )),
+                }
+            }
+            let undone = if undone.is_empty() {
+                String::new()
+            } else {
+                format!("; put back: {}", undone.join(", "))
+            };
+            return Err(format!("cannot write {}: {e}{undone}", c.shown.display()));
+        }
+    }
+    Ok(())
 }
 
 /// `path` with `suffix` added to its file name.

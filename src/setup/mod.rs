@@ -130,14 +130,10 @@ pub fn run(args: &SetupArgs, config_path: &Path) -> Result<(), Stop> {
     if args.dry_run {
         return dry_run(&plan.changes, &setup_commands(&plan), args.no_restart);
     }
-    for c in plan.changes.iter().filter(|c| c.is_change()) {
-        c.apply().map_err(|e| {
-            Stop::other(format!(
-                "cannot write {}: {e}; files written before it were backed up as FILE{}",
-                c.shown.display(),
-                fsutil::BACKUP_SUFFIX
-            ))
-        })?;
+    let changed: Vec<&Change> = plan.changes.iter().filter(|c| c.is_change()).collect();
+    fsutil::apply_all(&changed)
+        .map_err(|m| Stop::other(format!("{m}; nothing else was changed")))?;
+    for c in &changed {
         println!(
             "changed {} (the old one is kept as {}{})",
             c.shown.display(),
@@ -305,11 +301,10 @@ fn plan(args: &SetupArgs, root: &Root, config_path: &Path) -> Result<Plan, Stop>
         ));
     }
     let new_jma = jma_conf::apply(&jma_text, jma_path, port);
+    // The guard's script and the drop-in that makes WebORCA require the guard come
+    // first, jma-receipt.conf (WebORCA moved to plain HTTP) last: if a write fails
+    // half-way, WebORCA is never left on plain HTTP without its guard.
     let changes = vec![
-        Change::new(root, config_path, new_proxy.into_bytes(), 0o644)
-            .map_err(|e| read_stop(config_path, e))?,
-        Change::new(root, jma_path, new_jma.into_bytes(), 0o644)
-            .map_err(|e| read_stop(jma_path, e))?,
         Change::new(
             root,
             Path::new(guard::SCRIPT_PATH),
@@ -324,6 +319,10 @@ fn plan(args: &SetupArgs, root: &Root, config_path: &Path) -> Result<Plan, Stop>
             0o644,
         )
         .map_err(|e| read_stop(Path::new(WEBORCA_DROP_IN), e))?,
+        Change::new(root, config_path, new_proxy.into_bytes(), 0o644)
+            .map_err(|e| read_stop(config_path, e))?,
+        Change::new(root, jma_path, new_jma.into_bytes(), 0o644)
+            .map_err(|e| read_stop(jma_path, e))?,
     ];
     Ok(Plan { port, changes })
 }
