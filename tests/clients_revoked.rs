@@ -33,8 +33,12 @@ async fn request_after_revocation(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn java_keep_alive_request_after_revocation_gets_revoked_over_http1_and_http2() {
-    for version in ["HTTP_1_1", "HTTP_2"] {
+async fn java_keep_alive_request_after_revocation_gets_revoked_over_http1() {
+    // HTTP/1.1 only: JDK 17's HttpClient fails every stream of a connection on
+    // any GOAWAY, also one that follows the page, so over HTTP/2 it may report
+    // "GOAWAY received" instead of the page (the Rust client's HTTP/2 case is
+    // in open_connections.rs).
+    for version in ["HTTP_1_1"] {
         let mut run = PushProxy::start_with_crl().await;
         let pass = run.setup.dir.path().join("000003__JP_orca_user1.pass");
         let url = format!(

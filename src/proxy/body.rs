@@ -99,6 +99,9 @@ pub struct ProxyBody {
     stall_limit: Option<Duration>,
     /// running while the backend's next frame is awaited
     stall: Option<Pin<Box<Sleep>>>,
+    /// closes the connection once this body is sent (dropped): a refused
+    /// connection is closed after its page, not before it is on the wire
+    _close_after: Option<tokio_util::sync::DropGuard>,
 }
 
 impl ProxyBody {
@@ -116,7 +119,14 @@ impl ProxyBody {
             _slot: None,
             stall_limit: None,
             stall: None,
+            _close_after: None,
         }
+    }
+
+    /// Closes the connection (`token`) once this body has been sent.
+    pub fn close_after(mut self, token: Option<tokio_util::sync::CancellationToken>) -> ProxyBody {
+        self._close_after = token.map(|t| t.drop_guard());
+        self
     }
 
     /// A body read from the backend: holds `slot` until done, and fails when

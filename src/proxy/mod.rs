@@ -228,10 +228,15 @@ impl Proxy {
         Metrics::count(&metrics.requests, status_class(response.status()));
         let record = record.map(|r| r.with_status(response.status().as_u16()));
         let stall_limit = slot.is_some().then_some(self.backend_timeout);
-        Ok(
-            response
-                .map(|body| ProxyBody::new(body, record, guard).from_backend(slot, stall_limit)),
-        )
+        let close = response
+            .extensions()
+            .get::<CloseAfter>()
+            .map(|_| conn.close.clone());
+        Ok(response.map(|body| {
+            ProxyBody::new(body, record, guard)
+                .from_backend(slot, stall_limit)
+                .close_after(close)
+        }))
     }
 
     /// The page for a refused client; the connection is closed after it, so a
@@ -249,7 +254,7 @@ impl Proxy {
             resp.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
-        conn.close.cancel();
+        resp.extensions_mut().insert(CloseAfter);
         resp
     }
 
@@ -532,6 +537,10 @@ async fn tunnel_refused(conn: &ConnInfo, stats: &Stats) {
         }
     }
 }
+
+/// Marks a response after which the connection is closed (a refusal page).
+#[derive(Clone, Copy)]
+struct CloseAfter;
 
 /// HTTP/2 lets a client split `cookie` into several fields; an HTTP/1.1
 /// backend expects one header, joined with `; ` (RFC 9113 §8.2.3).
