@@ -74,7 +74,7 @@ pub fn load_set(
     let files = watched_files(&config);
     let stamps = stamps(&files);
     between();
-    let Loaded { config, tls } = load::load_from(config, sessions)?;
+    let Loaded { config, tls } = load::load_from(config, sessions, &mut load::Log)?;
     Ok(LoadedSet {
         config,
         tls,

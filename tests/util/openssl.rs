@@ -5,16 +5,14 @@
 use std::path::Path;
 use std::process::Command;
 
-/// What to do when `openssl` cannot be run.
-const SETUP: &str = "these tests need the openssl command: install it \
-                     (sudo apt-get install openssl) and run the tests again";
+use crate::util::real::SETUP_HINT;
 
 /// Runs `openssl ARGS` in `dir`; panics naming the fix when openssl is missing
 /// and with its stderr when it fails.
 pub fn openssl(args: &[&str], dir: &Path) {
     let out = match Command::new("openssl").args(args).current_dir(dir).output() {
         Ok(out) => out,
-        Err(e) => panic!("cannot run openssl {args:?}: {e}; {SETUP}"),
+        Err(e) => panic!("cannot run openssl {args:?}: {e}; {SETUP_HINT}"),
     };
     assert!(
         out.status.success(),
