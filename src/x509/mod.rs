@@ -421,7 +421,7 @@ fn decode_string(value: &Any<'_>) -> Option<String> {
 /// more UTF-16 unit, so that case (a broken encoding, not a shorter string) is
 /// refused here first and shown as `#hex`.
 fn decode_bmp(value: &Any<'_>) -> Option<String> {
-    if value.data.len() % 2 != 0 {
+    if !value.data.len().is_multiple_of(2) {
         return None;
     }
     BmpString::try_from(value).ok().map(|s| s.string())
