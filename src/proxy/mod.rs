@@ -98,6 +98,7 @@ type Forwarded = (
 );
 
 /// Forwards requests to WebORCA.
+#[derive(Clone)]
 pub struct Proxy {
     /// pooled HTTP/1.1 connections to the backend
     client: Client<HttpConnector, OutBody>,
@@ -174,16 +175,7 @@ impl Proxy {
     pub fn sibling(&self) -> Proxy {
         Proxy {
             client: backend_client(self.connect_timeout),
-            connect_timeout: self.connect_timeout,
-            backend_slots: self.backend_slots.clone(),
-            backend_url: self.backend_url.clone(),
-            backend_authority: self.backend_authority.clone(),
-            backend_timeout: self.backend_timeout,
-            forward_identity: self.forward_identity,
-            access_log: self.access_log,
-            tunnels: self.tunnels.clone(),
-            shutdown: self.shutdown.clone(),
-            stats: self.stats.clone(),
+            ..self.clone()
         }
     }
 

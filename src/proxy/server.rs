@@ -65,6 +65,7 @@ const RESERVED_FDS: usize = 512;
 const LIMIT_LOG_EVERY: Duration = Duration::from_secs(60);
 
 /// What every connection task shares.
+#[derive(Clone)]
 struct Shared {
     /// the current TLS state; replaced whole on reload
     tls: Arc<ArcSwap<TlsState>>,
@@ -98,18 +99,8 @@ impl Shared {
     /// connection pool, which each worker keeps on its own runtime.
     fn for_worker(&self) -> Shared {
         Shared {
-            tls: self.tls.clone(),
-            generations: self.generations.clone(),
-            stats: self.stats.clone(),
             proxy: Arc::new(self.proxy.sibling()),
-            config: self.config.clone(),
-            limit: self.limit.clone(),
-            shutdown: self.shutdown.clone(),
-            conns: self.conns.clone(),
-            tunnels: self.tunnels.clone(),
-            h1: self.h1.clone(),
-            h2: self.h2.clone(),
-            limit_logged: self.limit_logged.clone(),
+            ..self.clone()
         }
     }
 }
