@@ -25,6 +25,7 @@ use std::time::Duration;
 
 mod build;
 mod keys;
+pub mod parts;
 mod shell;
 mod suggest;
 mod values;

@@ -41,7 +41,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::body::{AccessRecord, ProxyBody, log_safe};
-use crate::config::Config;
+use crate::config::parts::{Backend, Limits, Logging};
 use crate::metrics::Metrics;
 use crate::pages::{self, CertRefusal, Page};
 use crate::status::Stats;
@@ -140,29 +140,32 @@ fn backend_client(connect_timeout: Duration) -> Client<HttpConnector, OutBody> {
 }
 
 impl Proxy {
-    /// A proxy to BACKEND_URL with the config's timeouts.
+    /// A proxy to BACKEND_URL with the config's timeouts; it sees only its
+    /// parts of the config.
     pub fn new(
-        config: &Config,
+        backend: &Backend,
+        limits: Limits,
+        logging: &Logging,
         tunnels: TaskTracker,
         shutdown: CancellationToken,
         stats: Arc<Stats>,
     ) -> Result<Proxy, String> {
-        let backend_authority = config.backend.authority.parse().map_err(|e| {
+        let backend_authority = backend.url.authority.parse().map_err(|e| {
             format!(
                 "BACKEND_URL: invalid authority {:?}: {e}",
-                config.backend.authority
+                backend.url.authority
             )
         })?;
-        let client = backend_client(config.backend_connect_timeout);
+        let client = backend_client(backend.connect_timeout);
         Ok(Proxy {
             client,
-            connect_timeout: config.backend_connect_timeout,
-            backend_slots: Arc::new(Semaphore::new(config.max_connections.max(1))),
-            backend_url: config.backend.url.as_str().into(),
+            connect_timeout: backend.connect_timeout,
+            backend_slots: Arc::new(Semaphore::new(limits.max_connections.max(1))),
+            backend_url: backend.url.url.as_str().into(),
             backend_authority,
-            backend_timeout: config.backend_timeout,
-            forward_identity: config.forward_client_cert,
-            access_log: config.access_log,
+            backend_timeout: backend.timeout,
+            forward_identity: backend.forward_client_cert,
+            access_log: logging.access_log,
             tunnels,
             shutdown,
             stats,

@@ -182,7 +182,9 @@ impl Server {
         let stats = Arc::new(Stats::new(config.cert_warn_days));
         stats.metrics.set_expiry(&tls);
         let proxy = Arc::new(Proxy::new(
-            &config,
+            &config.backend_part(),
+            config.limits(),
+            &config.logging(),
             tunnels.clone(),
             shutdown.clone(),
             stats.clone(),
