@@ -11,7 +11,7 @@
 //! - [`pages`] (refusal and error pages) and [`observe`] (log, metrics, status).
 //! - [`proxy`]: [`proxy::server`] accepts and runs the handshake,
 //!   [`proxy::conn`] holds what is known of a connection, [`proxy`] forwards
-//!   (a header is rewritten there), [`proxy::ws`] tunnels WebSockets.
+//!   (a header is rewritten in `proxy/headers.rs`), [`proxy::ws`] tunnels WebSockets.
 //! - [`load`]: the one load path shared by start-up, [`reload`] and [`check`].
 //! - [`app`]: start-up, signals, exit codes; `demo` (cargo feature `demo`).
 #![forbid(unsafe_code)]
