@@ -288,7 +288,9 @@ async fn through_proxy(backend: SocketAddr, p: &pki::Pki, access_log: bool) -> S
         .config;
     let proxy = Arc::new(
         Proxy::new(
-            &config,
+            &config.backend_part(),
+            config.limits(),
+            &config.logging(),
             TaskTracker::new(),
             CancellationToken::new(),
             Arc::new(Stats::new(30)),

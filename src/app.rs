@@ -55,7 +55,7 @@ pub fn start(config: Config, log: &LogHandle) -> Result<Started, Failure> {
     }
     let sessions =
         Sessions::new().map_err(|e| Failure::Runtime(format!("TLS session setup failed: {e}")))?;
-    let Loaded { config, tls } = load::load_from(config, &sessions)?;
+    let Loaded { config, tls } = load::load_from(config, &sessions, &mut load::Log)?;
     tracing::info!("Server Mode: HTTPS");
     let ca = tls.ca_subjects.join(", ");
     let backend = config.backend.url.clone();

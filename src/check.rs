@@ -9,8 +9,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::config::{Config, CrlStale};
+use crate::config::{Config, ConfigError, CrlStale};
 use crate::guard::{self, SCRIPT_PATH, TABLE, UNIT};
+use crate::load::{self, Failure, Steps};
 use crate::tls::{KeyError, Sessions, TlsState};
 use crate::x509::CertInfo;
 
@@ -87,25 +88,19 @@ impl Report {
 }
 
 /// Runs every check; `hosts` are the names clients use (empty: this machine's).
+///
+/// The config and TLS state are read by the same load as the server's
+/// ([`load::load_from`]), reporting each step here instead of in the log.
 pub fn run(config_path: &Path, hosts: &[String]) -> Vec<Line> {
-    let mut r = Report::default();
-    let config = match crate::config::load(config_path) {
-        Ok(loaded) => {
-            r.ok(format!("config {} reads", config_path.display()));
-            for w in loaded.warnings {
-                r.warn(w, "correct the line in the config file");
-            }
-            loaded.config
-        }
-        Err(e) => {
-            r.fail(
-                e.to_string(),
-                "correct the config file (see conf/proxy.conf for every key)",
-            );
-            return r.lines;
-        }
+    let mut steps = Checks {
+        r: Report::default(),
+        hosts,
     };
-    certificate_checks(&mut r, &config, hosts);
+    let Ok(config) = load::read_config(config_path, &mut steps) else {
+        return steps.r.lines;
+    };
+    steps.load(config.clone());
+    let mut r = steps.r;
     check_backend(&mut r, &config);
     check_backend_exposure(&mut r, &config);
     r.lines
@@ -114,17 +109,79 @@ pub fn run(config_path: &Path, hosts: &[String]) -> Vec<Line> {
 /// The certificate part of the list (files, permissions, key, dates, hosts,
 /// chain, CRL), which `setup` runs before it changes anything.
 pub fn certificates(config: &Config, hosts: &[String]) -> Vec<Line> {
-    let mut r = Report::default();
-    certificate_checks(&mut r, config, hosts);
-    r.lines
+    let mut steps = Checks {
+        r: Report::default(),
+        hosts,
+    };
+    steps.load(config.clone());
+    steps.r.lines
 }
 
-fn certificate_checks(r: &mut Report, config: &Config, hosts: &[String]) {
-    check_files(r, config);
-    if let Some(tls) = &check_tls(r, config) {
-        check_server_cert(r, config, &tls.server_cert, hosts);
-        check_chain(r, tls);
-        check_crls(r, tls);
+/// The load's steps, as lines of the report.
+struct Checks<'a> {
+    r: Report,
+    hosts: &'a [String],
+}
+
+impl Checks<'_> {
+    /// The files, TLS and certificate steps of the load for `config`.
+    fn load(&mut self, config: Config) {
+        match Sessions::new() {
+            // The outcome is in the report: a failed step has its FAIL line.
+            Ok(sessions) => drop(load::load_from(config, &sessions, self)),
+            Err(e) => {
+                check_files(&mut self.r, &config);
+                self.r.fail(
+                    format!("TLS session setup failed: {e}"),
+                    "report this: the TLS library could not start",
+                );
+            }
+        }
+    }
+}
+
+impl Steps for Checks<'_> {
+    fn config_read(&mut self, path: &Path, warnings: &[String]) {
+        self.r.ok(format!("config {} reads", path.display()));
+        for w in warnings {
+            self.r
+                .warn(w.clone(), "correct the line in the config file");
+        }
+    }
+
+    fn config_failed(&mut self, error: &ConfigError) {
+        self.r.fail(
+            error.to_string(),
+            "correct the config file (see conf/proxy.conf for every key)",
+        );
+    }
+
+    /// Never stops the load: a missing file has its FAIL line, and the TLS
+    /// step says what that means for the certificates.
+    fn files(&mut self, config: &Config) -> Result<(), Failure> {
+        check_files(&mut self.r, config);
+        Ok(())
+    }
+
+    fn tls_failed(&mut self, error: &KeyError) {
+        match error {
+            KeyError::PassphraseNeeded(e) => self.r.fail(
+                format!("PASSWORD input was canceled: {}", e.problem),
+                e.fix.clone(),
+            ),
+            KeyError::Other(e) => self.r.fail(
+                format!("{} ({}): {}", e.key, e.path.display(), e.problem),
+                e.fix.clone(),
+            ),
+        }
+    }
+
+    fn tls_loaded(&mut self, config: &Config, tls: &TlsState) {
+        self.r
+            .ok("server key matches the certificate; CA_CRT and CA_CRL load");
+        check_server_cert(&mut self.r, config, &tls.server_cert, self.hosts);
+        check_chain(&mut self.r, tls);
+        check_crls(&mut self.r, tls);
     }
 }
 
@@ -213,28 +270,6 @@ fn service_user() -> Option<(u32, u32)> {
         (f.first() == Some(&SERVICE_USER) && f.len() > 3)
             .then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))?
     })
-}
-
-/// Certificate, key, CA and CRL load together (key matches, passphrase present).
-fn check_tls(r: &mut Report, config: &Config) -> Option<TlsState> {
-    let sessions = Sessions::new().ok()?;
-    match TlsState::load(config, &sessions) {
-        Ok(tls) => {
-            r.ok("server key matches the certificate; CA_CRT and CA_CRL load");
-            Some(tls)
-        }
-        Err(KeyError::PassphraseNeeded(e)) => {
-            r.fail(format!("PASSWORD input was canceled: {}", e.problem), e.fix);
-            None
-        }
-        Err(KeyError::Other(e)) => {
-            r.fail(
-                format!("{} ({}): {}", e.key, e.path.display(), e.problem),
-                e.fix,
-            );
-            None
-        }
-    }
 }
 
 fn check_server_cert(r: &mut Report, config: &Config, cert: &CertInfo, hosts: &[String]) {

@@ -3,6 +3,8 @@
 //! the expiry warnings. Start-up ([`crate::app::start`]) and reload
 //! ([`crate::reload::Reloader::reload`]) both go through [`load_from`], so
 //! the two cannot drift apart; failures carry their exit code ([`Failure`]).
+//! `check` walks the same steps with its own [`Steps`] reporter, so it prints
+//! its report where the server logs WebORCA's lines.
 
 use std::path::Path;
 
@@ -38,23 +40,73 @@ impl Failure {
     }
 }
 
-/// Reads the config, logging its warnings. The all-unset case logs WebORCA's
-/// `...none` lines first, so the operator sees what the proxy looked for.
-pub fn load_config(path: &Path) -> Result<Config, Failure> {
-    match config::load(path) {
-        Ok(loaded) => {
-            for w in &loaded.warnings {
-                tracing::warn!("{w}");
-            }
-            Ok(loaded.config)
+/// Who hears about each step of a load: the log when serving ([`Log`]),
+/// the report for `check`. Each method gets what the step found; the load
+/// goes on unless a method returns a [`Failure`].
+pub trait Steps {
+    /// The config was read; `warnings` name ignored lines and typos.
+    fn config_read(&mut self, path: &Path, warnings: &[String]);
+    /// The config could not be used.
+    fn config_failed(&mut self, error: &ConfigError);
+    /// The files the config names, before they are opened.
+    fn files(&mut self, config: &Config) -> Result<(), Failure>;
+    /// The certificate, key, CA or CRL could not be loaded.
+    fn tls_failed(&mut self, error: &KeyError);
+    /// Everything loaded; the last look before serving.
+    fn tls_loaded(&mut self, config: &Config, tls: &TlsState);
+}
+
+/// The steps as the server logs them, with WebORCA's lines.
+pub struct Log;
+
+impl Steps for Log {
+    fn config_read(&mut self, _path: &Path, warnings: &[String]) {
+        for w in warnings {
+            tracing::warn!("{w}");
         }
-        Err(e @ ConfigError::NoTls { .. }) => {
+    }
+
+    /// The all-unset case logs WebORCA's `...none` lines, so the operator
+    /// sees what the proxy looked for.
+    fn config_failed(&mut self, error: &ConfigError) {
+        if let ConfigError::NoTls { .. } = error {
             for key in ["CA_CRT", "SERVER_CRT", "SERVER_PEM"] {
                 tracing::info!("{key} ...none");
             }
+        }
+    }
+
+    fn files(&mut self, config: &Config) -> Result<(), Failure> {
+        check_files(config)
+    }
+
+    fn tls_failed(&mut self, error: &KeyError) {
+        if let KeyError::PassphraseNeeded(_) = error {
+            tracing::error!("PASSWORD input was canceled");
+        }
+    }
+
+    fn tls_loaded(&mut self, config: &Config, tls: &TlsState) {
+        warn_expiring(tls, config.cert_warn_days);
+    }
+}
+
+/// Reads the config, logging its warnings ([`Log`]).
+pub fn load_config(path: &Path) -> Result<Config, Failure> {
+    read_config(path, &mut Log)
+}
+
+/// Reads the config, telling `steps` what was found.
+pub fn read_config(path: &Path, steps: &mut dyn Steps) -> Result<Config, Failure> {
+    match config::load(path) {
+        Ok(loaded) => {
+            steps.config_read(path, &loaded.warnings);
+            Ok(loaded.config)
+        }
+        Err(e) => {
+            steps.config_failed(&e);
             Err(Failure::Config(e.to_string()))
         }
-        Err(e) => Err(Failure::Config(e.to_string())),
     }
 }
 
@@ -88,14 +140,18 @@ pub fn check_files(config: &Config) -> Result<(), Failure> {
     )))
 }
 
-/// Loads the TLS state, with WebORCA's `PASSWORD input was canceled` for an encrypted key.
-pub fn load_tls(config: &Config, sessions: &Sessions) -> Result<TlsState, Failure> {
-    TlsState::load(config, sessions).map_err(|e| match e {
-        KeyError::PassphraseNeeded(e) => {
-            tracing::error!("PASSWORD input was canceled");
-            Failure::Config(e.to_string())
+/// Loads the TLS state, telling `steps` why it failed.
+pub fn load_tls(
+    config: &Config,
+    sessions: &Sessions,
+    steps: &mut dyn Steps,
+) -> Result<TlsState, Failure> {
+    TlsState::load(config, sessions).map_err(|e| {
+        steps.tls_failed(&e);
+        match e {
+            KeyError::PassphraseNeeded(e) => Failure::Config(e.to_string()),
+            KeyError::Other(e) => Failure::Config(e.to_string()),
         }
-        KeyError::Other(e) => Failure::Config(e.to_string()),
     })
 }
 
@@ -144,14 +200,18 @@ pub struct Loaded {
 
 /// Reads the config at `path`, then everything it names ([`load_from`]).
 pub fn load_all(path: &Path, sessions: &Sessions) -> Result<Loaded, Failure> {
-    load_from(load_config(path)?, sessions)
+    load_from(load_config(path)?, sessions, &mut Log)
 }
 
 /// Everything a read config names: files present, TLS state loaded, expiry
-/// warnings logged, in that order and with WebORCA's log lines.
-pub fn load_from(config: Config, sessions: &Sessions) -> Result<Loaded, Failure> {
-    check_files(&config)?;
-    let tls = load_tls(&config, sessions)?;
-    warn_expiring(&tls, config.cert_warn_days);
+/// warnings logged, in that order, each step told to `steps`.
+pub fn load_from(
+    config: Config,
+    sessions: &Sessions,
+    steps: &mut dyn Steps,
+) -> Result<Loaded, Failure> {
+    steps.files(&config)?;
+    let tls = load_tls(&config, sessions, steps)?;
+    steps.tls_loaded(&config, &tls);
     Ok(Loaded { config, tls })
 }

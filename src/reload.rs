@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use crate::config::Config;
+use crate::config::{Config, restart_needed, watched_files};
 use crate::load::{self, Failure, Loaded};
 use crate::log::LogHandle;
 use crate::server::Handle;
@@ -27,20 +27,6 @@ type Stamp = Option<(u64, u64, u64, i64, i64)>;
 fn stamp(path: &Path) -> Stamp {
     let m = std::fs::metadata(path).ok()?;
     Some((m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec()))
-}
-
-/// The files a TLS state is made of.
-fn watched_files(config: &Config) -> Vec<PathBuf> {
-    let singles = [
-        &config.server_crt,
-        &config.server_pem,
-        &config.ca_crt,
-        &config.server_p12,
-        &config.server_pass_file,
-    ];
-    let mut files: Vec<PathBuf> = singles.into_iter().flatten().cloned().collect();
-    files.extend(config.ca_crl.iter().cloned());
-    files
 }
 
 fn stamps(files: &[PathBuf]) -> Vec<Stamp> {
@@ -74,7 +60,7 @@ pub fn load_set(
     let files = watched_files(&config);
     let stamps = stamps(&files);
     between();
-    let Loaded { config, tls } = load::load_from(config, sessions)?;
+    let Loaded { config, tls } = load::load_from(config, sessions, &mut load::Log)?;
     Ok(LoadedSet {
         config,
         tls,
@@ -225,43 +211,4 @@ impl Reloader {
             load::warn_expiring(&self.handle.tls(), self.config().cert_warn_days);
         }
     }
-}
-
-/// Keys whose new value the running listener cannot take on.
-fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
-    let mut keys = Vec::new();
-    let mut check = |key, changed: bool| {
-        if changed {
-            keys.push(key);
-        }
-    };
-    check("LISTEN", old.listen != new.listen);
-    check("BACKEND_URL", old.backend != new.backend);
-    check("STATUS_LISTEN", old.status_listen != new.status_listen);
-    check("ACCESS_LOG", old.access_log != new.access_log);
-    check(
-        "FORWARD_CLIENT_CERT",
-        old.forward_client_cert != new.forward_client_cert,
-    );
-    check(
-        "HANDSHAKE_TIMEOUT",
-        old.handshake_timeout != new.handshake_timeout,
-    );
-    check("HEADER_TIMEOUT", old.header_timeout != new.header_timeout);
-    check("IDLE_TIMEOUT", old.idle_timeout != new.idle_timeout);
-    check(
-        "BACKEND_CONNECT_TIMEOUT",
-        old.backend_connect_timeout != new.backend_connect_timeout,
-    );
-    check(
-        "BACKEND_TIMEOUT",
-        old.backend_timeout != new.backend_timeout,
-    );
-    check("SHUTDOWN_GRACE", old.shutdown_grace != new.shutdown_grace);
-    check(
-        "MAX_CONNECTIONS",
-        old.max_connections != new.max_connections,
-    );
-    check("WORKERS", old.workers != new.workers);
-    keys
 }

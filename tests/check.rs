@@ -6,6 +6,7 @@ use std::process::Command;
 
 use crate::util::backend::Backend;
 use crate::util::env::Setup;
+use crate::util::openssl::openssl;
 use crate::util::pki::write;
 use crate::util::process::bin;
 
@@ -115,22 +116,20 @@ async fn check_fails_on_an_encrypted_key_without_passphrase_file() {
     let backend = Backend::start().await;
     let (setup, conf) = good_setup(&backend);
     let enc = setup.dir.path().join("000002__JP_orca_localhost.enc.pem");
-    let ok = Command::new("openssl")
-        .args([
+    openssl(
+        &[
             "pkey",
             "-aes256",
             "-passout",
             "pass:x",
             "-traditional",
             "-in",
-        ])
-        .arg(setup.dir.path().join("000002__JP_orca_localhost.pem"))
-        .arg("-out")
-        .arg(&enc)
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
+            "000002__JP_orca_localhost.pem",
+            "-out",
+            "000002__JP_orca_localhost.enc.pem",
+        ],
+        setup.dir.path(),
+    );
     std::fs::set_permissions(&enc, std::fs::Permissions::from_mode(0o400)).unwrap();
     let text = std::fs::read_to_string(&conf)
         .unwrap()

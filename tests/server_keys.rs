@@ -1,25 +1,12 @@
 //! Server keys as orca-catool ships them: `.enc.pem` with its `.pass`
 //! (traditional OpenSSL and encrypted PKCS#8), and `.p12` (modern and legacy).
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
 use crate::util::env::Setup;
+use crate::util::openssl::openssl;
 use crate::util::pki::write;
 use crate::util::process::Proc;
-
-fn openssl(args: &[&str], dir: &Path) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// Writes the `.pass` file (with a trailing newline, as editors leave it).
 fn pass_file(setup: &Setup) -> PathBuf {

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::util::env::Setup;
+use crate::util::openssl::openssl;
 use crate::util::pki::write;
 use crate::util::process::Proc;
 
@@ -84,24 +85,20 @@ async fn encrypted_key_without_passphrase_says_password_input_was_canceled() {
     let setup = Setup::new();
     let conf = setup.write_config("http://127.0.0.1:9");
     // encrypt the key the way orca-catool's .enc.pem is made
-    let key = setup.dir.path().join("000002__JP_orca_localhost.pem");
-    let enc = setup.dir.path().join("000002__JP_orca_localhost.enc.pem");
-    let ok = std::process::Command::new("openssl")
-        .args([
+    openssl(
+        &[
             "pkey",
             "-aes256",
             "-passout",
             "pass:secret",
             "-traditional",
             "-in",
-        ])
-        .arg(&key)
-        .arg("-out")
-        .arg(&enc)
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
+            "000002__JP_orca_localhost.pem",
+            "-out",
+            "000002__JP_orca_localhost.enc.pem",
+        ],
+        setup.dir.path(),
+    );
     let text = std::fs::read_to_string(&conf)
         .unwrap()
         .replace("localhost.pem", "localhost.enc.pem");

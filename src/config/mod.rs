@@ -24,6 +24,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 mod build;
+mod keys;
+pub mod parts;
 mod shell;
 mod suggest;
 mod values;
@@ -32,38 +34,12 @@ use build::*;
 use suggest::*;
 use values::*;
 
+pub use keys::{Applies, KEYS, Key, restart_needed, watched_files};
 pub use shell::parse_raw;
 
-/// Every key this proxy reads; any other key in the file is ignored (the real
-/// jma-receipt.conf also holds WebORCA's database settings).
-pub const KNOWN_KEYS: &[&str] = &[
-    "SERVER_CRT",
-    "SERVER_PEM",
-    "CA_CRT",
-    "SERVER_P12",
-    "SERVER_PASS_FILE",
-    "CA_CRL",
-    "LISTEN",
-    "BACKEND_URL",
-    "STATUS_LISTEN",
-    "STATUS_LISTEN_FORCE",
-    "LOG_FILE",
-    "ACCESS_LOG",
-    "CERT_WARN_DAYS",
-    "CLIENT_CERT_ERRORS",
-    "CRL_STALE",
-    "ALLOW_CN",
-    "FORWARD_CLIENT_CERT",
-    "HANDSHAKE_TIMEOUT",
-    "HEADER_TIMEOUT",
-    "IDLE_TIMEOUT",
-    "BACKEND_CONNECT_TIMEOUT",
-    "BACKEND_TIMEOUT",
-    "SHUTDOWN_GRACE",
-    "MAX_CONNECTIONS",
-    "CERT_WATCH_INTERVAL",
-    "WORKERS",
-];
+/// Every key this proxy reads, from [`KEYS`]; any other key in the file is
+/// ignored (the real jma-receipt.conf also holds WebORCA's database settings).
+pub const KNOWN_KEYS: &[&str] = &keys::names();
 
 /// Where the config is read from when `-c/--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/weborca-mtls-proxy/proxy.conf";

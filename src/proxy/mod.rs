@@ -23,6 +23,18 @@ pub mod plain;
 pub mod server;
 pub mod ws;
 
+mod answer;
+mod headers;
+mod request;
+#[cfg(test)]
+mod tests;
+
+pub use answer::page;
+use answer::*;
+use headers::*;
+use request::*;
+pub use request::{Malformed, check_request};
+
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -41,7 +53,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::body::{AccessRecord, ProxyBody, log_safe};
-use crate::config::Config;
+use crate::config::parts::{Backend, Limits, Logging};
 use crate::metrics::Metrics;
 use crate::pages::{self, CertRefusal, Page};
 use crate::status::Stats;
@@ -52,19 +64,6 @@ use crate::tls::{IDENTITY_HEADERS, Identity, Refusal};
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Idle backend connections kept for reuse; WebORCA is one host.
 const POOL_MAX_IDLE: usize = 256;
-
-/// Hop-by-hop headers (RFC 9110 §7.6.1, plus the legacy `keep-alive` and
-/// `proxy-connection`), never forwarded in either direction.
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "proxy-authenticate",
-];
 
 pub use conn::ConnInfo;
 
@@ -98,6 +97,7 @@ type Forwarded = (
 );
 
 /// Forwards requests to WebORCA.
+#[derive(Clone)]
 pub struct Proxy {
     /// pooled HTTP/1.1 connections to the backend
     client: Client<HttpConnector, OutBody>,
@@ -139,29 +139,32 @@ fn backend_client(connect_timeout: Duration) -> Client<HttpConnector, OutBody> {
 }
 
 impl Proxy {
-    /// A proxy to BACKEND_URL with the config's timeouts.
+    /// A proxy to BACKEND_URL with the config's timeouts; it sees only its
+    /// parts of the config.
     pub fn new(
-        config: &Config,
+        backend: &Backend,
+        limits: Limits,
+        logging: &Logging,
         tunnels: TaskTracker,
         shutdown: CancellationToken,
         stats: Arc<Stats>,
     ) -> Result<Proxy, String> {
-        let backend_authority = config.backend.authority.parse().map_err(|e| {
+        let backend_authority = backend.url.authority.parse().map_err(|e| {
             format!(
                 "BACKEND_URL: invalid authority {:?}: {e}",
-                config.backend.authority
+                backend.url.authority
             )
         })?;
-        let client = backend_client(config.backend_connect_timeout);
+        let client = backend_client(backend.connect_timeout);
         Ok(Proxy {
             client,
-            connect_timeout: config.backend_connect_timeout,
-            backend_slots: Arc::new(Semaphore::new(config.max_connections.max(1))),
-            backend_url: config.backend.url.as_str().into(),
+            connect_timeout: backend.connect_timeout,
+            backend_slots: Arc::new(Semaphore::new(limits.max_connections.max(1))),
+            backend_url: backend.url.url.as_str().into(),
             backend_authority,
-            backend_timeout: config.backend_timeout,
-            forward_identity: config.forward_client_cert,
-            access_log: config.access_log,
+            backend_timeout: backend.timeout,
+            forward_identity: backend.forward_client_cert,
+            access_log: logging.access_log,
             tunnels,
             shutdown,
             stats,
@@ -174,16 +177,7 @@ impl Proxy {
     pub fn sibling(&self) -> Proxy {
         Proxy {
             client: backend_client(self.connect_timeout),
-            connect_timeout: self.connect_timeout,
-            backend_slots: self.backend_slots.clone(),
-            backend_url: self.backend_url.clone(),
-            backend_authority: self.backend_authority.clone(),
-            backend_timeout: self.backend_timeout,
-            forward_identity: self.forward_identity,
-            access_log: self.access_log,
-            tunnels: self.tunnels.clone(),
-            shutdown: self.shutdown.clone(),
-            stats: self.stats.clone(),
+            ..self.clone()
         }
     }
 
@@ -542,23 +536,6 @@ async fn tunnel_refused(conn: &ConnInfo, stats: &Stats) {
 #[derive(Clone, Copy)]
 struct CloseAfter;
 
-/// HTTP/2 lets a client split `cookie` into several fields; an HTTP/1.1
-/// backend expects one header, joined with `; ` (RFC 9113 §8.2.3).
-fn join_cookies(headers: &mut HeaderMap) {
-    let mut values = headers.get_all(header::COOKIE).iter();
-    let (Some(first), Some(_)) = (values.next(), values.next()) else {
-        return;
-    };
-    let mut joined = first.as_bytes().to_vec();
-    for v in headers.get_all(header::COOKIE).iter().skip(1) {
-        joined.extend_from_slice(b"; ");
-        joined.extend_from_slice(v.as_bytes());
-    }
-    if let Ok(v) = HeaderValue::from_bytes(&joined) {
-        headers.insert(header::COOKIE, v);
-    }
-}
-
 /// GET, HEAD and OPTIONS: safe to send twice (RFC 9110 §9.2.1).
 fn is_safe(method: &Method) -> bool {
     [Method::GET, Method::HEAD, Method::OPTIONS].contains(method)
@@ -599,471 +576,4 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     text
-}
-
-fn refused(
-    refusal: &Refusal,
-    ca_subjects: &[String],
-    html: bool,
-) -> Response<Either<Incoming, Full<Bytes>>> {
-    let info = refusal.info.as_ref();
-    let page_data = CertRefusal {
-        kind: refusal.kind,
-        subject: info.map(|i| i.subject_oneline.as_str()),
-        issuer: info.map(|i| i.issuer_oneline.as_str()),
-        serial_hex: info.map(|i| i.serial_hex.as_str()),
-        not_before: info.map(|i| i.not_before),
-        not_after: info.map(|i| i.not_after),
-        expected_ca: ca_subjects,
-        detail: Some(&refusal.detail),
-    };
-    page(&Page::CertRefused(page_data), html)
-}
-
-/// Renders an error page as a response.
-pub fn page(page: &Page<'_>, html: bool) -> Response<Either<Incoming, Full<Bytes>>> {
-    let rendered = pages::render(page, html);
-    let mut builder = Response::builder()
-        .status(rendered.status)
-        .header(header::CONTENT_TYPE, rendered.content_type)
-        .header(header::CACHE_CONTROL, "no-store");
-    if let Some(code) = rendered.cert_error {
-        builder = builder.header("x-client-cert-error", code);
-    }
-    builder
-        .body(Either::Right(Full::new(rendered.body)))
-        .unwrap_or_else(|_| simple(StatusCode::INTERNAL_SERVER_ERROR))
-}
-
-fn simple(status: StatusCode) -> Response<Either<Incoming, Full<Bytes>>> {
-    let mut resp = Response::new(Either::Right(Full::new(Bytes::from(status.to_string()))));
-    *resp.status_mut() = status;
-    resp
-}
-
-/// `2xx`, `4xx`…: the label requests are counted under.
-fn status_class(status: StatusCode) -> &'static str {
-    match status.as_u16() {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        _ => "5xx",
-    }
-}
-
-/// A request the proxy answers itself because WebORCA might read it differently.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Malformed {
-    /// the answer's status
-    pub status: StatusCode,
-    /// what is wrong, for the log and the answer's text
-    pub why: &'static str,
-}
-
-impl Malformed {
-    fn new(status: StatusCode, why: &'static str) -> Malformed {
-        Malformed { status, why }
-    }
-
-    /// The answer; an HTTP/1.x connection is closed after it, since the
-    /// request's end (and so the next request's start) is in doubt.
-    fn response(&self, version: Version) -> Response<Either<Incoming, Full<Bytes>>> {
-        let text = format!("{}: {}\n", self.status, self.why);
-        let mut resp = Response::new(Either::Right(Full::new(Bytes::from(text))));
-        *resp.status_mut() = self.status;
-        let h = resp.headers_mut();
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if self.status == StatusCode::UPGRADE_REQUIRED {
-            h.insert("sec-websocket-version", HeaderValue::from_static("13"));
-        }
-        if version <= Version::HTTP_11 {
-            h.insert(header::CONNECTION, HeaderValue::from_static("close"));
-        }
-        resp
-    }
-}
-
-/// Refuses what must not reach WebORCA: methods a reverse proxy does not
-/// serve, Host confusion, ambiguous body framing (request smuggling) and
-/// WebSocket handshakes WebORCA would have to reject anyway.
-pub fn check_request<B>(req: &Request<B>) -> Result<(), Malformed> {
-    use StatusCode as S;
-    if req.method() == Method::CONNECT {
-        return Err(Malformed::new(
-            S::METHOD_NOT_ALLOWED,
-            "CONNECT is not served: this is not a forward proxy",
-        ));
-    }
-    let headers = req.headers();
-    let mut hosts = headers.get_all(header::HOST).iter();
-    let host = hosts.next();
-    if hosts.next().is_some() {
-        return Err(Malformed::new(S::BAD_REQUEST, "more than one Host header"));
-    }
-    let host = match host {
-        Some(h) => {
-            Some(valid_host(h).ok_or(Malformed::new(S::BAD_REQUEST, "invalid Host header"))?)
-        }
-        None => None,
-    };
-    // HTTP/1.0 need not send Host (RFC 9112 §3.2); it is forwarded with the
-    // connection's server name instead (see `outbound`).
-    if host.is_none() && req.uri().authority().is_none() && req.version() >= Version::HTTP_11 {
-        return Err(Malformed::new(S::BAD_REQUEST, "no Host header"));
-    }
-    check_target(req)?;
-    if let Some(authority) = req.uri().authority() {
-        // HTTP/1.1 absolute-form, or HTTP/2's :authority
-        if authority.as_str().contains('@') {
-            return Err(Malformed::new(
-                S::BAD_REQUEST,
-                "user information in the request target",
-            ));
-        }
-        if host.is_some_and(|h| !same_host(h, authority)) {
-            return Err(Malformed::new(
-                S::BAD_REQUEST,
-                "the Host header names another host than the request target",
-            ));
-        }
-    }
-    if req.version() <= Version::HTTP_11 {
-        check_framing(headers)?;
-    }
-    if is_websocket_upgrade(headers) {
-        check_websocket(req)?;
-    }
-    Ok(())
-}
-
-/// Request targets WebORCA could read otherwise than the proxy: bytes outside
-/// ASCII (HTTP/2 lets them through where HTTP/1.1 parsers refuse them) and
-/// the asterisk form with any method but OPTIONS (RFC 9112 §3.2.4).
-fn check_target<B>(req: &Request<B>) -> Result<(), Malformed> {
-    let target = req.uri().path_and_query().map_or("", |p| p.as_str());
-    if !target.is_ascii() || target.bytes().any(|b| b.is_ascii_control()) {
-        return Err(Malformed::new(
-            StatusCode::BAD_REQUEST,
-            "bytes outside printable ASCII in the request target",
-        ));
-    }
-    if req.uri().path() == "*" && req.method() != Method::OPTIONS {
-        return Err(Malformed::new(
-            StatusCode::BAD_REQUEST,
-            "the request target * is only for OPTIONS",
-        ));
-    }
-    Ok(())
-}
-
-/// Whether a Host header and a request target's authority name the same
-/// host: equal, or the same host name where one leaves the port out (clients
-/// that send both commonly write `Host: name` beside `:authority: name:8000`).
-fn same_host(host: &str, authority: &http::uri::Authority) -> bool {
-    if host.eq_ignore_ascii_case(authority.as_str()) {
-        return true;
-    }
-    let Ok(h) = host.parse::<http::uri::Authority>() else {
-        return false;
-    };
-    h.host().eq_ignore_ascii_case(authority.host())
-        && (h.port().is_none() || authority.port().is_none())
-}
-
-/// A Host value that is `host[:port]` and nothing else.
-fn valid_host(value: &HeaderValue) -> Option<&str> {
-    let text = value.to_str().ok()?;
-    let authority: http::uri::Authority = text.parse().ok()?;
-    (authority.as_str() == text && !text.contains('@') && !text.is_empty()).then_some(text)
-}
-
-/// HTTP/1.x body framing that two parsers could read two ways (RFC 9112 §6.1, §6.3).
-fn check_framing(headers: &HeaderMap) -> Result<(), Malformed> {
-    use StatusCode as S;
-    let lengths: Vec<&HeaderValue> = headers.get_all(header::CONTENT_LENGTH).iter().collect();
-    if lengths.len() > 1 || lengths.iter().any(|v| v.as_bytes().contains(&b',')) {
-        return Err(Malformed::new(
-            S::BAD_REQUEST,
-            "more than one Content-Length",
-        ));
-    }
-    let codings: Vec<String> = headers
-        .get_all(header::TRANSFER_ENCODING)
-        .iter()
-        .flat_map(|v| {
-            String::from_utf8_lossy(v.as_bytes())
-                .split(',')
-                .map(|t| t.trim().to_ascii_lowercase())
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    if codings.is_empty() {
-        return Ok(());
-    }
-    if !lengths.is_empty() {
-        return Err(Malformed::new(
-            S::BAD_REQUEST,
-            "both Content-Length and Transfer-Encoding",
-        ));
-    }
-    if codings != ["chunked"] {
-        return Err(Malformed::new(
-            S::NOT_IMPLEMENTED,
-            "a transfer coding other than chunked",
-        ));
-    }
-    Ok(())
-}
-
-/// An RFC 6455 opening handshake: GET over HTTP/1.1, a 16-byte key, version 13.
-fn check_websocket<B>(req: &Request<B>) -> Result<(), Malformed> {
-    use StatusCode as S;
-    if req.method() != Method::GET || req.version() != Version::HTTP_11 {
-        return Err(Malformed::new(
-            S::BAD_REQUEST,
-            "a WebSocket handshake must be an HTTP/1.1 GET",
-        ));
-    }
-    let headers = req.headers();
-    let version_13 = headers
-        .get_all("sec-websocket-version")
-        .iter()
-        .any(|v| v.as_bytes() == b"13");
-    if !version_13 {
-        return Err(Malformed::new(
-            S::UPGRADE_REQUIRED,
-            "a WebSocket handshake needs Sec-WebSocket-Version: 13",
-        ));
-    }
-    let mut keys = headers.get_all("sec-websocket-key").iter();
-    let key_ok = match (keys.next(), keys.next()) {
-        (Some(key), None) => {
-            use base64::Engine as _;
-            base64::engine::general_purpose::STANDARD
-                .decode(key.as_bytes())
-                .is_ok_and(|k| k.len() == 16)
-        }
-        _ => false,
-    };
-    if !key_ok {
-        return Err(Malformed::new(
-            S::BAD_REQUEST,
-            "a WebSocket handshake needs one Sec-WebSocket-Key of 16 bytes in base64",
-        ));
-    }
-    Ok(())
-}
-
-/// Whether a client-sent header claims to be one only the proxy may set: the
-/// identity headers, `Forwarded`, `X-Forwarded-*`, `X-Real-IP`, any
-/// `X-SSL-Client-*`, and the other spellings of a client identity some
-/// backend or framework trusts (`X-Client-*`, `SSL-Client-*`,
-/// `X-Forwarded-Client-Cert`, `Client-Cert-Chain`, `X-Amzn-Mtls-*`) — also
-/// spelled with `_` for `-`, which CGI-style backends read as the same variable.
-fn is_ours(name: &HeaderName) -> bool {
-    /// Prefixes of header names only the proxy may set.
-    const OURS: [&str; 5] = [
-        "x-ssl-client-",
-        "x-forwarded-",
-        "x-client-",
-        "ssl-client-",
-        "x-amzn-mtls-",
-    ];
-    let raw = name.as_str();
-    let name: std::borrow::Cow<'_, str> = if raw.contains('_') {
-        raw.replace('_', "-").into()
-    } else {
-        raw.into()
-    };
-    let name = name.as_ref();
-    IDENTITY_HEADERS.contains(&name)
-        || OURS.iter().any(|p| name.starts_with(p))
-        || name == "forwarded"
-        || name == "x-real-ip"
-}
-
-/// Is this an HTTP/1.1 WebSocket handshake (`Connection: upgrade`, `Upgrade: websocket`)?
-fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
-    let connection_upgrade = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
-    let upgrade_websocket = headers
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',')
-                .any(|t| t.trim().eq_ignore_ascii_case("websocket"))
-        });
-    connection_upgrade && upgrade_websocket
-}
-
-/// Removes hop-by-hop headers, including those the `Connection` header names.
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
-    }
-    for name in HOP_BY_HOP {
-        headers.remove(name);
-    }
-}
-
-/// Cleans a backend response; a 101 keeps the headers that complete the upgrade.
-fn strip_response_headers(headers: &mut HeaderMap, switching: bool) {
-    if headers.contains_key(header::TRANSFER_ENCODING) {
-        // hyper decoded the chunks; a Content-Length beside them means nothing.
-        headers.remove(header::CONTENT_LENGTH);
-    }
-    let upgrade = headers.get(header::UPGRADE).cloned();
-    strip_hop_by_hop(headers);
-    if switching {
-        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-        if let Some(u) = upgrade {
-            headers.insert(header::UPGRADE, u);
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hop_by_hop_and_connection_named_headers_are_removed() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            "connection",
-            HeaderValue::from_static("keep-alive, X-Secret"),
-        );
-        h.insert("x-secret", HeaderValue::from_static("1"));
-        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
-        h.insert("te", HeaderValue::from_static("trailers"));
-        h.insert(
-            "authorization",
-            HeaderValue::from_static("Basic dXNlcjpwYXNz"),
-        );
-        strip_hop_by_hop(&mut h);
-        assert_eq!(h.len(), 1);
-        assert!(h.contains_key("authorization"));
-    }
-
-    fn req(lines: &[(&str, &str)], method: &str, uri: &str, version: Version) -> Request<()> {
-        let mut b = Request::builder().method(method).uri(uri).version(version);
-        for (n, v) in lines {
-            b = b.header(*n, *v);
-        }
-        b.body(()).unwrap()
-    }
-
-    #[test]
-    fn requests_that_could_be_read_two_ways_are_refused() {
-        let h1 = Version::HTTP_11;
-        let host = ("host", "localhost");
-        let status = |r: &Request<()>| check_request(r).err().map(|m| m.status.as_u16());
-        assert_eq!(status(&req(&[host], "GET", "/", h1)), None);
-        assert_eq!(
-            status(&req(&[host], "CONNECT", "localhost:443", h1)),
-            Some(405)
-        );
-        assert_eq!(status(&req(&[], "GET", "/", h1)), Some(400));
-        assert_eq!(status(&req(&[], "GET", "/", Version::HTTP_10)), None);
-        assert_eq!(status(&req(&[host], "GET", "*", h1)), Some(400));
-        assert_eq!(status(&req(&[host], "OPTIONS", "*", h1)), None);
-        assert_eq!(
-            status(&req(&[host, ("host", "b")], "GET", "/", h1)),
-            Some(400)
-        );
-        assert_eq!(status(&req(&[("host", "a/b")], "GET", "/", h1)), Some(400));
-        assert_eq!(status(&req(&[host], "GET", "http://evil/", h1)), Some(400));
-        assert_eq!(
-            status(&req(&[host], "GET", "https://localhost:8000/", h1)),
-            None
-        );
-        assert_eq!(
-            status(&req(
-                &[("host", "localhost:1")],
-                "GET",
-                "https://localhost:2/",
-                h1
-            )),
-            Some(400)
-        );
-        let cl_te = [
-            host,
-            ("content-length", "3"),
-            ("transfer-encoding", "chunked"),
-        ];
-        assert_eq!(status(&req(&cl_te, "POST", "/", h1)), Some(400));
-        let gzip = [host, ("transfer-encoding", "gzip, chunked")];
-        assert_eq!(status(&req(&gzip, "POST", "/", h1)), Some(501));
-        let two = [host, ("content-length", "3"), ("content-length", "3")];
-        assert_eq!(status(&req(&two, "POST", "/", h1)), Some(400));
-        let ws = [
-            host,
-            ("connection", "upgrade"),
-            ("upgrade", "websocket"),
-            ("sec-websocket-version", "13"),
-            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
-        ];
-        assert_eq!(status(&req(&ws, "GET", "/ws", h1)), None);
-        assert_eq!(status(&req(&ws, "POST", "/ws", h1)), Some(400));
-        assert_eq!(status(&req(&ws[..4], "GET", "/ws", h1)), Some(400));
-        assert_eq!(status(&req(&ws[..3], "GET", "/ws", h1)), Some(426));
-    }
-
-    #[test]
-    fn client_sent_identity_headers_are_recognised_in_any_spelling() {
-        for name in [
-            "x-ssl-client-verify",
-            "x_ssl_client_verify",
-            "x-ssl-client-anything",
-            "client_cert",
-            "x-forwarded-port",
-            "x_forwarded_for",
-            "forwarded",
-            "x-real-ip",
-            "x-client-cert",
-            "x_client_dn",
-            "ssl-client-cert",
-            "ssl_client_s_dn",
-            "x-forwarded-client-cert",
-            "client-cert-chain",
-            "client_cert_chain",
-            "x-amzn-mtls-clientcert",
-            "x_amzn_mtls_clientcert_leaf",
-        ] {
-            assert!(is_ours(&HeaderName::from_static(name)), "{name}");
-        }
-        for name in ["authorization", "cookie", "x-ginbee-tenant-id", "x_custom"] {
-            assert!(!is_ours(&HeaderName::from_static(name)), "{name}");
-        }
-    }
-
-    #[test]
-    fn websocket_upgrade_needs_both_headers() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            "connection",
-            HeaderValue::from_static("keep-alive, Upgrade"),
-        );
-        assert!(!is_websocket_upgrade(&h));
-        h.insert("upgrade", HeaderValue::from_static("WebSocket"));
-        assert!(is_websocket_upgrade(&h));
-        h.insert("upgrade", HeaderValue::from_static("h2c"));
-        assert!(!is_websocket_upgrade(&h));
-    }
 }

@@ -20,6 +20,7 @@ use rustls::server::{ServerSessionMemoryCache, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
 use rustls::{RootCertStore, ServerConfig};
 
+use crate::config::parts::{TlsFiles, Verification};
 use crate::config::{Config, CrlStale};
 use crate::x509::CertInfo;
 pub use load::{KeyError, LoadError};
@@ -80,14 +81,24 @@ fn provider() -> Arc<CryptoProvider> {
 }
 
 impl TlsState {
-    /// Loads certificates, key, CA and CRLs named by `config` and builds the TLS state.
+    /// Loads certificates, key, CA and CRLs named by `config` and builds the TLS state,
+    /// from the config's TLS parts ([`TlsState::load_parts`]).
     /// Blocking: call at start-up or from `spawn_blocking`.
     pub fn load(config: &Config, sessions: &Sessions) -> Result<TlsState, KeyError> {
+        Self::load_parts(&config.tls_files(), &config.verification(), sessions)
+    }
+
+    /// Loads the files of `config` and builds the TLS state judging clients by `verification`.
+    pub fn load_parts(
+        config: &TlsFiles,
+        verification: &Verification,
+        sessions: &Sessions,
+    ) -> Result<TlsState, KeyError> {
         let (chain, key) = load_server_identity(config)?;
         let ca_path = config.ca_crt.as_deref().ok_or_else(|| {
             LoadError::new(
                 "CA_CRT",
-                &config.path,
+                &config.config_path,
                 "not set",
                 "set CA_CRT to the ca.crt of the CA that issues the client certificates",
             )
@@ -101,11 +112,12 @@ impl TlsState {
             crls,
             ca_path,
         };
-        Ok(Self::build(config, material, sessions)?)
+        Ok(Self::build(config, verification, material, sessions)?)
     }
 
     fn build(
-        config: &Config,
+        config: &TlsFiles,
+        verification: &Verification,
         material: Material<'_>,
         sessions: &Sessions,
     ) -> Result<TlsState, LoadError> {
@@ -151,8 +163,8 @@ impl TlsState {
         for (path, crl) in &crls {
             crl_infos.push(crl::check(path, crl, &ca_der)?);
         }
-        let judging_inputs = judging_inputs(config, &ca_der, &crls);
-        let crl_deadline = match config.crl_stale {
+        let judging_inputs = judging_inputs(verification, &ca_der, &crls);
+        let crl_deadline = match verification.crl_stale {
             CrlStale::Refuse => crl::deadline(&crl_infos),
             CrlStale::Warn => None,
         };
@@ -160,7 +172,7 @@ impl TlsState {
             .ca_crl
             .first()
             .map(|p| p.as_path())
-            .unwrap_or(&config.path);
+            .unwrap_or(&config.config_path);
         let inner = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
             .with_crls(crls.into_iter().map(|(_, c)| c))
             // A CRL covers the CA that signed it; certificates of other CAs in
@@ -176,8 +188,12 @@ impl TlsState {
                 )
             })?;
         let verifier = Arc::new(
-            ClientVerifier::new(inner, config.client_cert_errors, config.allow_cn.as_deref())
-                .with_crl_deadline(crl_deadline),
+            ClientVerifier::new(
+                inner,
+                verification.client_cert_errors,
+                verification.allow_cn.as_deref(),
+            )
+            .with_crl_deadline(crl_deadline),
         );
         let signing_key = provider.key_provider.load_private_key(key).map_err(|e| {
             let (k, p) = server_key_key(config);
@@ -229,14 +245,14 @@ impl TlsState {
             ca_subjects,
             judging_inputs,
             generation: 0,
-            crl_stale: config.crl_stale,
+            crl_stale: verification.crl_stale,
         })
     }
 }
 
 /// SHA-256 over everything a client verdict depends on besides the clock.
 fn judging_inputs(
-    config: &Config,
+    verification: &Verification,
     ca_der: &[CertificateDer<'_>],
     crls: &[(
         std::path::PathBuf,
@@ -256,7 +272,7 @@ fn judging_inputs(
     for (_, crl) in crls {
         part(b"crl", crl.as_ref());
     }
-    if let Some(list) = &config.allow_cn {
+    if let Some(list) = &verification.allow_cn {
         let mut names: Vec<&str> = list.iter().map(String::as_str).collect();
         names.sort_unstable();
         for n in names {
@@ -265,7 +281,10 @@ fn judging_inputs(
     } else {
         part(b"any-cn", b"");
     }
-    let mode = format!("{:?}/{:?}", config.client_cert_errors, config.crl_stale);
+    let mode = format!(
+        "{:?}/{:?}",
+        verification.client_cert_errors, verification.crl_stale
+    );
     part(b"mode", mode.as_bytes());
     h.finalize().into()
 }
@@ -283,20 +302,20 @@ struct Material<'a> {
 }
 
 /// The key and file the server certificate came from.
-fn server_cert_key(config: &Config) -> (&'static str, &std::path::Path) {
+fn server_cert_key(config: &TlsFiles) -> (&'static str, &std::path::Path) {
     match (&config.server_p12, &config.server_crt) {
         (Some(p), _) => ("SERVER_P12", p),
         (None, Some(p)) => ("SERVER_CRT", p),
-        (None, None) => ("SERVER_CRT", &config.path),
+        (None, None) => ("SERVER_CRT", &config.config_path),
     }
 }
 
 /// The key and file the server's private key came from.
-fn server_key_key(config: &Config) -> (&'static str, &std::path::Path) {
+fn server_key_key(config: &TlsFiles) -> (&'static str, &std::path::Path) {
     match (&config.server_p12, &config.server_pem) {
         (Some(p), _) => ("SERVER_P12", p),
         (None, Some(p)) => ("SERVER_PEM", p),
-        (None, None) => ("SERVER_PEM", &config.path),
+        (None, None) => ("SERVER_PEM", &config.config_path),
     }
 }
 
@@ -319,7 +338,7 @@ fn load_p12(
 }
 
 fn load_server_identity(
-    config: &Config,
+    config: &TlsFiles,
 ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), KeyError> {
     if let Some(p12) = &config.server_p12 {
         return load_p12(p12, config.server_pass_file.as_deref());
@@ -327,7 +346,7 @@ fn load_server_identity(
     let (Some(crt), Some(pem)) = (&config.server_crt, &config.server_pem) else {
         return Err(KeyError::Other(LoadError::new(
             "SERVER_CRT",
-            &config.path,
+            &config.config_path,
             "SERVER_CRT and SERVER_PEM must both be set",
             "set both, as in WebORCA's jma-receipt.conf",
         )));

@@ -12,7 +12,7 @@ use std::net::IpAddr;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use sha2::{Digest, Sha256};
-use x509_parser::asn1_rs::{Any, Class, FromDer, Tag, ToDer};
+use x509_parser::asn1_rs::{Any, BmpString, Class, FromDer, Tag, ToDer, UniversalString};
 use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::GeneralName;
 use x509_parser::x509::{AttributeTypeAndValue, X509Name};
@@ -411,32 +411,26 @@ fn decode_string(value: &Any<'_>) -> Option<String> {
     match value.header.tag() {
         // T.61 is treated as Latin-1, as OpenSSL and most tools do.
         Tag::TeletexString => Some(data.iter().map(|&b| char::from(b)).collect()),
-        Tag::BmpString => decode_utf16be(data),
-        Tag::UniversalString => decode_utf32be(data),
+        Tag::BmpString => decode_bmp(value),
+        Tag::UniversalString => decode_universal(value),
         _ => std::str::from_utf8(data).ok().map(str::to_owned),
     }
 }
 
-fn decode_utf16be(data: &[u8]) -> Option<String> {
-    let pairs = data.chunks_exact(2);
-    // An odd trailing byte means a broken encoding, not a shorter string.
-    if !pairs.remainder().is_empty() {
+/// BMPString through asn1-rs. Its decoder reads an odd trailing byte as one
+/// more UTF-16 unit, so that case (a broken encoding, not a shorter string) is
+/// refused here first and shown as `#hex`.
+fn decode_bmp(value: &Any<'_>) -> Option<String> {
+    if !value.data.len().is_multiple_of(2) {
         return None;
     }
-    let units = pairs.map(|pair| u16::from_be_bytes([pair[0], pair[1]]));
-    char::decode_utf16(units)
-        .collect::<Result<String, _>>()
-        .ok()
+    BmpString::try_from(value).ok().map(|s| s.string())
 }
 
-fn decode_utf32be(data: &[u8]) -> Option<String> {
-    let quads = data.chunks_exact(4);
-    if !quads.remainder().is_empty() {
-        return None;
-    }
-    quads
-        .map(|quad| char::from_u32(u32::from_be_bytes([quad[0], quad[1], quad[2], quad[3]])))
-        .collect()
+/// UniversalString (UTF-32BE) through asn1-rs, which refuses a length that is
+/// not a multiple of four and any value that is not a character.
+fn decode_universal(value: &Any<'_>) -> Option<String> {
+    UniversalString::try_from(value).ok().map(|s| s.string())
 }
 
 /// Hex of the value's full DER encoding (tag, length, content).

@@ -39,6 +39,12 @@ use crate::tls::TlsState;
 use crate::tls::judgement::{Generations, Judgement};
 use crate::tls::verify::CertErrorKind;
 
+mod bind;
+mod connection;
+
+use bind::*;
+use connection::*;
+
 /// The kernel's queue of connections not yet accepted.
 const LISTEN_BACKLOG: u32 = 1024;
 /// Pause after an accept error (e.g. out of file descriptors) before trying again.
@@ -65,6 +71,7 @@ const RESERVED_FDS: usize = 512;
 const LIMIT_LOG_EVERY: Duration = Duration::from_secs(60);
 
 /// What every connection task shares.
+#[derive(Clone)]
 struct Shared {
     /// the current TLS state; replaced whole on reload
     tls: Arc<ArcSwap<TlsState>>,
@@ -98,18 +105,8 @@ impl Shared {
     /// connection pool, which each worker keeps on its own runtime.
     fn for_worker(&self) -> Shared {
         Shared {
-            tls: self.tls.clone(),
-            generations: self.generations.clone(),
-            stats: self.stats.clone(),
             proxy: Arc::new(self.proxy.sibling()),
-            config: self.config.clone(),
-            limit: self.limit.clone(),
-            shutdown: self.shutdown.clone(),
-            conns: self.conns.clone(),
-            tunnels: self.tunnels.clone(),
-            h1: self.h1.clone(),
-            h2: self.h2.clone(),
-            limit_logged: self.limit_logged.clone(),
+            ..self.clone()
         }
     }
 }
@@ -191,7 +188,9 @@ impl Server {
         let stats = Arc::new(Stats::new(config.cert_warn_days));
         stats.metrics.set_expiry(&tls);
         let proxy = Arc::new(Proxy::new(
-            &config,
+            &config.backend_part(),
+            config.limits(),
+            &config.logging(),
             tunnels.clone(),
             shutdown.clone(),
             stats.clone(),
@@ -346,59 +345,6 @@ fn spawn_worker(
         })
 }
 
-fn bind_error(addr: SocketAddr, e: &io::Error) -> String {
-    format!(
-        "LISTEN: cannot listen on {addr}: {e} (is another program, e.g. WebORCA itself, using the port?)"
-    )
-}
-
-/// EAFNOSUPPORT (97) or EADDRNOTAVAIL (99) on Linux: the kernel has IPv6 off.
-fn ipv6_unavailable(e: &io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(97 | 99))
-}
-
-/// Binds one address; `[::]` is bound dual-stack so IPv4 clients reach it too.
-fn bind_one(addr: SocketAddr) -> io::Result<TcpListener> {
-    let socket = socket2::Socket::new(
-        socket2::Domain::for_address(addr),
-        socket2::Type::STREAM,
-        None,
-    )?;
-    if addr.is_ipv6() && addr.ip().is_unspecified() {
-        socket.set_only_v6(false)?;
-    }
-    socket.set_reuse_address(true)?;
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(LISTEN_BACKLOG as i32)?;
-    TcpListener::from_std(socket.into())
-}
-
-/// The soft limit on open files (`ulimit -n`, systemd's LimitNOFILE), if known.
-fn open_files_limit() -> Option<usize> {
-    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
-    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
-    line.split_whitespace().nth(3)?.parse().ok()
-}
-
-/// MAX_CONNECTIONS lowered, if need be, so that every client connection plus
-/// one backend connection each fits within the open-files limit: a flood then
-/// waits in the accept queue instead of running the proxy out of descriptors.
-fn fitting_max_connections(wanted: usize, nofile: Option<usize>) -> usize {
-    let Some(nofile) = nofile else {
-        return wanted;
-    };
-    let fits = (nofile.saturating_sub(RESERVED_FDS) / 2).max(1);
-    if wanted <= fits {
-        return wanted;
-    }
-    tracing::warn!(
-        "MAX_CONNECTIONS={wanted} needs about {} open files but the limit is {nofile}; accepting at most {fits} connections (raise LimitNOFILE in the unit, or lower MAX_CONNECTIONS)",
-        wanted * 2 + RESERVED_FDS
-    );
-    fits
-}
-
 fn http_builders(config: &Config) -> (auto::Builder<TokioExecutor>, auto::Builder<TokioExecutor>) {
     let mut h1 = auto::Builder::new(TokioExecutor::new()).http1_only();
     h1.http1()
@@ -461,201 +407,6 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
             Err(e) => {
                 tracing::warn!("accept failed: {e}");
                 tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
-            }
-        }
-    }
-}
-
-/// Waits for the first byte without consuming it.
-async fn first_byte(tcp: &TcpStream) -> Option<u8> {
-    let mut buf = [0u8; 1];
-    match tcp.peek(&mut buf).await {
-        Ok(1) => Some(buf[0]),
-        _ => None,
-    }
-}
-
-async fn serve_conn(
-    shared: Arc<Shared>,
-    tcp: TcpStream,
-    peer: SocketAddr,
-    _permit: OwnedSemaphorePermit,
-) {
-    let metrics = &shared.stats.metrics;
-    metrics.connections_total.inc();
-    metrics.connections_open.inc();
-    let _open = scopeguard(&metrics.connections_open);
-    let timeout = shared.config.handshake_timeout;
-    // One deadline for the first byte and the handshake together, so a client
-    // cannot stretch the two into twice HANDSHAKE_TIMEOUT.
-    let deadline = Instant::now() + timeout;
-    let first = match tokio::time::timeout_at(deadline, first_byte(&tcp)).await {
-        Ok(Some(b)) => b,
-        Ok(None) => return,
-        Err(_) => {
-            tracing::debug!(%peer, "closed: nothing sent within HANDSHAKE_TIMEOUT");
-            Metrics::count(&metrics.handshakes, "timeout");
-            return;
-        }
-    };
-    match plain::sniff(first) {
-        FirstByte::Tls => {}
-        FirstByte::PlainHttp => return plain::redirect(tcp, peer, &shared.config).await,
-        FirstByte::Other => {
-            Metrics::count(&metrics.handshakes, "failed");
-            tracing::info!(%peer, "closed: neither TLS nor HTTP (first byte {first:#04x})");
-            return;
-        }
-    }
-    let tls_state = shared.tls.load_full();
-    let activity = Activity::new();
-    let local = tcp.local_addr().ok();
-    let acceptor = TlsAcceptor::from(tls_state.server_config.clone());
-    let stream = match tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            handshake_failed(&shared, peer, &e);
-            return;
-        }
-        Err(_) => {
-            Metrics::count(&metrics.handshakes, "timeout");
-            let secs = timeout.as_secs();
-            tracing::info!(%peer, "TLS handshake not finished within HANDSHAKE_TIMEOUT ({secs} s)");
-            return;
-        }
-    };
-    Metrics::count(&metrics.handshakes, "ok");
-    activity.touch(); // IDLE_TIMEOUT counts from here
-    let (_, session) = stream.get_ref();
-    let verdict = tls_state
-        .verifier
-        .judge(session.peer_certificates(), session.handshake_kind());
-    let h2 = session.alpn_protocol() == Some(b"h2");
-    let client = match &verdict {
-        Ok(identity) => Some(shared.stats.client_seen(identity)),
-        Err(r) => {
-            Metrics::count(&metrics.refusals, r.kind.as_str());
-            let subject = r
-                .info
-                .as_ref()
-                .map_or_else(|| "-".to_string(), |i| log_safe(&clip(&i.subject_oneline)));
-            tracing::info!(%peer, reason = r.kind.as_str(), subject = subject.as_str(), "client certificate refused: {}", log_safe(&r.detail));
-            if tls_state.verifier.mode() == ClientCertErrors::Handshake
-                && r.kind != CertErrorKind::CrlStale
-            {
-                return; // a resumed session judged after the handshake: no page in this mode
-            }
-            None
-        }
-    };
-    let ca_subjects = tls_state.ca_subjects.clone();
-    let chain = session
-        .peer_certificates()
-        .map(<[_]>::to_vec)
-        .unwrap_or_default();
-    let default_host = crate::proxy::default_host(session.server_name(), local);
-    let judgement = Judgement::new(
-        chain,
-        verdict,
-        &tls_state,
-        shared.tls.clone(),
-        shared.generations.subscribe(),
-    );
-    let conn = Arc::new(ConnInfo {
-        peer,
-        judgement,
-        client,
-        ca_subjects,
-        activity,
-        close: CancellationToken::new(),
-        default_host,
-    });
-    drop(tls_state);
-    serve_http(&shared, stream, conn, h2).await;
-}
-
-/// Longest certificate subject written to a log line: a certificate with absurd
-/// field sizes must not turn one refusal into kilobytes of log.
-const LOG_SUBJECT_CHARS: usize = 300;
-
-/// `s` cut to LOG_SUBJECT_CHARS, on a character boundary.
-fn clip(s: &str) -> String {
-    crate::text::one_line(s, LOG_SUBJECT_CHARS, crate::text::Controls::Keep, "")
-}
-
-/// Decrements a gauge when dropped.
-struct GaugeGuard<'a>(&'a prometheus_client::metrics::gauge::Gauge);
-
-impl Drop for GaugeGuard<'_> {
-    fn drop(&mut self) {
-        self.0.dec();
-    }
-}
-
-fn scopeguard(g: &prometheus_client::metrics::gauge::Gauge) -> GaugeGuard<'_> {
-    GaugeGuard(g)
-}
-
-/// Logs and counts a failed handshake; in `handshake` mode this is where
-/// client certificates are refused.
-fn handshake_failed(shared: &Shared, peer: SocketAddr, e: &std::io::Error) {
-    let metrics = &shared.stats.metrics;
-    Metrics::count(&metrics.handshakes, "failed");
-    let reason = e
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        .and_then(|tls| match tls {
-            rustls::Error::NoCertificatesPresented => Some(CertErrorKind::Missing),
-            rustls::Error::InvalidCertificate(_) => Some(crate::tls::verify::classify(tls)),
-            _ => None,
-        });
-    match reason {
-        Some(kind) => {
-            Metrics::count(&metrics.refusals, kind.as_str());
-            tracing::info!(%peer, reason = kind.as_str(), "client certificate refused in the handshake: {e}");
-        }
-        None => tracing::info!(%peer, "TLS handshake failed: {e}"),
-    }
-}
-
-async fn serve_http<S>(shared: &Shared, stream: S, conn: Arc<ConnInfo>, h2: bool)
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let proxy = shared.proxy.clone();
-    let activity = conn.activity.clone();
-    let peer = conn.peer;
-    let refused = conn.close.clone();
-    let service = service_fn(move |req| proxy.clone().handle(conn.clone(), req));
-    let builder = if h2 { &shared.h2 } else { &shared.h1 };
-    let serving = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-    tokio::pin!(serving);
-    let idle_limit = shared.config.idle_timeout;
-    let mut closing = false;
-    loop {
-        let wait = activity.idle_remaining(idle_limit);
-        tokio::select! {
-            r = &mut serving => {
-                if let Err(e) = r {
-                    tracing::debug!(peer = %peer, "connection ended: {e}");
-                }
-                return;
-            }
-            _ = shared.shutdown.cancelled(), if !closing => {
-                closing = true;
-                serving.as_mut().graceful_shutdown();
-            }
-            // A refused client got its page: HTTP/2 gets GOAWAY (the page's
-            // stream still finishes), HTTP/1.1 closes after the response.
-            _ = refused.cancelled(), if !closing => {
-                closing = true;
-                serving.as_mut().graceful_shutdown();
-            }
-            _ = tokio::time::sleep(wait.unwrap_or_default()), if !closing => {
-                if activity.idle_remaining(idle_limit).is_none() {
-                    closing = true;
-                    serving.as_mut().graceful_shutdown();
-                }
             }
         }
     }

@@ -1,0 +1,224 @@
+//! What the status listener (STATUS_LISTEN, loopback only) reports: the
+//! runtime state ([`Stats`]) here, the HTTP endpoints in `endpoints.rs`:
+//!
+//! - `/healthz`: the process is alive (200).
+//! - `/readyz`: certificates are loaded and WebORCA answered within the last
+//!   30 s (or answers a TCP connect now): 200, else 503.
+//! - `/status`: JSON — version, uptime, server/CA certificates with days left,
+//!   CRLs, backend state, last reload, and the client certificates seen
+//!   recently (CN, serial, days left, last seen, requests; flagged inside
+//!   CERT_WARN_DAYS).
+//! - `/metrics`: Prometheus text (see `metrics`).
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use http::{Request, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::Metrics;
+use crate::tls::{Identity, TlsState};
+
+mod endpoints;
+
+pub use endpoints::{STATUS_MAX_CONNECTIONS, StatusContext, serve};
+
+/// Client certificates remembered for `/status`; the least recently seen go first.
+const MAX_CLIENTS_TRACKED: usize = 1024;
+/// A backend answer younger than this makes `/readyz` green without a probe.
+const BACKEND_FRESH: Duration = Duration::from_secs(30);
+
+/// A client certificate seen in use.
+#[derive(Debug)]
+pub struct SeenClient {
+    /// CN, or `-`
+    pub cn: String,
+    /// serial, hex
+    pub serial: String,
+    /// the certificate's end of validity
+    pub not_after: DateTime<Utc>,
+    last_seen: AtomicI64,
+    requests: AtomicU64,
+    /// the day (days since 1970) its expiry was last logged
+    warned_day: AtomicI64,
+}
+
+impl SeenClient {
+    /// Counts one request.
+    pub fn request(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.last_seen
+            .store(Utc::now().timestamp(), Ordering::Relaxed);
+    }
+}
+
+/// The last reload and how it went.
+#[derive(Debug, Clone)]
+struct ReloadRecord {
+    at: DateTime<Utc>,
+    ok: bool,
+    message: String,
+}
+
+/// Everything the status listener reports on, shared by the server parts.
+pub struct Stats {
+    /// Prometheus metrics
+    pub metrics: Metrics,
+    started: Instant,
+    started_at: DateTime<Utc>,
+    /// when WebORCA last answered (Unix seconds, 0 = never)
+    backend_ok_at: AtomicI64,
+    /// WebORCA's last failure, for `/status`
+    backend_error: Mutex<Option<String>>,
+    last_reload: Mutex<Option<ReloadRecord>>,
+    clients: Mutex<HashMap<String, Arc<SeenClient>>>,
+    /// CERT_WARN_DAYS, updated on reload
+    warn_days: AtomicU32,
+}
+
+impl Stats {
+    /// Fresh statistics.
+    pub fn new(warn_days: u32) -> Stats {
+        Stats {
+            metrics: Metrics::new(),
+            started: Instant::now(),
+            started_at: Utc::now(),
+            backend_ok_at: AtomicI64::new(0),
+            backend_error: Mutex::new(None),
+            last_reload: Mutex::new(None),
+            clients: Mutex::new(HashMap::new()),
+            warn_days: AtomicU32::new(warn_days),
+        }
+    }
+
+    /// WebORCA answered.
+    pub fn backend_ok(&self) {
+        self.backend_ok_at
+            .store(Utc::now().timestamp(), Ordering::Relaxed);
+    }
+
+    /// WebORCA failed; `kind` is the metric label.
+    pub fn backend_failed(&self, kind: &str, detail: &str) {
+        Metrics::count(&self.metrics.backend_errors, kind);
+        *self
+            .backend_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(detail.to_string());
+    }
+
+    /// Records a reload's outcome.
+    pub fn reloaded(&self, ok: bool, message: &str, warn_days: u32) {
+        Metrics::count(&self.metrics.reloads, if ok { "ok" } else { "failed" });
+        if ok {
+            self.warn_days.store(warn_days, Ordering::Relaxed);
+        }
+        let record = ReloadRecord {
+            at: Utc::now(),
+            ok,
+            message: message.to_string(),
+        };
+        *self
+            .last_reload
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(record);
+    }
+
+    /// Notes a verified client; logs once a day when its certificate expires within CERT_WARN_DAYS.
+    pub fn client_seen(&self, id: &Identity) -> Arc<SeenClient> {
+        let now = Utc::now();
+        let client = {
+            let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
+            if !clients.contains_key(&id.info.sha256_hex) && clients.len() >= MAX_CLIENTS_TRACKED {
+                evict_oldest(&mut clients);
+            }
+            clients
+                .entry(id.info.sha256_hex.clone())
+                .or_insert_with(|| {
+                    Arc::new(SeenClient {
+                        cn: id.cn().to_string(),
+                        serial: id.info.serial_hex.clone(),
+                        not_after: id.info.not_after,
+                        last_seen: AtomicI64::new(now.timestamp()),
+                        requests: AtomicU64::new(0),
+                        warned_day: AtomicI64::new(i64::MIN),
+                    })
+                })
+                .clone()
+        };
+        let days = id.info.days_left(now);
+        let today = now.timestamp().div_euclid(86_400);
+        if days <= i64::from(self.warn_days.load(Ordering::Relaxed))
+            && client.warned_day.swap(today, Ordering::Relaxed) != today
+        {
+            tracing::warn!(
+                "client certificate CN={} (serial {}) expires in {days} days ({}); issue a new one with orca-catool issue_client_cert before the user is locked out",
+                crate::text::log_safe(&client.cn),
+                crate::text::log_safe(&client.serial),
+                client
+                    .not_after
+                    .with_timezone(&chrono::Local)
+                    .format(crate::log::TIME_FORMAT)
+            );
+        }
+        client
+    }
+
+    fn backend_fresh(&self) -> bool {
+        let at = self.backend_ok_at.load(Ordering::Relaxed);
+        at > 0 && Utc::now().timestamp() - at < BACKEND_FRESH.as_secs() as i64
+    }
+}
+
+fn evict_oldest(clients: &mut HashMap<String, Arc<SeenClient>>) {
+    let oldest = clients
+        .iter()
+        .min_by_key(|(_, c)| c.last_seen.load(Ordering::Relaxed))
+        .map(|(k, _)| k.clone());
+    if let Some(k) = oldest {
+        clients.remove(&k);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::endpoints::local_host;
+    use super::*;
+
+    #[test]
+    fn only_loopback_hosts_are_answered() {
+        let ok = |h: &str| local_host(Some(&header::HeaderValue::from_str(h).unwrap()));
+        for h in [
+            "localhost",
+            "LOCALHOST:9100",
+            "127.0.0.1",
+            "127.0.0.1:9100",
+            "[::1]",
+            "[::1]:9100",
+        ] {
+            assert!(ok(h), "{h}");
+        }
+        for h in [
+            "evil.example",
+            "evil.example:9100",
+            "127.0.0.2",
+            "localhost.evil.example",
+            "u@localhost",
+            "[::2]",
+            "",
+        ] {
+            assert!(!ok(h), "{h}");
+        }
+        assert!(!local_host(None));
+    }
+}

@@ -1,0 +1,200 @@
+//! One client connection from its first byte: plain-HTTP redirect or TLS
+//! handshake (with its log line and metrics), then HTTP/1.1 or HTTP/2.
+
+#[allow(unused_imports)]
+use super::*;
+
+/// Waits for the first byte without consuming it.
+pub(super) async fn first_byte(tcp: &TcpStream) -> Option<u8> {
+    let mut buf = [0u8; 1];
+    match tcp.peek(&mut buf).await {
+        Ok(1) => Some(buf[0]),
+        _ => None,
+    }
+}
+
+pub(super) async fn serve_conn(
+    shared: Arc<Shared>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    _permit: OwnedSemaphorePermit,
+) {
+    let metrics = &shared.stats.metrics;
+    metrics.connections_total.inc();
+    metrics.connections_open.inc();
+    let _open = scopeguard(&metrics.connections_open);
+    let timeout = shared.config.handshake_timeout;
+    // One deadline for the first byte and the handshake together, so a client
+    // cannot stretch the two into twice HANDSHAKE_TIMEOUT.
+    let deadline = Instant::now() + timeout;
+    let first = match tokio::time::timeout_at(deadline, first_byte(&tcp)).await {
+        Ok(Some(b)) => b,
+        Ok(None) => return,
+        Err(_) => {
+            tracing::debug!(%peer, "closed: nothing sent within HANDSHAKE_TIMEOUT");
+            Metrics::count(&metrics.handshakes, "timeout");
+            return;
+        }
+    };
+    match plain::sniff(first) {
+        FirstByte::Tls => {}
+        FirstByte::PlainHttp => return plain::redirect(tcp, peer, &shared.config).await,
+        FirstByte::Other => {
+            Metrics::count(&metrics.handshakes, "failed");
+            tracing::info!(%peer, "closed: neither TLS nor HTTP (first byte {first:#04x})");
+            return;
+        }
+    }
+    let tls_state = shared.tls.load_full();
+    let activity = Activity::new();
+    let local = tcp.local_addr().ok();
+    let acceptor = TlsAcceptor::from(tls_state.server_config.clone());
+    let stream = match tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            handshake_failed(&shared, peer, &e);
+            return;
+        }
+        Err(_) => {
+            Metrics::count(&metrics.handshakes, "timeout");
+            let secs = timeout.as_secs();
+            tracing::info!(%peer, "TLS handshake not finished within HANDSHAKE_TIMEOUT ({secs} s)");
+            return;
+        }
+    };
+    Metrics::count(&metrics.handshakes, "ok");
+    activity.touch(); // IDLE_TIMEOUT counts from here
+    let (_, session) = stream.get_ref();
+    let verdict = tls_state
+        .verifier
+        .judge(session.peer_certificates(), session.handshake_kind());
+    let h2 = session.alpn_protocol() == Some(b"h2");
+    let client = match &verdict {
+        Ok(identity) => Some(shared.stats.client_seen(identity)),
+        Err(r) => {
+            Metrics::count(&metrics.refusals, r.kind.as_str());
+            let subject = r
+                .info
+                .as_ref()
+                .map_or_else(|| "-".to_string(), |i| log_safe(&clip(&i.subject_oneline)));
+            tracing::info!(%peer, reason = r.kind.as_str(), subject = subject.as_str(), "client certificate refused: {}", log_safe(&r.detail));
+            if tls_state.verifier.mode() == ClientCertErrors::Handshake
+                && r.kind != CertErrorKind::CrlStale
+            {
+                return; // a resumed session judged after the handshake: no page in this mode
+            }
+            None
+        }
+    };
+    let ca_subjects = tls_state.ca_subjects.clone();
+    let chain = session
+        .peer_certificates()
+        .map(<[_]>::to_vec)
+        .unwrap_or_default();
+    let default_host = crate::proxy::default_host(session.server_name(), local);
+    let judgement = Judgement::new(
+        chain,
+        verdict,
+        &tls_state,
+        shared.tls.clone(),
+        shared.generations.subscribe(),
+    );
+    let conn = Arc::new(ConnInfo {
+        peer,
+        judgement,
+        client,
+        ca_subjects,
+        activity,
+        close: CancellationToken::new(),
+        default_host,
+    });
+    drop(tls_state);
+    serve_http(&shared, stream, conn, h2).await;
+}
+
+/// Longest certificate subject written to a log line: a certificate with absurd
+/// field sizes must not turn one refusal into kilobytes of log.
+pub(super) const LOG_SUBJECT_CHARS: usize = 300;
+
+/// `s` cut to LOG_SUBJECT_CHARS, on a character boundary.
+pub(super) fn clip(s: &str) -> String {
+    crate::text::one_line(s, LOG_SUBJECT_CHARS, crate::text::Controls::Keep, "")
+}
+
+/// Decrements a gauge when dropped.
+pub(super) struct GaugeGuard<'a>(&'a prometheus_client::metrics::gauge::Gauge);
+
+impl Drop for GaugeGuard<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+pub(super) fn scopeguard(g: &prometheus_client::metrics::gauge::Gauge) -> GaugeGuard<'_> {
+    GaugeGuard(g)
+}
+
+/// Logs and counts a failed handshake; in `handshake` mode this is where
+/// client certificates are refused.
+pub(super) fn handshake_failed(shared: &Shared, peer: SocketAddr, e: &std::io::Error) {
+    let metrics = &shared.stats.metrics;
+    Metrics::count(&metrics.handshakes, "failed");
+    let reason = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .and_then(|tls| match tls {
+            rustls::Error::NoCertificatesPresented => Some(CertErrorKind::Missing),
+            rustls::Error::InvalidCertificate(_) => Some(crate::tls::verify::classify(tls)),
+            _ => None,
+        });
+    match reason {
+        Some(kind) => {
+            Metrics::count(&metrics.refusals, kind.as_str());
+            tracing::info!(%peer, reason = kind.as_str(), "client certificate refused in the handshake: {e}");
+        }
+        None => tracing::info!(%peer, "TLS handshake failed: {e}"),
+    }
+}
+
+pub(super) async fn serve_http<S>(shared: &Shared, stream: S, conn: Arc<ConnInfo>, h2: bool)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let proxy = shared.proxy.clone();
+    let activity = conn.activity.clone();
+    let peer = conn.peer;
+    let refused = conn.close.clone();
+    let service = service_fn(move |req| proxy.clone().handle(conn.clone(), req));
+    let builder = if h2 { &shared.h2 } else { &shared.h1 };
+    let serving = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    tokio::pin!(serving);
+    let idle_limit = shared.config.idle_timeout;
+    let mut closing = false;
+    loop {
+        let wait = activity.idle_remaining(idle_limit);
+        tokio::select! {
+            r = &mut serving => {
+                if let Err(e) = r {
+                    tracing::debug!(peer = %peer, "connection ended: {e}");
+                }
+                return;
+            }
+            _ = shared.shutdown.cancelled(), if !closing => {
+                closing = true;
+                serving.as_mut().graceful_shutdown();
+            }
+            // A refused client got its page: HTTP/2 gets GOAWAY (the page's
+            // stream still finishes), HTTP/1.1 closes after the response.
+            _ = refused.cancelled(), if !closing => {
+                closing = true;
+                serving.as_mut().graceful_shutdown();
+            }
+            _ = tokio::time::sleep(wait.unwrap_or_default()), if !closing => {
+                if activity.idle_remaining(idle_limit).is_none() {
+                    closing = true;
+                    serving.as_mut().graceful_shutdown();
+                }
+            }
+        }
+    }
+}
