@@ -29,7 +29,7 @@ mod request;
 #[cfg(test)]
 mod tests;
 
-pub use answer::page;
+pub use answer::{not_permitted, page};
 use answer::*;
 use headers::*;
 use request::*;
