@@ -136,6 +136,7 @@ pub const KEYS: &[Key] = &[
     ),
     key!("CRL_STALE", "warn/refuse", "warn", Reload, crl_stale),
     key!("ALLOW_CN", "names, comma-separated", "", Reload, allow_cn),
+    key!("ACCESS_POLICY", "path", "", Reload, access_policy, files),
     key!(
         "FORWARD_CLIENT_CERT",
         "on/off",

@@ -23,12 +23,14 @@ pub mod plain;
 pub mod server;
 pub mod ws;
 
+mod access;
 mod answer;
 mod headers;
 mod request;
 #[cfg(test)]
 mod tests;
 
+use access::*;
 pub use answer::{not_permitted, page};
 use answer::*;
 use headers::*;
@@ -58,6 +60,7 @@ use crate::metrics::Metrics;
 use crate::pages::{self, CertRefusal, Page};
 use crate::status::Stats;
 use crate::tls::judgement::{Judged, Judgement};
+use crate::tls::verify::CertErrorKind;
 use crate::tls::{IDENTITY_HEADERS, Identity, Refusal};
 
 /// How long an unused backend connection stays in the pool.
@@ -194,7 +197,7 @@ impl Proxy {
             .then(|| AccessRecord::new(&conn, &req, started));
         let html = pages::wants_html(req.headers().get(header::ACCEPT));
         let (judged, news) = conn.judgement.now_and_news();
-        let record = record.map(|r| r.who(&judged.verdict));
+        let mut record = record.map(|r| r.who(&judged.verdict));
         let (response, slot) = match &judged.verdict {
             Err(refusal) => {
                 if news {
@@ -208,10 +211,18 @@ impl Proxy {
                     (bad.response(req.version()), None)
                 }
                 Ok(()) => {
-                    if let Some(client) = &conn.client {
-                        client.request();
+                    let access =
+                        self.access(&conn, &judged, identity, req.method(), req.uri().path(), html);
+                    record = record.map(|r| r.with_rule(access.rule()));
+                    match access {
+                        Access::Refused(answer, _) => (answer, None),
+                        Access::Open | Access::Allowed(_) => {
+                            if let Some(client) = &conn.client {
+                                client.request();
+                            }
+                            self.forward(&conn, identity, req, html).await
+                        }
                     }
-                    self.forward(&conn, identity, req, html).await
                 }
             },
         };
@@ -268,6 +279,10 @@ impl Proxy {
     ) -> Forwarded {
         let version = req.version();
         let upgrade = is_websocket_upgrade(req.headers());
+        // kept for a second decision once a backend slot is free, and for the
+        // tunnel (only under ACCESS_POLICY: no copy on the plain hot path)
+        let asked = (upgrade || conn.judgement.now().policy.is_some())
+            .then(|| (req.method().clone(), req.uri().path().to_string()));
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         let replayable = !upgrade && is_safe(req.method()) && req.body().is_end_stream();
         let out = match self.outbound(conn, identity, req, upgrade, replayable) {
@@ -292,6 +307,12 @@ impl Proxy {
                 self.refused_on_open_connection(conn, &judged, refusal);
             }
             return (self.refused(conn, refusal, version, html), None);
+        }
+        if let (Ok(identity), Some((method, path))) = (&judged.verdict, &asked)
+            && let Access::Refused(answer, _) =
+                self.access(conn, &judged, identity, method, path, html)
+        {
+            return (answer, None);
         }
         let replay = replayable.then(|| bodiless_copy(&out));
         let mut result = tokio::time::timeout_at(deadline, self.client.request(out)).await;
@@ -320,7 +341,8 @@ impl Proxy {
         match client_upgrade {
             Some(client_upgrade) if switching => {
                 let backend_upgrade = hyper::upgrade::on(&mut resp);
-                self.spawn_tunnel(conn, client_upgrade, backend_upgrade, slot);
+                let path = asked.map(|(_, path)| path).unwrap_or_default();
+                self.spawn_tunnel(conn, client_upgrade, backend_upgrade, slot, path);
                 strip_response_headers(resp.headers_mut(), true);
                 return (resp.map(Either::Left), None);
             }
@@ -407,6 +429,7 @@ impl Proxy {
         client: hyper::upgrade::OnUpgrade,
         backend: hyper::upgrade::OnUpgrade,
         slot: OwnedSemaphorePermit,
+        path: String,
     ) {
         let shutdown = self.shutdown.clone();
         let peer = conn.peer;
@@ -437,14 +460,14 @@ impl Proxy {
             // its first frame (a reload may have come while WebORCA answered 101)
             let (up, down) = tokio::select! {
                 biased;
-                () = tunnel_refused(&conn, &stats) => {
+                () = tunnel_refused(&conn, &stats, &path) => {
                     refused.cancel();
                     tunnel.await
                 }
                 carried = &mut tunnel => carried,
             };
             let how = if refused.is_cancelled() {
-                "closed (1008): client certificate now refused"
+                "closed (1008): client certificate now refused or not permitted"
             } else if by_shutdown.is_cancelled() {
                 "closed by shutdown"
             } else {
@@ -492,10 +515,11 @@ impl Proxy {
     }
 }
 
-/// Returns once the tunnel's certificate is refused: after a reload that
-/// changed the verdict's inputs, or when a certificate of the chain (or, with
+/// Returns once the tunnel's certificate is refused, or ACCESS_POLICY no
+/// longer permits its `path`: after a reload that changed the verdict's inputs
+/// (the policy among them), or when a certificate of the chain (or, with
 /// CRL_STALE=refuse, the CRL) runs out. Logs the CN, serial and reason.
-async fn tunnel_refused(conn: &ConnInfo, stats: &Stats) {
+async fn tunnel_refused(conn: &ConnInfo, stats: &Stats, path: &str) {
     /// Longest sleep between two looks at the clock: a verdict window far in
     /// the future is still looked at daily (a suspended machine's clock jumps).
     const LONGEST_WAIT: i64 = 24 * 60 * 60;
@@ -507,6 +531,11 @@ async fn tunnel_refused(conn: &ConnInfo, stats: &Stats) {
             Metrics::count(&stats.metrics.refusals, r.kind.as_str());
             let (cn, serial) = Judgement::who(&judged);
             tracing::info!(peer = %conn.peer, cn = %cn, serial = %serial, reason = r.kind.as_str(), "websocket closed with 1008: the client certificate is now refused: {}", log_safe(&r.detail));
+            return;
+        }
+        if let Ok(identity) = &judged.verdict
+            && !tunnel_permitted(conn, judged.policy.as_deref(), identity, path, stats)
+        {
             return;
         }
         let secs = judged
