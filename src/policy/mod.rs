@@ -80,11 +80,7 @@ impl Decision<'_> {
     pub fn why(&self) -> String {
         let rule = |r: Option<&Rule>| r.map_or(String::new(), |r| format!(" `{}`", r.text));
         match self.outcome {
-            Outcome::Allowed => format!(
-                "allowed by rule {}{}",
-                self.rule_name(),
-                rule(self.rule)
-            ),
+            Outcome::Allowed => format!("allowed by rule {}{}", self.rule_name(), rule(self.rule)),
             Outcome::NotListed => format!(
                 "refused: the rules of the longest matching prefix (first: {}{}) do not name this certificate",
                 self.rule_name(),
@@ -223,14 +219,17 @@ impl Policy {
         for indices in self.by_prefix.values() {
             for (n, &i) in indices.iter().enumerate() {
                 let later = &self.rules[i];
-                let cover = indices[..n].iter().map(|&e| &self.rules[e]).find(|earlier| {
-                    later.who.covered_by(&earlier.who)
-                        && match (&later.methods, &earlier.methods) {
-                            (_, None) => true,
-                            (None, Some(_)) => false,
-                            (Some(l), Some(e)) => l.is_subset(e),
-                        }
-                });
+                let cover = indices[..n]
+                    .iter()
+                    .map(|&e| &self.rules[e])
+                    .find(|earlier| {
+                        later.who.covered_by(&earlier.who)
+                            && match (&later.methods, &earlier.methods) {
+                                (_, None) => true,
+                                (None, Some(_)) => false,
+                                (Some(l), Some(e)) => l.is_subset(e),
+                            }
+                    });
                 if let Some(earlier) = cover {
                     dead.push(DeadRule {
                         rule: later.name.clone(),

@@ -48,7 +48,10 @@ fn longest_whole_segment_prefix_decides() {
     let browser = cert("user1", &[], &[], "01");
     let push = cert("push-exchanger", &[], &[], "02");
     let d = p.decide(&browser, "GET", "/ws");
-    assert_eq!((d.outcome, d.rule_name()), (Outcome::NotListed, "p.rules:2"));
+    assert_eq!(
+        (d.outcome, d.rule_name()),
+        (Outcome::NotListed, "p.rules:2")
+    );
     assert!(p.decide(&push, "GET", "/ws").allowed());
     assert!(p.decide(&push, "GET", "/ws/").allowed());
     assert_eq!(p.decide(&push, "GET", "/ws/x").rule_name(), "p.rules:2");
@@ -57,7 +60,10 @@ fn longest_whole_segment_prefix_decides() {
     assert_eq!((d.outcome, d.rule_name()), (Outcome::Allowed, "p.rules:4"));
     let d = p.decide(&browser, "GET", "/api01rv2x");
     assert_eq!((d.outcome, d.rule_name()), (Outcome::Allowed, "p.rules:4"));
-    assert!(!p.decide(&browser, "GET", "/api01rv2/patientgetv2").allowed());
+    assert!(
+        !p.decide(&browser, "GET", "/api01rv2/patientgetv2")
+            .allowed()
+    );
 }
 
 #[test]
@@ -74,7 +80,11 @@ fn each_kind_of_who_admits_its_certificate_only() {
         assert!(p.decide(&alice, "GET", path).allowed(), "{path}");
     }
     for path in ["/cn", "/o", "/ou", "/serial", "/fp"] {
-        assert_eq!(p.decide(&other, "GET", path).outcome, Outcome::NotListed, "{path}");
+        assert_eq!(
+            p.decide(&other, "GET", path).outcome,
+            Outcome::NotListed,
+            "{path}"
+        );
     }
     assert!(p.decide(&other, "GET", "/any").allowed());
     assert_eq!(p.decide(&other, "GET", "/").outcome, Outcome::NoRule);
@@ -88,7 +98,10 @@ fn methods_limit_a_rule_and_the_first_admitting_rule_of_a_prefix_wins() {
     let admin = cert("admin", &[], &[], "02");
     assert!(p.decide(&api, "GET", "/api/x").allowed());
     let d = p.decide(&api, "POST", "/api/x");
-    assert_eq!((d.outcome, d.rule_name()), (Outcome::MethodNotListed, "p.rules:1"));
+    assert_eq!(
+        (d.outcome, d.rule_name()),
+        (Outcome::MethodNotListed, "p.rules:1")
+    );
     let d = p.decide(&admin, "DELETE", "/api");
     assert_eq!((d.outcome, d.rule_name()), (Outcome::Allowed, "p.rules:2"));
     assert!(p.decide(&api, "get", "/api").outcome == Outcome::MethodNotListed);
@@ -125,7 +138,10 @@ fn errors_name_file_line_and_valid_forms() {
         let shown = e.to_string();
         assert!(shown.contains(words), "{text:?}: {shown}");
         assert!(shown.contains(&format!("p.rules:{line}")), "{shown}");
-        assert!(shown.contains("cn:NAME") && shown.contains("fingerprint:SHA256HEX"), "{shown}");
+        assert!(
+            shown.contains("cn:NAME") && shown.contains("fingerprint:SHA256HEX"),
+            "{shown}"
+        );
     }
     let e = Policy::from_bytes(Path::new("p.rules"), b"/ any\n/\xff any\n".to_vec()).unwrap_err();
     assert_eq!(e.line, 2, "{e}");

@@ -31,8 +31,8 @@ mod request;
 mod tests;
 
 use access::*;
-pub use answer::{not_permitted, page};
 use answer::*;
+pub use answer::{not_permitted, page};
 use headers::*;
 use request::*;
 pub use request::{Malformed, check_request};
@@ -211,8 +211,14 @@ impl Proxy {
                     (bad.response(req.version()), None)
                 }
                 Ok(()) => {
-                    let access =
-                        self.access(&conn, &judged, identity, req.method(), req.uri().path(), html);
+                    let access = self.access(
+                        &conn,
+                        &judged,
+                        identity,
+                        req.method(),
+                        req.uri().path(),
+                        html,
+                    );
                     record = record.map(|r| r.with_rule(access.rule()));
                     match access {
                         Access::Refused(answer, _) => (answer, None),

@@ -33,8 +33,8 @@ use rustls::pki_types::{CertificateDer, UnixTime};
 use tokio::sync::watch;
 
 use super::TlsState;
-use crate::policy::Policy;
 use super::verify::{Identity, Refusal};
+use crate::policy::Policy;
 
 /// The verdict on a client certificate chain.
 pub type Verdict = Result<Identity, Box<Refusal>>;
