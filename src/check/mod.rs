@@ -73,6 +73,7 @@ impl Report {
             fix: None,
         });
     }
+
     fn warn(&mut self, text: impl Into<String>, fix: impl Into<String>) {
         self.lines.push(Line {
             level: Level::Warn,
@@ -80,6 +81,7 @@ impl Report {
             fix: Some(fix.into()),
         });
     }
+
     fn fail(&mut self, text: impl Into<String>, fix: impl Into<String>) {
         self.lines.push(Line {
             level: Level::Fail,

@@ -75,6 +75,7 @@ impl Proxy {
         resp.extensions_mut().insert(CloseAfter);
         resp
     }
+
     /// Logs and counts an open connection whose certificate is now refused.
     pub(super) fn refused_on_open_connection(
         &self,
@@ -86,6 +87,7 @@ impl Proxy {
         let (cn, serial) = Judgement::who(judged);
         tracing::info!(peer = %conn.peer, cn = %cn, serial = %serial, reason = refusal.kind.as_str(), "client certificate of an open connection now refused, closing it: {}", log_safe(&refusal.detail));
     }
+
     pub(super) fn backend_down(
         &self,
         kind: &str,
@@ -102,6 +104,7 @@ impl Proxy {
             html,
         )
     }
+
     pub(super) fn backend_slow(&self, html: bool) -> Response<Either<Incoming, Full<Bytes>>> {
         let secs = self.backend_timeout.as_secs();
         self.stats.backend_failed(
