@@ -8,6 +8,7 @@
 //! guard, [`install`] `install-cert`, [`install_crl`] `install-crl`,
 //! `command.rs` what those two share, [`fsutil`] what every command shares.
 
+mod command;
 pub mod fsutil;
 pub use crate::guard;
 pub mod install;
