@@ -97,6 +97,7 @@ pub(super) fn write(
     Ok(())
 }
 
+/// The PEM certificates of `what` (a file of the zip, or CA_CRT); none is an error.
 pub(super) fn parse_pem_certs(
     what: &str,
     data: &[u8],
@@ -155,6 +156,7 @@ pub(super) fn read_config(root: &Root, config_path: &Path) -> Result<String, Sto
     }
 }
 
+/// `systemctl reload` of the proxy; on failure, says the files are in place.
 pub(super) fn reload(systemctl: &Program) -> Result<(), Stop> {
     println!("run: {}", systemctl.shown(&["reload", PROXY_UNIT]));
     systemctl
@@ -167,6 +169,7 @@ pub(super) fn reload(systemctl: &Program) -> Result<(), Stop> {
         })
 }
 
+/// Lower-case hex, two digits a byte.
 pub(super) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
