@@ -482,7 +482,7 @@ async fn check_reads_the_policy_flags_dead_rules_and_says_which_rule_decides() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("/%77s is matched as /ws"), "{out}");
     assert!(
-        out.contains(&format!("FAIL GET /ws for /C=JP/O=orca/CN=user1")),
+        out.contains("FAIL GET /ws for /C=JP/O=orca/CN=user1"),
         "{out}"
     );
     assert!(out.contains(&format!("{f}:1")), "{out}");
