@@ -398,10 +398,10 @@ async fn a_policy_swapped_by_reload_judges_the_next_request_of_an_open_http2_con
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn sighup_swaps_the_policy_and_the_access_line_names_the_rule() {
+async fn sighup_and_the_file_watcher_swap_the_policy_and_the_access_line_names_the_rule() {
     let (s, file) = with_policy("/ any\n");
     let backend = crate::util::backend::Backend::start().await;
-    let (mut p, addr) = start_proc(&s, &backend.url(), &[]);
+    let (mut p, addr) = start_proc(&s, &backend.url(), &["CERT_WATCH_INTERVAL=200ms"]);
     let client = Client::h1(&s.ca.pem, Some(&s.user1));
     let mut open = Kept::open(&client, addr).await;
     assert_eq!(open.get("/ws/feed").await.unwrap().status, 200);
@@ -437,6 +437,12 @@ async fn sighup_swaps_the_policy_and_the_access_line_names_the_rule() {
     );
     assert_not_permitted(&open.get("/ws/feed").await.unwrap(), "/ws/feed", "user1");
     assert_eq!(open.get("/x").await.unwrap().status, 200);
+
+    // The file watcher takes a changed file without a signal.
+    write(s.dir.path(), "access-policy", "/ any\n# watched\n");
+    tokio::task::block_in_place(|| p.wait_for("reload (")).expect("watcher reload");
+    tokio::task::block_in_place(|| p.wait_for("reload: ok")).expect("watcher reload ok");
+    assert_eq!(open.get("/ws/feed").await.unwrap().status, 200);
     p.signal("TERM");
     let (code, _) = p.exit();
     assert_eq!(code, 0);
