@@ -96,11 +96,22 @@ impl Steps for Log {
     }
 
     fn policy_loaded(&mut self, policy: Option<&Policy>) {
-        if let Some(p) = policy {
-            tracing::info!(
-                "ACCESS_POLICY {}: {} rules",
-                p.file().display(),
-                p.rules().len()
+        let Some(p) = policy else {
+            return;
+        };
+        let file = p.file().display();
+        if p.rules().is_empty() {
+            tracing::warn!(
+                "ACCESS_POLICY {file}: no rules, every request is refused (not-permitted); add rules (see access-policy.example) or unset ACCESS_POLICY"
+            );
+        } else {
+            tracing::info!("ACCESS_POLICY {file}: {} rules", p.rules().len());
+        }
+        for dead in p.dead_rules() {
+            tracing::warn!(
+                "ACCESS_POLICY rule {} never decides: the earlier rule {} of the same prefix admits every certificate and method it admits",
+                dead.rule,
+                dead.covered_by
             );
         }
     }

@@ -218,6 +218,28 @@ fn normal_form_of_each_bypass_spelling() {
     }
 }
 
+#[test]
+fn the_example_policy_reads_and_every_rule_can_decide() {
+    let text = include_str!("../../conf/access-policy.example");
+    let p = policy(text);
+    assert!(p.rules().len() > 10);
+    assert_eq!(p.dead_rules(), Vec::new());
+    let browser = cert("user1", &["orca"], &["staff"], "01");
+    let push = cert("push-exchanger", &["orca"], &[], "02");
+    let api = cert("receipt-printer", &["orca"], &["api"], "03");
+    assert!(p.decide(&browser, "GET", "/").allowed());
+    assert!(!p.decide(&browser, "GET", "/ws").allowed());
+    assert!(p.decide(&push, "GET", "/ws").allowed());
+    assert!(
+        !p.decide(&browser, "POST", "/api01rv2/patientgetv2")
+            .allowed()
+    );
+    assert!(p.decide(&api, "POST", "/api01rv2/patientgetv2").allowed());
+    assert!(p.decide(&api, "POST", "/orca11/acceptmodv2").allowed());
+    assert!(!p.decide(&api, "DELETE", "/orca11/acceptmodv2").allowed());
+    assert!(p.decide(&api, "GET", "/blobapi/x").allowed());
+}
+
 // ---------------------------------------------------------------------------
 // Properties
 
