@@ -104,11 +104,12 @@ pub(super) enum Verdict {
     Newer,
 }
 
-/// Compares the new CRLs with the installed CRL of each one's issuer: an older
-/// one, or one of the same number with other content, is refused (the reason
-/// names both files); all already there is [`Verdict::Installed`].
+/// Compares each new CRL with the installed CRL of its issuer: any older one,
+/// or one of the same number with other content, is refused (the reason names
+/// both files); all already there is [`Verdict::Installed`].
 pub(super) fn judge(new: &[Crl], new_shown: &str, entries: &[Entry]) -> Result<Verdict, String> {
     let mut same = Vec::new();
+    let mut newer = false;
     for n in new {
         let installed = entries.iter().find_map(|e| {
             let crls = e.crls.as_ref().ok()?;
@@ -117,7 +118,8 @@ pub(super) fn judge(new: &[Crl], new_shown: &str, entries: &[Entry]) -> Result<V
                 .map(|c| (e, c))
         });
         let Some((entry, old)) = installed else {
-            return Ok(Verdict::Newer);
+            newer = true;
+            continue;
         };
         if old.der == n.der {
             same.push(entry.path.clone());
@@ -125,7 +127,7 @@ pub(super) fn judge(new: &[Crl], new_shown: &str, entries: &[Entry]) -> Result<V
         }
         let shown = entry.path.display();
         match n.cmp_age(old) {
-            Ordering::Greater => return Ok(Verdict::Newer),
+            Ordering::Greater => newer = true,
             Ordering::Less => {
                 return Err(format!(
                     "the CRL of {} in {new_shown} ({}) is older than the installed {shown} ({}): install the newest CRL from orca-catool issue_crl",
@@ -143,6 +145,10 @@ pub(super) fn judge(new: &[Crl], new_shown: &str, entries: &[Entry]) -> Result<V
             }
         }
     }
+    if newer {
+        return Ok(Verdict::Newer);
+    }
+    same.dedup();
     Ok(Verdict::Installed(same))
 }
 
@@ -213,4 +219,80 @@ pub(super) fn without_other_cas(
         }
     }
     (list, removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A CA named `cn` and a function making its CRLs by CRL number.
+    fn ca(cn: &str) -> (CertificateDer<'static>, impl Fn(u64) -> Crl) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let cert = params.self_signed(&key).unwrap();
+        let issuer = rcgen::Issuer::new(params, key);
+        let crl = move |number: u64| {
+            let now = time::OffsetDateTime::now_utc();
+            let der = rcgen::CertificateRevocationListParams {
+                this_update: now - time::Duration::hours(1),
+                next_update: now + time::Duration::days(30),
+                crl_number: rcgen::SerialNumber::from(number),
+                issuing_distribution_point: None,
+                revoked_certs: Vec::new(),
+                key_identifier_method: rcgen::KeyIdMethod::Sha256,
+            }
+            .signed_by(&issuer)
+            .unwrap()
+            .der()
+            .clone();
+            Crl::of(&der).unwrap()
+        };
+        (cert.der().clone(), crl)
+    }
+
+    fn entry(raw: &str, crls: Vec<Crl>) -> Entry {
+        Entry {
+            raw: raw.to_string(),
+            path: PathBuf::from(raw),
+            crls: Ok(crls),
+        }
+    }
+
+    #[test]
+    fn a_crl_replaces_only_its_own_cas_entry_and_an_older_one_is_refused() {
+        let (_, a) = ca("a");
+        let (b_cert, b) = ca("b");
+        let entries = vec![
+            entry("/c/a-1.crl", vec![a(1)]),
+            entry("/c/b-1.crl", vec![b(1)]),
+            Entry {
+                raw: "/c/gone.crl".to_string(),
+                path: PathBuf::from("/c/gone.crl"),
+                crls: Err("gone".to_string()),
+            },
+        ];
+        let (list, replaced) = replace(&entries, &[a(2)], Path::new("/c/a-2.crl")).unwrap();
+        assert_eq!(list, ["/c/a-2.crl", "/c/b-1.crl", "/c/gone.crl"]);
+        assert_eq!(replaced, [PathBuf::from("/c/a-1.crl")]);
+        // A file of both CAs: the newer of one does not hide the older of the other.
+        let both = [a(2), b(0)];
+        let err = judge(&both, "new.crl", &entries).err().unwrap();
+        assert!(
+            err.contains("CRL number 0) is older than the installed /c/b-1.crl"),
+            "{err}"
+        );
+        assert!(matches!(judge(&[a(2)], "n", &entries), Ok(Verdict::Newer)));
+        // An entry holding both CAs' CRLs cannot be split.
+        let mixed = vec![entry("/c/ab.crl", vec![a(1), b(1)])];
+        assert!(replace(&mixed, &[a(2)], Path::new("/c/a-2.crl")).is_err());
+        // A new CA B: A's CRL leaves, B's and the unreadable one stay.
+        let (list, removed) = without_other_cas(&entries, &[b_cert]);
+        assert_eq!(list, ["/c/b-1.crl", "/c/gone.crl"]);
+        assert_eq!(removed[0].0, PathBuf::from("/c/a-1.crl"));
+        assert!(removed[0].1.contains("CN=a"), "{:?}", removed);
+    }
 }
