@@ -155,10 +155,9 @@ pub fn install_cert(args: &CertArgs, config_path: &Path) -> Result<(), Stop> {
     };
     let crl_value = crl_list.join(",");
     if !removed.is_empty() {
-        keys.push((
-            "CA_CRL",
-            (!crl_list.is_empty()).then_some(crl_value.as_str()),
-        ));
+        // Emptied rather than commented out: in jma-receipt.conf the comment
+        // prefix is setup's, and `setup --rollback` would bring the line back.
+        keys.push(("CA_CRL", Some(crl_value.as_str())));
     }
     let new_text = jma_conf::set_keys(&config_text, config_path, &keys).map_err(refuse)?;
     let loaded = crate::config::parse(&new_text, config_path)
