@@ -49,6 +49,11 @@ impl Change {
         // A link would be replaced by a file on rename while its target was
         // read and backed up: refused, not followed.
         let old = super::nofollow::read_regular(&path, shown).map_err(std::io::Error::other)?;
+        // The copy `apply` keeps is checked now, so a link planted at its name
+        // stops the command before anything is written, not half-way.
+        let first = with_suffix(&path, BACKUP_SUFFIX);
+        super::nofollow::read_regular(&first, &with_suffix(shown, BACKUP_SUFFIX))
+            .map_err(std::io::Error::other)?;
         Ok(Change {
             shown: shown.to_path_buf(),
             path,
