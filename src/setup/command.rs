@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use rustls::pki_types::CertificateDer;
 
 use super::fsutil::{self, Change, Program, Root};
+pub(super) use super::nofollow::read_regular;
 use super::{PROXY_UNIT, Stop};
 
 /// Where WebORCA keeps its certificates.
@@ -84,15 +85,17 @@ pub(super) fn write(
         println!("copied {} (owner {}, mode 0400)", dest.display(), owner.1);
     }
     if change.is_change() {
-        change
+        let kept = change
             .apply()
             .map_err(|e| Stop::other(format!("cannot write {}: {e}", config_path.display())))?;
-        println!(
-            "set {keys} in {} (the old one is kept as {}{})",
-            config_path.display(),
-            config_path.display(),
-            fsutil::BACKUP_SUFFIX
-        );
+        match kept {
+            Some(k) => println!(
+                "set {keys} in {} (the old one is kept as {})",
+                config_path.display(),
+                change.shown_kept(&k).display()
+            ),
+            None => println!("set {keys} in {}", config_path.display()),
+        }
     }
     Ok(())
 }
@@ -118,14 +121,13 @@ pub(super) fn destination(
     data: &[u8],
 ) -> Result<Option<PathBuf>, String> {
     let shown = dir.join(name);
-    match std::fs::read(root.path(&shown)) {
-        Ok(old) if old == data => Ok(None),
-        Ok(_) => Err(format!(
+    match read_regular(&root.path(&shown), &shown)? {
+        Some(old) if old == data => Ok(None),
+        Some(_) => Err(format!(
             "{} already exists with other content and is never overwritten: move it away first",
             shown.display()
         )),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Some(shown)),
-        Err(e) => Err(format!("cannot read {}: {e}", shown.display())),
+        None => Ok(Some(shown)),
     }
 }
 
@@ -136,23 +138,15 @@ fn copy_in(root: &Root, dest: &Path, data: &[u8], owner: (u32, u32)) -> Result<(
         std::fs::create_dir_all(dir)
             .map_err(|e| Stop::other(format!("cannot create {}: {e}", dir.display())))?;
     }
-    let tmp = fsutil::temp_beside(&real);
-    let result = fsutil::write_new(&tmp, data, 0o400, Some(owner))
-        // A hard link fails when the name exists: no file is ever replaced.
-        .and_then(|()| std::fs::hard_link(&tmp, &real));
-    let _ = std::fs::remove_file(&tmp);
-    result.map_err(|e| Stop::other(format!("cannot write {}: {e}", dest.display())))
+    super::backup::create(&real, data, 0o400, Some(owner))
+        .map_err(|e| Stop::other(format!("cannot write {}: {e}", dest.display())))
 }
 
-/// The config now, its text ("" when there is none).
+/// The config now, its text ("" when there is none); a link is refused.
 pub(super) fn read_config(root: &Root, config_path: &Path) -> Result<String, Stop> {
-    match std::fs::read(root.path(config_path)) {
-        Ok(b) => Ok(String::from_utf8_lossy(&b).into_owned()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
-        Err(e) => Err(Stop::config(format!(
-            "cannot read {}: {e}",
-            config_path.display()
-        ))),
+    match read_regular(&root.path(config_path), config_path) {
+        Ok(b) => Ok(String::from_utf8_lossy(&b.unwrap_or_default()).into_owned()),
+        Err(e) => Err(Stop::config(format!("{e}; nothing was installed"))),
     }
 }
 

@@ -46,11 +46,14 @@ impl Change {
     /// A change of the file at system path `shown` to `new`; reads what is there now.
     pub fn new(root: &Root, shown: &Path, new: Vec<u8>, mode: u32) -> std::io::Result<Change> {
         let path = root.path(shown);
-        let old = match std::fs::read(&path) {
-            Ok(b) => Some(b),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(e),
-        };
+        // A link would be replaced by a file on rename while its target was
+        // read and backed up: refused, not followed.
+        let old = super::nofollow::read_regular(&path, shown).map_err(std::io::Error::other)?;
+        // The copy `apply` keeps is checked now, so a link planted at its name
+        // stops the command before anything is written, not half-way.
+        let first = with_suffix(&path, BACKUP_SUFFIX);
+        super::nofollow::read_regular(&first, &with_suffix(shown, BACKUP_SUFFIX))
+            .map_err(std::io::Error::other)?;
         Ok(Change {
             shown: shown.to_path_buf(),
             path,
@@ -86,21 +89,32 @@ impl Change {
             .to_string()
     }
 
-    /// Keeps a copy of the file as `FILE.before-weborca-mtls-proxy`, then writes the new
+    /// Keeps a copy of the file ([`super::backup::keep`]: the first original as
+    /// `FILE.before-weborca-mtls-proxy`, later ones timestamped), then writes the new
     /// content to a temporary file beside it and renames it over the file, so that a
-    /// reader sees the old or the new file, never half of one.
-    pub fn apply(&self) -> std::io::Result<()> {
+    /// reader sees the old or the new file, never half of one. Returns where the old
+    /// content is kept (`None` when there was no file).
+    pub fn apply(&self) -> std::io::Result<Option<PathBuf>> {
         let dir = self.path.parent().unwrap_or(Path::new("/"));
         std::fs::create_dir_all(dir)?;
         let (mode, owner) = match std::fs::metadata(&self.path) {
             Ok(m) => (m.mode() & 0o7777, Some((m.uid(), m.gid()))),
             Err(_) => (self.mode, None),
         };
-        if let Some(old) = &self.old {
-            let backup = with_suffix(&self.path, BACKUP_SUFFIX);
-            write_replace(&backup, old, mode, owner)?;
+        let kept = match &self.old {
+            Some(old) => Some(super::backup::keep(&self.path, old, mode, owner)?),
+            None => None,
+        };
+        write_replace(&self.path, &self.new, mode, owner)?;
+        Ok(kept)
+    }
+
+    /// The system path (as the operator knows it) of a copy `apply` kept at `real`.
+    pub fn shown_kept(&self, real: &Path) -> PathBuf {
+        match real.file_name() {
+            Some(name) => self.shown.with_file_name(name),
+            None => real.to_path_buf(),
         }
-        write_replace(&self.path, &self.new, mode, owner)
     }
 
     /// Puts back what was there before `apply` (removes a file that did not exist),
@@ -118,28 +132,38 @@ impl Change {
 
 /// Applies `changes` in order; when one fails, the ones already written are put
 /// back (last first), so a failed command leaves the files as it found them.
-pub fn apply_all(changes: &[&Change]) -> Result<(), String> {
-    for (i, c) in changes.iter().enumerate() {
-        if let Err(e) = c.apply() {
-            let mut undone = Vec::new();
-            for d in changes[..i].iter().rev() {
-                match d.undo() {
-                    Ok(()) => undone.push(d.shown.display().to_string()),
-                    Err(u) => undone.push(format!(
-                        "{} NOT put back ({u}; its old content is in FILE{BACKUP_SUFFIX})",
-                        d.shown.display()
-                    )),
-                }
+/// Returns, for each change, where its old content is kept.
+pub fn apply_all(changes: &[&Change]) -> Result<Vec<Option<PathBuf>>, String> {
+    let mut kept: Vec<Option<PathBuf>> = Vec::new();
+    for c in changes {
+        let e = match c.apply() {
+            Ok(k) => {
+                kept.push(k);
+                continue;
             }
-            let undone = if undone.is_empty() {
-                String::new()
-            } else {
-                format!("; put back: {}", undone.join(", "))
-            };
-            return Err(format!("cannot write {}: {e}{undone}", c.shown.display()));
+            Err(e) => e,
+        };
+        let mut undone = Vec::new();
+        for (d, k) in changes.iter().zip(&kept).rev() {
+            match d.undo() {
+                Ok(()) => undone.push(d.shown.display().to_string()),
+                Err(u) => undone.push(format!(
+                    "{} NOT put back ({u}; its old content is in {})",
+                    d.shown.display(),
+                    k.as_deref()
+                        .map(|k| d.shown_kept(k).display().to_string())
+                        .unwrap_or_else(|| "no file: it did not exist".to_string())
+                )),
+            }
         }
+        let undone = if undone.is_empty() {
+            String::new()
+        } else {
+            format!("; put back: {}", undone.join(", "))
+        };
+        return Err(format!("cannot write {}: {e}{undone}", c.shown.display()));
     }
-    Ok(())
+    Ok(kept)
 }
 
 /// `path` with `suffix` added to its file name.

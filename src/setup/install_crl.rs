@@ -1,14 +1,19 @@
 //! `install-crl FILE`: a CRL from `orca-catool issue_crl` put in place like
-//! the certificates of `install-cert`: it must be signed by the CA_CRT in use
-//! and current; it is copied 0400 for the owner, CA_CRL is set after a backup,
-//! the proxy is reloaded, and the command names the recently seen clients
-//! (from `/status`) the CRL revokes.
+//! the certificates of `install-cert`: it must be signed by the CA_CRT in use,
+//! current, and not older than the installed CRL of its CA (`crl_list`); it is
+//! copied 0400 for the owner, the CA_CRL entry of its CA is replaced (or it is
+//! added) after a backup once the new set loads (`preload`), the proxy is
+//! reloaded, and the command names the recently seen clients (from `/status`)
+//! the CRL revokes.
 
 use std::path::{Path, PathBuf};
 
-use super::command::{self, DEFAULT_DIR, destination, hex, parse_pem_certs, read_config, reload};
+use super::command::{
+    self, DEFAULT_DIR, destination, hex, parse_pem_certs, read_config, read_regular, reload,
+};
+use super::crl_list::{self, Crl, Verdict};
 use super::fsutil::{Change, Program, Root};
-use super::{PROXY_UNIT, Stop, jma_conf, wire};
+use super::{PROXY_UNIT, Stop, jma_conf, preload, wire};
 
 /// The options of `install-crl`.
 #[derive(Debug, Clone, clap::Args)]
@@ -66,11 +71,13 @@ pub fn install_crl(args: &CrlArgs, config_path: &Path) -> Result<(), Stop> {
             config_path.display()
         ))
     })?;
-    let ca_data = std::fs::read(root.path(&ca_path))
-        .map_err(|e| refuse(format!("cannot read CA_CRT {}: {e}", ca_path.display())))?;
+    let ca_data = read_regular(&root.path(&ca_path), &ca_path)
+        .map_err(|e| refuse(format!("CA_CRT: {e}")))?
+        .ok_or_else(|| refuse(format!("CA_CRT {} does not exist", ca_path.display())))?;
     let cas = parse_pem_certs("CA_CRT", &ca_data).map_err(refuse)?;
     let now = chrono::Utc::now();
     let mut revoked: Vec<String> = Vec::new();
+    let mut facts = Vec::new();
     for crl in &crls {
         let info = crate::tls::crl::check(&args.file, crl, &cas)
             .map_err(|e| refuse(format!("{}; {}", e.problem, e.fix)))?;
@@ -87,6 +94,16 @@ pub fn install_crl(args: &CrlArgs, config_path: &Path) -> Result<(), Stop> {
                     .map(|r| serial_hex(r.raw_serial())),
             );
         }
+        facts.push(Crl::of(crl).ok_or_else(|| refuse("the CRL cannot be parsed".to_string()))?);
+    }
+    let entries = crl_list::entries(&root, &config_text, config_path);
+    if let Verdict::Installed(paths) = crl_list::judge(&facts, &shown, &entries).map_err(refuse)? {
+        let paths: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        println!(
+            "{shown}: already installed as {}; nothing was changed",
+            paths.join(", ")
+        );
+        return Ok(());
     }
     let name = args
         .file
@@ -95,20 +112,33 @@ pub fn install_crl(args: &CrlArgs, config_path: &Path) -> Result<(), Stop> {
         .unwrap_or_else(|| "ca.crl".to_string());
     let owner = command::owner(&root, &args.owner, refuse)?;
     let dest = destination(&root, &args.dir, &name, &data).map_err(refuse)?;
-    let target = args.dir.join(&name).display().to_string();
-    let new_text = jma_conf::set_keys(&config_text, config_path, &[("CA_CRL", Some(&target))])
+    let target = args.dir.join(&name);
+    // Only the entry of this CRL's CA is replaced: the CRLs of the other CAs
+    // in CA_CRT stay, or their clients would no longer be checked.
+    let (list, replaced) = crl_list::replace(&entries, &facts, &target).map_err(refuse)?;
+    let value = list.join(",");
+    let new_text = jma_conf::set_keys(&config_text, config_path, &[("CA_CRL", Some(&value))])
         .map_err(refuse)?;
     let loaded = crate::config::parse(&new_text, config_path)
         .map_err(|e| refuse(format!("the config would not work: {e}")))?;
+    let copies: Vec<(&Path, &[u8])> = dest.iter().map(|d| (d.as_path(), &data[..])).collect();
+    preload::check_loads(&root, &loaded.config, &copies)
+        .map_err(|e| refuse(format!("the new set would not load: {e}")))?;
     let change = Change::new(&root, config_path, new_text.into_bytes(), 0o644)
         .map_err(|e| Stop::other(format!("cannot read {}: {e}", config_path.display())))?;
     let systemctl = Program::systemctl();
+    let replaced: Vec<String> = replaced.iter().map(|p| p.display().to_string()).collect();
     if args.dry_run {
+        if !replaced.is_empty() {
+            println!(
+                "--dry-run: the new CRL would replace {} in CA_CRL",
+                replaced.join(", ")
+            );
+        }
         let shown: Vec<&Path> = dest.iter().map(PathBuf::as_path).collect();
         return command::dry_run("install-crl", &shown, &args.owner, &change, args.no_reload);
     }
-    let copies: Vec<(&Path, &[u8])> = dest.iter().map(|d| (d.as_path(), &data[..])).collect();
-    let keys = format!("CA_CRL={target}");
+    let keys = format!("CA_CRL={value}");
     command::write(
         &root,
         &copies,
@@ -117,6 +147,12 @@ pub fn install_crl(args: &CrlArgs, config_path: &Path) -> Result<(), Stop> {
         config_path,
         &keys,
     )?;
+    if !replaced.is_empty() {
+        println!(
+            "the new CRL replaces {} in CA_CRL (the CRL of the same CA); the CRLs of other CAs are kept",
+            replaced.join(", ")
+        );
+    }
     println!(
         "the CRL revokes {} serial(s){}",
         revoked.len(),

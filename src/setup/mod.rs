@@ -8,13 +8,17 @@
 //! guard, [`install`] `install-cert`, [`install_crl`] `install-crl`,
 //! `command.rs` what those two share, [`fsutil`] what every command shares.
 
+mod backup;
 mod command;
+mod crl_list;
 pub mod fsutil;
 pub use crate::guard;
 pub mod install;
 pub mod install_crl;
 pub mod jma_conf;
+mod nofollow;
 mod plan;
+mod preload;
 mod rollback;
 mod services;
 pub mod wire;
@@ -141,15 +145,17 @@ pub fn run(args: &SetupArgs, config_path: &Path) -> Result<(), Stop> {
         return dry_run(&plan.changes, &setup_commands(&plan), args.no_restart);
     }
     let changed: Vec<&Change> = plan.changes.iter().filter(|c| c.is_change()).collect();
-    fsutil::apply_all(&changed)
+    let kept = fsutil::apply_all(&changed)
         .map_err(|m| Stop::other(format!("{m}; nothing else was changed")))?;
-    for c in &changed {
-        println!(
-            "changed {} (the old one is kept as {}{})",
-            c.shown.display(),
-            c.shown.display(),
-            fsutil::BACKUP_SUFFIX
-        );
+    for (c, k) in changed.iter().zip(&kept) {
+        match k {
+            Some(k) => println!(
+                "changed {} (the old one is kept as {})",
+                c.shown.display(),
+                c.shown_kept(k).display()
+            ),
+            None => println!("created {}", c.shown.display()),
+        }
     }
     if plan.changes.iter().all(|c| !c.is_change()) {
         println!("nothing to change: WebORCA is already set up behind the proxy");

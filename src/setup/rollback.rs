@@ -6,7 +6,7 @@ use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::Duration;
 
-use super::fsutil::{self, Change, Program, Root};
+use super::fsutil::{Change, Program, Root};
 use super::{PROXY_UNIT, START_WAIT, SetupArgs, Stop, WEBORCA_DEFAULT_PORT, WEBORCA_DROP_IN};
 use super::{WEBORCA_UNIT, dry_run, guard, jma_conf, read_text, wait_until};
 
@@ -46,14 +46,14 @@ pub(super) fn rollback(args: &SetupArgs, root: &Root) -> Result<(), Stop> {
         return dry_run(std::slice::from_ref(&change), &shown, args.no_restart);
     }
     if change.is_change() {
-        change
+        let kept = change
             .apply()
             .map_err(|e| Stop::other(format!("cannot write {}: {e}", jma_path.display())))?;
         println!(
-            "restored WebORCA's own TLS in {} (the set-up one is kept as {}{})",
+            "restored WebORCA's own TLS in {} (the set-up one is kept as {})",
             jma_path.display(),
-            jma_path.display(),
-            fsutil::BACKUP_SUFFIX
+            kept.map(|k| change.shown_kept(&k).display().to_string())
+                .unwrap_or_default()
         );
     } else {
         println!("{} holds no setup changes", jma_path.display());

@@ -5,6 +5,7 @@
 
 pub mod backend;
 pub mod client;
+pub mod crls;
 pub mod env;
 pub mod fakeroot;
 pub mod firefox;

@@ -5,6 +5,8 @@
 //! config is changed by rename after a backup; then the proxy is reloaded and
 //! the result confirmed on the wire.
 //!
+//! Before anything is written the new set is loaded as the proxy would load it
+//! (`../preload.rs`); `--new-ca` takes the old CA's CRLs out of CA_CRL.
 //! This file decides what is written and writes it; `archive.rs` reads the
 //! zip, `checks.rs` checks the new set, `../command.rs` holds what
 //! `install-crl` shares.
@@ -18,9 +20,9 @@ use std::time::{Duration, Instant};
 use sha2::Digest;
 
 pub use super::command::DEFAULT_DIR;
-use super::command::{self, destination, hex, parse_pem_certs, read_config, reload};
+use super::command::{self, destination, hex, parse_pem_certs, read_config, read_regular, reload};
 use super::fsutil::{Change, Program, Root};
-use super::{PROXY_UNIT, Stop, jma_conf, wire};
+use super::{PROXY_UNIT, Stop, crl_list, jma_conf, preload, wire};
 use crate::x509::CertInfo;
 use archive::read_zip;
 use checks::check_cert;
@@ -84,11 +86,16 @@ pub fn install_cert(args: &CertArgs, config_path: &Path) -> Result<(), Stop> {
                 .join(&e.value)
         });
     let mut ca_name = "ca.crt".to_string();
-    if let Some(ca_path) = &current
-        && let Ok(old) = std::fs::read(root.path(ca_path))
-    {
-        let old_certs = parse_pem_certs("CA_CRT", &old).unwrap_or_default();
-        let new_certs = parse_pem_certs("ca.crt", &z.ca).map_err(refuse)?;
+    let new_certs = parse_pem_certs("ca.crt", &z.ca).map_err(refuse)?;
+    let mut ca_changed = false;
+    let old_ca = match &current {
+        Some(ca_path) => read_regular(&root.path(ca_path), ca_path)
+            .map_err(|e| refuse(format!("CA_CRT: {e}")))?
+            .map(|old| (ca_path, old)),
+        None => None,
+    };
+    if let Some((ca_path, old)) = &old_ca {
+        let old_certs = parse_pem_certs("CA_CRT", old).unwrap_or_default();
         if old_certs != new_certs {
             let old_subject = old_certs
                 .first()
@@ -107,8 +114,9 @@ pub fn install_cert(args: &CertArgs, config_path: &Path) -> Result<(), Stop> {
             println!(
                 "--new-ca: the new CA {new_subject} replaces {old_subject}; every client certificate of the old CA will be refused"
             );
+            ca_changed = true;
             let hash = hex(&sha2::Sha256::digest(&z.ca)[..6]);
-            if root.path(&args.dir.join("ca.crt")).exists() {
+            if std::fs::symlink_metadata(root.path(&args.dir.join("ca.crt"))).is_ok() {
                 ca_name = format!("ca-{hash}.crt");
             }
         }
@@ -137,18 +145,49 @@ pub fn install_cert(args: &CertArgs, config_path: &Path) -> Result<(), Stop> {
     if raw.entries.iter().any(|e| e.key == "SERVER_P12") {
         keys.push(("SERVER_P12", None));
     }
+    // A new CA: the old CA's CRLs would make the proxy refuse the whole set
+    // (a CRL not signed by CA_CRT), so they leave CA_CRL.
+    let (crl_list, removed) = if ca_changed {
+        let entries = crl_list::entries(&root, &config_text, config_path);
+        crl_list::without_other_cas(&entries, &new_certs)
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let crl_value = crl_list.join(",");
+    if !removed.is_empty() {
+        // Emptied rather than commented out: in jma-receipt.conf the comment
+        // prefix is setup's, and `setup --rollback` would bring the line back.
+        keys.push(("CA_CRL", Some(crl_value.as_str())));
+    }
     let new_text = jma_conf::set_keys(&config_text, config_path, &keys).map_err(refuse)?;
     let loaded = crate::config::parse(&new_text, config_path)
         .map_err(|e| refuse(format!("the config would not work: {e}")))?;
+    let copies: Vec<(&Path, &[u8])> = copies.iter().map(|(d, b)| (d.as_path(), &b[..])).collect();
+    preload::check_loads(&root, &loaded.config, &copies)
+        .map_err(|e| refuse(format!("the new set would not load: {e}")))?;
     let change = Change::new(&root, config_path, new_text.into_bytes(), 0o644)
         .map_err(|e| Stop::other(format!("cannot read {}: {e}", config_path.display())))?;
     let systemctl = Program::systemctl();
+    let removed: Vec<String> = removed
+        .iter()
+        .map(|(p, issuer)| format!("{} (the CRL of {issuer})", p.display()))
+        .collect();
+    let removed_line = format!(
+        "removed from CA_CRL: {}; the clients of the new CA are not checked against a CRL until you install its CRL with: sudo weborca-mtls-proxy install-crl FILE",
+        removed.join(", ")
+    );
     if args.dry_run {
-        let shown: Vec<&Path> = copies.iter().map(|(d, _)| d.as_path()).collect();
+        if !removed.is_empty() {
+            println!("--new-ca: would be {removed_line}");
+        }
+        let shown: Vec<&Path> = copies.iter().map(|(d, _)| *d).collect();
         return command::dry_run("install-cert", &shown, &args.owner, &change, args.no_reload);
     }
-    let copies: Vec<(&Path, &[u8])> = copies.iter().map(|(d, b)| (d.as_path(), &b[..])).collect();
-    let keys = "SERVER_CRT, SERVER_PEM, CA_CRT";
+    let keys = if removed.is_empty() {
+        "SERVER_CRT, SERVER_PEM, CA_CRT"
+    } else {
+        "SERVER_CRT, SERVER_PEM, CA_CRT, CA_CRL"
+    };
     command::write(
         &root,
         &copies,
@@ -157,6 +196,9 @@ pub fn install_cert(args: &CertArgs, config_path: &Path) -> Result<(), Stop> {
         config_path,
         keys,
     )?;
+    if !removed.is_empty() {
+        println!("--new-ca: {removed_line}");
+    }
     if args.no_reload {
         println!(
             "--no-reload: the proxy serves the new certificate after: sudo systemctl reload {PROXY_UNIT}"

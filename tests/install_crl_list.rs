@@ -1,0 +1,127 @@
+//! `install-crl` keeps every other CA's CRL: with two CAs in CA_CRT only the
+//! CA_CRL entry of the new CRL's issuer is replaced (the others stay, in
+//! order) or the new one is appended; an older CRL than the installed one of
+//! its issuer is refused naming both, and the same one again changes nothing.
+
+use crate::util::crls::numbered_crl;
+use crate::util::fakeroot::{CONF_DIR, CRT, FakeRoot, KEY, PROXY_CONF};
+use crate::util::pki::{Ca, write};
+use crate::util::zips::passwd_with_orca;
+
+fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A fake root whose CA_CRT holds the root's CA and `other`, with `ca_crl` set.
+fn two_ca_root(other: &Ca, ca_crl: &str) -> (FakeRoot, String) {
+    let root = FakeRoot::new();
+    passwd_with_orca(root.dir.path());
+    std::fs::write(
+        root.real(&format!("{CONF_DIR}/cas.crt")),
+        format!("{}{}", root.ca.pem, other.pem),
+    )
+    .unwrap();
+    let conf = format!(
+        "SERVER_CRT={CONF_DIR}/{CRT}\nSERVER_PEM={CONF_DIR}/{KEY}\nCA_CRT={CONF_DIR}/cas.crt\n{ca_crl}"
+    );
+    std::fs::write(root.real(PROXY_CONF), &conf).unwrap();
+    (root, conf)
+}
+
+fn install_crl(root: &FakeRoot, file: &std::path::Path) -> std::process::Output {
+    root.run(&[
+        "install-crl",
+        &file.display().to_string(),
+        "-c",
+        PROXY_CONF,
+        "--no-reload",
+    ])
+}
+
+fn ca_crl_line(root: &FakeRoot) -> String {
+    String::from_utf8(root.read(PROXY_CONF))
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("CA_CRL="))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn install_crl_replaces_only_the_entry_of_its_issuer_and_keeps_the_other_cas_crl() {
+    let other = Ca::new("branch-ca");
+    let (root, _) = two_ca_root(
+        &other,
+        &format!("CA_CRL={CONF_DIR}/main-1.crl,{CONF_DIR}/branch-1.crl\n"),
+    );
+    let conf_dir = root.real(CONF_DIR);
+    write(&conf_dir, "main-1.crl", &numbered_crl(&root.ca, 1, &[3]));
+    write(&conf_dir, "branch-1.crl", &numbered_crl(&other, 1, &[4]));
+    let work = tempfile::tempdir().unwrap();
+    let main2 = write(
+        work.path(),
+        "main-2.crl",
+        &numbered_crl(&root.ca, 2, &[3, 5]),
+    );
+    let out = install_crl(&root, &main2);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        ca_crl_line(&root),
+        format!("CA_CRL={CONF_DIR}/main-2.crl,{CONF_DIR}/branch-1.crl"),
+        "{}",
+        text(&out)
+    );
+    // A CRL of a CA with no entry yet is appended.
+    let (root, _) = two_ca_root(&other, &format!("CA_CRL={CONF_DIR}/main-1.crl\n"));
+    write(
+        &root.real(CONF_DIR),
+        "main-1.crl",
+        &numbered_crl(&root.ca, 1, &[3]),
+    );
+    let branch = write(work.path(), "branch-2.crl", &numbered_crl(&other, 2, &[4]));
+    let out = install_crl(&root, &branch);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        ca_crl_line(&root),
+        format!("CA_CRL={CONF_DIR}/main-1.crl,{CONF_DIR}/branch-2.crl"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn install_crl_refuses_an_older_crl_and_takes_the_same_one_as_already_installed() {
+    let other = Ca::new("branch-ca");
+    let (root, _) = two_ca_root(&other, &format!("CA_CRL={CONF_DIR}/main-5.crl\n"));
+    let installed = numbered_crl(&root.ca, 5, &[3, 4]);
+    write(&root.real(CONF_DIR), "main-5.crl", &installed);
+    let work = tempfile::tempdir().unwrap();
+    let older = write(work.path(), "main-3.crl", &numbered_crl(&root.ca, 3, &[3]));
+    let before = root.snapshot();
+    let out = install_crl(&root, &older);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(78), "{t}");
+    assert_eq!(t.trim().lines().count(), 1, "one line: {t}");
+    assert!(
+        t.contains("older than")
+            && t.contains(&older.display().to_string())
+            && t.contains(&format!("{CONF_DIR}/main-5.crl"))
+            && t.contains("nothing was installed"),
+        "{t}"
+    );
+    assert_eq!(root.snapshot(), before);
+    // The same CRL again, from another file name: nothing to do, and it says so.
+    let again = write(work.path(), "again.crl", &installed);
+    let out = install_crl(&root, &again);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains("already installed") && t.contains(&format!("{CONF_DIR}/main-5.crl")),
+        "{t}"
+    );
+    assert_eq!(root.snapshot(), before);
+}
