@@ -1,7 +1,9 @@
 //! `install-crl` keeps every other CA's CRL: with two CAs in CA_CRT only the
 //! CA_CRL entry of the new CRL's issuer is replaced (the others stay, in
 //! order) or the new one is appended; an older CRL than the installed one of
-//! its issuer is refused naming both, and the same one again changes nothing.
+//! its issuer is refused naming both, and the same one again changes nothing;
+//! a CRL under the file name of the installed one (orca-catool writes the
+//! same name every time) is copied with its CRL number in its name.
 
 use crate::util::crls::numbered_crl;
 use crate::util::fakeroot::{CONF_DIR, CRT, FakeRoot, KEY, PROXY_CONF};
@@ -124,4 +126,30 @@ fn install_crl_refuses_an_older_crl_and_takes_the_same_one_as_already_installed(
         "{t}"
     );
     assert_eq!(root.snapshot(), before);
+}
+
+#[test]
+fn install_crl_of_the_same_file_name_is_copied_with_its_number_and_the_old_file_stays() {
+    let root = FakeRoot::new();
+    passwd_with_orca(root.dir.path());
+    let first = numbered_crl(&root.ca, 1, &[3]);
+    write(&root.real(CONF_DIR), "crl.pem", &first);
+    std::fs::write(
+        root.real(PROXY_CONF),
+        format!(
+            "SERVER_CRT={CONF_DIR}/{CRT}\nSERVER_PEM={CONF_DIR}/{KEY}\nCA_CRT={CONF_DIR}/ca.crt\nCA_CRL={CONF_DIR}/crl.pem\n"
+        ),
+    )
+    .unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let second = numbered_crl(&root.ca, 2, &[3, 5]);
+    let file = write(work.path(), "crl.pem", &second);
+    let out = install_crl(&root, &file);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(ca_crl_line(&root), format!("CA_CRL={CONF_DIR}/crl-2.pem"));
+    assert_eq!(
+        root.read(&format!("{CONF_DIR}/crl-2.pem")),
+        second.as_bytes()
+    );
+    assert_eq!(root.read(&format!("{CONF_DIR}/crl.pem")), first.as_bytes());
 }

@@ -46,6 +46,15 @@ impl Crl {
         }
     }
 
+    /// A tag for a file name that tells this CRL from its predecessors: its
+    /// CRL number, or without one its thisUpdate as Unix seconds.
+    pub(super) fn name_tag(&self) -> String {
+        match &self.number {
+            Some(n) => n.to_string(),
+            None => format!("t{}", self.this_update),
+        }
+    }
+
     /// "CRL number 5" or "thisUpdate …", whichever [`Crl::cmp_age`] went by against `other`.
     fn age(&self, other: &Crl) -> String {
         match (&self.number, &other.number) {

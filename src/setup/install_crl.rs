@@ -111,7 +111,7 @@ pub fn install_crl(args: &CrlArgs, config_path: &Path) -> Result<(), Stop> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "ca.crl".to_string());
     let owner = command::owner(&root, &args.owner, refuse)?;
-    let dest = destination(&root, &args.dir, &name, &data).map_err(refuse)?;
+    let (name, dest) = crl_destination(&root, &args.dir, &name, &data, &facts).map_err(refuse)?;
     let target = args.dir.join(&name);
     // Only the entry of this CRL's CA is replaced: the CRLs of the other CAs
     // in CA_CRT stay, or their clients would no longer be checked.
@@ -189,4 +189,38 @@ pub fn install_crl(args: &CrlArgs, config_path: &Path) -> Result<(), Stop> {
         },
     }
     Ok(())
+}
+
+/// Where the CRL is copied in `dir`: under its own name, or — when a file of
+/// that name with other content is there, which is what every run of
+/// `orca-catool issue_crl` leaves, as it writes the same name each time —
+/// under the name with the CRL's number added (`crl.pem` → `crl-6.pem`), so
+/// the monthly update needs no renaming and no file is ever overwritten.
+fn crl_destination(
+    root: &Root,
+    dir: &Path,
+    name: &str,
+    data: &[u8],
+    facts: &[Crl],
+) -> Result<(String, Option<PathBuf>), String> {
+    let taken = match destination(root, dir, name, data) {
+        Ok(dest) => return Ok((name.to_string(), dest)),
+        Err(taken) => taken,
+    };
+    let Some(tag) = facts.iter().map(Crl::name_tag).next() else {
+        return Err(taken);
+    };
+    let path = Path::new(name);
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy())
+        .unwrap_or_default();
+    let numbered = match path.extension() {
+        Some(ext) => format!("{stem}-{tag}.{}", ext.to_string_lossy()),
+        None => format!("{stem}-{tag}"),
+    };
+    match destination(root, dir, &numbered, data) {
+        Ok(dest) => Ok((numbered, dest)),
+        Err(_) => Err(taken),
+    }
 }
