@@ -82,7 +82,7 @@ impl Setup {
             .config;
         let sessions = Sessions::new().unwrap();
         let tls = TlsState::load(&config, &sessions).expect("tls");
-        let server = Server::bind(config, tls).expect("bind");
+        let server = Server::bind(config.server_parts(), tls).expect("bind");
         let addr = server.local_addrs()[0];
         let status = server.status_addr();
         let handle = server.handle();
