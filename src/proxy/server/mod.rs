@@ -28,7 +28,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::body::log_safe;
-use crate::config::{ClientCertErrors, Config};
+use crate::config::parts::{Limits, Listener, ServerParts};
+use crate::config::{BackendUrl, ClientCertErrors};
 use crate::conn::Activity;
 use crate::conn::ConnInfo;
 use crate::metrics::Metrics;
@@ -82,8 +83,8 @@ struct Shared {
     stats: Arc<Stats>,
     /// forwards requests
     proxy: Arc<Proxy>,
-    /// timeouts and modes from the config
-    config: Config,
+    /// LISTEN, MAX_CONNECTIONS (as fitted), WORKERS and the timeouts
+    listener: Listener,
     /// MAX_CONNECTIONS
     limit: Arc<Semaphore>,
     /// cancelled on SIGTERM/SIGINT
@@ -116,6 +117,8 @@ pub struct Server {
     listeners: Vec<TcpListener>,
     /// STATUS_LISTEN, when set
     status: Option<TcpListener>,
+    /// BACKEND_URL, which the status endpoints report on
+    backend: BackendUrl,
     shared: Arc<Shared>,
 }
 
@@ -158,25 +161,19 @@ impl Handle {
 }
 
 impl Server {
-    /// Binds every LISTEN address. Must be called inside a tokio runtime.
-    pub fn bind(mut config: Config, tls: TlsState) -> Result<Server, String> {
-        config.max_connections =
-            fitting_max_connections(config.max_connections, open_files_limit());
-        let mut listeners = Vec::new();
-        for addr in &config.listen {
-            match bind_one(*addr) {
-                Ok(l) => listeners.push(l),
-                Err(e) if config.listen_is_default && addr.is_ipv6() && ipv6_unavailable(&e) => {
-                    let v4 = SocketAddr::from(([0, 0, 0, 0], addr.port()));
-                    tracing::info!(
-                        "IPv6 is off on this machine; listening on {v4} instead of {addr}"
-                    );
-                    listeners.push(bind_one(v4).map_err(|e| bind_error(v4, &e))?);
-                }
-                Err(e) => return Err(bind_error(*addr, &e)),
-            }
-        }
-        let status = match config.status_listen {
+    /// Binds every LISTEN address (and STATUS_LISTEN) and builds the proxy
+    /// from its parts. Must be called inside a tokio runtime.
+    pub fn bind(parts: ServerParts, tls: TlsState) -> Result<Server, String> {
+        let ServerParts {
+            mut listener,
+            backend,
+            logging,
+            status,
+        } = parts;
+        listener.max_connections =
+            fitting_max_connections(listener.max_connections, open_files_limit());
+        let listeners = bind_listen(&listener)?;
+        let status_listener = match status.listen {
             Some(addr) => Some(
                 bind_one(addr)
                     .map_err(|e| format!("STATUS_LISTEN: cannot listen on {addr}: {e}"))?,
@@ -185,24 +182,28 @@ impl Server {
         };
         let shutdown = CancellationToken::new();
         let tunnels = TaskTracker::new();
-        let stats = Arc::new(Stats::new(config.cert_warn_days));
+        let stats = Arc::new(Stats::new(status.cert_warn_days));
         stats.metrics.set_expiry(&tls);
+        // Backend requests in flight are bounded as client connections are.
+        let limits = Limits {
+            max_connections: listener.max_connections,
+        };
         let proxy = Arc::new(Proxy::new(
-            &config.backend_part(),
-            config.limits(),
-            &config.logging(),
+            &backend,
+            limits,
+            &logging,
             tunnels.clone(),
             shutdown.clone(),
             stats.clone(),
         )?);
-        let (h1, h2) = http_builders(&config);
+        let (h1, h2) = http_builders(&listener);
         let shared = Arc::new(Shared {
             tls: Arc::new(ArcSwap::from_pointee(tls)),
             generations: Arc::new(Generations::new()),
             stats,
             proxy,
-            limit: Arc::new(Semaphore::new(config.max_connections)),
-            config,
+            limit: Arc::new(Semaphore::new(listener.max_connections)),
+            listener,
             shutdown,
             conns: TaskTracker::new(),
             tunnels,
@@ -212,7 +213,8 @@ impl Server {
         });
         Ok(Server {
             listeners,
-            status,
+            status: status_listener,
+            backend: backend.url,
             shared,
         })
     }
@@ -244,13 +246,13 @@ impl Server {
             let ctx = StatusContext {
                 stats: shared.stats.clone(),
                 tls: shared.tls.clone(),
-                backend_authority: shared.config.backend.authority.clone(),
-                backend_url: shared.config.backend.url.clone(),
+                backend_authority: self.backend.authority.clone(),
+                backend_url: self.backend.url.clone(),
             };
             tokio::spawn(status::serve(listener, ctx, shared.shutdown.clone()));
         }
         let mut workers = Vec::new();
-        for n in 1..shared.config.worker_count() {
+        for n in 1..shared.listener.worker_count() {
             match spawn_worker(n, &shared, &self.listeners) {
                 Ok(w) => workers.push(w),
                 Err(e) => tracing::warn!("cannot start worker thread {n}: {e}; going on with {n}"),
@@ -266,11 +268,11 @@ impl Server {
         }
         tracing::info!(
             "stopped accepting connections; waiting up to SHUTDOWN_GRACE ({} s) for requests in flight",
-            shared.config.shutdown_grace.as_secs()
+            shared.listener.shutdown_grace.as_secs()
         );
         shared.conns.close();
         shared.tunnels.close();
-        let grace = shared.config.shutdown_grace;
+        let grace = shared.listener.shutdown_grace;
         let drained = tokio::time::timeout(grace, async {
             shared.conns.wait().await;
             shared.tunnels.wait().await;
@@ -336,7 +338,7 @@ fn spawn_worker(
                 }
                 // Serve what this thread accepted until the proxy is drained
                 // or SHUTDOWN_GRACE runs out, as the first thread does.
-                let _ = tokio::time::timeout(shared.config.shutdown_grace, async {
+                let _ = tokio::time::timeout(shared.listener.shutdown_grace, async {
                     shared.conns.wait().await;
                     shared.tunnels.wait().await;
                 })
@@ -345,11 +347,13 @@ fn spawn_worker(
         })
 }
 
-fn http_builders(config: &Config) -> (auto::Builder<TokioExecutor>, auto::Builder<TokioExecutor>) {
+fn http_builders(
+    listener: &Listener,
+) -> (auto::Builder<TokioExecutor>, auto::Builder<TokioExecutor>) {
     let mut h1 = auto::Builder::new(TokioExecutor::new()).http1_only();
     h1.http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(config.header_timeout)
+        .header_read_timeout(listener.header_timeout)
         .max_buf_size(MAX_HEADER_BYTES)
         .max_headers(MAX_HEADERS);
     let mut h2 = auto::Builder::new(TokioExecutor::new()).http2_only();
@@ -360,8 +364,8 @@ fn http_builders(config: &Config) -> (auto::Builder<TokioExecutor>, auto::Builde
         .max_pending_accept_reset_streams(H2_MAX_PENDING_RESETS)
         .max_local_error_reset_streams(H2_MAX_ERROR_RESETS)
         // Pings find dead peers; they do not count as activity (see `conn`).
-        .keep_alive_interval(Some(config.idle_timeout))
-        .keep_alive_timeout(config.header_timeout);
+        .keep_alive_interval(Some(listener.idle_timeout))
+        .keep_alive_timeout(listener.header_timeout);
     (h1, h2)
 }
 
@@ -374,7 +378,7 @@ async fn connection_slot(shared: &Arc<Shared>) -> Option<OwnedSemaphorePermit> {
     if !shared.limit_logged.swap(true, Ordering::Relaxed) {
         tracing::warn!(
             "MAX_CONNECTIONS ({}) reached: new connections wait in the accept queue until one closes",
-            shared.config.max_connections
+            shared.listener.max_connections
         );
         let shared = shared.clone();
         tokio::spawn(async move {
