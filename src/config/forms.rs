@@ -35,9 +35,7 @@ pub(super) fn path(value: &Value<'_>) -> Result<PathBuf, String> {
 }
 
 /// Files separated by commas, each resolved as by [`path`]; `expected` is the error.
-pub(super) fn paths(
-    expected: &'static str,
-) -> impl Fn(&Value<'_>) -> Result<Vec<PathBuf>, String> {
+pub(super) fn paths(expected: &'static str) -> impl Fn(&Value<'_>) -> Result<Vec<PathBuf>, String> {
     move |value| {
         let files = parse_list(value.text()).ok_or_else(|| expected.to_string())?;
         Ok(files.iter().map(|file| value.resolve(file)).collect())

@@ -24,9 +24,9 @@ const OID_EMAIL: &str = "1.2.840.113549.1.9.1";
 
 mod names;
 
-pub(crate) use names::{common_name, oneline, rfc4514};
 #[allow(unused_imports)]
 use names::*;
+pub(crate) use names::{common_name, oneline, rfc4514};
 
 /// What the proxy shows about a certificate: to the backend (identity
 /// headers), in logs and on error pages.

@@ -38,7 +38,9 @@ pub(super) async fn serve_conn(
     };
     match plain::sniff(first) {
         FirstByte::Tls => {}
-        FirstByte::PlainHttp => return plain::redirect(tcp, peer, shared.listener.header_timeout).await,
+        FirstByte::PlainHttp => {
+            return plain::redirect(tcp, peer, shared.listener.header_timeout).await;
+        }
         FirstByte::Other => {
             Metrics::count(&metrics.handshakes, "failed");
             tracing::info!(%peer, "closed: neither TLS nor HTTP (first byte {first:#04x})");
