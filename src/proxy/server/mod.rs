@@ -40,11 +40,15 @@ use crate::tls::TlsState;
 use crate::tls::judgement::{Generations, Judgement};
 use crate::tls::verify::CertErrorKind;
 
+mod accept;
 mod bind;
 mod connection;
+mod workers;
 
+use accept::*;
 use bind::*;
 use connection::*;
+use workers::*;
 
 /// The kernel's queue of connections not yet accepted.
 const LISTEN_BACKLOG: u32 = 1024;
@@ -293,60 +297,6 @@ impl Server {
     }
 }
 
-/// Starts worker thread `n`: a single-threaded runtime of its own accepting on
-/// the same listening sockets (duplicated descriptors) as the others, and
-/// serving the connections it accepts on that same thread, with its own pool
-/// of backend connections.
-///
-/// One runtime per thread rather than one work-stealing runtime for all: a
-/// request then never hops between threads (client connection, backend
-/// connection and their timers all live on one), which at the request rates a
-/// clinic sees halves the wake-ups per request. It is how nginx's worker
-/// processes work, and the kernel wakes whichever worker is free to accept.
-fn spawn_worker(
-    n: usize,
-    shared: &Shared,
-    listeners: &[TcpListener],
-) -> io::Result<std::thread::JoinHandle<()>> {
-    let fds = listeners
-        .iter()
-        .map(|l| {
-            use std::os::fd::AsFd;
-            l.as_fd()
-                .try_clone_to_owned()
-                .map(std::net::TcpListener::from)
-        })
-        .collect::<io::Result<Vec<_>>>()?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let shared = Arc::new(shared.for_worker());
-    std::thread::Builder::new()
-        .name(format!("worker-{n}"))
-        .spawn(move || {
-            runtime.block_on(async move {
-                let mut accept_loops = Vec::new();
-                for fd in fds {
-                    match TcpListener::from_std(fd) {
-                        Ok(l) => accept_loops.push(tokio::spawn(accept_loop(shared.clone(), l))),
-                        Err(e) => tracing::warn!("worker thread {n}: cannot listen: {e}"),
-                    }
-                }
-                shared.shutdown.cancelled().await;
-                for l in accept_loops {
-                    let _ = l.await;
-                }
-                // Serve what this thread accepted until the proxy is drained
-                // or SHUTDOWN_GRACE runs out, as the first thread does.
-                let _ = tokio::time::timeout(shared.listener.shutdown_grace, async {
-                    shared.conns.wait().await;
-                    shared.tunnels.wait().await;
-                })
-                .await;
-            });
-        })
-}
-
 fn http_builders(
     listener: &Listener,
 ) -> (auto::Builder<TokioExecutor>, auto::Builder<TokioExecutor>) {
@@ -367,53 +317,6 @@ fn http_builders(
         .keep_alive_interval(Some(listener.idle_timeout))
         .keep_alive_timeout(listener.header_timeout);
     (h1, h2)
-}
-
-/// Waits for a MAX_CONNECTIONS slot, saying so (at most every LIMIT_LOG_EVERY)
-/// when the proxy is full.
-async fn connection_slot(shared: &Arc<Shared>) -> Option<OwnedSemaphorePermit> {
-    if let Ok(p) = shared.limit.clone().try_acquire_owned() {
-        return Some(p);
-    }
-    if !shared.limit_logged.swap(true, Ordering::Relaxed) {
-        tracing::warn!(
-            "MAX_CONNECTIONS ({}) reached: new connections wait in the accept queue until one closes",
-            shared.listener.max_connections
-        );
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(LIMIT_LOG_EVERY).await;
-            shared.limit_logged.store(false, Ordering::Relaxed);
-        });
-    }
-    tokio::select! {
-        p = shared.limit.clone().acquire_owned() => p.ok(),
-        _ = shared.shutdown.cancelled() => None,
-    }
-}
-
-async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
-    loop {
-        let Some(permit) = connection_slot(&shared).await else {
-            return;
-        };
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = shared.shutdown.cancelled() => return,
-        };
-        match accepted {
-            Ok((tcp, peer)) => {
-                let _ = tcp.set_nodelay(true);
-                shared
-                    .conns
-                    .spawn(serve_conn(shared.clone(), tcp, peer, permit));
-            }
-            Err(e) => {
-                tracing::warn!("accept failed: {e}");
-                tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
-            }
-        }
-    }
 }
 
 #[cfg(test)]
