@@ -31,7 +31,7 @@ pub struct Started {
     server: Server,
     /// session resumption state, kept across reloads
     sessions: Sessions,
-    /// the config it started with, for the file watcher
+    /// the config it started with, which the reloader keeps to compare
     config: Config,
     /// installed before the ports are bound
     signals: Signals,
@@ -49,7 +49,7 @@ impl Started {
 /// bind, one `listening on` line per address (and the status address).
 /// Must be called inside a tokio runtime.
 pub fn start(config: Config, log: &LogHandle) -> Result<Started, Failure> {
-    if let Some(file) = &config.log_file {
+    if let Some(file) = &config.logging().log_file {
         log.reopen(Some(file))
             .map_err(|e| Failure::Config(format!("LOG_FILE ({}): cannot open for appending: {e}; create its directory or make it writable by the service user", file.display())))?;
     }
@@ -58,10 +58,10 @@ pub fn start(config: Config, log: &LogHandle) -> Result<Started, Failure> {
     let Loaded { config, tls } = load::load_from(config, &sessions, &mut load::Log)?;
     tracing::info!("Server Mode: HTTPS");
     let ca = tls.ca_subjects.join(", ");
-    let backend = config.backend.url.clone();
-    let watched_config = config.clone();
+    let parts = config.server_parts();
+    let backend = parts.backend.url.url.clone();
     let sig = Signals::install()?;
-    let server = Server::bind(config, tls).map_err(Failure::Runtime)?;
+    let server = Server::bind(parts, tls).map_err(Failure::Runtime)?;
     for addr in server.local_addrs() {
         tracing::info!(
             "listening on {addr}, forwarding to {backend}, client certificates from CA {ca}"
@@ -73,7 +73,7 @@ pub fn start(config: Config, log: &LogHandle) -> Result<Started, Failure> {
     Ok(Started {
         server,
         sessions,
-        config: watched_config,
+        config,
         signals: sig,
     })
 }

@@ -8,6 +8,7 @@
 
 use std::path::Path;
 
+use crate::config::parts::TlsFiles;
 use crate::config::{self, Config, ConfigError};
 use crate::policy::{Policy, PolicyError};
 use crate::tls::{KeyError, Sessions, TlsState};
@@ -82,7 +83,7 @@ impl Steps for Log {
     }
 
     fn files(&mut self, config: &Config) -> Result<(), Failure> {
-        check_files(config)
+        check_files(&config.tls_files())
     }
 
     fn tls_failed(&mut self, error: &KeyError) {
@@ -156,7 +157,7 @@ pub fn read_config(path: &Path, steps: &mut dyn Steps) -> Result<Config, Failure
 }
 
 /// Logs WebORCA's `KEY ...file exists` lines; fails if a named file is missing.
-pub fn check_files(config: &Config) -> Result<(), Failure> {
+pub fn check_files(config: &TlsFiles) -> Result<(), Failure> {
     let mut keys: Vec<(&str, Option<&Path>)> = vec![("CA_CRT", config.ca_crt.as_deref())];
     if config.server_p12.is_some() {
         keys.push(("SERVER_P12", config.server_p12.as_deref()));
@@ -181,7 +182,7 @@ pub fn check_files(config: &Config) -> Result<(), Failure> {
     Err(Failure::Config(format!(
         "missing file(s): {}; put the files from orca-catool's zip there (chown orca:orca, chmod 400) or correct the paths in {}",
         missing.join(", "),
-        config.path.display()
+        config.config_path.display()
     )))
 }
 

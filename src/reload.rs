@@ -76,7 +76,10 @@ impl LoadedSet {
     }
 }
 
-/// Keeps the served TLS state in step with the config and the files.
+/// Keeps the served TLS state in step with the config and the files. It
+/// alone keeps the whole [`Config`], to compare a new one with
+/// ([`restart_needed`]); what it hands on is a part: the TLS state to the
+/// server's handle, LOG_FILE to the log.
 pub struct Reloader {
     handle: Handle,
     path: PathBuf,
@@ -150,8 +153,8 @@ impl Reloader {
                 false
             }
         };
-        let log_file = self.config().log_file;
-        if let Err(e) = self.log.reopen(log_file.as_deref()) {
+        let logging = self.config().logging();
+        if let Err(e) = self.log.reopen(logging.log_file.as_deref()) {
             tracing::warn!("LOG_FILE: cannot reopen: {e}");
         }
         ok

@@ -76,40 +76,45 @@ impl<'a> Known<'a> {
         }
     }
 
-    /// Parses `key` with `parse` (given the trimmed value), or `None` when unset.
+    /// Parses the setting of `key` with its row's `parse`, or `None` when unset.
     pub(super) fn optional<T>(
         &self,
         key: &'static str,
-        parse: impl Fn(&str) -> Result<T, String>,
+        parse: impl Fn(&Value<'_>) -> Result<T, String>,
     ) -> Result<Option<T>, ConfigError> {
         match self.get(key) {
             None => Ok(None),
-            Some(setting) => parse(setting.value.trim())
+            Some(setting) => parse(&self.value_of(&setting.value))
                 .map(Some)
                 .map_err(|expected| self.invalid(key, setting, expected)),
         }
     }
 
-    pub(super) fn flag(&self, key: &'static str, default: bool) -> Result<bool, ConfigError> {
-        Ok(self.optional(key, parse_bool)?.unwrap_or(default))
-    }
-
-    pub(super) fn duration(
+    /// Parses the setting of `key` with its row's `parse`, or its `default`
+    /// when unset (a test checks every default parses).
+    pub(super) fn value<T>(
         &self,
         key: &'static str,
-        default: Duration,
-    ) -> Result<Duration, ConfigError> {
-        Ok(self.optional(key, parse_duration)?.unwrap_or(default))
+        default: &'static str,
+        parse: impl Fn(&Value<'_>) -> Result<T, String>,
+    ) -> Result<T, ConfigError> {
+        match self.optional(key, &parse)? {
+            Some(value) => Ok(value),
+            None => parse(&self.value_of(default)).map_err(|expected| {
+                let setting = Setting {
+                    value: default.to_string(),
+                    line: 0,
+                };
+                self.invalid(key, &setting, expected)
+            }),
+        }
     }
 
-    /// A path key, resolved against the config file's folder when relative.
-    pub(super) fn path(&self, key: &str) -> Option<PathBuf> {
-        self.get(key).map(|setting| self.resolve(&setting.value))
-    }
-
-    pub(super) fn resolve(&self, value: &str) -> PathBuf {
-        let dir = self.path.parent().unwrap_or(Path::new(""));
-        dir.join(value)
+    fn value_of<'v>(&'v self, raw: &'v str) -> Value<'v> {
+        Value {
+            raw,
+            dir: self.path.parent().unwrap_or(Path::new("")),
+        }
     }
 
     /// A character that stood for invalid UTF-8 in the file, or a NUL, would make a path
@@ -132,65 +137,27 @@ impl<'a> Known<'a> {
     }
 }
 
-/// Validates the known keys into a [`Config`].
+/// Validates the known keys into a [`Config`]: each row of [`KEYS`] parses
+/// its key into its field, in table order, then the checks across keys run.
 pub(super) fn build(known: &Known<'_>, warnings: &mut Vec<String>) -> Result<Config, ConfigError> {
     known.check_text()?;
-    let tls = tls_files(known)?;
-    let listen = known.optional("LISTEN", parse_listen)?;
-    let listen_is_default = listen.is_none();
-    let listen = listen.unwrap_or_else(|| vec![default_listen()]);
-    let backend = known
-        .optional("BACKEND_URL", parse_backend_url)?
-        .unwrap_or_else(default_backend);
-    check_backend_is_not_self(known, &listen, &backend)?;
-    let status_listen = status_listen(known, &listen, warnings)?;
-    Ok(Config {
+    // Which of the certificate keys are set decides before any value is read.
+    check_tls_keys(known)?;
+    let mut config = Config {
         path: known.path.to_path_buf(),
-        server_crt: tls.server_crt,
-        server_pem: tls.server_pem,
-        ca_crt: tls.ca_crt,
-        server_p12: tls.server_p12,
-        server_pass_file: tls.server_pass_file,
-        ca_crl: tls.ca_crl,
-        listen,
-        listen_is_default,
-        backend,
-        status_listen,
-        log_file: known.path("LOG_FILE"),
-        access_log: known.flag("ACCESS_LOG", true)?,
-        cert_warn_days: known
-            .optional("CERT_WARN_DAYS", parse_cert_warn_days)?
-            .unwrap_or(DEFAULT_CERT_WARN_DAYS),
-        client_cert_errors: known
-            .optional("CLIENT_CERT_ERRORS", parse_client_cert_errors)?
-            .unwrap_or(ClientCertErrors::Page),
-        allow_cn: known.optional("ALLOW_CN", parse_allow_cn)?,
-        crl_stale: known
-            .optional("CRL_STALE", parse_crl_stale)?
-            .unwrap_or(CrlStale::Warn),
-        access_policy: known.path("ACCESS_POLICY"),
-        forward_client_cert: known.flag("FORWARD_CLIENT_CERT", true)?,
-        handshake_timeout: known.duration("HANDSHAKE_TIMEOUT", DEFAULT_HANDSHAKE_TIMEOUT)?,
-        header_timeout: known.duration("HEADER_TIMEOUT", DEFAULT_HEADER_TIMEOUT)?,
-        idle_timeout: known.duration("IDLE_TIMEOUT", DEFAULT_IDLE_TIMEOUT)?,
-        backend_connect_timeout: known
-            .duration("BACKEND_CONNECT_TIMEOUT", DEFAULT_BACKEND_CONNECT_TIMEOUT)?,
-        backend_timeout: known.duration("BACKEND_TIMEOUT", DEFAULT_BACKEND_TIMEOUT)?,
-        shutdown_grace: known.duration("SHUTDOWN_GRACE", DEFAULT_SHUTDOWN_GRACE)?,
-        max_connections: known
-            .optional("MAX_CONNECTIONS", parse_max_connections)?
-            .unwrap_or(DEFAULT_MAX_CONNECTIONS),
-        cert_watch_interval: known.duration("CERT_WATCH_INTERVAL", DEFAULT_CERT_WATCH_INTERVAL)?,
-        workers: known.optional("WORKERS", parse_workers)?.flatten(),
-    })
-}
-
-/// `[::]:8000`: WebORCA's port on every address, IPv4 included on a dual-stack host.
-pub(super) fn default_listen() -> SocketAddr {
-    SocketAddr::from((Ipv6Addr::UNSPECIFIED, DEFAULT_LISTEN_PORT))
+        ..Config::default()
+    };
+    for key in KEYS {
+        (key.set)(known, &mut config)?;
+    }
+    config.listen_is_default = known.get("LISTEN").is_none();
+    check_backend_is_not_self(known, &config)?;
+    check_status_listen(known, &config, warnings)?;
+    Ok(config)
 }
 
 /// [`DEFAULT_BACKEND_URL`], already parsed (a test checks that they agree).
+#[cfg(test)]
 pub(super) fn default_backend() -> BackendUrl {
     let host = Ipv4Addr::LOCALHOST.to_string();
     let port = 8001;
@@ -200,36 +167,6 @@ pub(super) fn default_backend() -> BackendUrl {
         host,
         port,
     }
-}
-
-/// The certificate, key, CA and CRL paths, after [`check_tls_keys`].
-pub(super) struct TlsFiles {
-    server_crt: Option<PathBuf>,
-    server_pem: Option<PathBuf>,
-    ca_crt: Option<PathBuf>,
-    server_p12: Option<PathBuf>,
-    server_pass_file: Option<PathBuf>,
-    ca_crl: Vec<PathBuf>,
-}
-
-pub(super) fn tls_files(known: &Known<'_>) -> Result<TlsFiles, ConfigError> {
-    check_tls_keys(known)?;
-    let ca_crl = known
-        .optional("CA_CRL", |value| {
-            let expected = "CRL files separated by commas, like ca.crl or \
-                            /opt/jma/weborca/conf/ca.crl, with no empty entry";
-            let files = parse_list(value).ok_or_else(|| expected.to_string())?;
-            Ok(files.iter().map(|file| known.resolve(file)).collect())
-        })?
-        .unwrap_or_default();
-    Ok(TlsFiles {
-        server_crt: known.path("SERVER_CRT"),
-        server_pem: known.path("SERVER_PEM"),
-        ca_crt: known.path("CA_CRT"),
-        server_p12: known.path("SERVER_P12"),
-        server_pass_file: known.path("SERVER_PASS_FILE"),
-        ca_crl,
-    })
 }
 
 /// The server identity is SERVER_CRT + SERVER_PEM or SERVER_P12, and CA_CRT is always
@@ -290,13 +227,13 @@ pub(super) fn check_tls_keys(known: &Known<'_>) -> Result<(), ConfigError> {
 
 /// The status endpoints answer without a client certificate, so they stay on loopback
 /// unless the operator says otherwise in so many words.
-pub(super) fn status_listen(
+pub(super) fn check_status_listen(
     known: &Known<'_>,
-    listen: &[SocketAddr],
+    config: &Config,
     warnings: &mut Vec<String>,
-) -> Result<Option<SocketAddr>, ConfigError> {
-    let force = known.flag("STATUS_LISTEN_FORCE", false)?;
-    let Some(setting) = known.get("STATUS_LISTEN") else {
+) -> Result<(), ConfigError> {
+    let force = config.status_listen_force;
+    let (Some(addr), Some(setting)) = (config.status_listen, known.get("STATUS_LISTEN")) else {
         if let Some(forced) = known.get("STATUS_LISTEN_FORCE").filter(|_| force) {
             warnings.push(format!(
                 "STATUS_LISTEN_FORCE: has no effect without STATUS_LISTEN ({} line {})",
@@ -304,12 +241,10 @@ pub(super) fn status_listen(
                 forced.line
             ));
         }
-        return Ok(None);
+        return Ok(());
     };
     let invalid = |expected: String| known.invalid("STATUS_LISTEN", setting, expected);
-    let addr = parse_socket_addr(setting.value.trim())
-        .map_err(|why| invalid(format!("a socket address like 127.0.0.1:9000; {why}")))?;
-    if addr.port() != 0 && listen.contains(&addr) {
+    if addr.port() != 0 && config.listen.contains(&addr) {
         return Err(invalid(format!(
             "an address not also in LISTEN; {addr} already serves the proxy"
         )));
@@ -330,16 +265,16 @@ pub(super) fn status_listen(
             setting.line
         ));
     }
-    Ok(Some(addr))
+    Ok(())
 }
 
 /// Pointing BACKEND_URL at the proxy's own port is a likely slip when moving WebORCA off
 /// port 8000, and would make the proxy talk to itself.
 pub(super) fn check_backend_is_not_self(
     known: &Known<'_>,
-    listen: &[SocketAddr],
-    backend: &BackendUrl,
+    config: &Config,
 ) -> Result<(), ConfigError> {
+    let (listen, backend) = (&config.listen, &config.backend);
     let bare_host = backend.host.trim_start_matches('[').trim_end_matches(']');
     let backend_ip = bare_host.parse::<IpAddr>().ok().map(|ip| ip.to_canonical());
     let backend_is_local = bare_host.eq_ignore_ascii_case("localhost")

@@ -1,15 +1,40 @@
-//! The table of keys: every key this proxy reads, its value form and default,
-//! and whether a new value takes effect on reload or needs a restart.
+//! The table of keys: every key this proxy reads, its value form, its
+//! default, its parser, and whether a new value takes effect on reload or
+//! needs a restart.
 //!
-//! The did-you-mean list ([`KNOWN_KEYS`](super::KNOWN_KEYS)), the keys a
-//! reload reports as needing a restart ([`restart_needed`]) and the files the
-//! reloader watches ([`watched_files`]) are all read from [`KEYS`]. Adding a
-//! key is one row here, its field in [`Config`], its parse in `build.rs`, and
-//! the part that uses it.
+//! The parse of the config ([`build`](super::build)), the did-you-mean list
+//! ([`KNOWN_KEYS`](super::KNOWN_KEYS)), the keys a reload reports as needing a
+//! restart ([`restart_needed`]) and the files the reloader watches
+//! ([`watched_files`]) are all read from [`KEYS`].
+//!
+//! Adding a key is one row here, its field in [`Config`], and the part that
+//! uses it. A row reads
+//!
+//! ```text
+//! key!("NAME", "value form", "default", Reload|Restart, field = parser),
+//! key!("NAME", "value form", "", Reload|Restart, field = optional(parser)),
+//! key!("NAME", "value form", "", Reload|Restart, field = optional(path), files),
+//! ```
+//!
+//! `field` is the key's field of [`Config`]; `parser` is one of the value
+//! forms of `forms.rs`: `path`, `paths(expected)`, `list(expected)`, `flag`,
+//! `duration`, `count(min, max, what, example)`, `auto_or(count(…))`,
+//! `words(&[("word", value), …], expected)`, `socket_addr`, `socket_addrs`,
+//! `http_url` (or any `Fn(&Value) -> Result<T, String>`, the error being what
+//! would be valid). A key with a default gets the default, parsed, when unset
+//! (so `default` is the truth, not a comment); an `optional` key gets `None`
+//! (or an empty list), and its default must be `""`. `files` marks a key naming
+//! files the reloader watches. Checks across keys (SERVER_P12 against
+//! SERVER_CRT, STATUS_LISTEN on loopback…) are the short list in `build.rs`.
 
 use std::path::PathBuf;
 
-use super::Config;
+use super::build::Known;
+use super::forms::*;
+use super::{
+    ClientCertErrors, Config, ConfigError, CrlStale, MAX_CERT_WARN_DAYS, MAX_MAX_CONNECTIONS,
+    MAX_WORKERS,
+};
 
 /// When a changed value of a key is taken on by the running proxy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +56,8 @@ pub struct Key {
     pub default: &'static str,
     /// When a changed value takes effect.
     pub applies: Applies,
+    /// Parses the key's setting (or its default) into its field.
+    pub(super) set: fn(&Known<'_>, &mut Config) -> Result<(), ConfigError>,
     /// Whether the value differs between two configs.
     changed: fn(&Config, &Config) -> bool,
     /// The files the key names, which a reload must notice changing.
@@ -42,147 +69,103 @@ fn no_files(_: &Config) -> Vec<PathBuf> {
     Vec::new()
 }
 
-/// A row of [`KEYS`]: `name, form, default, applies, field` plus, for keys
-/// naming certificate files, `files`.
+/// A row of [`KEYS`] (the forms are in this file's header).
 macro_rules! key {
-    ($name:literal, $form:literal, $default:literal, $applies:ident, $field:ident) => {
+    (@files $field:ident) => {
+        no_files
+    };
+    (@files $field:ident, files) => {
+        |config| config.$field.iter().cloned().collect()
+    };
+    ($name:literal, $form:literal, $default:literal, $applies:ident,
+     $field:ident = optional($parser:expr) $(, $files:ident)?) => {
         Key {
             name: $name,
             form: $form,
-            default: $default,
+            default: {
+                assert!($default.is_empty(), "an optional key has no default");
+                $default
+            },
             applies: Applies::$applies,
+            set: {
+                fn set(known: &Known<'_>, config: &mut Config) -> Result<(), ConfigError> {
+                    config.$field = Unset::from_setting(known.optional($name, $parser)?);
+                    Ok(())
+                }
+                set
+            },
             changed: |old, new| old.$field != new.$field,
-            files: no_files,
+            files: key!(@files $field $(, $files)?),
         }
     };
-    ($name:literal, $form:literal, $default:literal, $applies:ident, $field:ident, files) => {
+    ($name:literal, $form:literal, $default:literal, $applies:ident,
+     $field:ident = $parser:expr) => {
         Key {
             name: $name,
             form: $form,
             default: $default,
             applies: Applies::$applies,
+            set: {
+                fn set(known: &Known<'_>, config: &mut Config) -> Result<(), ConfigError> {
+                    config.$field = known.value($name, $default, $parser)?;
+                    Ok(())
+                }
+                set
+            },
             changed: |old, new| old.$field != new.$field,
-            files: |config| config.$field.iter().cloned().collect(),
+            files: no_files,
         }
     };
 }
 
 /// Every key, in the order conf/proxy.conf lists them (also the order of the
-/// restart-needed warnings and of the watched files).
+/// restart-needed warnings, of the watched files, and in which the keys are
+/// parsed).
+#[rustfmt::skip]
 pub const KEYS: &[Key] = &[
-    key!("SERVER_CRT", "path", "", Reload, server_crt, files),
-    key!("SERVER_PEM", "path", "", Reload, server_pem, files),
-    key!("CA_CRT", "path", "", Reload, ca_crt, files),
-    key!("SERVER_P12", "path", "", Reload, server_p12, files),
-    key!(
-        "SERVER_PASS_FILE",
-        "path",
-        "",
-        Reload,
-        server_pass_file,
-        files
-    ),
-    key!(
-        "CA_CRL",
-        "paths, comma-separated",
-        "",
-        Reload,
-        ca_crl,
-        files
-    ),
-    key!(
-        "LISTEN",
-        "socket addresses, comma-separated",
-        "[::]:8000",
-        Restart,
-        listen
-    ),
-    key!(
-        "BACKEND_URL",
-        "http://host:port",
-        "http://127.0.0.1:8001",
-        Restart,
-        backend
-    ),
-    key!(
-        "STATUS_LISTEN",
-        "socket address",
-        "",
-        Restart,
-        status_listen
-    ),
-    key!(
-        "STATUS_LISTEN_FORCE",
-        "on/off",
-        "off",
-        Reload,
-        status_listen
-    ),
-    key!("LOG_FILE", "path", "", Reload, log_file),
-    key!("ACCESS_LOG", "on/off", "on", Restart, access_log),
-    key!(
-        "CERT_WARN_DAYS",
-        "days, 0-3650",
-        "30",
-        Reload,
-        cert_warn_days
-    ),
-    key!(
-        "CLIENT_CERT_ERRORS",
-        "page/handshake",
-        "page",
-        Reload,
-        client_cert_errors
-    ),
-    key!("CRL_STALE", "warn/refuse", "warn", Reload, crl_stale),
-    key!("ALLOW_CN", "names, comma-separated", "", Reload, allow_cn),
-    key!("ACCESS_POLICY", "path", "", Reload, access_policy, files),
-    key!(
-        "FORWARD_CLIENT_CERT",
-        "on/off",
-        "on",
-        Restart,
-        forward_client_cert
-    ),
-    key!(
-        "HANDSHAKE_TIMEOUT",
-        "duration",
-        "10s",
-        Restart,
-        handshake_timeout
-    ),
-    key!("HEADER_TIMEOUT", "duration", "30s", Restart, header_timeout),
-    key!("IDLE_TIMEOUT", "duration", "90s", Restart, idle_timeout),
-    key!(
-        "BACKEND_CONNECT_TIMEOUT",
-        "duration",
-        "5s",
-        Restart,
-        backend_connect_timeout
-    ),
-    key!(
-        "BACKEND_TIMEOUT",
-        "duration",
-        "300s",
-        Restart,
-        backend_timeout
-    ),
-    key!("SHUTDOWN_GRACE", "duration", "30s", Restart, shutdown_grace),
-    key!(
-        "MAX_CONNECTIONS",
-        "count, 1-1000000",
-        "2048",
-        Restart,
-        max_connections
-    ),
-    key!(
-        "CERT_WATCH_INTERVAL",
-        "duration",
-        "30s",
-        Reload,
-        cert_watch_interval
-    ),
-    key!("WORKERS", "count or auto", "auto", Restart, workers),
+    key!("SERVER_CRT", "path", "", Reload, server_crt = optional(path), files),
+    key!("SERVER_PEM", "path", "", Reload, server_pem = optional(path), files),
+    key!("CA_CRT", "path", "", Reload, ca_crt = optional(path), files),
+    key!("SERVER_P12", "path", "", Reload, server_p12 = optional(path), files),
+    key!("SERVER_PASS_FILE", "path", "", Reload, server_pass_file = optional(path), files),
+    key!("CA_CRL", "paths, comma-separated", "", Reload, ca_crl = optional(paths(
+        "CRL files separated by commas, like ca.crl or /opt/jma/weborca/conf/ca.crl, with no \
+         empty entry")), files),
+    key!("LISTEN", "socket addresses, comma-separated", "[::]:8000", Restart,
+        listen = socket_addrs),
+    key!("BACKEND_URL", "http://host:port", "http://127.0.0.1:8001", Restart,
+        backend = http_url),
+    key!("STATUS_LISTEN", "socket address", "", Restart, status_listen = optional(socket_addr)),
+    key!("STATUS_LISTEN_FORCE", "on/off", "off", Reload, status_listen_force = flag),
+    key!("LOG_FILE", "path", "", Reload, log_file = optional(path)),
+    key!("ACCESS_LOG", "on/off", "on", Restart, access_log = flag),
+    key!("CERT_WARN_DAYS", "days, 0-3650", "30", Reload, cert_warn_days = count(
+        0, MAX_CERT_WARN_DAYS, "days", "30 (0 warns only about expired certificates)")),
+    key!("CLIENT_CERT_ERRORS", "page/handshake", "page", Reload, client_cert_errors = words(
+        &[("page", ClientCertErrors::Page), ("handshake", ClientCertErrors::Handshake)],
+        "page (a 403 page that explains the problem) or handshake (refuse in the TLS \
+         handshake, like WebORCA)")),
+    key!("CRL_STALE", "warn/refuse", "warn", Reload, crl_stale = words(
+        &[("warn", CrlStale::Warn), ("refuse", CrlStale::Refuse)],
+        "warn (log that CA_CRL is out of date and keep using it) or refuse (refuse every \
+         client until a current CRL is loaded)")),
+    key!("ALLOW_CN", "names, comma-separated", "", Reload, allow_cn = optional(list(
+        "certificate common names separated by commas, like user1,user2, with no empty \
+         entry"))),
+    key!("ACCESS_POLICY", "path", "", Reload, access_policy = optional(path), files),
+    key!("FORWARD_CLIENT_CERT", "on/off", "on", Restart, forward_client_cert = flag),
+    key!("HANDSHAKE_TIMEOUT", "duration", "10s", Restart, handshake_timeout = duration),
+    key!("HEADER_TIMEOUT", "duration", "30s", Restart, header_timeout = duration),
+    key!("IDLE_TIMEOUT", "duration", "90s", Restart, idle_timeout = duration),
+    key!("BACKEND_CONNECT_TIMEOUT", "duration", "5s", Restart,
+        backend_connect_timeout = duration),
+    key!("BACKEND_TIMEOUT", "duration", "300s", Restart, backend_timeout = duration),
+    key!("SHUTDOWN_GRACE", "duration", "30s", Restart, shutdown_grace = duration),
+    key!("MAX_CONNECTIONS", "count, 1-1000000", "2048", Restart, max_connections = count(
+        1, MAX_MAX_CONNECTIONS, "connections", "2048")),
+    key!("CERT_WATCH_INTERVAL", "duration", "30s", Reload, cert_watch_interval = duration),
+    key!("WORKERS", "count or auto", "auto", Restart, workers = auto_or(count(
+        1, MAX_WORKERS, "threads", "2"))),
 ];
 
 /// The names of [`KEYS`], in order.

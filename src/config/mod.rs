@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 mod build;
+mod forms;
 mod keys;
 pub mod parts;
 mod shell;
@@ -31,6 +32,7 @@ mod suggest;
 mod values;
 
 use build::*;
+use forms::*;
 use suggest::*;
 use values::*;
 
@@ -90,7 +92,10 @@ const MAX_VALUE_BYTES: usize = 64 * 1024;
 const MAX_QUOTED_CHARS: usize = 200;
 
 /// A validated configuration, ready for the server to use.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Each field is set by its key's row in [`KEYS`]; `Config::default()`, every
+/// field empty or zero, is only what the rows start from, not a usable config.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Config {
     /// The config file this was read from (relative paths in it were resolved against its folder).
     pub path: PathBuf,
@@ -117,6 +122,8 @@ pub struct Config {
     /// `STATUS_LISTEN`: the status listener; loopback unless `STATUS_LISTEN_FORCE=on`,
     /// because its endpoints answer without a client certificate.
     pub status_listen: Option<SocketAddr>,
+    /// `STATUS_LISTEN_FORCE`: allow a STATUS_LISTEN address that is not loopback.
+    pub status_listen_force: bool,
     /// `LOG_FILE`: also append the log here.
     pub log_file: Option<PathBuf>,
     /// `ACCESS_LOG`: one line per request (default on).
@@ -158,34 +165,32 @@ pub struct Config {
 impl Config {
     /// How many worker threads serve connections: WORKERS, or one per CPU core.
     pub fn worker_count(&self) -> usize {
-        self.workers.unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map_or(1, |n| n.get())
-                .min(MAX_WORKERS)
-        })
+        self.listener().worker_count()
     }
 }
 
 /// What a CA_CRL past its nextUpdate does (`CRL_STALE`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum CrlStale {
     /// Log a warning (at start, on reload, daily) and go on using it.
+    #[default]
     Warn,
     /// Refuse every client with the `crl-stale` page until a current CRL is loaded.
     Refuse,
 }
 
 /// How a client certificate that is refused is answered (`CLIENT_CERT_ERRORS`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ClientCertErrors {
     /// Finish the handshake and answer a 403 page that explains what is wrong.
+    #[default]
     Page,
     /// Refuse in the TLS handshake, as WebORCA itself does.
     Handshake,
 }
 
 /// The WebORCA backend, parsed from `BACKEND_URL`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BackendUrl {
     /// The URL as written, without a trailing `/`.
     pub url: String,

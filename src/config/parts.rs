@@ -1,12 +1,62 @@
 //! The config by part: what each part of the program is given, so a part
-//! sees only its own keys. [`Config`](super::Config) is the file as read;
-//! these are cut from it where the parts are built.
+//! sees only its own keys. [`Config`](super::Config) is the file as read
+//! (and what the reloader compares); these are cut from it where the parts
+//! are built: [`Listener`] for the server's sockets and connections,
+//! [`Backend`], [`Limits`] and [`Logging`] for the proxy, [`TlsFiles`] and
+//! [`Verification`] for the TLS loader, [`Status`] for the status listener.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{BackendUrl, ClientCertErrors, Config, CrlStale};
+use super::{BackendUrl, ClientCertErrors, Config, CrlStale, MAX_WORKERS};
+
+/// The listening sockets and how long a client connection may take (the server).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    /// `LISTEN`
+    pub listen: Vec<SocketAddr>,
+    /// `LISTEN` was not set: only then may `[::]` fall back to `0.0.0.0`
+    pub listen_is_default: bool,
+    /// `MAX_CONNECTIONS`
+    pub max_connections: usize,
+    /// `WORKERS` (`None`: auto)
+    pub workers: Option<usize>,
+    /// `HANDSHAKE_TIMEOUT`
+    pub handshake_timeout: Duration,
+    /// `HEADER_TIMEOUT`
+    pub header_timeout: Duration,
+    /// `IDLE_TIMEOUT`
+    pub idle_timeout: Duration,
+    /// `SHUTDOWN_GRACE`
+    pub shutdown_grace: Duration,
+}
+
+impl Listener {
+    /// How many worker threads serve connections: WORKERS, or one per CPU core.
+    pub fn worker_count(&self) -> usize {
+        self.workers.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(MAX_WORKERS)
+        })
+    }
+}
+
+/// What the server is bound with: its own listener part, and the parts it
+/// hands to the proxy (backend, logging; its limits are the listener's) and
+/// to the status listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerParts {
+    /// the listening sockets and connection timeouts
+    pub listener: Listener,
+    /// the backend, for the proxy
+    pub backend: Backend,
+    /// the logging, for the proxy
+    pub logging: Logging,
+    /// the status listener
+    pub status: Status,
+}
 
 /// The backend WebORCA and how requests reach it (the proxy's forwarder).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +127,30 @@ pub struct Status {
 }
 
 impl Config {
+    /// The listener part.
+    pub fn listener(&self) -> Listener {
+        Listener {
+            listen: self.listen.clone(),
+            listen_is_default: self.listen_is_default,
+            max_connections: self.max_connections,
+            workers: self.workers,
+            handshake_timeout: self.handshake_timeout,
+            header_timeout: self.header_timeout,
+            idle_timeout: self.idle_timeout,
+            shutdown_grace: self.shutdown_grace,
+        }
+    }
+
+    /// The parts the server is bound with.
+    pub fn server_parts(&self) -> ServerParts {
+        ServerParts {
+            listener: self.listener(),
+            backend: self.backend_part(),
+            logging: self.logging(),
+            status: self.status(),
+        }
+    }
+
     /// The backend part.
     pub fn backend_part(&self) -> Backend {
         Backend {

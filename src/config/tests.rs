@@ -583,6 +583,7 @@ fn defaults_apply_when_only_the_guide_keys_are_set() {
         listen_is_default: true,
         backend: parse_backend_url(DEFAULT_BACKEND_URL).unwrap(),
         status_listen: None,
+        status_listen_force: false,
         log_file: None,
         access_log: true,
         cert_warn_days: 30,
@@ -1594,8 +1595,9 @@ fn value_parsers_never_panic_on_odd_input() {
         let _ = parse_listen(value);
         let _ = parse_duration(value);
         let _ = parse_bool(value);
-        let _ = parse_cert_warn_days(value);
-        let _ = parse_max_connections(value);
+        for key in KNOWN_KEYS {
+            let _ = parse(&format!("{GUIDE_TLS}{key}={value}\n"), path());
+        }
         let _ = suggest(value);
     }
 }

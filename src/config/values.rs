@@ -57,66 +57,6 @@ pub(super) fn parse_in_range(value: &str, min: u64, max: u64) -> Option<u64> {
         .filter(|n| (min..=max).contains(n))
 }
 
-pub(super) fn parse_cert_warn_days(value: &str) -> Result<u32, String> {
-    parse_in_range(value, 0, MAX_CERT_WARN_DAYS.into())
-        .and_then(|days| u32::try_from(days).ok())
-        .ok_or_else(|| {
-            format!(
-                "a number of days from 0 to {MAX_CERT_WARN_DAYS}, like 30 (0 warns only about \
-                 expired certificates)"
-            )
-        })
-}
-
-pub(super) fn parse_max_connections(value: &str) -> Result<usize, String> {
-    let max = u64::try_from(MAX_MAX_CONNECTIONS).unwrap_or(u64::MAX);
-    parse_in_range(value, 1, max)
-        .and_then(|count| usize::try_from(count).ok())
-        .ok_or_else(|| {
-            format!("a number of connections from 1 to {MAX_MAX_CONNECTIONS}, like 2048")
-        })
-}
-
-/// `auto` (`None`: one per CPU core) or a number of threads.
-pub(super) fn parse_workers(value: &str) -> Result<Option<usize>, String> {
-    if value.eq_ignore_ascii_case("auto") {
-        return Ok(None);
-    }
-    let max = u64::try_from(MAX_WORKERS).unwrap_or(u64::MAX);
-    parse_in_range(value, 1, max)
-        .and_then(|count| usize::try_from(count).ok())
-        .map(Some)
-        .ok_or_else(|| {
-            format!(
-                "auto (one per CPU core) or a number of threads from 1 to {MAX_WORKERS}, like 2"
-            )
-        })
-}
-
-pub(super) fn parse_client_cert_errors(value: &str) -> Result<ClientCertErrors, String> {
-    match value.to_ascii_lowercase().as_str() {
-        "page" => Ok(ClientCertErrors::Page),
-        "handshake" => Ok(ClientCertErrors::Handshake),
-        _ => Err(
-            "page (a 403 page that explains the problem) or handshake (refuse in the \
-                  TLS handshake, like WebORCA)"
-                .to_string(),
-        ),
-    }
-}
-
-pub(super) fn parse_crl_stale(value: &str) -> Result<CrlStale, String> {
-    match value.to_ascii_lowercase().as_str() {
-        "warn" => Ok(CrlStale::Warn),
-        "refuse" => Ok(CrlStale::Refuse),
-        _ => Err(
-            "warn (log that CA_CRL is out of date and keep using it) or refuse (refuse \
-                  every client until a current CRL is loaded)"
-                .to_string(),
-        ),
-    }
-}
-
 /// A comma-separated list, entries trimmed; `None` if any entry is empty, since `a,,b`
 /// or a trailing comma is more likely a slip than a wish.
 pub(super) fn parse_list(value: &str) -> Option<Vec<String>> {
@@ -130,13 +70,6 @@ pub(super) fn parse_list(value: &str) -> Option<Vec<String>> {
         }
     }
     Some(items)
-}
-
-pub(super) fn parse_allow_cn(value: &str) -> Result<Vec<String>, String> {
-    parse_list(value).ok_or_else(|| {
-        "certificate common names separated by commas, like user1,user2, with no empty entry"
-            .to_string()
-    })
 }
 
 pub(super) fn parse_listen(value: &str) -> Result<Vec<SocketAddr>, String> {

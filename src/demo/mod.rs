@@ -20,10 +20,14 @@
 //! WebSocket echo that confirms push-exchanger's `subscribe`, and any other path
 //! with a JSON echo of the request, for trying ORCA API calls.
 
+mod conf;
+mod folder;
 mod guide;
 mod pki;
 mod stand_in;
 
+use conf::*;
+use folder::*;
 use guide::*;
 use pki::*;
 use stand_in::*;
@@ -221,169 +225,6 @@ fn reusable<T>(checked: Result<T, String>, path: &Path) -> bool {
 
 fn log_remake(path: &Path, why: &str) {
     tracing::info!("demo: making {} anew ({why})", path.display());
-}
-
-/// Creates `dir` (mode 700: it holds keys) or checks that it is the demo's own
-/// or empty, and marks it. Returns the absolute path.
-fn claim_folder(dir: &Path) -> Result<PathBuf, Failure> {
-    let fix = "choose a new or empty folder with --dir, e.g. \
-               `weborca-mtls-proxy demo --dir ./weborca-demo`";
-    DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| {
-            Failure::Runtime(format!(
-                "demo: cannot create the folder {}: {e}; {fix}",
-                dir.display()
-            ))
-        })?;
-    let dir = fs::canonicalize(dir).map_err(|e| {
-        Failure::Runtime(format!("demo: cannot open {}: {e}; {fix}", dir.display()))
-    })?;
-    let marker = dir.join(MARKER);
-    if marker.exists() {
-        return Ok(dir);
-    }
-    let foreign: Vec<String> = fs::read_dir(&dir)
-        .map_err(|e| Failure::Runtime(format!("demo: cannot list {}: {e}; {fix}", dir.display())))?
-        .filter_map(|entry| entry.ok())
-        .map(|entry| entry.file_name().to_string_lossy().into_owned())
-        .collect();
-    if !foreign.is_empty() {
-        let more = foreign.len().saturating_sub(FOREIGN_SHOWN);
-        let mut shown = foreign.into_iter().take(FOREIGN_SHOWN).collect::<Vec<_>>();
-        if more > 0 {
-            shown.push(format!("and {more} more"));
-        }
-        return Err(Failure::Runtime(format!(
-            "demo: {} already holds files the demo did not make ({}); the demo writes certificates \
-             there and would overwrite them, so {fix}",
-            dir.display(),
-            shown.join(", ")
-        )));
-    }
-    write_file(&marker, MARKER_TEXT.as_bytes(), false)?;
-    Ok(dir)
-}
-
-/// How many names of a foreign folder's files the refusal lists.
-const FOREIGN_SHOWN: usize = 5;
-
-/// What the marker file tells someone who finds the folder.
-const MARKER_TEXT: &str = "\
-このフォルダは `weborca-mtls-proxy demo` が作ったデモ用です。認証局 (ca.crt, ca.key) と証明書は
-試すためだけの使い捨てで、本番には使えません。本番では orca-catool で発行した証明書を使ってください。
-不要になったらフォルダごと削除し、ブラウザにインポートした証明書 (user1 とデモ用 CA) も削除してください。
-
-This folder was made by `weborca-mtls-proxy demo`. Its CA (ca.crt, ca.key) and certificates
-are throwaway ones for trying the proxy out, not for production: use orca-catool's there.
-When done, delete the folder, and remove the certificates imported into the browser
-(user1 and the demo CA).
-";
-
-/// Writes a whole file through a temporary name, so a half-written file never
-/// replaces a good one; `secret` files are created mode 600 from the start.
-fn write_file(path: &Path, bytes: &[u8], secret: bool) -> Result<(), Failure> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    let mode = if secret { 0o600 } else { 0o644 };
-    write_then_rename(&tmp, path, bytes, mode).map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        Failure::Runtime(format!(
-            "demo: cannot write {}: {e}; make its folder writable or choose another with --dir",
-            path.display()
-        ))
-    })
-}
-
-fn write_then_rename(tmp: &Path, path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    // A leftover from an interrupted run would have whatever mode it was made with.
-    let _ = fs::remove_file(tmp);
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    fs::rename(tmp, path)
-}
-
-// ---------------------------------------------------------------------------------------
-// proxy.conf and the port.
-// ---------------------------------------------------------------------------------------
-
-/// The LISTEN addresses: loopback only, since a demo must not open the clinic's LAN.
-fn listen_addrs(port: u16) -> Vec<String> {
-    let mut addrs = vec![format!("127.0.0.1:{port}")];
-    // Port 0 would give ::1 another ephemeral port than 127.0.0.1, and a
-    // machine with IPv6 off has no ::1 to bind.
-    if port != 0 && StdListener::bind((Ipv6Addr::LOCALHOST, 0)).is_ok() {
-        addrs.push(format!("[::1]:{port}"));
-    }
-    addrs
-}
-
-/// Writes proxy.conf in jma-receipt.conf style; rewritten on every start, as the
-/// stand-in's port changes.
-fn write_config(files: &DemoFiles, port: u16, stand_in: SocketAddr) -> Result<(), Failure> {
-    let text = format!(
-        "# Written by `weborca-mtls-proxy demo` at each start; edits are overwritten.\n\
-         # The keys of WebORCA's /opt/jma/weborca/conf/jma-receipt.conf, naming this folder's\n\
-         # files (a relative name is read from the folder this file is in).\n\
-         SERVER_CRT={SERVER_STEM}.crt\n\
-         SERVER_PEM={SERVER_STEM}.pem\n\
-         CA_CRT={CA_CRT}\n\
-         # Loopback only: the demo is not reachable from the clinic's LAN.\n\
-         LISTEN={}\n\
-         # The demo's stand-in for WebORCA; in production, where WebORCA listens in plain HTTP.\n\
-         BACKEND_URL=http://{stand_in}\n",
-        listen_addrs(port).join(",")
-    );
-    write_file(&files.conf, text.as_bytes(), false)
-}
-
-/// The port to suggest instead of `port`.
-fn other_port(port: u16) -> u16 {
-    if port == OTHER_PORT {
-        OTHER_PORT + 1
-    } else {
-        OTHER_PORT
-    }
-}
-
-/// Fails early, before any key is made, when the port is taken.
-fn check_port(port: u16) -> Result<(), Failure> {
-    if port == 0 {
-        return Ok(());
-    }
-    let Err(e) = StdListener::bind((std::net::Ipv4Addr::LOCALHOST, port)) else {
-        return Ok(());
-    };
-    let why = match e.kind() {
-        ErrorKind::AddrInUse => " (WebORCA itself, or a demo already running?)",
-        ErrorKind::PermissionDenied => " (ports below 1024 need root)",
-        _ => "",
-    };
-    Err(Failure::Runtime(format!(
-        "demo: cannot listen on 127.0.0.1:{port}: {e}{why}; start the demo on another port: \
-         weborca-mtls-proxy demo --port {}",
-        other_port(port)
-    )))
-}
-
-/// The start-up's runtime failures are mostly a port taken on ::1 (127.0.0.1 was
-/// checked): they get the `--port` advice.
-fn with_port_hint(failure: Failure, port: u16) -> Failure {
-    match failure {
-        Failure::Runtime(m) => Failure::Runtime(format!(
-            "{m}; if the port is taken, start the demo on another: weborca-mtls-proxy demo --port {}",
-            other_port(port)
-        )),
-        config => config,
-    }
 }
 
 // ---------------------------------------------------------------------------------------

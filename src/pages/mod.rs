@@ -18,10 +18,12 @@ use http::{HeaderValue, StatusCode};
 
 mod backend;
 mod cert;
+mod cert_words;
 mod render;
 
 use backend::*;
 use cert::*;
+use cert_words::*;
 use render::*;
 
 pub use render::escape_html;

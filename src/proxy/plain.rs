@@ -19,7 +19,6 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-use crate::config::Config;
 use crate::pages::{self, Page};
 
 /// The first byte of a TLS handshake record.
@@ -47,10 +46,10 @@ pub fn sniff(first: u8) -> FirstByte {
     }
 }
 
-/// Serves the redirect on one plain-HTTP connection, then closes it.
-pub async fn redirect(tcp: TcpStream, peer: SocketAddr, config: &Config) {
+/// Serves the redirect on one plain-HTTP connection within HEADER_TIMEOUT, then closes it.
+pub async fn redirect(tcp: TcpStream, peer: SocketAddr, header_timeout: Duration) {
     tracing::info!(%peer, "plain http:// request on the TLS port; answering with a redirect to https://");
-    serve(tcp, config.header_timeout).await;
+    serve(tcp, header_timeout).await;
 }
 
 /// Answers one request on a plain-HTTP stream within `timeout`, then closes it.

@@ -87,7 +87,7 @@ impl Setup {
             .map_err(|f| f.message().to_string())
             .expect("load");
         let (config, tls) = (loaded.config, loaded.tls);
-        let server = Server::bind(config, tls).expect("bind");
+        let server = Server::bind(config.server_parts(), tls).expect("bind");
         let addr = server.local_addrs()[0];
         let status = server.status_addr();
         let handle = server.handle();

@@ -317,7 +317,7 @@ impl Front {
             .config;
         let sessions = Sessions::new().unwrap();
         let tls = TlsState::load(&config, &sessions).expect("tls");
-        let server = Server::bind(config, tls).expect("bind");
+        let server = Server::bind(config.server_parts(), tls).expect("bind");
         let addr = server.local_addrs()[0];
         let handle = server.handle();
         let task = tokio::spawn(server.run());

@@ -5,6 +5,24 @@
 #[allow(unused_imports)]
 use super::*;
 
+/// Binds every LISTEN address; where LISTEN was not set and IPv6 is off,
+/// `[::]:8000` falls back to `0.0.0.0:8000`.
+pub(super) fn bind_listen(listener: &Listener) -> Result<Vec<TcpListener>, String> {
+    let mut listeners = Vec::new();
+    for addr in &listener.listen {
+        match bind_one(*addr) {
+            Ok(l) => listeners.push(l),
+            Err(e) if listener.listen_is_default && addr.is_ipv6() && ipv6_unavailable(&e) => {
+                let v4 = SocketAddr::from(([0, 0, 0, 0], addr.port()));
+                tracing::info!("IPv6 is off on this machine; listening on {v4} instead of {addr}");
+                listeners.push(bind_one(v4).map_err(|e| bind_error(v4, &e))?);
+            }
+            Err(e) => return Err(bind_error(*addr, &e)),
+        }
+    }
+    Ok(listeners)
+}
+
 pub(super) fn bind_error(addr: SocketAddr, e: &io::Error) -> String {
     format!(
         "LISTEN: cannot listen on {addr}: {e} (is another program, e.g. WebORCA itself, using the port?)"

@@ -23,7 +23,7 @@ pub(super) async fn serve_conn(
     metrics.connections_total.inc();
     metrics.connections_open.inc();
     let _open = scopeguard(&metrics.connections_open);
-    let timeout = shared.config.handshake_timeout;
+    let timeout = shared.listener.handshake_timeout;
     // One deadline for the first byte and the handshake together, so a client
     // cannot stretch the two into twice HANDSHAKE_TIMEOUT.
     let deadline = Instant::now() + timeout;
@@ -38,7 +38,9 @@ pub(super) async fn serve_conn(
     };
     match plain::sniff(first) {
         FirstByte::Tls => {}
-        FirstByte::PlainHttp => return plain::redirect(tcp, peer, &shared.config).await,
+        FirstByte::PlainHttp => {
+            return plain::redirect(tcp, peer, shared.listener.header_timeout).await;
+        }
         FirstByte::Other => {
             Metrics::count(&metrics.handshakes, "failed");
             tracing::info!(%peer, "closed: neither TLS nor HTTP (first byte {first:#04x})");
@@ -168,7 +170,7 @@ where
     let builder = if h2 { &shared.h2 } else { &shared.h1 };
     let serving = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
     tokio::pin!(serving);
-    let idle_limit = shared.config.idle_timeout;
+    let idle_limit = shared.listener.idle_timeout;
     let mut closing = false;
     loop {
         let wait = activity.idle_remaining(idle_limit);

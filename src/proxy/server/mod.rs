@@ -28,7 +28,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::body::log_safe;
-use crate::config::{ClientCertErrors, Config};
+use crate::config::parts::{Limits, Listener, ServerParts};
+use crate::config::{BackendUrl, ClientCertErrors};
 use crate::conn::Activity;
 use crate::conn::ConnInfo;
 use crate::metrics::Metrics;
@@ -39,11 +40,15 @@ use crate::tls::TlsState;
 use crate::tls::judgement::{Generations, Judgement};
 use crate::tls::verify::CertErrorKind;
 
+mod accept;
 mod bind;
 mod connection;
+mod workers;
 
+use accept::*;
 use bind::*;
 use connection::*;
+use workers::*;
 
 /// The kernel's queue of connections not yet accepted.
 const LISTEN_BACKLOG: u32 = 1024;
@@ -82,8 +87,8 @@ struct Shared {
     stats: Arc<Stats>,
     /// forwards requests
     proxy: Arc<Proxy>,
-    /// timeouts and modes from the config
-    config: Config,
+    /// LISTEN, MAX_CONNECTIONS (as fitted), WORKERS and the timeouts
+    listener: Listener,
     /// MAX_CONNECTIONS
     limit: Arc<Semaphore>,
     /// cancelled on SIGTERM/SIGINT
@@ -116,6 +121,8 @@ pub struct Server {
     listeners: Vec<TcpListener>,
     /// STATUS_LISTEN, when set
     status: Option<TcpListener>,
+    /// BACKEND_URL, which the status endpoints report on
+    backend: BackendUrl,
     shared: Arc<Shared>,
 }
 
@@ -158,25 +165,19 @@ impl Handle {
 }
 
 impl Server {
-    /// Binds every LISTEN address. Must be called inside a tokio runtime.
-    pub fn bind(mut config: Config, tls: TlsState) -> Result<Server, String> {
-        config.max_connections =
-            fitting_max_connections(config.max_connections, open_files_limit());
-        let mut listeners = Vec::new();
-        for addr in &config.listen {
-            match bind_one(*addr) {
-                Ok(l) => listeners.push(l),
-                Err(e) if config.listen_is_default && addr.is_ipv6() && ipv6_unavailable(&e) => {
-                    let v4 = SocketAddr::from(([0, 0, 0, 0], addr.port()));
-                    tracing::info!(
-                        "IPv6 is off on this machine; listening on {v4} instead of {addr}"
-                    );
-                    listeners.push(bind_one(v4).map_err(|e| bind_error(v4, &e))?);
-                }
-                Err(e) => return Err(bind_error(*addr, &e)),
-            }
-        }
-        let status = match config.status_listen {
+    /// Binds every LISTEN address (and STATUS_LISTEN) and builds the proxy
+    /// from its parts. Must be called inside a tokio runtime.
+    pub fn bind(parts: ServerParts, tls: TlsState) -> Result<Server, String> {
+        let ServerParts {
+            mut listener,
+            backend,
+            logging,
+            status,
+        } = parts;
+        listener.max_connections =
+            fitting_max_connections(listener.max_connections, open_files_limit());
+        let listeners = bind_listen(&listener)?;
+        let status_listener = match status.listen {
             Some(addr) => Some(
                 bind_one(addr)
                     .map_err(|e| format!("STATUS_LISTEN: cannot listen on {addr}: {e}"))?,
@@ -185,24 +186,28 @@ impl Server {
         };
         let shutdown = CancellationToken::new();
         let tunnels = TaskTracker::new();
-        let stats = Arc::new(Stats::new(config.cert_warn_days));
+        let stats = Arc::new(Stats::new(status.cert_warn_days));
         stats.metrics.set_expiry(&tls);
+        // Backend requests in flight are bounded as client connections are.
+        let limits = Limits {
+            max_connections: listener.max_connections,
+        };
         let proxy = Arc::new(Proxy::new(
-            &config.backend_part(),
-            config.limits(),
-            &config.logging(),
+            &backend,
+            limits,
+            &logging,
             tunnels.clone(),
             shutdown.clone(),
             stats.clone(),
         )?);
-        let (h1, h2) = http_builders(&config);
+        let (h1, h2) = http_builders(&listener);
         let shared = Arc::new(Shared {
             tls: Arc::new(ArcSwap::from_pointee(tls)),
             generations: Arc::new(Generations::new()),
             stats,
             proxy,
-            limit: Arc::new(Semaphore::new(config.max_connections)),
-            config,
+            limit: Arc::new(Semaphore::new(listener.max_connections)),
+            listener,
             shutdown,
             conns: TaskTracker::new(),
             tunnels,
@@ -212,7 +217,8 @@ impl Server {
         });
         Ok(Server {
             listeners,
-            status,
+            status: status_listener,
+            backend: backend.url,
             shared,
         })
     }
@@ -244,13 +250,13 @@ impl Server {
             let ctx = StatusContext {
                 stats: shared.stats.clone(),
                 tls: shared.tls.clone(),
-                backend_authority: shared.config.backend.authority.clone(),
-                backend_url: shared.config.backend.url.clone(),
+                backend_authority: self.backend.authority.clone(),
+                backend_url: self.backend.url.clone(),
             };
             tokio::spawn(status::serve(listener, ctx, shared.shutdown.clone()));
         }
         let mut workers = Vec::new();
-        for n in 1..shared.config.worker_count() {
+        for n in 1..shared.listener.worker_count() {
             match spawn_worker(n, &shared, &self.listeners) {
                 Ok(w) => workers.push(w),
                 Err(e) => tracing::warn!("cannot start worker thread {n}: {e}; going on with {n}"),
@@ -266,11 +272,11 @@ impl Server {
         }
         tracing::info!(
             "stopped accepting connections; waiting up to SHUTDOWN_GRACE ({} s) for requests in flight",
-            shared.config.shutdown_grace.as_secs()
+            shared.listener.shutdown_grace.as_secs()
         );
         shared.conns.close();
         shared.tunnels.close();
-        let grace = shared.config.shutdown_grace;
+        let grace = shared.listener.shutdown_grace;
         let drained = tokio::time::timeout(grace, async {
             shared.conns.wait().await;
             shared.tunnels.wait().await;
@@ -291,65 +297,13 @@ impl Server {
     }
 }
 
-/// Starts worker thread `n`: a single-threaded runtime of its own accepting on
-/// the same listening sockets (duplicated descriptors) as the others, and
-/// serving the connections it accepts on that same thread, with its own pool
-/// of backend connections.
-///
-/// One runtime per thread rather than one work-stealing runtime for all: a
-/// request then never hops between threads (client connection, backend
-/// connection and their timers all live on one), which at the request rates a
-/// clinic sees halves the wake-ups per request. It is how nginx's worker
-/// processes work, and the kernel wakes whichever worker is free to accept.
-fn spawn_worker(
-    n: usize,
-    shared: &Shared,
-    listeners: &[TcpListener],
-) -> io::Result<std::thread::JoinHandle<()>> {
-    let fds = listeners
-        .iter()
-        .map(|l| {
-            use std::os::fd::AsFd;
-            l.as_fd()
-                .try_clone_to_owned()
-                .map(std::net::TcpListener::from)
-        })
-        .collect::<io::Result<Vec<_>>>()?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let shared = Arc::new(shared.for_worker());
-    std::thread::Builder::new()
-        .name(format!("worker-{n}"))
-        .spawn(move || {
-            runtime.block_on(async move {
-                let mut accept_loops = Vec::new();
-                for fd in fds {
-                    match TcpListener::from_std(fd) {
-                        Ok(l) => accept_loops.push(tokio::spawn(accept_loop(shared.clone(), l))),
-                        Err(e) => tracing::warn!("worker thread {n}: cannot listen: {e}"),
-                    }
-                }
-                shared.shutdown.cancelled().await;
-                for l in accept_loops {
-                    let _ = l.await;
-                }
-                // Serve what this thread accepted until the proxy is drained
-                // or SHUTDOWN_GRACE runs out, as the first thread does.
-                let _ = tokio::time::timeout(shared.config.shutdown_grace, async {
-                    shared.conns.wait().await;
-                    shared.tunnels.wait().await;
-                })
-                .await;
-            });
-        })
-}
-
-fn http_builders(config: &Config) -> (auto::Builder<TokioExecutor>, auto::Builder<TokioExecutor>) {
+fn http_builders(
+    listener: &Listener,
+) -> (auto::Builder<TokioExecutor>, auto::Builder<TokioExecutor>) {
     let mut h1 = auto::Builder::new(TokioExecutor::new()).http1_only();
     h1.http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(config.header_timeout)
+        .header_read_timeout(listener.header_timeout)
         .max_buf_size(MAX_HEADER_BYTES)
         .max_headers(MAX_HEADERS);
     let mut h2 = auto::Builder::new(TokioExecutor::new()).http2_only();
@@ -360,56 +314,9 @@ fn http_builders(config: &Config) -> (auto::Builder<TokioExecutor>, auto::Builde
         .max_pending_accept_reset_streams(H2_MAX_PENDING_RESETS)
         .max_local_error_reset_streams(H2_MAX_ERROR_RESETS)
         // Pings find dead peers; they do not count as activity (see `conn`).
-        .keep_alive_interval(Some(config.idle_timeout))
-        .keep_alive_timeout(config.header_timeout);
+        .keep_alive_interval(Some(listener.idle_timeout))
+        .keep_alive_timeout(listener.header_timeout);
     (h1, h2)
-}
-
-/// Waits for a MAX_CONNECTIONS slot, saying so (at most every LIMIT_LOG_EVERY)
-/// when the proxy is full.
-async fn connection_slot(shared: &Arc<Shared>) -> Option<OwnedSemaphorePermit> {
-    if let Ok(p) = shared.limit.clone().try_acquire_owned() {
-        return Some(p);
-    }
-    if !shared.limit_logged.swap(true, Ordering::Relaxed) {
-        tracing::warn!(
-            "MAX_CONNECTIONS ({}) reached: new connections wait in the accept queue until one closes",
-            shared.config.max_connections
-        );
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(LIMIT_LOG_EVERY).await;
-            shared.limit_logged.store(false, Ordering::Relaxed);
-        });
-    }
-    tokio::select! {
-        p = shared.limit.clone().acquire_owned() => p.ok(),
-        _ = shared.shutdown.cancelled() => None,
-    }
-}
-
-async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
-    loop {
-        let Some(permit) = connection_slot(&shared).await else {
-            return;
-        };
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = shared.shutdown.cancelled() => return,
-        };
-        match accepted {
-            Ok((tcp, peer)) => {
-                let _ = tcp.set_nodelay(true);
-                shared
-                    .conns
-                    .spawn(serve_conn(shared.clone(), tcp, peer, permit));
-            }
-            Err(e) => {
-                tracing::warn!("accept failed: {e}");
-                tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
-            }
-        }
-    }
 }
 
 #[cfg(test)]

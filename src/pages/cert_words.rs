@@ -1,0 +1,373 @@
+//! The words of each certificate refusal page (missing, expired, not yet
+//! valid, unknown CA, revoked, not allowed, CRL out of date, path not permitted): what happened
+//! and what to do, Japanese first, then English. Each page's two texts sit
+//! side by side so a change to one is made to the other.
+
+#[allow(unused_imports)]
+use super::*;
+
+pub(super) fn missing_ja(r: &CertRefusal<'_>) -> Text {
+    let mut note = line().t(
+        "証明書の選択画面が出ない場合は、お持ちの証明書の有効期限が切れている（またはまだ有効期間が始まっていない）か、この医療機関の認証局（CA）で発行されたものではない可能性があります。Chrome は有効期限切れの証明書を選択画面に出しません。",
+    );
+    if !r.expected_ca.is_empty() {
+        note = note
+            .t("このサーバーで使えるのは、")
+            .append(ca_list(r.expected_ca, "、"))
+            .t(" が発行した証明書です。");
+    }
+    Text {
+        title: "証明書が確認できませんでした".into(),
+        lead: vec![
+            line().t("このパソコンのブラウザから、WebORCA を使うための証明書（クライアント証明書）が送られてこなかったため、接続をお断りしました。"),
+            line().t("証明書がまだブラウザに取り込まれていないか、証明書を選ぶ画面で選ばれなかったことが考えられます。"),
+        ],
+        steps: vec![
+            line().t("管理者から証明書の zip ファイル（").c("NNNNNN__JP_orca_（名前）.zip").t(" という名前です）を受け取り、展開（解凍）します。"),
+            line().t("展開したフォルダーにある ").c(".pass").t(" ファイルをメモ帳で開き、パスフレーズを確認します。"),
+            line().t(CHROME_PATH_JA).t("を開き、「インポート」から ").c(".p12").t(" ファイルを選んで、パスフレーズを入力します。"),
+            line().t("同じ手順で ").c("ca.crt").t(" もインポートします。"),
+            restart_ja(),
+            line().c("https://（サーバー名）:8000").t(" を開きます。証明書の選択画面が出たら、インポートした証明書を選んで「OK」を押します。"),
+        ],
+        notes: vec![note.t("有効期限は「デバイス証明書の管理」で確認できます。切れている場合は新しい証明書の発行を管理者に依頼してください。")],
+    }
+}
+
+pub(super) fn missing_en(r: &CertRefusal<'_>) -> Text {
+    let mut note = line().t("If the browser never asks for a certificate, the installed certificate may have expired (or not be valid yet) — Chrome does not offer expired certificates at all — or it was not issued by a CA this server accepts: Chrome only offers certificates from the CAs the server names in its TLS CertificateRequest. Check the certificate's validity dates in Chrome's certificate manager.");
+    if !r.expected_ca.is_empty() {
+        note = note
+            .t(" Accepted: ")
+            .append(ca_list(r.expected_ca, "; "))
+            .t(".");
+    }
+    Text {
+        title: "No client certificate was presented".into(),
+        lead: vec![line().t("The browser did not send a client certificate, so the proxy refused the connection before it reached WebORCA. Either no certificate has been imported into this browser yet, or none was chosen when the browser asked.")],
+        steps: vec![
+            line().t("Get the certificate zip file (").c("NNNNNN__JP_orca_(name).zip").t(") from the administrator and unzip it."),
+            line().t("Open the ").c(".pass").t(" file in a text editor to read the passphrase."),
+            line().t(CHROME_PATH_EN).t(", click Import, choose the ").c(".p12").t(" file and enter the passphrase."),
+            line().t("Import ").c("ca.crt").t(" the same way."),
+            restart_en(),
+            line().t("Open ").c("https://(server):8000").t(" and choose the certificate when the browser asks."),
+        ],
+        notes: vec![note],
+    }
+}
+
+pub(super) fn expired_ja(r: &CertRefusal<'_>) -> Text {
+    let when = match r.not_after {
+        Some(at) => format!("は、{}（日本時間）に有効期限が切れたため", jst(at)),
+        None => "は有効期限が切れているため".to_owned(),
+    };
+    let mut notes = Vec::new();
+    if let (Some(from), Some(to)) = (r.not_before, r.not_after) {
+        notes.push(line().t(format!(
+            "この証明書の有効期間: {} 〜 {}（日本時間）",
+            jst(from),
+            jst(to)
+        )));
+    }
+    Text {
+        title: "証明書の有効期限が切れています".into(),
+        lead: vec![
+            line()
+                .t("お使いの証明書")
+                .append(cert_ref_ja(r.subject, None))
+                .t(when)
+                .t("、WebORCA に接続できません。"),
+        ],
+        steps: reissue_steps_ja("期限切れの"),
+        notes,
+    }
+}
+
+pub(super) fn expired_en(r: &CertRefusal<'_>) -> Text {
+    let when = match r.not_after {
+        Some(at) => format!(" expired at {} ({} JST)", iso_utc(at), jst(at)),
+        None => " has expired".to_owned(),
+    };
+    Text {
+        title: "The client certificate has expired".into(),
+        lead: vec![
+            line()
+                .t("The certificate")
+                .append(cert_ref_en(r.subject, None))
+                .t(when)
+                .t(", so the connection was refused."),
+        ],
+        steps: reissue_steps_en("expired"),
+        notes: vec![
+            line()
+                .t("Expiry is judged by the proxy server's clock. If the dates look wrong, check the server's time (")
+                .c("timedatectl")
+                .t(")."),
+        ],
+    }
+}
+
+pub(super) fn not_yet_valid_ja(r: &CertRefusal<'_>) -> Text {
+    let when = match r.not_before {
+        Some(at) => format!("は {}（日本時間）から使える証明書のため", jst(at)),
+        None => "は有効期間がまだ始まっていないため".to_owned(),
+    };
+    Text {
+        title: "証明書の有効期間がまだ始まっていません".into(),
+        lead: vec![
+            line()
+                .t("お使いの証明書")
+                .append(cert_ref_ja(r.subject, None))
+                .t(when)
+                .t("、まだ WebORCA に接続できません。"),
+        ],
+        steps: vec![
+            line().t("発行されたばかりの証明書の場合は、有効期間の開始時刻を過ぎてから、もう一度ページを開いてください。"),
+            line()
+                .t("開始時刻を過ぎても同じ画面が出る場合は、管理者に連絡してください。（管理者の方へ: サーバーと、証明書を発行したパソコンの時計が正しいか確認し、必要なら ")
+                .c("orca-catool issue_client_cert")
+                .t(" で発行し直してください）"),
+        ],
+        notes: Vec::new(),
+    }
+}
+
+pub(super) fn not_yet_valid_en(r: &CertRefusal<'_>) -> Text {
+    let when = match r.not_before {
+        Some(at) => format!(" only becomes valid at {} ({} JST)", iso_utc(at), jst(at)),
+        None => " is not valid yet".to_owned(),
+    };
+    Text {
+        title: "The client certificate is not valid yet".into(),
+        lead: vec![
+            line()
+                .t("The certificate")
+                .append(cert_ref_en(r.subject, None))
+                .t(when)
+                .t(", so the connection was refused."),
+        ],
+        steps: vec![
+            line().t("If the certificate was issued just now, wait until its start time and try again."),
+            line()
+                .t("Otherwise check the clocks: validity is judged by the proxy server's clock, and the start time comes from the clock of the machine that issued the certificate. Fix the wrong one (")
+                .c("timedatectl")
+                .t("), or issue a new certificate with ")
+                .c("orca-catool issue_client_cert")
+                .t("."),
+        ],
+        notes: Vec::new(),
+    }
+}
+
+pub(super) fn unknown_ca_ja(r: &CertRefusal<'_>) -> Text {
+    let first = match r.issuer {
+        Some(issuer) => line()
+            .t("選ばれた証明書")
+            .append(cert_ref_ja(r.subject, None))
+            .t("は ")
+            .c(issuer)
+            .t(" が発行したもので、このサーバーでは使えません。"),
+        None => line().t(
+            "選ばれた証明書は、このサーバーが受け付ける認証局（CA）が発行したものではありません。",
+        ),
+    };
+    let mut choose = line()
+        .t("WebORCA を開き、証明書の選択画面で、この医療機関の証明書を選んで「OK」を押します。");
+    if !r.expected_ca.is_empty() {
+        choose = choose
+            .t("発行元が ")
+            .append(ca_list(r.expected_ca, "、"))
+            .t(" の証明書です。");
+    }
+    Text {
+        title: "この医療機関の証明書ではありません".into(),
+        lead: vec![
+            first,
+            line().t("証明書を選ぶ画面で、別の証明書（ほかのシステム用など）を選んだ可能性があります。"),
+        ],
+        steps: vec![
+            restart_ja().t("Chrome は一度選んだ証明書を覚えているため、再起動しないと選択画面が出ません。"),
+            choose,
+            line().t("一覧に該当する証明書がない場合は、管理者から証明書の zip ファイルを受け取り、インポートしてください。"),
+        ],
+        notes: Vec::new(),
+    }
+}
+
+pub(super) fn unknown_ca_en(r: &CertRefusal<'_>) -> Text {
+    let mut lead = line()
+        .t("The chosen certificate")
+        .append(cert_ref_en(r.subject, None));
+    lead = match r.issuer {
+        Some(issuer) => lead.t(" was issued by ").c(issuer).t(", which"),
+        None => lead.t(" was issued by a CA that"),
+    };
+    let mut choose = line().t("Open WebORCA and choose the clinic's certificate when asked");
+    choose = if r.expected_ca.is_empty() {
+        choose.t(".")
+    } else {
+        choose
+            .t(" (issuer: ")
+            .append(ca_list(r.expected_ca, "; "))
+            .t(").")
+    };
+    Text {
+        title: "The certificate was issued by a CA this server does not accept".into(),
+        lead: vec![lead.t(" is not accepted here. Most likely a certificate for another system was chosen in the browser's prompt, or it comes from another CA.")],
+        steps: vec![
+            restart_en().t(" Chrome remembers the chosen certificate until it restarts."),
+            choose,
+            line().t("If there is no such certificate, get one from the administrator and import it."),
+        ],
+        notes: vec![line().t("If the issuer shown is in fact the clinic's CA, the proxy's CA_CRT may be out of date (for example after the CA was re-created).")],
+    }
+}
+
+pub(super) fn revoked_ja(r: &CertRefusal<'_>) -> Text {
+    Text {
+        title: "この証明書は失効しています".into(),
+        lead: vec![
+            line()
+                .t("お使いの証明書")
+                .append(cert_ref_ja(r.subject, r.serial_hex))
+                .t("は、管理者によって失効（利用停止）の手続きがされているため、使えません。"),
+        ],
+        steps: reissue_steps_ja("失効した"),
+        notes: vec![line().t("失効の手続きに心当たりがない場合も、管理者にご確認ください。")],
+    }
+}
+
+pub(super) fn revoked_en(r: &CertRefusal<'_>) -> Text {
+    Text {
+        title: "This certificate has been revoked".into(),
+        lead: vec![
+            line()
+                .t("The certificate")
+                .append(cert_ref_en(r.subject, r.serial_hex))
+                .t(" has been revoked by the administrator (it is on the CRL) and can no longer be used."),
+        ],
+        steps: reissue_steps_en("revoked"),
+        notes: Vec::new(),
+    }
+}
+
+pub(super) fn not_allowed_ja(r: &CertRefusal<'_>) -> Text {
+    Text {
+        title: "この証明書ではこのサーバーを利用できません".into(),
+        lead: vec![
+            line()
+                .t("証明書")
+                .append(cert_ref_ja(r.subject, None))
+                .t("は正しく発行された有効なものですが、このサーバーの利用は許可されていません。"),
+        ],
+        steps: vec![
+            line().t("管理者に、この証明書でこのサーバーを使えるようにしてもらうか、このサーバー用の証明書を発行してもらってください。"),
+            restart_ja().t("このサーバー用の証明書を別にお持ちの場合は、証明書の選択画面でその証明書を選んでください。"),
+        ],
+        notes: Vec::new(),
+    }
+}
+
+pub(super) fn not_allowed_en(r: &CertRefusal<'_>) -> Text {
+    Text {
+        title: "This certificate is not allowed on this server".into(),
+        lead: vec![
+            line()
+                .t("The certificate")
+                .append(cert_ref_en(r.subject, None))
+                .t(" is valid and issued by an accepted CA, but it is not permitted to use this server."),
+        ],
+        steps: vec![
+            line()
+                .t("To allow it, add its common name to ")
+                .c("ALLOW_CN")
+                .t(" in the proxy configuration, or issue a certificate with a permitted name."),
+            restart_en().t(" If the user has another certificate for this server, choose that one when asked."),
+        ],
+        notes: Vec::new(),
+    }
+}
+
+pub(super) fn crl_stale_ja() -> Text {
+    Text {
+        title: "このサーバーの失効リストの期限が切れています".into(),
+        lead: vec![line().t(
+            "このサーバーが使っている証明書失効リスト（CRL）の更新期限が過ぎているため、安全のためすべての接続をお断りしています。お使いの証明書に問題はありません。",
+        )],
+        steps: vec![
+            line()
+                .t("管理者に連絡し、失効リストを新しくしてもらってください。（管理者の方へ: ")
+                .c("orca-catool issue_crl")
+                .t(" で新しい CRL を作り、")
+                .c("CA_CRL")
+                .t(" のファイルを置き換えてください）"),
+            line().t("新しい失効リストが読み込まれたら、ページを再読み込みしてください。"),
+        ],
+        notes: Vec::new(),
+    }
+}
+
+pub(super) fn crl_stale_en() -> Text {
+    Text {
+        title: "The clinic's revocation list is out of date".into(),
+        lead: vec![line().t(
+            "The certificate revocation list (CRL) this server uses is past its nextUpdate, so every connection is refused until a current one is loaded. Your certificate is not at fault.",
+        )],
+        steps: vec![
+            line()
+                .t("Ask the administrator to renew the CRL: make a new one with ")
+                .c("orca-catool issue_crl")
+                .t(" and replace the file named by ")
+                .c("CA_CRL")
+                .t(" (CRL_STALE=refuse is set)."),
+            line().t("Reload the page once the new list is in place."),
+        ],
+        notes: Vec::new(),
+    }
+}
+
+pub(super) fn not_permitted_ja(r: &CertRefusal<'_>) -> Text {
+    let path = r.path.unwrap_or("/");
+    Text {
+        title: "この証明書ではこのページを利用できません".into(),
+        lead: vec![
+            line()
+                .t("証明書")
+                .append(cert_ref_ja(r.subject, None))
+                .t("は有効ですが、")
+                .c(path)
+                .t(" の利用は許可されていません。"),
+        ],
+        steps: vec![
+            line().t("ほかのページは、これまでどおり利用できる場合があります。"),
+            line().t("このページが必要な場合は、管理者に、この証明書で利用できるようにしてもらうか、利用できる証明書を発行してもらってください。"),
+        ],
+        notes: Vec::new(),
+    }
+}
+
+pub(super) fn not_permitted_en(r: &CertRefusal<'_>) -> Text {
+    let path = r.path.unwrap_or("/");
+    Text {
+        title: "This certificate may not use this path".into(),
+        lead: vec![
+            line()
+                .t("The certificate")
+                .append(cert_ref_en(r.subject, None))
+                .t(" is valid, but it is not permitted to use ")
+                .c(path)
+                .t("."),
+        ],
+        steps: vec![
+            line().t("Other paths may still be allowed for it."),
+            line()
+                .t("To allow it, add a rule for this path and certificate to the file named by ")
+                .c("ACCESS_POLICY")
+                .t(", then reload the proxy; ")
+                .c("weborca-mtls-proxy check --as-cert FILE --path PATH")
+                .t(" shows which rule decides."),
+        ],
+        notes: Vec::new(),
+    }
+}

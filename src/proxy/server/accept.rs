@@ -1,0 +1,52 @@
+//! The accept loop of one listening socket, within MAX_CONNECTIONS: beyond
+//! it new connections wait in the kernel's accept queue.
+
+#[allow(unused_imports)]
+use super::*;
+
+/// Waits for a MAX_CONNECTIONS slot, saying so (at most every LIMIT_LOG_EVERY)
+/// when the proxy is full.
+pub(super) async fn connection_slot(shared: &Arc<Shared>) -> Option<OwnedSemaphorePermit> {
+    if let Ok(p) = shared.limit.clone().try_acquire_owned() {
+        return Some(p);
+    }
+    if !shared.limit_logged.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            "MAX_CONNECTIONS ({}) reached: new connections wait in the accept queue until one closes",
+            shared.listener.max_connections
+        );
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(LIMIT_LOG_EVERY).await;
+            shared.limit_logged.store(false, Ordering::Relaxed);
+        });
+    }
+    tokio::select! {
+        p = shared.limit.clone().acquire_owned() => p.ok(),
+        _ = shared.shutdown.cancelled() => None,
+    }
+}
+
+pub(super) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+    loop {
+        let Some(permit) = connection_slot(&shared).await else {
+            return;
+        };
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shared.shutdown.cancelled() => return,
+        };
+        match accepted {
+            Ok((tcp, peer)) => {
+                let _ = tcp.set_nodelay(true);
+                shared
+                    .conns
+                    .spawn(serve_conn(shared.clone(), tcp, peer, permit));
+            }
+            Err(e) => {
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+            }
+        }
+    }
+}
