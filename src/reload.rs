@@ -150,10 +150,11 @@ impl Reloader {
                 false
             }
         };
-        let log_file = self.config().log_file;
-        if let Err(e) = self.log.reopen(log_file.as_deref()) {
+        let config = self.config();
+        if let Err(e) = self.log.reopen(config.log_file.as_deref()) {
             tracing::warn!("LOG_FILE: cannot reopen: {e}");
         }
+        crate::log::set_format(config.log_format);
         ok
     }
 

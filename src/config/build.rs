@@ -158,6 +158,9 @@ pub(super) fn build(known: &Known<'_>, warnings: &mut Vec<String>) -> Result<Con
         status_listen,
         log_file: known.path("LOG_FILE"),
         access_log: known.flag("ACCESS_LOG", true)?,
+        log_format: known
+            .optional("LOG_FORMAT", parse_log_format)?
+            .unwrap_or_default(),
         cert_warn_days: known
             .optional("CERT_WARN_DAYS", parse_cert_warn_days)?
             .unwrap_or(DEFAULT_CERT_WARN_DAYS),

@@ -120,6 +120,8 @@ pub const KEYS: &[Key] = &[
     ),
     key!("LOG_FILE", "path", "", Reload, log_file),
     key!("ACCESS_LOG", "on/off", "on", Restart, access_log),
+    // Reload: the logger reads the format for each line (observe/log.rs).
+    key!("LOG_FORMAT", "text/json", "text", Reload, log_format),
     key!(
         "CERT_WARN_DAYS",
         "days, 0-3650",
@@ -247,6 +249,7 @@ mod tests {
             ("BACKEND_URL", "http://127.0.0.1:18001"),
             ("STATUS_LISTEN", "127.0.0.1:9000"),
             ("ACCESS_LOG", "off"),
+            ("LOG_FORMAT", "json"),
             ("FORWARD_CLIENT_CERT", "off"),
             ("HANDSHAKE_TIMEOUT", "11s"),
             ("HEADER_TIMEOUT", "31s"),

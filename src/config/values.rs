@@ -105,6 +105,14 @@ pub(super) fn parse_client_cert_errors(value: &str) -> Result<ClientCertErrors, 
     }
 }
 
+pub(super) fn parse_log_format(value: &str) -> Result<LogFormat, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        _ => Err("text (WebORCA-style lines) or json (one JSON object per line)".to_string()),
+    }
+}
+
 pub(super) fn parse_crl_stale(value: &str) -> Result<CrlStale, String> {
     match value.to_ascii_lowercase().as_str() {
         "warn" => Ok(CrlStale::Warn),

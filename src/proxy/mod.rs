@@ -204,7 +204,7 @@ impl Proxy {
             }
             Ok(identity) => match check_request(&req) {
                 Err(bad) => {
-                    tracing::info!(peer = %conn.peer, cn = %log_safe(identity.cn()), "request refused, not forwarded: {}", bad.why);
+                    tracing::info!(name: "request-refused", peer = %conn.peer, cn = %log_safe(identity.cn()), "request refused, not forwarded: {}", bad.why);
                     (bad.response(req.version()), None)
                 }
                 Ok(()) => {
@@ -256,7 +256,7 @@ impl Proxy {
     fn refused_on_open_connection(&self, conn: &ConnInfo, judged: &Judged, refusal: &Refusal) {
         Metrics::count(&self.stats.metrics.refusals, refusal.kind.as_str());
         let (cn, serial) = Judgement::who(judged);
-        tracing::info!(peer = %conn.peer, cn = %cn, serial = %serial, reason = refusal.kind.as_str(), "client certificate of an open connection now refused, closing it: {}", log_safe(&refusal.detail));
+        tracing::info!(name: "refused", peer = %conn.peer, cn = %cn, serial = %serial, reason = refusal.kind.as_str(), "client certificate of an open connection now refused, closing it: {}", log_safe(&refusal.detail));
     }
 
     async fn forward(
@@ -453,7 +453,7 @@ impl Proxy {
             let outcome = format!("{how}, {up} bytes up, {down} bytes down");
             if access_log {
                 let secs = started.elapsed().as_secs_f64();
-                tracing::info!(target: "access", %peer, cn = %cn, duration_s = format_args!("{secs:.1}"), "websocket {outcome}");
+                tracing::info!(name: "websocket", target: "access", %peer, cn = %cn, duration_s = format_args!("{secs:.1}"), "websocket {outcome}");
             }
         });
     }
@@ -506,7 +506,7 @@ async fn tunnel_refused(conn: &ConnInfo, stats: &Stats) {
         if let Err(r) = &judged.verdict {
             Metrics::count(&stats.metrics.refusals, r.kind.as_str());
             let (cn, serial) = Judgement::who(&judged);
-            tracing::info!(peer = %conn.peer, cn = %cn, serial = %serial, reason = r.kind.as_str(), "websocket closed with 1008: the client certificate is now refused: {}", log_safe(&r.detail));
+            tracing::info!(name: "refused", peer = %conn.peer, cn = %cn, serial = %serial, reason = r.kind.as_str(), "websocket closed with 1008: the client certificate is now refused: {}", log_safe(&r.detail));
             return;
         }
         let secs = judged
