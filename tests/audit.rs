@@ -45,7 +45,8 @@ fn text_of(line: &str) -> String {
 impl Proxy {
     fn start(conf: &Path) -> Proxy {
         let mut child = Command::new(bin())
-            .args(["-c".as_ref(), conf.as_os_str()])
+            .arg("-c")
+            .arg(conf)
             .env("RUST_LOG", "info")
             .env_remove("NOTIFY_SOCKET")
             .env_remove("JOURNAL_STREAM")
@@ -141,7 +142,14 @@ struct Cast {
 
 impl Cast {
     /// An allowed request by `who`, counted as sent.
-    async fn allowed(&self, sent: &mut Sent, addr: SocketAddr, who: &Leaf, method: &str, path: &str) {
+    async fn allowed(
+        &self,
+        sent: &mut Sent,
+        addr: SocketAddr,
+        who: &Leaf,
+        method: &str,
+        path: &str,
+    ) {
         let answer = Client::h1(&self.ca_pem, Some(who))
             .send(addr, request(method, path))
             .await
@@ -197,7 +205,11 @@ fn rotate(proxy: &Proxy, log: &Path) {
 
 /// Runs the real binary's `audit`; returns stdout.
 fn audit(args: &[&str]) -> String {
-    let out = Command::new(bin()).arg("audit").args(args).output().unwrap();
+    let out = Command::new(bin())
+        .arg("audit")
+        .args(args)
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "audit {args:?}: {}\n{}",
@@ -232,7 +244,7 @@ fn rows(csv_text: &str) -> Vec<Row> {
 /// Every figure of the CSV against what was sent.
 fn check_csv(csv_text: &str, sent: &Sent, cast: &Cast, garbage: u64) {
     let rows = rows(csv_text);
-    let section = |s: &str| rows.iter().filter(move |r| r.section == s);
+    let section = |s: &'static str| rows.iter().filter(move |r| r.section == s);
     let summary = |name: &str| {
         section("summary")
             .find(|r| r.name == name)
@@ -302,25 +314,68 @@ async fn traffic_then_audit(format: &str) {
     let c = &cast;
     // In what becomes .2.gz
     for _ in 0..3 {
-        c.allowed(&mut sent, addr, &c.user1, "GET", "/api01rv2/patientgetv2?id=1").await;
+        c.allowed(
+            &mut sent,
+            addr,
+            &c.user1,
+            "GET",
+            "/api01rv2/patientgetv2?id=1",
+        )
+        .await;
     }
-    c.allowed(&mut sent, addr, &c.user1, "POST", "/orca11/acceptmodv2?class=01").await;
+    c.allowed(
+        &mut sent,
+        addr,
+        &c.user1,
+        "POST",
+        "/orca11/acceptmodv2?class=01",
+    )
+    .await;
     c.refused(&mut sent, addr, None, "missing").await;
     rotate(&proxy, &log);
     // In what becomes .1
-    c.allowed(&mut sent, addr, &c.user2, "GET", "/api01rv2/appointlstv2?class=01").await;
+    c.allowed(
+        &mut sent,
+        addr,
+        &c.user2,
+        "GET",
+        "/api01rv2/appointlstv2?class=01",
+    )
+    .await;
     c.allowed(&mut sent, addr, &c.user2, "GET", "/").await;
-    c.refused(&mut sent, addr, Some(&c.revoked), "revoked").await;
-    c.refused(&mut sent, addr, Some(&c.stranger), "unknown-ca").await;
+    c.refused(&mut sent, addr, Some(&c.revoked), "revoked")
+        .await;
+    c.refused(&mut sent, addr, Some(&c.stranger), "unknown-ca")
+        .await;
     rotate(&proxy, &log);
     // In the log itself
-    c.allowed(&mut sent, addr, &c.user1, "POST", "/orca11/acceptmodv2?class=02").await;
-    c.allowed(&mut sent, addr, &c.user2, "GET", "/blobapi/1234").await;
-    c.allowed(&mut sent, addr, &c.soon, "GET", "/api01rv2/system01lstv2?class=02").await;
-    c.refused(&mut sent, addr, Some(&c.outsider), "not-allowed").await;
+    c.allowed(
+        &mut sent,
+        addr,
+        &c.user1,
+        "POST",
+        "/orca11/acceptmodv2?class=02",
+    )
+    .await;
+    c.allowed(&mut sent, addr, &c.user2, "GET", "/blobapi/1234")
+        .await;
+    c.allowed(
+        &mut sent,
+        addr,
+        &c.soon,
+        "GET",
+        "/api01rv2/system01lstv2?class=02",
+    )
+    .await;
+    c.refused(&mut sent, addr, Some(&c.outsider), "not-allowed")
+        .await;
     c.refused(&mut sent, addr, None, "missing").await;
     let forwarded: u64 = sent.users.values().map(|(r, f)| r - f).sum();
-    assert_eq!(backend.count() as u64, forwarded, "refused requests never reach WebORCA");
+    assert_eq!(
+        backend.count() as u64,
+        forwarded,
+        "refused requests never reach WebORCA"
+    );
     proxy.stop();
 
     let files = [
@@ -339,27 +394,45 @@ async fn traffic_then_audit(format: &str) {
     }
     // Garbage is counted, not fatal.
     let mut current = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
-    current.write_all(b"this is not a log line\n\xff\xfe binary\n").unwrap();
+    current
+        .write_all(b"this is not a log line\n\xff\xfe binary\n")
+        .unwrap();
     drop(current);
 
     // LOG_FILE and its rotated copies, from the config.
     let conf_s = conf.display().to_string();
-    let csv_text = audit(&["-c", &conf_s, "--format", "csv"]);
+    let csv_text = audit(&["-c", conf_s.as_str(), "--format", "csv"]);
     check_csv(&csv_text, &sent, &cast, 2);
 
     // --user: only that CN's rows.
-    let only = rows(&audit(&["-c", &conf_s, "--format", "csv", "--user", "user2"]));
+    let only = rows(&audit(&[
+        "-c",
+        conf_s.as_str(),
+        "--format",
+        "csv",
+        "--user",
+        "user2",
+    ]));
     let user_rows: Vec<&Row> = only.iter().filter(|r| r.section == "user-day").collect();
-    assert!(!user_rows.is_empty() && user_rows.iter().all(|r| r.cn == "user2"), "{only:?}");
+    assert!(
+        !user_rows.is_empty() && user_rows.iter().all(|r| r.cn == "user2"),
+        "{only:?}"
+    );
     let user2 = sent.users[&("user2".to_string(), serial(&cast.user2))].0;
-    assert_eq!(user_rows.iter().map(|r| r.requests.unwrap()).sum::<u64>(), user2);
+    assert_eq!(
+        user_rows.iter().map(|r| r.requests.unwrap()).sum::<u64>(),
+        user2
+    );
 
     // The HTML report, files named on the command line.
-    let mut args = vec!["-c", &conf_s, "--format", "html"];
+    let mut args = vec!["-c", conf_s.as_str(), "--format", "html"];
     args.extend(files.iter().map(String::as_str));
     let page = scraper::Html::parse_document(&audit(&args));
     let sel = |s: &str| scraper::Selector::parse(s).unwrap();
-    assert!(page.select(&sel("svg rect")).count() >= 2, "a chart with bars");
+    assert!(
+        page.select(&sel("svg rect")).count() >= 2,
+        "a chart with bars"
+    );
     let cells: Vec<String> = page
         .select(&sel("table td"))
         .map(|td| td.text().collect())
@@ -367,7 +440,10 @@ async fn traffic_then_audit(format: &str) {
     for who in [&cast.user1, &cast.user2, &cast.soon] {
         assert!(cells.contains(&who.cn), "{} in a table: {cells:?}", who.cn);
     }
-    assert!(page.select(&sel("script, link, img")).next().is_none(), "self-contained");
+    assert!(
+        page.select(&sel("script, link, img")).next().is_none(),
+        "self-contained"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -384,7 +460,11 @@ async fn audit_counts_what_was_sent_in_json_logs() {
 fn audit_without_log_file_names_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let conf = dir.path().join("proxy.conf");
-    std::fs::write(&conf, "SERVER_CRT=/x.crt\nSERVER_PEM=/x.pem\nCA_CRT=/ca.crt\n").unwrap();
+    std::fs::write(
+        &conf,
+        "SERVER_CRT=/x.crt\nSERVER_PEM=/x.pem\nCA_CRT=/ca.crt\n",
+    )
+    .unwrap();
     let out = Command::new(bin())
         .args(["audit", "-c"])
         .arg(&conf)

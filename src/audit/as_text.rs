@@ -52,7 +52,11 @@ pub fn write(report: &Report<'_>, out: &mut dyn Write) -> io::Result<()> {
         "\n== 拒否された接続（理由・アドレス別）/ Refused attempts by reason and address =="
     )?;
     for ((reason, addr), r) in &t.refused {
-        let addr = if addr == OTHER { "(その他 / other)" } else { addr };
+        let addr: &str = if addr == OTHER {
+            "(その他 / other)"
+        } else {
+            addr
+        };
         writeln!(
             out,
             "{reason}  {addr}  {}  {} – {}",

@@ -54,7 +54,10 @@ fn reads_the_expiry_warning() {
 fn reads_json_lines_and_skips_unknown_fields() {
     let line = r#"{"time":"2026-12-01T09:15:02.123+09:00","level":"info","event":"access","addr":"127.0.0.1:5","cn":"a\"b","serial":"0a","method":"POST","path":"/orca11/x","version":"HTTP/2.0","status":403,"bytes":1,"duration_ms":0.5,"rule":"p.conf:1","nested":{"x":[1]}}"#;
     let read = parse(line).unwrap();
-    assert_eq!(read.at, at("2026/12/01 09:15:02") + chrono::Duration::milliseconds(123));
+    assert_eq!(
+        read.at,
+        at("2026/12/01 09:15:02") + chrono::Duration::milliseconds(123)
+    );
     let Entry::Access(a) = read.entry else {
         panic!("not access")
     };

@@ -207,7 +207,10 @@ fn read_file(path: &Path, tally: &mut Tally) -> io::Result<()> {
     loop {
         buf.clear();
         number += 1;
-        let read = match (&mut reader).take(MAX_LINE as u64 + 1).read_until(b'\n', &mut buf) {
+        let read = match (&mut reader)
+            .take(MAX_LINE as u64 + 1)
+            .read_until(b'\n', &mut buf)
+        {
             Ok(0) => return Ok(()),
             Ok(n) => n,
             Err(e) => {
@@ -216,7 +219,9 @@ fn read_file(path: &Path, tally: &mut Tally) -> io::Result<()> {
             }
         };
         if read > MAX_LINE && buf.last() != Some(&b'\n') {
-            tally.add(None, || format!("{name}:{number}: longer than {MAX_LINE} bytes"));
+            tally.add(None, || {
+                format!("{name}:{number}: longer than {MAX_LINE} bytes")
+            });
             if skip_line(&mut reader).is_err() {
                 return Ok(());
             }

@@ -215,7 +215,11 @@ impl Tally {
 
     /// The certificates warned about whose notAfter is within `warn_days` of
     /// `now` (or past), with their whole days left.
-    pub fn expiring_within(&self, now: NaiveDateTime, warn_days: u32) -> Vec<(&User, NaiveDateTime, i64)> {
+    pub fn expiring_within(
+        &self,
+        now: NaiveDateTime,
+        warn_days: u32,
+    ) -> Vec<(&User, NaiveDateTime, i64)> {
         self.expiring
             .iter()
             .map(|(user, not_after)| {
