@@ -467,7 +467,7 @@ fn audit_without_log_file_names_the_key() {
     .unwrap();
     let out = Command::new(bin())
         .args(["audit", "-c"])
-        .arg(&conf)
+        .arg(conf)
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(78));

@@ -260,3 +260,7 @@ pub fn api_name(path: &str) -> Option<&str> {
     };
     (first == "blobapi" || numbered("api") || numbered("orca")).then_some(path)
 }
+
+#[cfg(test)]
+#[path = "tally_tests.rs"]
+mod tests;

@@ -585,6 +585,7 @@ fn defaults_apply_when_only_the_guide_keys_are_set() {
         status_listen: None,
         log_file: None,
         access_log: true,
+        log_format: LogFormat::Text,
         cert_warn_days: 30,
         client_cert_errors: ClientCertErrors::Page,
         crl_stale: CrlStale::Warn,
