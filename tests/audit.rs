@@ -392,6 +392,23 @@ async fn traffic_then_audit(format: &str) {
             }
         }
     }
+    if format == "text" {
+        // The access line is as it always was: its fields are for JSON only.
+        let text = std::fs::read_to_string(&log).unwrap();
+        let access: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains(" cn=user1 serial="))
+            .collect();
+        assert!(!access.is_empty(), "{text}");
+        for line in access {
+            let (_, tail) = line.rsplit_once("\" ").unwrap();
+            let parts: Vec<&str> = tail.split(' ').collect();
+            assert!(
+                parts.len() == 3 && parts[2].ends_with("ms"),
+                "STATUS BYTES DURATIONms and nothing after: {line}"
+            );
+        }
+    }
     // Garbage is counted, not fatal.
     let mut current = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
     current
