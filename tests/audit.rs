@@ -5,12 +5,10 @@
 //! equal what was sent.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::Command;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -18,92 +16,9 @@ use http_body_util::Full;
 use crate::util::backend::Backend;
 use crate::util::client::Client;
 use crate::util::env::Setup;
+use crate::util::logged::Proxy;
 use crate::util::pki::{Ca, Leaf, write};
 use crate::util::process::bin;
-
-/// The proxy as a process; its stderr lines, text or JSON, on a channel.
-struct Proxy {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The text of a log line in either format (a JSON line's `msg`).
-fn text_of(line: &str) -> String {
-    match serde_json::from_str::<serde_json::Value>(line) {
-        Ok(v) => v["msg"].as_str().unwrap_or_default().to_string(),
-        Err(_) => line.to_string(),
-    }
-}
-
-impl Proxy {
-    fn start(conf: &Path) -> Proxy {
-        let mut child = Command::new(bin())
-            .arg("-c")
-            .arg(conf)
-            .env("RUST_LOG", "info")
-            .env_remove("NOTIFY_SOCKET")
-            .env_remove("JOURNAL_STREAM")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn proxy");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Proxy { child, lines }
-    }
-
-    /// The text of the first line from now on that contains `needle`.
-    fn wait_for(&self, needle: &str) -> String {
-        loop {
-            let line = self
-                .lines
-                .recv_timeout(Duration::from_secs(30))
-                .unwrap_or_else(|_| panic!("no line with {needle:?}"));
-            let text = text_of(&line);
-            if text.contains(needle) {
-                return text;
-            }
-        }
-    }
-
-    fn listening(&self) -> SocketAddr {
-        let line = self.wait_for("listening on ");
-        let rest = &line[line.find("listening on ").unwrap() + "listening on ".len()..];
-        rest.split(',').next().unwrap().parse().unwrap()
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -{sig}");
-    }
-
-    /// SIGTERM and the exit, which writes out every line.
-    fn stop(mut self) {
-        self.signal("TERM");
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "proxy exit: {status}");
-    }
-}
 
 /// What the test sent, as the report must count it.
 #[derive(Default)]
