@@ -53,6 +53,7 @@ pub fn start(config: Config, log: &LogHandle) -> Result<Started, Failure> {
         log.reopen(Some(file))
             .map_err(|e| Failure::Config(format!("LOG_FILE ({}): cannot open for appending: {e}; create its directory or make it writable by the service user", file.display())))?;
     }
+    crate::log::set_format(config.log_format);
     let sessions =
         Sessions::new().map_err(|e| Failure::Runtime(format!("TLS session setup failed: {e}")))?;
     let Loaded { config, tls } = load::load_from(config, &sessions, &mut load::Log)?;

@@ -16,10 +16,12 @@
 //!   [`proxy`] forwards (a header is rewritten in `proxy/headers.rs`),
 //!   [`proxy::ws`] tunnels WebSockets.
 //! - [`load`]: the one load path shared by start-up, [`reload`] and [`check`].
+//! - [`audit`]: the access report read from the log (config and log formats only).
 //! - [`app`]: start-up, signals, exit codes; `demo` (cargo feature `demo`).
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod audit;
 pub mod check;
 pub mod config;
 #[cfg(feature = "demo")]

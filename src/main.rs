@@ -1,5 +1,5 @@
 //! The `weborca-mtls-proxy` command: parses the command line, runs the proxy
-//! (or `check` / `demo`) and turns the outcome into an exit code.
+//! (or `check` / `demo` / `audit`…) and turns the outcome into an exit code.
 #![forbid(unsafe_code)]
 
 use std::path::PathBuf;
@@ -57,6 +57,8 @@ enum Command {
     InstallCert(setup::install::CertArgs),
     /// put a CRL from orca-catool issue_crl in place and reload
     InstallCrl(setup::install_crl::CrlArgs),
+    /// the access report for the periodic review: text, CSV or HTML
+    Audit(weborca_mtls_proxy::audit::AuditArgs),
     /// the backend guard (nftables)
     Guard {
         #[command(subcommand)]
@@ -129,6 +131,7 @@ fn main() -> ExitCode {
             Command::Setup(_)
             | Command::InstallCert(_)
             | Command::InstallCrl(_)
+            | Command::Audit(_)
             | Command::Guard { .. },
         ) => Ok(()),
     };
@@ -147,6 +150,20 @@ fn main() -> ExitCode {
 /// The commands that change the system or print something (`setup`, `install-*`,
 /// `guard`): they run before logging starts and write to stdout/stderr themselves.
 fn run_tool(cli: &Cli) -> Option<ExitCode> {
+    if let Some(Command::Audit(args)) = &cli.command {
+        let stdout = std::io::stdout();
+        let mut out = std::io::BufWriter::new(stdout.lock());
+        return Some(
+            match weborca_mtls_proxy::audit::run(args, &cli.config, &mut out) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    drop(out);
+                    eprintln!("{}", e.message);
+                    ExitCode::from(e.code)
+                }
+            },
+        );
+    }
     let result = match &cli.command {
         Some(Command::Setup(args)) => setup::run(args, &cli.config),
         Some(Command::InstallCert(args)) => setup::install::install_cert(args, &cli.config),

@@ -157,6 +157,7 @@ impl Reloader {
         if let Err(e) = self.log.reopen(logging.log_file.as_deref()) {
             tracing::warn!("LOG_FILE: cannot reopen: {e}");
         }
+        crate::log::set_format(self.config().log_format);
         ok
     }
 

@@ -13,7 +13,7 @@ const LAYERS: &[&[&str]] = &[
     &["pages", "observe"],
     &["proxy"],
     &["load", "guard"],
-    &["reload", "check"],
+    &["reload", "check", "audit"],
     &["app", "setup"],
     &["demo"],
 ];

@@ -3,6 +3,7 @@
 
 mod util;
 
+mod audit;
 mod backend_trouble;
 mod check;
 mod client_matrix;

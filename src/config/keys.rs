@@ -32,8 +32,8 @@ use std::path::PathBuf;
 use super::build::Known;
 use super::forms::*;
 use super::{
-    ClientCertErrors, Config, ConfigError, CrlStale, MAX_CERT_WARN_DAYS, MAX_MAX_CONNECTIONS,
-    MAX_WORKERS,
+    ClientCertErrors, Config, ConfigError, CrlStale, LogFormat, MAX_CERT_WARN_DAYS,
+    MAX_MAX_CONNECTIONS, MAX_WORKERS,
 };
 
 /// When a changed value of a key is taken on by the running proxy.
@@ -139,6 +139,10 @@ pub const KEYS: &[Key] = &[
     key!("STATUS_LISTEN_FORCE", "on/off", "off", Reload, status_listen_force = flag),
     key!("LOG_FILE", "path", "", Reload, log_file = optional(path)),
     key!("ACCESS_LOG", "on/off", "on", Restart, access_log = flag),
+    // Reload: the logger reads the format for each line (observe/log.rs).
+    key!("LOG_FORMAT", "text/json", "text", Reload, log_format = words(
+        &[("text", LogFormat::Text), ("json", LogFormat::Json)],
+        "text (WebORCA-style lines) or json (one JSON object per line)")),
     key!("CERT_WARN_DAYS", "days, 0-3650", "30", Reload, cert_warn_days = count(
         0, MAX_CERT_WARN_DAYS, "days", "30 (0 warns only about expired certificates)")),
     key!("CLIENT_CERT_ERRORS", "page/handshake", "page", Reload, client_cert_errors = words(

@@ -128,6 +128,8 @@ pub struct Config {
     pub log_file: Option<PathBuf>,
     /// `ACCESS_LOG`: one line per request (default on).
     pub access_log: bool,
+    /// `LOG_FORMAT`: WebORCA-style text lines or one JSON object per line (default text).
+    pub log_format: LogFormat,
     /// `CERT_WARN_DAYS`: warn this many days before a certificate expires (default 30).
     pub cert_warn_days: u32,
     /// `CLIENT_CERT_ERRORS`: how a refused client certificate is answered (default page).
@@ -177,6 +179,16 @@ pub enum CrlStale {
     Warn,
     /// Refuse every client with the `crl-stale` page until a current CRL is loaded.
     Refuse,
+}
+
+/// How log lines are written (`LOG_FORMAT`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// `2023/09/07 12:56:10 message key=value`, as WebORCA writes.
+    #[default]
+    Text,
+    /// One JSON object per line, the same fields by name, for journald, Fluent Bit or Loki.
+    Json,
 }
 
 /// How a client certificate that is refused is answered (`CLIENT_CERT_ERRORS`).

@@ -586,6 +586,7 @@ fn defaults_apply_when_only_the_guide_keys_are_set() {
         status_listen_force: false,
         log_file: None,
         access_log: true,
+        log_format: LogFormat::Text,
         cert_warn_days: 30,
         client_cert_errors: ClientCertErrors::Page,
         crl_stale: CrlStale::Warn,

@@ -6,21 +6,56 @@
 //! a slow disk never stalls a request; the queue blocks rather than drops,
 //! because the access log is the clinic's audit trail. Under systemd (JOURNAL_STREAM
 //! set) each line carries a `<N>` syslog priority prefix that journald strips.
+//!
+//! LOG_FORMAT=json writes each event as one JSON object instead (see
+//! [`log_json`](super::log_json)); the format is read for every line, so a
+//! reload switches it between two lines. JSON lines carry no `<N>` prefix: a
+//! line in LOG_FILE stays one JSON object, and its `level` field says the rest.
+//! An event named `access` is the access log's line: its text is its message
+//! alone, and its fields are there for the JSON line.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
 
+use crate::config::LogFormat;
+
+use super::log_json::JsonLine;
+
 /// The timestamp format WebORCA's log uses.
 pub const TIME_FORMAT: &str = "%Y/%m/%d %H:%M:%S";
+
+/// LOG_FORMAT=json is in force: read for each line, so a reload takes effect at once.
+static JSON: AtomicBool = AtomicBool::new(false);
+
+/// Sets LOG_FORMAT for the lines logged from now on.
+pub fn set_format(format: LogFormat) {
+    JSON.store(format == LogFormat::Json, Ordering::Relaxed);
+}
+
+/// The name of the access log's events: their text line is their message.
+pub const ACCESS_EVENT: &str = "access";
+
+/// Writes only the message of an event (the access line; its fields are for JSON).
+struct MessageOnly<'a, 'w>(&'a mut Writer<'w>, std::fmt::Result);
+
+impl Visit for MessageOnly<'_, '_> {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.1 = write!(self.0, "{value:?}");
+        }
+    }
+}
 
 /// Formats one event as `YYYY/MM/DD HH:MM:SS message key=value …`.
 pub struct WeborcaFormat {
@@ -39,6 +74,9 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> std::fmt::Result {
+        if JSON.load(Ordering::Relaxed) {
+            return writeln!(writer, "{}", JsonLine::of(event).to_json());
+        }
         if self.journald {
             let prio = match *event.metadata().level() {
                 Level::ERROR => 3,
@@ -49,7 +87,13 @@ where
             write!(writer, "<{prio}>")?;
         }
         write!(writer, "{} ", chrono::Local::now().format(TIME_FORMAT))?;
-        ctx.format_fields(writer.by_ref(), event)?;
+        if event.metadata().name() == ACCESS_EVENT {
+            let mut message = MessageOnly(&mut writer, Ok(()));
+            event.record(&mut message);
+            message.1?;
+        } else {
+            ctx.format_fields(writer.by_ref(), event)?;
+        }
         // The connection's span fields (peer, cn) say who a line is about.
         if let Some(scope) = ctx.event_scope() {
             for span in scope.from_root() {

@@ -50,7 +50,7 @@ impl Proxy {
         let path = match policy::normalize(raw_path) {
             Ok(path) => path,
             Err(why) => {
-                tracing::info!(peer = %conn.peer, cn = %log_safe(identity.cn()), path = %log_safe(raw_path), "request refused with 400, not forwarded: {why}");
+                tracing::info!(name: "request-refused", peer = %conn.peer, cn = %log_safe(identity.cn()), path = %log_safe(raw_path), "request refused with 400, not forwarded: {why}");
                 return Access::Refused(unsafe_path(why), "-".to_string());
             }
         };
@@ -64,7 +64,7 @@ impl Proxy {
             &self.stats.metrics.refusals,
             CertErrorKind::NotPermitted.as_str(),
         );
-        tracing::info!(peer = %conn.peer, cn = %log_safe(identity.cn()), serial = %log_safe(&identity.info.serial_hex), rule = %rule, reason = "not-permitted", "ACCESS_POLICY refused {method} {}: {}", log_safe(&path), log_safe(&decision.why()));
+        tracing::info!(name: "refused", peer = %conn.peer, cn = %log_safe(identity.cn()), serial = %log_safe(&identity.info.serial_hex), rule = %rule, reason = "not-permitted", "ACCESS_POLICY refused {method} {}: {}", log_safe(&path), log_safe(&decision.why()));
         let page = not_permitted(&path, &identity.info.subject_oneline, Some(&rule), html);
         Access::Refused(page, rule)
     }
@@ -96,7 +96,7 @@ pub(super) fn tunnel_permitted(
         &stats.metrics.refusals,
         CertErrorKind::NotPermitted.as_str(),
     );
-    tracing::info!(peer = %conn.peer, cn = %log_safe(identity.cn()), serial = %log_safe(&identity.info.serial_hex), rule = %rule, reason = "not-permitted", "websocket closed with 1008: ACCESS_POLICY no longer permits {}: {}", log_safe(&path), log_safe(&decision.why()));
+    tracing::info!(name: "refused", peer = %conn.peer, cn = %log_safe(identity.cn()), serial = %log_safe(&identity.info.serial_hex), rule = %rule, reason = "not-permitted", "websocket closed with 1008: ACCESS_POLICY no longer permits {}: {}", log_safe(&path), log_safe(&decision.why()));
     false
 }
 

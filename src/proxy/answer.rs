@@ -100,7 +100,7 @@ impl Proxy {
     ) {
         Metrics::count(&self.stats.metrics.refusals, refusal.kind.as_str());
         let (cn, serial) = Judgement::who(judged);
-        tracing::info!(peer = %conn.peer, cn = %cn, serial = %serial, reason = refusal.kind.as_str(), "client certificate of an open connection now refused, closing it: {}", log_safe(&refusal.detail));
+        tracing::info!(name: "refused", peer = %conn.peer, cn = %cn, serial = %serial, reason = refusal.kind.as_str(), "client certificate of an open connection now refused, closing it: {}", log_safe(&refusal.detail));
     }
 
     pub(super) fn backend_down(

@@ -211,8 +211,22 @@ impl Drop for ProxyBody {
     fn drop(&mut self) {
         if let Some(r) = self.record.take() {
             let ms = r.started.elapsed().as_secs_f64() * 1000.0;
+            // The fields are the JSON line's; the text line is the message
+            // (observe/log.rs). A new field is one `name = value` here and,
+            // for the text line, one `name={}` in the message.
             tracing::info!(
+                name: "access",
                 target: "access",
+                addr = %r.peer,
+                cn = r.cn.as_str(),
+                serial = r.serial.as_str(),
+                method = r.method.as_str(),
+                path = r.target.as_str(),
+                version = ?r.version,
+                status = u64::from(r.status),
+                bytes = self.bytes,
+                duration_ms = (ms * 10.0).round() / 10.0,
+                rule = r.rule.as_deref(),
                 "{} cn={} serial={} \"{} {} {:?}\" {} {} {:.1}ms{}{}",
                 r.peer,
                 r.cn,

@@ -197,7 +197,7 @@ impl Proxy {
             }
             Ok(identity) => match check_request(&req) {
                 Err(bad) => {
-                    tracing::info!(peer = %conn.peer, cn = %log_safe(identity.cn()), "request refused, not forwarded: {}", bad.why);
+                    tracing::info!(name: "request-refused", peer = %conn.peer, cn = %log_safe(identity.cn()), "request refused, not forwarded: {}", bad.why);
                     (bad.response(req.version()), None)
                 }
                 Ok(()) => {

@@ -60,7 +60,7 @@ impl Proxy {
             let outcome = format!("{how}, {up} bytes up, {down} bytes down");
             if access_log {
                 let secs = started.elapsed().as_secs_f64();
-                tracing::info!(target: "access", %peer, cn = %cn, duration_s = format_args!("{secs:.1}"), "websocket {outcome}");
+                tracing::info!(name: "websocket", target: "access", %peer, cn = %cn, duration_s = format_args!("{secs:.1}"), "websocket {outcome}");
             }
         });
     }
@@ -81,7 +81,7 @@ async fn tunnel_refused(conn: &ConnInfo, stats: &Stats, path: &str) {
         if let Err(r) = &judged.verdict {
             Metrics::count(&stats.metrics.refusals, r.kind.as_str());
             let (cn, serial) = Judgement::who(&judged);
-            tracing::info!(peer = %conn.peer, cn = %cn, serial = %serial, reason = r.kind.as_str(), "websocket closed with 1008: the client certificate is now refused: {}", log_safe(&r.detail));
+            tracing::info!(name: "refused", peer = %conn.peer, cn = %cn, serial = %serial, reason = r.kind.as_str(), "websocket closed with 1008: the client certificate is now refused: {}", log_safe(&r.detail));
             return;
         }
         if let Ok(identity) = &judged.verdict

@@ -11,6 +11,7 @@ pub mod fakeroot;
 pub mod firefox;
 pub mod kept;
 pub mod lean;
+pub mod logged;
 pub mod openssl;
 pub mod pki;
 pub mod process;

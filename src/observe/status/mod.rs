@@ -162,6 +162,7 @@ impl Stats {
             && client.warned_day.swap(today, Ordering::Relaxed) != today
         {
             tracing::warn!(
+                name: "cert-expiring",
                 "client certificate CN={} (serial {}) expires in {days} days ({}); issue a new one with orca-catool issue_client_cert before the user is locked out",
                 crate::text::log_safe(&client.cn),
                 crate::text::log_safe(&client.serial),

@@ -79,7 +79,7 @@ pub(super) async fn serve_conn(
                 .info
                 .as_ref()
                 .map_or_else(|| "-".to_string(), |i| log_safe(&clip(&i.subject_oneline)));
-            tracing::info!(%peer, reason = r.kind.as_str(), subject = subject.as_str(), "client certificate refused: {}", log_safe(&r.detail));
+            tracing::info!(name: "refused", %peer, reason = r.kind.as_str(), subject = subject.as_str(), "client certificate refused: {}", log_safe(&r.detail));
             if tls_state.verifier.mode() == ClientCertErrors::Handshake
                 && r.kind != CertErrorKind::CrlStale
             {
@@ -152,7 +152,7 @@ pub(super) fn handshake_failed(shared: &Shared, peer: SocketAddr, e: &std::io::E
     match reason {
         Some(kind) => {
             Metrics::count(&metrics.refusals, kind.as_str());
-            tracing::info!(%peer, reason = kind.as_str(), "client certificate refused in the handshake: {e}");
+            tracing::info!(name: "refused", %peer, reason = kind.as_str(), "client certificate refused in the handshake: {e}");
         }
         None => tracing::info!(%peer, "TLS handshake failed: {e}"),
     }

@@ -1,0 +1,70 @@
+//! The count: a refusal page is told from WebORCA's own 403, and the tables
+//! stay within their caps.
+
+use super::*;
+use crate::audit::line::parse;
+
+fn count(lines: &[String]) -> Tally {
+    let mut tally = Tally::new(Filter::default());
+    for l in lines {
+        tally.add(parse(l), || "test".to_string());
+    }
+    tally
+}
+
+fn access(port: u32, cn: &str, path: &str, status: u16) -> String {
+    format!(
+        "2026/12/01 09:00:00 127.0.0.1:{port} cn={cn} serial=0a \"GET {path} HTTP/1.1\" {status} 10 1.0ms"
+    )
+}
+
+#[test]
+fn only_a_403_after_a_refusal_is_a_refused_request() {
+    let tally = count(&[
+        "2026/12/01 09:00:00 client certificate refused: revoked peer=127.0.0.1:5000 reason=\"revoked\" subject=\"/CN=u\"".to_string(),
+        access(5000, "u", "/api01rv2/patientgetv2?id=1", 403),
+        access(5001, "u", "/api01rv2/patientgetv2?id=2", 403),
+        access(5002, "u", "/api01rv2/patientgetv2?id=3", 200),
+    ]);
+    let day = tally.users.values().next().unwrap();
+    assert_eq!((day.requests, day.refused), (3, 1));
+    // the refused call never reached WebORCA; WebORCA's own 403 did
+    assert_eq!(tally.api["/api01rv2/patientgetv2"], 2);
+}
+
+#[test]
+fn many_addresses_are_counted_under_other() {
+    let lines: Vec<String> = (0..MAX_REFUSAL_KEYS + 5)
+        .map(|i| {
+            format!(
+                "2026/12/01 09:00:00 client certificate refused in the handshake: x peer=10.{}.{}.{}:1 reason=\"missing\"",
+                i >> 16,
+                (i >> 8) & 255,
+                i & 255
+            )
+        })
+        .collect();
+    let tally = count(&lines);
+    assert_eq!(tally.refused.len(), MAX_REFUSAL_KEYS + 1);
+    let other = &tally.refused[&("missing".to_string(), OTHER.to_string())];
+    assert_eq!(other.count, 5);
+    let total: u64 = tally.refused.values().map(|r| r.count).sum();
+    assert_eq!(total, lines.len() as u64);
+}
+
+#[test]
+fn api_names_are_the_orca_paths_without_query() {
+    assert_eq!(
+        api_name("/api01rv2/patientgetv2?id=1"),
+        Some("/api01rv2/patientgetv2")
+    );
+    assert_eq!(
+        api_name("/orca11/acceptmodv2?class=01"),
+        Some("/orca11/acceptmodv2")
+    );
+    assert_eq!(api_name("/api21/medicalmodv2"), Some("/api21/medicalmodv2"));
+    assert_eq!(api_name("/blobapi/1"), Some("/blobapi/1"));
+    for other in ["/", "/ws", "/apix/y", "/orca/", "/index.html?api01rv2"] {
+        assert_eq!(api_name(other), None, "{other}");
+    }
+}
