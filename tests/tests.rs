@@ -6,6 +6,7 @@ mod util;
 mod backend_trouble;
 mod check;
 mod client_matrix;
+mod console;
 mod clients_revoked;
 #[cfg(feature = "demo")]
 mod demo;
@@ -38,6 +39,7 @@ mod workers;
 
 mod api_clients;
 mod browser;
+mod console_browser;
 mod firefox;
 mod java_client;
 mod push_client;

@@ -165,6 +165,7 @@ pub(super) fn build(known: &Known<'_>, warnings: &mut Vec<String>) -> Result<Con
             .optional("CLIENT_CERT_ERRORS", parse_client_cert_errors)?
             .unwrap_or(ClientCertErrors::Page),
         allow_cn: known.optional("ALLOW_CN", parse_allow_cn)?,
+        admin_cn: known.optional("ADMIN_CN", parse_allow_cn)?,
         crl_stale: known
             .optional("CRL_STALE", parse_crl_stale)?
             .unwrap_or(CrlStale::Warn),

@@ -136,6 +136,7 @@ pub const KEYS: &[Key] = &[
     ),
     key!("CRL_STALE", "warn/refuse", "warn", Reload, crl_stale),
     key!("ALLOW_CN", "names, comma-separated", "", Reload, allow_cn),
+    key!("ADMIN_CN", "names, comma-separated", "", Reload, admin_cn),
     key!(
         "FORWARD_CLIENT_CERT",
         "on/off",
@@ -259,6 +260,7 @@ mod tests {
             ("CERT_WARN_DAYS", "10"),
             ("CERT_WATCH_INTERVAL", "5s"),
             ("ALLOW_CN", "a"),
+            ("ADMIN_CN", "a"),
             ("CRL_STALE", "refuse"),
         ];
         for (name, value) in other {

@@ -23,6 +23,7 @@ pub mod plain;
 pub mod server;
 pub mod ws;
 
+mod admin;
 mod answer;
 mod headers;
 mod request;
@@ -54,7 +55,6 @@ use tokio_util::task::TaskTracker;
 
 use crate::body::{AccessRecord, ProxyBody, log_safe};
 use crate::config::parts::{Backend, Limits, Logging};
-use crate::metrics::Metrics;
 use crate::pages::{self, CertRefusal, Page};
 use crate::status::Stats;
 use crate::tls::judgement::{Judged, Judgement};
@@ -207,6 +207,10 @@ impl Proxy {
                     tracing::info!(peer = %conn.peer, cn = %log_safe(identity.cn()), "request refused, not forwarded: {}", bad.why);
                     (bad.response(req.version()), None)
                 }
+                // the operator console: answered here, never forwarded
+                Ok(()) if admin::is_admin_path(req.uri().path()) => {
+                    (self.admin(&conn, identity, req, html).await, None)
+                }
                 Ok(()) => {
                     if let Some(client) = &conn.client {
                         client.request();
@@ -219,7 +223,7 @@ impl Proxy {
         metrics
             .request_duration
             .observe(started.elapsed().as_secs_f64());
-        Metrics::count(&metrics.requests, status_class(response.status()));
+        self.stats.answered(status_class(response.status()));
         let record = record.map(|r| r.with_status(response.status().as_u16()));
         let stall_limit = slot.is_some().then_some(self.backend_timeout);
         let close = response
@@ -254,7 +258,9 @@ impl Proxy {
 
     /// Logs and counts an open connection whose certificate is now refused.
     fn refused_on_open_connection(&self, conn: &ConnInfo, judged: &Judged, refusal: &Refusal) {
-        Metrics::count(&self.stats.metrics.refusals, refusal.kind.as_str());
+        let subject = refusal.info.as_ref().map_or("-", |i| i.subject_oneline.as_str());
+        self.stats
+            .refused(conn.peer, refusal.kind.as_str(), subject);
         let (cn, serial) = Judgement::who(judged);
         tracing::info!(peer = %conn.peer, cn = %cn, serial = %serial, reason = refusal.kind.as_str(), "client certificate of an open connection now refused, closing it: {}", log_safe(&refusal.detail));
     }
@@ -504,7 +510,8 @@ async fn tunnel_refused(conn: &ConnInfo, stats: &Stats) {
     loop {
         let judged = conn.judgement.now();
         if let Err(r) = &judged.verdict {
-            Metrics::count(&stats.metrics.refusals, r.kind.as_str());
+            let subject = r.info.as_ref().map_or("-", |i| i.subject_oneline.as_str());
+            stats.refused(conn.peer, r.kind.as_str(), subject);
             let (cn, serial) = Judgement::who(&judged);
             tracing::info!(peer = %conn.peer, cn = %cn, serial = %serial, reason = r.kind.as_str(), "websocket closed with 1008: the client certificate is now refused: {}", log_safe(&r.detail));
             return;
