@@ -6,8 +6,9 @@
 //!   [`config::KEYS`] and a field of [`config::Config`], its value form in
 //!   `config/values.rs`; [`config::parts`] cuts it by part).
 //! - [`tls`]: a certificate or key is loaded in [`tls::load`] and
-//!   [`tls::keys`]; a client is judged in [`tls::verify`], and judged again
-//!   on open connections in [`tls::judgement`].
+//!   [`tls::keys`]; a client is judged in [`tls::verify`] (its verdict and
+//!   `CertErrorKind` in `tls/verify/verdict.rs`), and judged again on open
+//!   connections in [`tls::judgement`].
 //! - [`pages`] (refusal and error pages) and [`observe`] (log, metrics, status).
 //! - [`proxy`]: [`proxy::server`] accepts and runs the handshake,
 //!   [`proxy::conn`] holds what is known of a connection, [`proxy`] forwards

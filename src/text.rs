@@ -17,8 +17,29 @@ pub enum Controls {
     Keep,
 }
 
+/// Whether `c` steers how a line looks rather than being part of it: the
+/// control characters, and the line/paragraph separators and bidirectional
+/// marks and overrides (Unicode format characters that `char::is_control`
+/// does not cover), with which a name could reorder or split what the
+/// operator reads.
+fn steers(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{2028}'
+                | '\u{2029}'
+                | '\u{200e}'
+                | '\u{200f}'
+                | '\u{061c}'
+                | '\u{202a}'..='\u{202e}'
+                | '\u{2066}'..='\u{2069}'
+        )
+}
+
 /// `text` with its controls written as `controls` says, cut after
 /// `max_chars` characters; `cut_mark` is appended only when something was cut.
+/// In [`Controls::Hex`] a backslash is written `\x5c` too, so that a name
+/// holding the four characters `\x0a` cannot pass for an escaped newline.
 pub fn one_line(text: &str, max_chars: usize, controls: Controls, cut_mark: &str) -> String {
     let mut out = String::with_capacity(text.len().min(max_chars));
     for (i, c) in text.chars().enumerate() {
@@ -26,7 +47,8 @@ pub fn one_line(text: &str, max_chars: usize, controls: Controls, cut_mark: &str
             out.push_str(cut_mark);
             break;
         }
-        if !c.is_control() {
+        let escape = steers(c) || (c == '\\' && controls == Controls::Hex);
+        if !escape {
             out.push(c);
             continue;
         }
@@ -68,5 +90,19 @@ mod tests {
         assert_eq!(one_line("abcdef", 3, Controls::Keep, "…"), "abc…");
         assert_eq!(one_line("abc", 3, Controls::Keep, "…"), "abc");
         assert_eq!(one_line("日本語です", 2, Controls::Hex, ""), "日本");
+    }
+
+    #[test]
+    fn separators_bidi_and_backslashes() {
+        assert_eq!(log_safe("a\u{2028}b"), "a\\xe2\\x80\\xa8b");
+        assert_eq!(log_safe("x\u{202e}y"), "x\\xe2\\x80\\xaey");
+        assert_eq!(log_safe("\u{2066}z"), "\\xe2\\x81\\xa6z");
+        // A literal `\x0a` in a name is not an escaped newline.
+        assert_eq!(log_safe("a\\x0ab"), "a\\x5cx0ab");
+        assert_eq!(one_line("a\\b", 9, Controls::Escape, ""), "a\\b");
+        assert_eq!(
+            one_line("a\u{2029}b", 9, Controls::Escape, ""),
+            "a\\u{2029}b"
+        );
     }
 }

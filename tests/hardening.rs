@@ -256,6 +256,9 @@ async fn other_client_identity_spellings_are_stripped() {
         "X-Amzn-Mtls-Clientcert",
         "X-AMZN-MTLS-CLIENTCERT-LEAF",
         "x_amzn_mtls_clientcert",
+        "X-SSL-Cert",
+        "x_ssl_issuer",
+        "X-ARR-ClientCert",
     ];
     let mut req = Request::get("/").header("host", "localhost");
     for name in spoofed {

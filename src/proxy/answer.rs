@@ -1,5 +1,6 @@
-//! The answers the proxy gives itself: refusal and error pages as responses,
-//! and the status classes requests are counted under.
+//! The answers the proxy gives itself: refusal and error pages as responses
+//! (a refused client's page closes its connection; WebORCA down or slow is
+//! logged and counted), and the status classes requests are counted under.
 
 #[allow(unused_imports)]
 use super::*;
@@ -54,3 +55,78 @@ pub(super) fn status_class(status: StatusCode) -> &'static str {
         _ => "5xx",
     }
 }
+
+impl Proxy {
+    /// The page for a refused client; the connection is closed after it, so a
+    /// client without a certificate holds no MAX_CONNECTIONS slot and a
+    /// browser that has just imported its `.p12` gets a fresh handshake.
+    pub(super) fn refused(
+        &self,
+        conn: &ConnInfo,
+        refusal: &Refusal,
+        version: Version,
+        html: bool,
+    ) -> Response<Either<Incoming, Full<Bytes>>> {
+        let mut resp = refused(refusal, &conn.ca_subjects, html);
+        if version <= Version::HTTP_11 {
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        resp.extensions_mut().insert(CloseAfter);
+        resp
+    }
+
+    /// Logs and counts an open connection whose certificate is now refused.
+    pub(super) fn refused_on_open_connection(
+        &self,
+        conn: &ConnInfo,
+        judged: &Judged,
+        refusal: &Refusal,
+    ) {
+        let subject = refusal
+            .info
+            .as_ref()
+            .map_or("-", |i| i.subject_oneline.as_str());
+        self.stats
+            .refused(conn.peer, refusal.kind.as_str(), subject);
+        let (cn, serial) = Judgement::who(judged);
+        tracing::info!(peer = %conn.peer, cn = %cn, serial = %serial, reason = refusal.kind.as_str(), "client certificate of an open connection now refused, closing it: {}", log_safe(&refusal.detail));
+    }
+
+    pub(super) fn backend_down(
+        &self,
+        kind: &str,
+        detail: &str,
+        html: bool,
+    ) -> Response<Either<Incoming, Full<Bytes>>> {
+        self.stats.backend_failed(kind, detail);
+        tracing::warn!(backend = %self.backend_url, "WebORCA is not answering: {detail}");
+        page(
+            &Page::BackendDown {
+                backend: &self.backend_url,
+                detail,
+            },
+            html,
+        )
+    }
+
+    pub(super) fn backend_slow(&self, html: bool) -> Response<Either<Incoming, Full<Bytes>>> {
+        let secs = self.backend_timeout.as_secs();
+        self.stats.backend_failed(
+            "timeout",
+            &format!("no answer within BACKEND_TIMEOUT ({secs} s)"),
+        );
+        tracing::warn!(backend = %self.backend_url, "WebORCA did not answer within BACKEND_TIMEOUT ({secs} s)");
+        page(
+            &Page::BackendTimeout {
+                backend: &self.backend_url,
+                timeout_secs: secs,
+            },
+            html,
+        )
+    }
+}
+
+/// Marks a response after which the connection is closed (a refusal page).
+#[derive(Clone, Copy)]
+pub(super) struct CloseAfter;

@@ -36,14 +36,15 @@ pub(super) fn join_cookies(headers: &mut HeaderMap) {
 
 /// Whether a client-sent header claims to be one only the proxy may set: the
 /// identity headers, `Forwarded`, `X-Forwarded-*`, `X-Real-IP`, any
-/// `X-SSL-Client-*`, and the other spellings of a client identity some
-/// backend or framework trusts (`X-Client-*`, `SSL-Client-*`,
-/// `X-Forwarded-Client-Cert`, `Client-Cert-Chain`, `X-Amzn-Mtls-*`) — also
+/// `X-SSL-*` (also HAProxy's `X-SSL-Cert`), and the other spellings of a
+/// client identity some backend or framework trusts (`X-Client-*`,
+/// `SSL-Client-*`, `X-Forwarded-Client-Cert`, `Client-Cert-Chain`,
+/// `X-Amzn-Mtls-*`, IIS ARR's `X-ARR-ClientCert`) — also
 /// spelled with `_` for `-`, which CGI-style backends read as the same variable.
 pub(super) fn is_ours(name: &HeaderName) -> bool {
     /// Prefixes of header names only the proxy may set.
     const OURS: [&str; 5] = [
-        "x-ssl-client-",
+        "x-ssl-",
         "x-forwarded-",
         "x-client-",
         "ssl-client-",
@@ -60,6 +61,7 @@ pub(super) fn is_ours(name: &HeaderName) -> bool {
         || OURS.iter().any(|p| name.starts_with(p))
         || name == "forwarded"
         || name == "x-real-ip"
+        || name == "x-arr-clientcert"
 }
 
 /// Is this an HTTP/1.1 WebSocket handshake (`Connection: upgrade`, `Upgrade: websocket`)?

@@ -16,6 +16,12 @@
 //! request is sent again once only when replaying it cannot do harm: a GET,
 //! HEAD or OPTIONS without a body; a POST that may have reached WebORCA is
 //! never replayed (hyper's pool also resends a request it never wrote).
+//!
+//! This file holds the [`Proxy`] and the forwarding itself; the request
+//! WebORCA sees is built in `outbound.rs`, the pages the proxy answers with
+//! (refusals, WebORCA down or slow) are in `answer.rs`, WebSocket tunnels
+//! after a 101 in `tunnel.rs`, the header rules in `headers.rs` and the
+//! requests refused before forwarding in `request.rs`.
 
 pub mod body;
 pub mod conn;
@@ -26,13 +32,16 @@ pub mod ws;
 mod admin;
 mod answer;
 mod headers;
+mod outbound;
 mod request;
 #[cfg(test)]
 mod tests;
+mod tunnel;
 
 pub use answer::page;
 use answer::*;
 use headers::*;
+pub use outbound::default_host;
 use request::*;
 pub use request::{Malformed, check_request};
 
@@ -66,25 +75,6 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 const POOL_MAX_IDLE: usize = 256;
 
 pub use conn::ConnInfo;
-
-/// The Host for HTTP/1.0 requests that name none: the SNI name the client
-/// asked for, or else the local address it connected to (`[v6]:port`).
-pub fn default_host(sni: Option<&str>, local: Option<std::net::SocketAddr>) -> Option<HeaderValue> {
-    let text = match (sni, local) {
-        (Some(name), _) => match local {
-            Some(addr) => format!("{name}:{}", addr.port()),
-            None => name.to_string(),
-        },
-        (None, Some(addr)) => {
-            let ip = addr.ip().to_canonical();
-            std::net::SocketAddr::new(ip, addr.port()).to_string()
-        }
-        (None, None) => return None,
-    };
-    let value = HeaderValue::from_str(&text).ok()?;
-    valid_host(&value)?;
-    Some(value)
-}
 
 /// The body of a request to WebORCA: the client's, streamed, or none at all
 /// for a bodiless request (which can then be sent twice).
@@ -237,34 +227,6 @@ impl Proxy {
         }))
     }
 
-    /// The page for a refused client; the connection is closed after it, so a
-    /// client without a certificate holds no MAX_CONNECTIONS slot and a
-    /// browser that has just imported its `.p12` gets a fresh handshake.
-    fn refused(
-        &self,
-        conn: &ConnInfo,
-        refusal: &Refusal,
-        version: Version,
-        html: bool,
-    ) -> Response<Either<Incoming, Full<Bytes>>> {
-        let mut resp = refused(refusal, &conn.ca_subjects, html);
-        if version <= Version::HTTP_11 {
-            resp.headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        }
-        resp.extensions_mut().insert(CloseAfter);
-        resp
-    }
-
-    /// Logs and counts an open connection whose certificate is now refused.
-    fn refused_on_open_connection(&self, conn: &ConnInfo, judged: &Judged, refusal: &Refusal) {
-        let subject = refusal.info.as_ref().map_or("-", |i| i.subject_oneline.as_str());
-        self.stats
-            .refused(conn.peer, refusal.kind.as_str(), subject);
-        let (cn, serial) = Judgement::who(judged);
-        tracing::info!(peer = %conn.peer, cn = %cn, serial = %serial, reason = refusal.kind.as_str(), "client certificate of an open connection now refused, closing it: {}", log_safe(&refusal.detail));
-    }
-
     async fn forward(
         &self,
         conn: &Arc<ConnInfo>,
@@ -340,208 +302,7 @@ impl Proxy {
         }
         (resp.map(Either::Left), Some(slot))
     }
-
-    /// Builds the request WebORCA sees.
-    fn outbound(
-        &self,
-        conn: &ConnInfo,
-        identity: &Identity,
-        req: Request<Incoming>,
-        upgrade: bool,
-        bodiless: bool,
-    ) -> Result<Request<OutBody>, StatusCode> {
-        let (mut parts, body) = req.into_parts();
-        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        let uri = Uri::builder()
-            .scheme("http")
-            .authority(self.backend_authority.clone())
-            .path_and_query(path)
-            .build()
-            .map_err(|_| StatusCode::BAD_REQUEST)?;
-        // HTTP/2 carries the host in :authority; WebORCA needs a Host header.
-        // HTTP/1.0 may send none at all (RFC 9112 §3.2 asks it only of 1.1).
-        let host = match parts.headers.get(header::HOST) {
-            Some(h) => h.clone(),
-            None => parts
-                .uri
-                .authority()
-                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-                .or_else(|| {
-                    (parts.version < Version::HTTP_11)
-                        .then(|| conn.default_host.clone())
-                        .flatten()
-                })
-                .ok_or(StatusCode::BAD_REQUEST)?,
-        };
-        let headers = &mut parts.headers;
-        if parts.version == Version::HTTP_2 {
-            join_cookies(headers);
-        }
-        strip_hop_by_hop(headers);
-        let spoofed: Vec<HeaderName> = headers.keys().filter(|n| is_ours(n)).cloned().collect();
-        for name in spoofed {
-            headers.remove(name);
-        }
-        if upgrade {
-            headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-            headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-        }
-        headers.insert(header::HOST, host.clone());
-        headers.insert("x-forwarded-host", host);
-        headers.insert("x-forwarded-proto", HeaderValue::from_static("https"));
-        if let Ok(v) = HeaderValue::from_str(&conn.peer.ip().to_canonical().to_string()) {
-            headers.insert("x-forwarded-for", v);
-        }
-        if self.forward_identity {
-            for (name, value) in &identity.headers {
-                headers.insert(name.clone(), value.clone());
-            }
-        }
-        parts.uri = uri;
-        parts.version = Version::HTTP_11;
-        let body = if bodiless {
-            Either::Right(Empty::new())
-        } else {
-            Either::Left(body)
-        };
-        Ok(Request::from_parts(parts, body))
-    }
-
-    fn spawn_tunnel(
-        &self,
-        conn: &Arc<ConnInfo>,
-        client: hyper::upgrade::OnUpgrade,
-        backend: hyper::upgrade::OnUpgrade,
-        slot: OwnedSemaphorePermit,
-    ) {
-        let shutdown = self.shutdown.clone();
-        let peer = conn.peer;
-        let cn = Judgement::who(&conn.judgement.now()).0;
-        let guard = conn.activity.begin();
-        let access_log = self.access_log;
-        let conn = conn.clone();
-        let stats = self.stats.clone();
-        self.tunnels.spawn(async move {
-            let _guard = guard;
-            let _slot = slot;
-            let started = Instant::now();
-            let (client, backend) = tokio::join!(client, backend);
-            let (Ok(client), Ok(backend)) = (client, backend) else {
-                tracing::debug!(%peer, "websocket upgrade did not complete");
-                return;
-            };
-            let by_shutdown = shutdown.clone();
-            let refused = CancellationToken::new();
-            let tunnel = crate::ws::tunnel(
-                TokioIo::new(client),
-                TokioIo::new(backend),
-                shutdown,
-                refused.clone(),
-            );
-            tokio::pin!(tunnel);
-            // biased: the certificate is looked at before the tunnel carries
-            // its first frame (a reload may have come while WebORCA answered 101)
-            let (up, down) = tokio::select! {
-                biased;
-                () = tunnel_refused(&conn, &stats) => {
-                    refused.cancel();
-                    tunnel.await
-                }
-                carried = &mut tunnel => carried,
-            };
-            let how = if refused.is_cancelled() {
-                "closed (1008): client certificate now refused"
-            } else if by_shutdown.is_cancelled() {
-                "closed by shutdown"
-            } else {
-                "closed"
-            };
-            let outcome = format!("{how}, {up} bytes up, {down} bytes down");
-            if access_log {
-                let secs = started.elapsed().as_secs_f64();
-                tracing::info!(target: "access", %peer, cn = %cn, duration_s = format_args!("{secs:.1}"), "websocket {outcome}");
-            }
-        });
-    }
-
-    fn backend_down(
-        &self,
-        kind: &str,
-        detail: &str,
-        html: bool,
-    ) -> Response<Either<Incoming, Full<Bytes>>> {
-        self.stats.backend_failed(kind, detail);
-        tracing::warn!(backend = %self.backend_url, "WebORCA is not answering: {detail}");
-        page(
-            &Page::BackendDown {
-                backend: &self.backend_url,
-                detail,
-            },
-            html,
-        )
-    }
-
-    fn backend_slow(&self, html: bool) -> Response<Either<Incoming, Full<Bytes>>> {
-        let secs = self.backend_timeout.as_secs();
-        self.stats.backend_failed(
-            "timeout",
-            &format!("no answer within BACKEND_TIMEOUT ({secs} s)"),
-        );
-        tracing::warn!(backend = %self.backend_url, "WebORCA did not answer within BACKEND_TIMEOUT ({secs} s)");
-        page(
-            &Page::BackendTimeout {
-                backend: &self.backend_url,
-                timeout_secs: secs,
-            },
-            html,
-        )
-    }
 }
-
-/// Returns once the tunnel's certificate is refused: after a reload that
-/// changed the verdict's inputs, or when a certificate of the chain (or, with
-/// CRL_STALE=refuse, the CRL) runs out. Logs the CN, serial and reason.
-async fn tunnel_refused(conn: &ConnInfo, stats: &Stats) {
-    /// Longest sleep between two looks at the clock: a verdict window far in
-    /// the future is still looked at daily (a suspended machine's clock jumps).
-    const LONGEST_WAIT: i64 = 24 * 60 * 60;
-    // None once the server is gone: then only the clock can still refuse
-    let mut changes = Some(conn.judgement.changes());
-    loop {
-        let judged = conn.judgement.now();
-        if let Err(r) = &judged.verdict {
-            let subject = r.info.as_ref().map_or("-", |i| i.subject_oneline.as_str());
-            stats.refused(conn.peer, r.kind.as_str(), subject);
-            let (cn, serial) = Judgement::who(&judged);
-            tracing::info!(peer = %conn.peer, cn = %cn, serial = %serial, reason = r.kind.as_str(), "websocket closed with 1008: the client certificate is now refused: {}", log_safe(&r.detail));
-            return;
-        }
-        let secs = judged
-            .window
-            .1
-            .saturating_sub(crate::tls::judgement::unix_now())
-            .saturating_add(1)
-            .clamp(1, LONGEST_WAIT);
-        let changed = async {
-            match changes.as_mut() {
-                Some(c) => c.changed().await.is_ok(),
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            open = changed => {
-                if !open {
-                    changes = None;
-                }
-            }
-            () = tokio::time::sleep(Duration::from_secs(secs.unsigned_abs())) => {}
-        }
-    }
-}
-
-/// Marks a response after which the connection is closed (a refusal page).
-#[derive(Clone, Copy)]
-struct CloseAfter;
 
 /// GET, HEAD and OPTIONS: safe to send twice (RFC 9110 §9.2.1).
 fn is_safe(method: &Method) -> bool {
