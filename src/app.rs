@@ -10,12 +10,12 @@ use std::time::Duration;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::config::Config;
-use crate::observe::console::GuardView;
-use crate::status::Stats;
 use crate::load::{self, Loaded};
 use crate::log::LogHandle;
+use crate::observe::console::GuardView;
 use crate::reload::Reloader;
 use crate::server::{Handle, Server};
+use crate::status::Stats;
 use crate::tls::Sessions;
 
 pub use crate::load::{EXIT_CONFIG, Failure, check_files, load_config, load_tls, warn_expiring};
@@ -101,7 +101,12 @@ pub async fn serve(started: Started, path: PathBuf, log: Arc<LogHandle>) {
     let button = reloader.clone();
     handle.stats().console.set_reload(Arc::new(move |why| {
         let reloader = button.clone();
-        Box::pin(async move { reloader.reload(&why).await })
+        Box::pin(async move {
+            notify(&[sd_notify::NotifyState::Reloading]);
+            let ok = reloader.reload(&why).await;
+            notify(&[sd_notify::NotifyState::Ready]);
+            ok
+        })
     }));
     tokio::spawn(watch_guard(handle.stats(), backend_port));
     tokio::spawn(reloader.clone().watch());
@@ -177,10 +182,7 @@ async fn watch_guard(stats: Arc<Stats>, port: u16) {
             Ok(Err(e)) => guard_unknown(port, format!("the look at the guard failed: {e}")),
             Err(_) => guard_unknown(
                 port,
-                format!(
-                    "nft did not answer within {} s",
-                    GUARD_LOOK_LIMIT.as_secs()
-                ),
+                format!("nft did not answer within {} s", GUARD_LOOK_LIMIT.as_secs()),
             ),
         };
         stats.console.set_guard(view);

@@ -118,9 +118,7 @@ pub async fn start() -> Console {
         .unwrap()
         .parse()
         .unwrap();
-    let Setup {
-        dir, ca, user1, ..
-    } = setup;
+    let Setup { dir, ca, user1, .. } = setup;
     Console {
         proc,
         addr,
@@ -196,7 +194,11 @@ async fn the_console_shows_each_fact_of_real_traffic() {
         assert_eq!(a.status, 403);
         assert_eq!(a.header("x-client-cert-error"), Some(reason));
     }
-    assert_eq!(c.backend.count(), 5, "only the allowed requests reach WebORCA");
+    assert_eq!(
+        c.backend.count(),
+        5,
+        "only the allowed requests reach WebORCA"
+    );
     c.proc.signal("HUP");
     c.proc
         .wait_for("reload: ok")
@@ -220,7 +222,11 @@ async fn the_console_shows_each_fact_of_real_traffic() {
     let server = kind("server");
     assert_eq!(cell(server, "td.subject"), "/C=JP/O=orca/CN=localhost");
     assert_eq!(cell(server, "td.days"), "19");
-    assert!(classes(server).contains(&"warn".into()), "{}", server.html());
+    assert!(
+        classes(server).contains(&"warn".into()),
+        "{}",
+        server.html()
+    );
     let ca = kind("ca");
     assert_eq!(cell(ca, "td.subject"), "/C=JP/O=orca/CN=test-ca");
     assert!(classes(ca).contains(&"ok".into()));
@@ -290,7 +296,13 @@ async fn the_console_shows_each_fact_of_real_traffic() {
     // the chart: ten requests answered (five forwarded, five refusal pages), five refusals
     let sum = |css: &str| -> u64 {
         doc.select(&sel(css))
-            .map(|r| r.value().attr("data-count").unwrap().parse::<u64>().unwrap())
+            .map(|r| {
+                r.value()
+                    .attr("data-count")
+                    .unwrap()
+                    .parse::<u64>()
+                    .unwrap()
+            })
             .sum()
     };
     assert_eq!(doc.select(&sel("svg#chart")).count(), 1);
@@ -329,7 +341,11 @@ async fn the_console_on_the_main_port_is_for_admin_cn_only_and_never_forwarded()
     ] {
         let a = user.get(c.addr, path).await.unwrap();
         assert_eq!(a.status, 403, "{path}");
-        assert_eq!(a.header("x-client-cert-error"), Some("not-permitted"), "{path}");
+        assert_eq!(
+            a.header("x-client-cert-error"),
+            Some("not-permitted"),
+            "{path}"
+        );
         let refused = Html::parse_document(&a.text());
         assert!(text(refused.root_element()).contains("/C=JP/O=orca/CN=user1"));
     }
@@ -374,6 +390,22 @@ async fn the_console_on_the_main_port_is_for_admin_cn_only_and_never_forwarded()
     // the rest of the site still is WebORCA's
     assert_eq!(user.get(c.addr, "/").await.unwrap().status, 200);
     assert_eq!(c.backend.count(), 1);
+    // the refused openings are on the console: five GETs and one POST by user1
+    let doc = c.page().await;
+    let rows: Vec<(String, String)> = doc
+        .select(&sel("#refusals tr.refusal"))
+        .map(|r| (cell(r, "td.reason"), cell(r, "td.subject")))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            (
+                "not-permitted".to_string(),
+                "/C=JP/O=orca/CN=user1".to_string()
+            );
+            6
+        ]
+    );
 }
 
 #[tokio::test]

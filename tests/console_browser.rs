@@ -15,9 +15,19 @@ async fn chromium_shows_the_console_and_reloads_from_its_button() {
     let mut c = crate::console::start().await;
     // traffic for the page to show: two users and a refused stranger
     for leaf in [&c.user1, &c.soon, &c.script] {
-        assert_eq!(c.client(Some(leaf)).get(c.addr, "/").await.unwrap().status, 200);
+        assert_eq!(
+            c.client(Some(leaf)).get(c.addr, "/").await.unwrap().status,
+            200
+        );
     }
-    assert_eq!(c.client(Some(&c.revoked)).get(c.addr, "/").await.unwrap().status, 403);
+    assert_eq!(
+        c.client(Some(&c.revoked))
+            .get(c.addr, "/")
+            .await
+            .unwrap()
+            .status,
+        403
+    );
     assert_eq!(c.client(None).get(c.addr, "/").await.unwrap().status, 403);
     let forwarded = c.backend.count();
 
@@ -60,7 +70,9 @@ async fn chromium_shows_the_console_and_reloads_from_its_button() {
         .screenshot(&artefacts().join("console-2-admin.png"))
         .await;
     assert_eq!(
-        chromium.eval("document.querySelector('#reload-form') !== null").await,
+        chromium
+            .eval("document.querySelector('#reload-form') !== null")
+            .await,
         true,
         "no reload button"
     );
@@ -73,7 +85,10 @@ async fn chromium_shows_the_console_and_reloads_from_its_button() {
         .await;
     let result = result.as_str().unwrap();
     assert!(result.contains("ok"), "{result}");
-    assert!(result.contains("console reload button, CN=clinic-admin"), "{result}");
+    assert!(
+        result.contains("console reload button, CN=clinic-admin"),
+        "{result}"
+    );
     c.proc
         .wait_for("reload (console reload button, CN=clinic-admin)")
         .unwrap_or_else(|| panic!("the click reloaded nothing: {:#?}", c.proc.seen));
@@ -93,8 +108,14 @@ async fn chromium_shows_the_console_and_reloads_from_its_button() {
     assert!(body.contains("not-permitted"), "{body}");
     assert!(body.contains("CN=user1"), "{body}");
     assert_eq!(
-        chromium.eval("document.querySelector('#reload-form') === null").await,
+        chromium
+            .eval("document.querySelector('#reload-form') === null")
+            .await,
         true
     );
-    assert_eq!(c.backend.count(), forwarded, "the console's path reached WebORCA");
+    assert_eq!(
+        c.backend.count(),
+        forwarded,
+        "the console's path reached WebORCA"
+    );
 }

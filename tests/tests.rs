@@ -6,8 +6,8 @@ mod util;
 mod backend_trouble;
 mod check;
 mod client_matrix;
-mod console;
 mod clients_revoked;
+mod console;
 #[cfg(feature = "demo")]
 mod demo;
 mod forwarding;

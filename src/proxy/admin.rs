@@ -68,7 +68,9 @@ fn normalised(path: &str) -> String {
 pub(super) fn is_admin_path(path: &str) -> bool {
     let n = normalised(path);
     let root = admin_root();
-    n == root || n.strip_prefix(root).is_some_and(|rest| rest.starts_with('/'))
+    n == root
+        || n.strip_prefix(root)
+            .is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// Whether a POST comes from the console's own page.
@@ -79,7 +81,9 @@ fn same_origin(req: &Request<Incoming>) -> bool {
         .and_then(|h| h.to_str().ok())
         .or_else(|| req.uri().authority().map(|a| a.as_str()));
     match req.headers().get(header::ORIGIN).map(|o| o.to_str()) {
-        Some(Ok(origin)) => host.is_some_and(|h| origin.eq_ignore_ascii_case(&format!("https://{h}"))),
+        Some(Ok(origin)) => {
+            host.is_some_and(|h| origin.eq_ignore_ascii_case(&format!("https://{h}")))
+        }
         Some(Err(_)) => false,
         None => req
             .headers()
@@ -88,11 +92,17 @@ fn same_origin(req: &Request<Incoming>) -> bool {
     }
 }
 
-fn html_response(status: StatusCode, markup: maud::Markup) -> Response<Either<Incoming, Full<Bytes>>> {
+fn html_response(
+    status: StatusCode,
+    markup: maud::Markup,
+) -> Response<Either<Incoming, Full<Bytes>>> {
     let mut resp = Response::new(Either::Right(Full::new(Bytes::from(markup.into_string()))));
     *resp.status_mut() = status;
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
     h.insert(
@@ -103,10 +113,14 @@ fn html_response(status: StatusCode, markup: maud::Markup) -> Response<Either<In
 }
 
 fn plain(status: StatusCode, text: &'static str) -> Response<Either<Incoming, Full<Bytes>>> {
-    let mut resp = Response::new(Either::Right(Full::new(Bytes::from_static(text.as_bytes()))));
+    let mut resp = Response::new(Either::Right(Full::new(Bytes::from_static(
+        text.as_bytes(),
+    ))));
     *resp.status_mut() = status;
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     resp
 }
 
@@ -121,7 +135,9 @@ impl Proxy {
     ) -> Response<Either<Incoming, Full<Bytes>>> {
         let path = normalised(req.uri().path());
         if !self.stats.console.is_admin(identity.cn()) {
-            tracing::info!(peer = %conn.peer, cn = %log_safe(identity.cn()), "operator console refused: CN not in ADMIN_CN");
+            tracing::info!(peer = %conn.peer, cn = %log_safe(identity.cn()), reason = "not-permitted", "operator console refused: CN not in ADMIN_CN");
+            self.stats
+                .refused(conn.peer, "not-permitted", &identity.info.subject_oneline);
             return not_permitted(req.uri().path(), &identity.info.subject_oneline, html);
         }
         let page = |result| {
@@ -129,22 +145,32 @@ impl Proxy {
                 Some(tls) => crate::status::console_view(&self.stats, &tls, &self.backend_url),
                 None => return plain(StatusCode::SERVICE_UNAVAILABLE, "no TLS state\n"),
             };
-            html_response(StatusCode::OK, console::render(&view, &Place::Admin(result)))
+            html_response(
+                StatusCode::OK,
+                console::render(&view, &Place::Admin(result)),
+            )
         };
         match (req.method(), path.as_str()) {
             (&Method::GET | &Method::HEAD, p) if p == ADMIN_PATH => page(None),
             (&Method::GET | &Method::HEAD, p) if p == admin_root() => {
                 let mut resp = plain(StatusCode::MOVED_PERMANENTLY, "moved\n");
-                resp.headers_mut().insert(header::LOCATION, HeaderValue::from_static(ADMIN_PATH));
+                resp.headers_mut()
+                    .insert(header::LOCATION, HeaderValue::from_static(ADMIN_PATH));
                 resp
             }
             (&Method::POST, RELOAD_PATH) => {
                 if !same_origin(&req) {
                     tracing::warn!(peer = %conn.peer, cn = %log_safe(identity.cn()), "console reload refused: not from the console's own page (Origin / Sec-Fetch-Site)");
-                    return plain(StatusCode::FORBIDDEN, "リロードは運用画面からのみ受け付けます。\nA reload is taken only from the console's own page (same origin).\n");
+                    return plain(
+                        StatusCode::FORBIDDEN,
+                        "リロードは運用画面からのみ受け付けます。\nA reload is taken only from the console's own page (same origin).\n",
+                    );
                 }
                 let Some(hook) = self.stats.console.reload_hook() else {
-                    return page(Some((false, "reload is not available in this process".into())));
+                    return page(Some((
+                        false,
+                        "reload is not available in this process".into(),
+                    )));
                 };
                 let why = format!("console reload button, CN={}", log_safe(identity.cn()));
                 let ok = hook(why).await;
@@ -159,11 +185,7 @@ impl Proxy {
 
 /// The 403 for a certificate not in ADMIN_CN, reason `not-permitted`,
 /// naming the path and the certificate's subject.
-fn not_permitted(
-    path: &str,
-    subject: &str,
-    html: bool,
-) -> Response<Either<Incoming, Full<Bytes>>> {
+fn not_permitted(path: &str, subject: &str, html: bool) -> Response<Either<Incoming, Full<Bytes>>> {
     let mut resp = if html {
         html_response(
             StatusCode::FORBIDDEN,
@@ -188,12 +210,16 @@ fn not_permitted(
         );
         let mut resp = Response::new(Either::Right(Full::new(Bytes::from(text))));
         *resp.status_mut() = StatusCode::FORBIDDEN;
-        resp.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
         resp
     };
-    resp.headers_mut()
-        .insert("x-client-cert-error", HeaderValue::from_static("not-permitted"));
+    resp.headers_mut().insert(
+        "x-client-cert-error",
+        HeaderValue::from_static("not-permitted"),
+    );
     resp
 }
 

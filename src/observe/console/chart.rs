@@ -13,7 +13,11 @@ const TOP: u64 = 10;
 
 /// The bar height for `n` out of `max`.
 fn height(n: u64, max: u64) -> u64 {
-    if max == 0 { 0 } else { (n * HEIGHT).div_ceil(max) }
+    if max == 0 {
+        0
+    } else {
+        (n * HEIGHT).div_ceil(max)
+    }
 }
 
 /// The chart for `buckets` (oldest first).

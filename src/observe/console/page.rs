@@ -24,7 +24,7 @@ h1{font-size:1.4em}h2{font-size:1.1em;margin-top:1.6em}\
 .en{color:#555;font-weight:normal;font-size:.9em}\
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2em .5em;text-align:left}\
 .expired,.bad{background:#fdd;color:#a00}.warn{background:#fec;color:#850}.ok{color:#060}\
-.result{padding:.5em;border:1px solid #888;margin:.5em 0}";
+#reload-result{padding:.5em;border:1px solid #888;margin:.5em 0}";
 
 /// `YYYY/MM/DD HH:MM:SS`, local time, as the log lines write it.
 fn when(t: DateTime<Utc>) -> String {
@@ -79,7 +79,7 @@ pub fn render(view: &View, place: &Place) -> Markup {
 fn admin(result: &Option<(bool, String)>) -> Markup {
     html! {
         @if let Some((ok, message)) = result {
-            div #reload-result .result .(if *ok { "ok" } else { "bad" }) {
+            div #reload-result .(if *ok { "ok" } else { "bad" }) {
                 @if *ok { "再読み込みしました。" br; span.en { "Reloaded." } }
                 @else { "再読み込みできませんでした。以前の証明書で動作を続けています。" br; span.en { "The reload was refused; the previous certificates keep serving." } }
                 br; span.message { (message) }

@@ -172,7 +172,10 @@ mod tests {
         chart.add_at(t0 + BUCKET_SECS, 2, 0);
         let day = chart.last_day(t0 + BUCKET_SECS);
         assert_eq!(day.len(), BUCKETS);
-        assert_eq!((day[BUCKETS - 2].requests, day[BUCKETS - 2].refusals), (3, 1));
+        assert_eq!(
+            (day[BUCKETS - 2].requests, day[BUCKETS - 2].refusals),
+            (3, 1)
+        );
         assert_eq!(day[BUCKETS - 1].requests, 2);
         assert_eq!(day.iter().map(|b| b.requests).sum::<u64>(), 5);
         // 24 h later the first slot's bucket is reused, its old counts gone

@@ -94,12 +94,7 @@ pub async fn serve(listener: TcpListener, ctx: StatusContext, shutdown: Cancella
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response {
-    (
-        status,
-        [(http::header::CONTENT_TYPE, "text/plain")],
-        body,
-    )
-        .into_response()
+    (status, [(http::header::CONTENT_TYPE, "text/plain")], body).into_response()
 }
 
 /// Refuses (421) a request whose Host is not a loopback name.

@@ -21,8 +21,8 @@ use std::net::SocketAddr;
 use chrono::{DateTime, Utc};
 use http::header;
 
-use crate::observe::console::Console;
 use crate::metrics::Metrics;
+use crate::observe::console::Console;
 use crate::tls::Identity;
 
 mod endpoints;

@@ -30,14 +30,16 @@ pub fn console_view(stats: &Stats, tls: &TlsState, backend_url: &str) -> View {
     let now = Utc::now();
     let mut certs = vec![cert_row("server", &tls.server_cert, now)];
     certs.extend(tls.ca_certs.iter().map(|c| cert_row("ca", c, now)));
-    certs.extend(tls.crls.iter().map(|c| CertRow {
-        kind: "crl",
-        subject: c.issuer.clone(),
-        serial: String::new(),
-        until: c.next_update,
-        days_left: c
-            .next_update
-            .map(|n| (n - now).num_seconds().div_euclid(86_400)),
+    certs.extend(tls.crls.iter().map(|c| {
+        CertRow {
+            kind: "crl",
+            subject: c.issuer.clone(),
+            serial: String::new(),
+            until: c.next_update,
+            days_left: c
+                .next_update
+                .map(|n| (n - now).num_seconds().div_euclid(86_400)),
+        }
     }));
     let mut clients: Vec<ClientRow> = {
         let map = stats.clients.lock().unwrap_or_else(PoisonError::into_inner);
