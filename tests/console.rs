@@ -317,6 +317,12 @@ async fn the_console_on_the_main_port_is_for_admin_cn_only_and_never_forwarded()
     let user = c.client(Some(&c.user1));
     let page = admin.get(c.addr, ADMIN).await.unwrap();
     assert_eq!(page.status, 200, "{}", page.text());
+    assert!(
+        page.header("content-security-policy")
+            .is_some_and(|p| p.contains("default-src 'none'")),
+        "{:?}",
+        page.headers
+    );
     let doc = Html::parse_document(&page.text());
     assert_eq!(doc.select(&sel("#certs tr.cert")).count(), 3);
     let form = doc.select(&sel("form#reload-form")).next().unwrap();

@@ -45,6 +45,9 @@ async fn chromium_shows_the_console_and_reloads_from_its_button() {
         .screenshot(&artefacts().join("console-1-status-listen.png"))
         .await;
     assert!(shot.exists());
+    chromium
+        .screenshot_scaled(&artefacts().join("console-readme.png"), 0.6)
+        .await;
     assert_eq!(
         chromium
             .eval("document.querySelectorAll('#clients tr.client').length")

@@ -180,10 +180,22 @@ impl Chromium {
 
     /// Saves a full-page PNG to `path`.
     pub async fn screenshot(&mut self, path: &Path) -> PathBuf {
+        self.screenshot_scaled(path, 1.0).await
+    }
+
+    /// Saves a full-page PNG to `path`, scaled by `scale` (a small copy for the README).
+    pub async fn screenshot_scaled(&mut self, path: &Path, scale: f64) -> PathBuf {
+        let size = self
+            .eval("[document.documentElement.scrollWidth, document.documentElement.scrollHeight]")
+            .await;
+        let clip = json!({
+            "x": 0, "y": 0, "scale": scale,
+            "width": size[0].as_f64().unwrap(), "height": size[1].as_f64().unwrap(),
+        });
         let r = self
             .page_call(
                 "Page.captureScreenshot",
-                json!({"format": "png", "captureBeyondViewport": true}),
+                json!({"format": "png", "captureBeyondViewport": true, "clip": clip}),
             )
             .await;
         let png = base64::engine::general_purpose::STANDARD

@@ -26,6 +26,10 @@ pub use rings::{Bucket, Refusal};
 
 /// Where the console lives on the main TLS port, for ADMIN_CN certificates.
 pub const ADMIN_PATH: &str = "/.well-known/weborca-mtls-proxy/";
+/// The Content-Security-Policy of the console: no script, no outside
+/// resource, not framed, forms only to itself.
+pub const CSP: &str =
+    "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'";
 /// The reload button's target on the main port.
 pub const RELOAD_PATH: &str = "/.well-known/weborca-mtls-proxy/reload";
 

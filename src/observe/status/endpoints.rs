@@ -185,13 +185,19 @@ async fn console_page(State(ctx): State<StatusContext>) -> Response {
     html(console::render(&view, &Place::StatusListener))
 }
 
-/// A page as `text/html`, never cached (it is a snapshot of now).
+/// A page as `text/html`, never cached (it is a snapshot of now), never
+/// framed, allowed no script (it has none).
 pub fn html(page: maud::Markup) -> Response {
     (
         StatusCode::OK,
         [
             (http::header::CONTENT_TYPE, "text/html; charset=utf-8"),
             (http::header::CACHE_CONTROL, "no-store"),
+            (http::header::X_FRAME_OPTIONS, "DENY"),
+            (
+                http::header::CONTENT_SECURITY_POLICY,
+                crate::observe::console::CSP,
+            ),
         ],
         page.into_string(),
     )

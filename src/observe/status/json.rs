@@ -124,7 +124,7 @@ pub(super) fn status(ctx: &StatusContext) -> Status {
             })
             .collect()
     };
-    seen.sort_by(|a, b| b.0.cmp(&a.0));
+    seen.sort_by_key(|s| std::cmp::Reverse(s.0));
     let reload = stats
         .last_reload
         .lock()

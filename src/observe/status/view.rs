@@ -59,7 +59,7 @@ pub fn console_view(stats: &Stats, tls: &TlsState, backend_url: &str) -> View {
             })
             .collect()
     };
-    clients.sort_by(|a, b| b.last_seen.cmp(&a.last_seen));
+    clients.sort_by_key(|c| std::cmp::Reverse(c.last_seen));
     clients.truncate(CLIENTS_SHOWN);
     let reload = stats
         .last_reload
