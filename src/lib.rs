@@ -1,7 +1,8 @@
 //! weborca-mtls-proxy: the mutual-TLS door in front of WebORCA.
 //!
 //! Layers, lowest first; each uses only those before it (`tests/layers.rs`):
-//! - [`text`], [`x509`], [`config`]: sanitising, certificate fields, and the
+//! - [`text`], [`x509`], [`policy`], [`config`]: sanitising, certificate fields,
+//!   ACCESS_POLICY (rules and path normal form), and the
 //!   jma-receipt.conf-style file (a key is declared by a row of
 //!   [`config::KEYS`] and a field of [`config::Config`], its value form in
 //!   `config/values.rs`; [`config::parts`] cuts it by part).
@@ -26,6 +27,7 @@ pub mod guard;
 pub mod load;
 pub mod observe;
 pub mod pages;
+pub mod policy;
 pub mod program;
 pub mod proxy;
 pub mod reload;

@@ -10,17 +10,21 @@
 mod backend;
 mod certs;
 mod files;
+mod policy;
 
 use std::path::Path;
 
 use crate::config::{Config, ConfigError};
 use crate::load::{self, Failure, Steps};
+use crate::policy::{Policy, PolicyError};
 use crate::tls::{KeyError, Sessions, TlsState};
 
 use backend::{check_backend, check_backend_exposure};
 pub use backend::{http_probe, listening_sockets};
 use certs::{check_chain, check_crls, check_server_cert};
 use files::check_files;
+pub use policy::as_cert;
+use policy::check_policy;
 
 /// How one check came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -186,6 +190,19 @@ impl Steps for Checks<'_> {
         check_server_cert(&mut self.r, config, &tls.server_cert, self.hosts);
         check_chain(&mut self.r, tls);
         check_crls(&mut self.r, tls);
+    }
+
+    fn policy_loaded(&mut self, policy: Option<&Policy>) {
+        if let Some(p) = policy {
+            check_policy(&mut self.r, p);
+        }
+    }
+
+    fn policy_failed(&mut self, error: &PolicyError) {
+        self.r.fail(
+            error.to_string(),
+            "correct the line (see conf/access-policy.example); until then the running proxy keeps its old rules, and a start fails",
+        );
     }
 }
 

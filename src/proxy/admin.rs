@@ -138,7 +138,12 @@ impl Proxy {
             tracing::info!(peer = %conn.peer, cn = %log_safe(identity.cn()), reason = "not-permitted", "operator console refused: CN not in ADMIN_CN");
             self.stats
                 .refused(conn.peer, "not-permitted", &identity.info.subject_oneline);
-            return not_permitted(req.uri().path(), &identity.info.subject_oneline, html);
+            return not_permitted(
+                &path,
+                &identity.info.subject_oneline,
+                Some("ADMIN_CN"),
+                html,
+            );
         }
         let page = |result| {
             let view = match conn.judgement.serving() {
@@ -181,46 +186,6 @@ impl Proxy {
             _ => plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
         }
     }
-}
-
-/// The 403 for a certificate not in ADMIN_CN, reason `not-permitted`,
-/// naming the path and the certificate's subject.
-fn not_permitted(path: &str, subject: &str, html: bool) -> Response<Either<Incoming, Full<Bytes>>> {
-    let mut resp = if html {
-        html_response(
-            StatusCode::FORBIDDEN,
-            maud::html! {
-                (maud::DOCTYPE)
-                html lang="ja" {
-                    head { meta charset="utf-8"; title { "403 アクセスできません / Not permitted" } }
-                    body {
-                        h1 { "このページを開く権限がありません" }
-                        p { "証明書 " code.subject { (subject) } " では " code.path { (path) } " を開けません。運用画面は ADMIN_CN に登録された証明書だけが開けます。管理者にお問い合わせください。" }
-                        hr;
-                        h1 { "Not permitted" }
-                        p { "The certificate " code { (subject) } " may not open " code { (path) } ". The operator console is open only to certificates whose CN is in ADMIN_CN; ask the administrator." }
-                        p { "reason: not-permitted" }
-                    }
-                }
-            },
-        )
-    } else {
-        let text = format!(
-            "403 この証明書ではこのパスを開けません（ADMIN_CN のみ）。\npath: {path}\nsubject: {subject}\n\n403 Not permitted: this certificate may not open this path (ADMIN_CN only).\nreason: not-permitted\n"
-        );
-        let mut resp = Response::new(Either::Right(Full::new(Bytes::from(text))));
-        *resp.status_mut() = StatusCode::FORBIDDEN;
-        resp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
-        resp
-    };
-    resp.headers_mut().insert(
-        "x-client-cert-error",
-        HeaderValue::from_static("not-permitted"),
-    );
-    resp
 }
 
 #[cfg(test)]

@@ -20,8 +20,23 @@ pub(super) fn refused(
         not_after: info.map(|i| i.not_after),
         expected_ca: ca_subjects,
         detail: Some(&refusal.detail),
+        path: None,
     };
     page(&Page::CertRefused(page_data), html)
+}
+
+/// The 403 `not-permitted` page for the certificate `subject` (one-line form)
+/// asking for `path`: ACCESS_POLICY refused the request, or a path only some
+/// certificates may use (the console) was asked for by another. Only this
+/// request is refused; the connection stays open for paths that are allowed.
+/// `rule` names what decided (`FILE:LINE`), shown in the technical box.
+pub fn not_permitted(
+    path: &str,
+    subject: &str,
+    rule: Option<&str>,
+    html: bool,
+) -> Response<Either<Incoming, Full<Bytes>>> {
+    page(&pages::not_permitted(path, subject, rule), html)
 }
 
 /// Renders an error page as a response.

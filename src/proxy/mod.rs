@@ -29,6 +29,7 @@ pub mod plain;
 pub mod server;
 pub mod ws;
 
+mod access;
 mod admin;
 mod answer;
 mod headers;
@@ -38,8 +39,9 @@ mod request;
 mod tests;
 mod tunnel;
 
-pub use answer::page;
+use access::*;
 use answer::*;
+pub use answer::{not_permitted, page};
 use headers::*;
 pub use outbound::default_host;
 use request::*;
@@ -64,9 +66,11 @@ use tokio_util::task::TaskTracker;
 
 use crate::body::{AccessRecord, ProxyBody, log_safe};
 use crate::config::parts::{Backend, Limits, Logging};
+use crate::metrics::Metrics;
 use crate::pages::{self, CertRefusal, Page};
 use crate::status::Stats;
 use crate::tls::judgement::{Judged, Judgement};
+use crate::tls::verify::CertErrorKind;
 use crate::tls::{IDENTITY_HEADERS, Identity, Refusal};
 
 /// How long an unused backend connection stays in the pool.
@@ -184,7 +188,7 @@ impl Proxy {
             .then(|| AccessRecord::new(&conn, &req, started));
         let html = pages::wants_html(req.headers().get(header::ACCEPT));
         let (judged, news) = conn.judgement.now_and_news();
-        let record = record.map(|r| r.who(&judged.verdict));
+        let mut record = record.map(|r| r.who(&judged.verdict));
         let (response, slot) = match &judged.verdict {
             Err(refusal) => {
                 if news {
@@ -202,10 +206,24 @@ impl Proxy {
                     (self.admin(&conn, identity, req, html).await, None)
                 }
                 Ok(()) => {
-                    if let Some(client) = &conn.client {
-                        client.request();
+                    let access = self.access(
+                        &conn,
+                        &judged,
+                        identity,
+                        req.method(),
+                        req.uri().path(),
+                        html,
+                    );
+                    record = record.map(|r| r.with_rule(access.rule()));
+                    match access {
+                        Access::Refused(answer, _) => (answer, None),
+                        Access::Open | Access::Allowed(_) => {
+                            if let Some(client) = &conn.client {
+                                client.request();
+                            }
+                            self.forward(&conn, identity, req, html).await
+                        }
                     }
-                    self.forward(&conn, identity, req, html).await
                 }
             },
         };
@@ -236,6 +254,10 @@ impl Proxy {
     ) -> Forwarded {
         let version = req.version();
         let upgrade = is_websocket_upgrade(req.headers());
+        // kept for a second decision once a backend slot is free, and for the
+        // tunnel (only under ACCESS_POLICY: no copy on the plain hot path)
+        let asked = (upgrade || conn.judgement.now().policy.is_some())
+            .then(|| (req.method().clone(), req.uri().path().to_string()));
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         let replayable = !upgrade && is_safe(req.method()) && req.body().is_end_stream();
         let out = match self.outbound(conn, identity, req, upgrade, replayable) {
@@ -260,6 +282,12 @@ impl Proxy {
                 self.refused_on_open_connection(conn, &judged, refusal);
             }
             return (self.refused(conn, refusal, version, html), None);
+        }
+        if let (Ok(identity), Some((method, path))) = (&judged.verdict, &asked)
+            && let Access::Refused(answer, _) =
+                self.access(conn, &judged, identity, method, path, html)
+        {
+            return (answer, None);
         }
         let replay = replayable.then(|| bodiless_copy(&out));
         let mut result = tokio::time::timeout_at(deadline, self.client.request(out)).await;
@@ -288,7 +316,8 @@ impl Proxy {
         match client_upgrade {
             Some(client_upgrade) if switching => {
                 let backend_upgrade = hyper::upgrade::on(&mut resp);
-                self.spawn_tunnel(conn, client_upgrade, backend_upgrade, slot);
+                let path = asked.map(|(_, path)| path).unwrap_or_default();
+                self.spawn_tunnel(conn, client_upgrade, backend_upgrade, slot, path);
                 strip_response_headers(resp.headers_mut(), true);
                 return (resp.map(Either::Left), None);
             }

@@ -1,6 +1,7 @@
 //! A WebSocket after WebORCA's 101: the tunnel runs as a task of its own,
 //! holds its backend slot, and closes with 1008 once the client certificate
-//! is refused (a reload, or a certificate or CRL running out).
+//! is refused (a reload, or a certificate or CRL running out) or ACCESS_POLICY
+//! no longer permits its path.
 
 #[allow(unused_imports)]
 use super::*;
@@ -12,6 +13,7 @@ impl Proxy {
         client: hyper::upgrade::OnUpgrade,
         backend: hyper::upgrade::OnUpgrade,
         slot: OwnedSemaphorePermit,
+        path: String,
     ) {
         let shutdown = self.shutdown.clone();
         let peer = conn.peer;
@@ -42,14 +44,14 @@ impl Proxy {
             // its first frame (a reload may have come while WebORCA answered 101)
             let (up, down) = tokio::select! {
                 biased;
-                () = tunnel_refused(&conn, &stats) => {
+                () = tunnel_refused(&conn, &stats, &path) => {
                     refused.cancel();
                     tunnel.await
                 }
                 carried = &mut tunnel => carried,
             };
             let how = if refused.is_cancelled() {
-                "closed (1008): client certificate now refused"
+                "closed (1008): client certificate now refused or not permitted"
             } else if by_shutdown.is_cancelled() {
                 "closed by shutdown"
             } else {
@@ -64,10 +66,11 @@ impl Proxy {
     }
 }
 
-/// Returns once the tunnel's certificate is refused: after a reload that
-/// changed the verdict's inputs, or when a certificate of the chain (or, with
+/// Returns once the tunnel's certificate is refused, or ACCESS_POLICY no
+/// longer permits its `path`: after a reload that changed the verdict's inputs
+/// (the policy among them), or when a certificate of the chain (or, with
 /// CRL_STALE=refuse, the CRL) runs out. Logs the CN, serial and reason.
-async fn tunnel_refused(conn: &ConnInfo, stats: &Stats) {
+async fn tunnel_refused(conn: &ConnInfo, stats: &Stats, path: &str) {
     /// Longest sleep between two looks at the clock: a verdict window far in
     /// the future is still looked at daily (a suspended machine's clock jumps).
     const LONGEST_WAIT: i64 = 24 * 60 * 60;
@@ -80,6 +83,11 @@ async fn tunnel_refused(conn: &ConnInfo, stats: &Stats) {
             stats.refused(conn.peer, r.kind.as_str(), subject);
             let (cn, serial) = Judgement::who(&judged);
             tracing::info!(peer = %conn.peer, cn = %cn, serial = %serial, reason = r.kind.as_str(), "websocket closed with 1008: the client certificate is now refused: {}", log_safe(&r.detail));
+            return;
+        }
+        if let Ok(identity) = &judged.verdict
+            && !tunnel_permitted(conn, judged.policy.as_deref(), identity, path, stats)
+        {
             return;
         }
         let secs = judged

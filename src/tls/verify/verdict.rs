@@ -27,6 +27,9 @@ pub enum CertErrorKind {
     NotAllowed,
     /// CA_CRL is past its nextUpdate and CRL_STALE=refuse.
     CrlStale,
+    /// The certificate passes, but ACCESS_POLICY does not let it use the
+    /// path asked for (a refusal of one request, not of the connection).
+    NotPermitted,
 }
 
 impl CertErrorKind {
@@ -40,6 +43,7 @@ impl CertErrorKind {
             CertErrorKind::Revoked => "revoked",
             CertErrorKind::NotAllowed => "not-allowed",
             CertErrorKind::CrlStale => "crl-stale",
+            CertErrorKind::NotPermitted => "not-permitted",
         }
     }
 }
