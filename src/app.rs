@@ -5,14 +5,17 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::config::Config;
 use crate::load::{self, Loaded};
 use crate::log::LogHandle;
+use crate::observe::console::GuardView;
 use crate::reload::Reloader;
 use crate::server::{Handle, Server};
+use crate::status::Stats;
 use crate::tls::Sessions;
 
 pub use crate::load::{EXIT_CONFIG, Failure, check_files, load_config, load_tls, warn_expiring};
@@ -62,7 +65,13 @@ pub fn start(config: Config, log: &LogHandle) -> Result<Started, Failure> {
     let parts = config.server_parts();
     let backend = parts.backend.url.url.clone();
     let sig = Signals::install()?;
+    let admins = config.admin_cn.clone();
     let server = Server::bind(parts, tls).map_err(Failure::Runtime)?;
+    server
+        .handle()
+        .stats()
+        .console
+        .set_admins(admins.as_deref());
     for addr in server.local_addrs() {
         tracing::info!(
             "listening on {addr}, forwarding to {backend}, client certificates from CA {ca}"
@@ -92,7 +101,19 @@ pub async fn serve(started: Started, path: PathBuf, log: Arc<LogHandle>) {
         sd_notify::NotifyState::Status("serving"),
     ]);
     let handle = server.handle();
+    let backend_port = config.backend.port;
     let reloader = Reloader::new(handle.clone(), path, log, sessions, config);
+    let button = reloader.clone();
+    handle.stats().console.set_reload(Arc::new(move |why| {
+        let reloader = button.clone();
+        Box::pin(async move {
+            notify(&[sd_notify::NotifyState::Reloading]);
+            let ok = reloader.reload(&why).await;
+            notify(&[sd_notify::NotifyState::Ready]);
+            ok
+        })
+    }));
+    tokio::spawn(watch_guard(handle.stats(), backend_port));
     tokio::spawn(reloader.clone().watch());
     tokio::spawn(reloader.clone().expiry_checks());
     tokio::spawn(signals(sig, handle, reloader));
@@ -144,5 +165,73 @@ async fn signals(mut sig: Signals, handle: Handle, reloader: Arc<Reloader>) {
 fn notify(state: &[sd_notify::NotifyState<'_>]) {
     if let Err(e) = sd_notify::notify(state) {
         tracing::warn!("cannot notify systemd (NOTIFY_SOCKET): {e}");
+    }
+}
+
+/// How often the console's view of the backend guard is renewed.
+const GUARD_LOOK_EVERY: Duration = Duration::from_secs(60);
+/// Longest wait for `nft` and the socket tables: the console shows the last
+/// answer and never waits for a slow command.
+const GUARD_LOOK_LIMIT: Duration = Duration::from_secs(5);
+
+/// Looks at the backend guard (`nft list table`) and where the backend port
+/// listens (the kernel's socket tables, as `check` does) now and every
+/// minute, off the runtime, and gives the console what it saw.
+async fn watch_guard(stats: Arc<Stats>, port: u16) {
+    let mut every = tokio::time::interval(GUARD_LOOK_EVERY);
+    loop {
+        every.tick().await;
+        let look = tokio::task::spawn_blocking(move || look_at_guard(port));
+        let view = match tokio::time::timeout(GUARD_LOOK_LIMIT, look).await {
+            Ok(Ok(view)) => view,
+            Ok(Err(e)) => guard_unknown(port, format!("the look at the guard failed: {e}")),
+            Err(_) => guard_unknown(
+                port,
+                format!("nft did not answer within {} s", GUARD_LOOK_LIMIT.as_secs()),
+            ),
+        };
+        stats.console.set_guard(view);
+    }
+}
+
+fn guard_unknown(port: u16, detail: String) -> GuardView {
+    GuardView {
+        loaded: None,
+        detail,
+        exposed: Vec::new(),
+        port,
+        at: chrono::Utc::now(),
+    }
+}
+
+fn look_at_guard(port: u16) -> GuardView {
+    use crate::guard::State;
+    let exposed = crate::check::listening_sockets()
+        .into_iter()
+        .filter(|(ip, p)| *p == port && !ip.is_loopback())
+        .map(|(ip, _)| ip.to_string())
+        .collect();
+    let table = crate::guard::TABLE;
+    let (loaded, detail) = match crate::guard::state(port) {
+        State::Loaded => (
+            Some(true),
+            format!("nftables table inet {table} drops port {port} from every interface but lo"),
+        ),
+        State::OtherPort(ports) => (
+            Some(false),
+            format!("nftables table inet {table} is loaded for port(s) {ports:?}, not {port}"),
+        ),
+        State::NotLoaded => (Some(false), format!("no nftables table inet {table}")),
+        State::Unknown(why) => (
+            None,
+            format!("nft cannot tell: {}", crate::text::log_safe(&why)),
+        ),
+    };
+    GuardView {
+        loaded,
+        detail,
+        exposed,
+        port,
+        at: chrono::Utc::now(),
     }
 }

@@ -168,6 +168,10 @@ impl Reloader {
             files,
             stamps: st,
         } = set;
+        self.handle
+            .stats()
+            .console
+            .set_admins(config.admin_cn.as_deref());
         let old = self.config();
         for key in restart_needed(&old, &config) {
             tracing::warn!(

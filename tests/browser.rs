@@ -24,16 +24,16 @@ const POLICY_PREFIX: &str = "zz-weborca-mtls-proxy-test-";
 /// Chromium reads every file in POLICY_DIR and the last file (by name) wins a
 /// policy, so tests that write one run one at a time: within this binary by
 /// this lock, across test processes on the machine by [`MachineLock`].
-static BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub static BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// An flock held by a child process for as long as the test keeps it; if
 /// the test process dies, the child's stdin closes and the lock is released.
-struct MachineLock {
+pub struct MachineLock {
     _holder: Child,
 }
 
 impl MachineLock {
-    async fn take() -> MachineLock {
+    pub async fn take() -> MachineLock {
         require("flock");
         let mut holder = Command::new("flock")
             .args([
@@ -60,7 +60,7 @@ impl MachineLock {
 
 /// A managed policy file for one origin, removed when dropped (also when the
 /// test fails).
-struct Policy {
+pub struct Policy {
     path: PathBuf,
 }
 
@@ -68,7 +68,7 @@ impl Policy {
     /// `AutoSelectCertificateForUrls` for `https://127.0.0.1:PORT`: headless
     /// Chromium waits forever for a picker otherwise. Only with the
     /// [`MachineLock`] held.
-    fn auto_select(_lock: &MachineLock, port: u16) -> Policy {
+    pub fn auto_select(_lock: &MachineLock, port: u16) -> Policy {
         std::fs::create_dir_all(POLICY_DIR).unwrap_or_else(|e| {
             panic!("cannot create {POLICY_DIR} ({e}); the browser tests run as root: {SETUP_HINT}")
         });
@@ -98,8 +98,8 @@ impl Drop for Policy {
 
 /// A clinic PC's browser profile: HOME with `.pki/nssdb` (where Chromium on
 /// Linux reads client certificates), the CA trusted as in seeds/004.
-struct Browser {
-    home: TempDir,
+pub struct Browser {
+    pub home: TempDir,
 }
 
 /// What one page load left.
@@ -110,7 +110,7 @@ struct Visit {
 }
 
 impl Browser {
-    async fn new(ca_pem: &str) -> Browser {
+    pub async fn new(ca_pem: &str) -> Browser {
         for tool in ["chromium", "certutil", "pk12util", "timeout"] {
             require(tool);
         }
@@ -146,7 +146,7 @@ impl Browser {
     }
 
     /// `pk12util -i X.p12 -W PASS`, as a user imports orca-catool's zip.
-    async fn import_p12(&self, files: &CatoolFiles) {
+    pub async fn import_p12(&self, files: &CatoolFiles) {
         self.nss(
             Command::new("pk12util")
                 .arg("-i")

@@ -8,6 +8,7 @@ mod backend_trouble;
 mod check;
 mod client_matrix;
 mod clients_revoked;
+mod console;
 #[cfg(feature = "demo")]
 mod demo;
 mod forwarding;
@@ -43,6 +44,7 @@ mod workers;
 
 mod api_clients;
 mod browser;
+mod console_browser;
 mod firefox;
 mod java_client;
 mod push_client;

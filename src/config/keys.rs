@@ -156,6 +156,9 @@ pub const KEYS: &[Key] = &[
     key!("ALLOW_CN", "names, comma-separated", "", Reload, allow_cn = optional(list(
         "certificate common names separated by commas, like user1,user2, with no empty \
          entry"))),
+    key!("ADMIN_CN", "names, comma-separated", "", Reload, admin_cn = optional(list(
+        "certificate common names separated by commas, like admin1,admin2, with no empty \
+         entry"))),
     key!("ACCESS_POLICY", "path", "", Reload, access_policy = optional(path), files),
     key!("FORWARD_CLIENT_CERT", "on/off", "on", Restart, forward_client_cert = flag),
     key!("HANDSHAKE_TIMEOUT", "duration", "10s", Restart, handshake_timeout = duration),
@@ -247,6 +250,7 @@ mod tests {
             ("CERT_WARN_DAYS", "10"),
             ("CERT_WATCH_INTERVAL", "5s"),
             ("ALLOW_CN", "a"),
+            ("ADMIN_CN", "a"),
             ("CRL_STALE", "refuse"),
         ];
         for (name, value) in other {

@@ -136,6 +136,8 @@ pub struct Config {
     pub client_cert_errors: ClientCertErrors,
     /// `ALLOW_CN`: the client certificate CNs allowed in; `None` allows any CN the CA issued.
     pub allow_cn: Option<Vec<String>>,
+    /// `ADMIN_CN`: the CNs whose certificates may open the operator console on the main port; `None`: nobody.
+    pub admin_cn: Option<Vec<String>>,
     /// `CRL_STALE`: what a CA_CRL past its nextUpdate does (default warn).
     pub crl_stale: CrlStale,
     /// `ACCESS_POLICY`: the file of per-path rules; `None` lets every

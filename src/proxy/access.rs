@@ -60,9 +60,10 @@ impl Proxy {
         if decision.allowed() {
             return Access::Allowed(rule);
         }
-        Metrics::count(
-            &self.stats.metrics.refusals,
+        self.stats.refused(
+            conn.peer,
             CertErrorKind::NotPermitted.as_str(),
+            &identity.info.subject_oneline,
         );
         tracing::info!(name: "refused", peer = %conn.peer, cn = %log_safe(identity.cn()), serial = %log_safe(&identity.info.serial_hex), rule = %rule, reason = "not-permitted", "ACCESS_POLICY refused {method} {}: {}", log_safe(&path), log_safe(&decision.why()));
         let page = not_permitted(&path, &identity.info.subject_oneline, Some(&rule), html);
@@ -92,9 +93,10 @@ pub(super) fn tunnel_permitted(
     if decision.allowed() {
         return true;
     }
-    Metrics::count(
-        &stats.metrics.refusals,
+    stats.refused(
+        conn.peer,
         CertErrorKind::NotPermitted.as_str(),
+        &identity.info.subject_oneline,
     );
     tracing::info!(name: "refused", peer = %conn.peer, cn = %log_safe(identity.cn()), serial = %log_safe(&identity.info.serial_hex), rule = %rule, reason = "not-permitted", "websocket closed with 1008: ACCESS_POLICY no longer permits {}: {}", log_safe(&path), log_safe(&decision.why()));
     false

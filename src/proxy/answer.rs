@@ -98,7 +98,12 @@ impl Proxy {
         judged: &Judged,
         refusal: &Refusal,
     ) {
-        Metrics::count(&self.stats.metrics.refusals, refusal.kind.as_str());
+        let subject = refusal
+            .info
+            .as_ref()
+            .map_or("-", |i| i.subject_oneline.as_str());
+        self.stats
+            .refused(conn.peer, refusal.kind.as_str(), subject);
         let (cn, serial) = Judgement::who(judged);
         tracing::info!(name: "refused", peer = %conn.peer, cn = %cn, serial = %serial, reason = refusal.kind.as_str(), "client certificate of an open connection now refused, closing it: {}", log_safe(&refusal.detail));
     }

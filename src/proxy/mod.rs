@@ -30,6 +30,7 @@ pub mod server;
 pub mod ws;
 
 mod access;
+mod admin;
 mod answer;
 mod headers;
 mod outbound;
@@ -200,6 +201,10 @@ impl Proxy {
                     tracing::info!(name: "request-refused", peer = %conn.peer, cn = %log_safe(identity.cn()), "request refused, not forwarded: {}", bad.why);
                     (bad.response(req.version()), None)
                 }
+                // the operator console: answered here, never forwarded
+                Ok(()) if admin::is_admin_path(req.uri().path()) => {
+                    (self.admin(&conn, identity, req, html).await, None)
+                }
                 Ok(()) => {
                     let access = self.access(
                         &conn,
@@ -226,7 +231,7 @@ impl Proxy {
         metrics
             .request_duration
             .observe(started.elapsed().as_secs_f64());
-        Metrics::count(&metrics.requests, status_class(response.status()));
+        self.stats.answered(status_class(response.status()));
         let record = record.map(|r| r.with_status(response.status().as_u16()));
         let stall_limit = slot.is_some().then_some(self.backend_timeout);
         let close = response

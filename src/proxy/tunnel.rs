@@ -79,7 +79,8 @@ async fn tunnel_refused(conn: &ConnInfo, stats: &Stats, path: &str) {
     loop {
         let judged = conn.judgement.now();
         if let Err(r) = &judged.verdict {
-            Metrics::count(&stats.metrics.refusals, r.kind.as_str());
+            let subject = r.info.as_ref().map_or("-", |i| i.subject_oneline.as_str());
+            stats.refused(conn.peer, r.kind.as_str(), subject);
             let (cn, serial) = Judgement::who(&judged);
             tracing::info!(name: "refused", peer = %conn.peer, cn = %cn, serial = %serial, reason = r.kind.as_str(), "websocket closed with 1008: the client certificate is now refused: {}", log_safe(&r.detail));
             return;

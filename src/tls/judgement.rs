@@ -236,6 +236,12 @@ impl Judgement {
         (crate::text::log_safe(cn), crate::text::log_safe(serial))
     }
 
+    /// The TLS state now serving (`None` for a fixed verdict): what the
+    /// operator console on the main port shows.
+    pub fn serving(&self) -> Option<Arc<TlsState>> {
+        self.tls.as_ref().map(|t| t.load_full())
+    }
+
     /// A receiver woken when a reload changes the verdict's inputs.
     pub fn changes(&self) -> watch::Receiver<u64> {
         self.changes.clone()

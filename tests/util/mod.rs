@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod backend;
+pub mod cdp;
 pub mod client;
 pub mod crls;
 pub mod env;

@@ -1,8 +1,29 @@
-//! The status endpoints: the loopback-only listener and its answers
-//! (`/healthz`, `/readyz`, `/status`, `/metrics`), read from [`Stats`](super::Stats).
+//! The status endpoints on axum: the loopback-only listener and its answers
+//! (`/healthz`, `/readyz`, `/status`, `/metrics`, and the console at `/`),
+//! read from [`Stats`](super::Stats).
+//!
+//! The loopback-Host check is a middleware in front of every route. The
+//! connection cap is kept at accept time, not as a request layer: a request
+//! layer sees nothing of a connection that sends no request, and it is
+//! exactly those idle sockets a flood piles up.
 
 #[allow(unused_imports)]
 use super::*;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use http::StatusCode;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+use crate::observe::console::{self, Place};
+use crate::tls::TlsState;
 
 /// How long the `/readyz` probe may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -25,9 +46,28 @@ pub struct StatusContext {
 /// Monitoring and `curl` need one or two.
 pub const STATUS_MAX_CONNECTIONS: usize = 32;
 
+/// The routes, behind the loopback-Host check.
+fn router(ctx: StatusContext) -> Router {
+    Router::new()
+        .route("/", get(console_page))
+        .route("/healthz", get(|| async { text(StatusCode::OK, "ok\n") }))
+        .route("/readyz", get(readyz))
+        .route("/status", get(status))
+        .route("/metrics", get(metrics))
+        .fallback(|| async {
+            text(
+                StatusCode::NOT_FOUND,
+                "/ /healthz /readyz /status /metrics\n",
+            )
+        })
+        .layer(middleware::from_fn(loopback_only))
+        .with_state(ctx)
+}
+
 /// Serves the status endpoints until `shutdown`.
 pub async fn serve(listener: TcpListener, ctx: StatusContext, shutdown: CancellationToken) {
     let slots = Arc::new(tokio::sync::Semaphore::new(STATUS_MAX_CONNECTIONS));
+    let app = router(ctx);
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -38,10 +78,12 @@ pub async fn serve(listener: TcpListener, ctx: StatusContext, shutdown: Cancella
             drop(tcp);
             continue;
         };
-        let ctx = ctx.clone();
+        let app = app.clone();
         tokio::spawn(async move {
             let _slot = slot;
-            let svc = service_fn(move |req| answer(ctx.clone(), req));
+            let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                app.clone().oneshot(req.map(axum::body::Body::new))
+            });
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
                 .timer(TokioTimer::new())
@@ -51,50 +93,19 @@ pub async fn serve(listener: TcpListener, ctx: StatusContext, shutdown: Cancella
     }
 }
 
-pub(super) fn reply(
-    status: StatusCode,
-    content_type: &'static str,
-    body: String,
-) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static(content_type),
-    );
-    resp
+fn text(status: StatusCode, body: &'static str) -> Response {
+    (status, [(http::header::CONTENT_TYPE, "text/plain")], body).into_response()
 }
 
-pub(super) async fn answer(
-    ctx: StatusContext,
-    req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
-    const JSON: &str = "application/json";
+/// Refuses (421) a request whose Host is not a loopback name.
+async fn loopback_only(req: Request, next: Next) -> Response {
     if !local_host(req.headers().get(header::HOST)) {
-        return Ok(reply(
+        return text(
             StatusCode::MISDIRECTED_REQUEST,
-            "text/plain",
-            "the status listener answers only Host: localhost, 127.0.0.1 or [::1]\n".into(),
-        ));
+            "the status listener answers only Host: localhost, 127.0.0.1 or [::1]\n",
+        );
     }
-    Ok(match req.uri().path() {
-        "/healthz" => reply(StatusCode::OK, "text/plain", "ok\n".into()),
-        "/readyz" => readyz(&ctx).await,
-        "/status" => reply(StatusCode::OK, JSON, status_json(&ctx).to_string()),
-        "/metrics" => {
-            ctx.stats.metrics.set_crl_state(&ctx.tls.load(), Utc::now());
-            reply(
-                StatusCode::OK,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                ctx.stats.metrics.encode(),
-            )
-        }
-        _ => reply(
-            StatusCode::NOT_FOUND,
-            "text/plain",
-            "/healthz /readyz /status /metrics\n".into(),
-        ),
-    })
+    next.run(req).await
 }
 
 /// Whether a Host header names this machine by a loopback name: `localhost`,
@@ -115,11 +126,12 @@ pub(super) fn local_host(host: Option<&header::HeaderValue>) -> bool {
     name.eq_ignore_ascii_case("localhost") || name == "127.0.0.1" || name == "[::1]"
 }
 
-pub(super) async fn readyz(ctx: &StatusContext) -> Response<Full<Bytes>> {
+/// Whether WebORCA answered recently or answers a TCP connect within `limit`.
+async fn backend_answers(ctx: &StatusContext, limit: Duration) -> bool {
     let ready = ctx.stats.backend_fresh()
         || matches!(
             tokio::time::timeout(
-                PROBE_TIMEOUT,
+                limit,
                 tokio::net::TcpStream::connect(&ctx.backend_authority)
             )
             .await,
@@ -127,86 +139,67 @@ pub(super) async fn readyz(ctx: &StatusContext) -> Response<Full<Bytes>> {
         );
     if ready {
         ctx.stats.backend_ok();
-        reply(StatusCode::OK, "text/plain", "ready\n".into())
+    }
+    ready
+}
+
+async fn readyz(State(ctx): State<StatusContext>) -> Response {
+    if backend_answers(&ctx, PROBE_TIMEOUT).await {
+        text(StatusCode::OK, "ready\n")
     } else {
-        let text = format!(
+        let body = format!(
             "not ready: WebORCA at {} is not answering\n",
             ctx.backend_url
         );
-        reply(StatusCode::SERVICE_UNAVAILABLE, "text/plain", text)
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(http::header::CONTENT_TYPE, "text/plain")],
+            body,
+        )
+            .into_response()
     }
 }
 
-pub(super) fn cert_json(info: &crate::x509::CertInfo, now: DateTime<Utc>) -> Value {
-    json!({
-        "subject": info.subject_oneline,
-        "serial": info.serial_hex,
-        "not_after": info.not_after.to_rfc3339(),
-        "days_left": info.days_left(now),
-    })
+async fn status(State(ctx): State<StatusContext>) -> Response {
+    axum::Json(super::json::status(&ctx)).into_response()
 }
 
-pub(super) fn status_json(ctx: &StatusContext) -> Value {
-    let now = Utc::now();
-    let stats = &ctx.stats;
-    let tls = ctx.tls.load();
-    let warn_days = i64::from(stats.warn_days.load(Ordering::Relaxed));
-    let crls: Vec<Value> = tls
-        .crls
-        .iter()
-        .map(|c| {
-            let stale = crate::tls::crl::is_stale(c, now);
-            json!({
-                "path": c.path.display().to_string(), "issuer": c.issuer,
-                "this_update": c.this_update.to_rfc3339(),
-                "next_update": c.next_update.map(|n| n.to_rfc3339()),
-                "revoked": c.revoked,
-                "state": if stale { "stale" } else { "current" },
-            })
-        })
-        .collect();
-    let crl_stale = tls.crl_stale == crate::config::CrlStale::Refuse;
-    let refusing = crl_stale && tls.crls.iter().any(|c| crate::tls::crl::is_stale(c, now));
-    let mut clients: Vec<Value> = {
-        let map = stats.clients.lock().unwrap_or_else(PoisonError::into_inner);
-        map.values()
-            .map(|c| {
-                let days = (c.not_after - now).num_seconds().div_euclid(86_400);
-                let last = DateTime::from_timestamp(c.last_seen.load(Ordering::Relaxed), 0)
-                    .unwrap_or_default();
-                json!({
-                    "cn": c.cn, "serial": c.serial, "not_after": c.not_after.to_rfc3339(),
-                    "days_left": days, "last_seen": last.to_rfc3339(),
-                    "requests": c.requests.load(Ordering::Relaxed),
-                    "expiring_soon": days <= warn_days,
-                })
-            })
-            .collect()
-    };
-    clients.sort_by(|a, b| b["last_seen"].as_str().cmp(&a["last_seen"].as_str()));
-    let reload = stats
-        .last_reload
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .clone();
-    let backend_ok_at = stats.backend_ok_at.load(Ordering::Relaxed);
-    json!({
-        "version": env!("CARGO_PKG_VERSION"),
-        "started": stats.started_at.to_rfc3339(),
-        "uptime_seconds": stats.started.elapsed().as_secs(),
-        "server_certificate": cert_json(&tls.server_cert, now),
-        "ca_certificates": tls.ca_certs.iter().map(|c| cert_json(c, now)).collect::<Vec<_>>(),
-        "crls": crls,
-        "crl_stale": if crl_stale { "refuse" } else { "warn" },
-        "crl_refusing_clients": refusing,
-        "backend": {
-            "url": ctx.backend_url,
-            "last_ok": DateTime::from_timestamp(backend_ok_at, 0).filter(|_| backend_ok_at > 0).map(|t| t.to_rfc3339()),
-            "state": if stats.backend_fresh() { "answering" } else { "unknown or not answering" },
-            "last_error": stats.backend_error.lock().unwrap_or_else(PoisonError::into_inner).clone(),
-        },
-        "last_reload": reload.map(|r| json!({"at": r.at.to_rfc3339(), "ok": r.ok, "message": r.message})),
-        "cert_warn_days": warn_days,
-        "clients": clients,
-    })
+async fn metrics(State(ctx): State<StatusContext>) -> Response {
+    ctx.stats.metrics.set_crl_state(&ctx.tls.load(), Utc::now());
+    (
+        StatusCode::OK,
+        [(
+            http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        ctx.stats.metrics.encode(),
+    )
+        .into_response()
+}
+
+/// The operator console. WebORCA is probed like `/readyz`, with a shorter
+/// limit: the page must come quickly even when WebORCA hangs.
+async fn console_page(State(ctx): State<StatusContext>) -> Response {
+    backend_answers(&ctx, Duration::from_secs(1)).await;
+    let view = super::console_view(&ctx.stats, &ctx.tls.load(), &ctx.backend_url);
+    html(console::render(&view, &Place::StatusListener))
+}
+
+/// A page as `text/html`, never cached (it is a snapshot of now), never
+/// framed, allowed no script (it has none).
+pub fn html(page: maud::Markup) -> Response {
+    (
+        StatusCode::OK,
+        [
+            (http::header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (http::header::CACHE_CONTROL, "no-store"),
+            (http::header::X_FRAME_OPTIONS, "DENY"),
+            (
+                http::header::CONTENT_SECURITY_POLICY,
+                crate::observe::console::CSP,
+            ),
+        ],
+        page.into_string(),
+    )
+        .into_response()
 }

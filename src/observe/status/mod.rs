@@ -9,30 +9,28 @@
 //!   recently (CN, serial, days left, last seen, requests; flagged inside
 //!   CERT_WARN_DAYS).
 //! - `/metrics`: Prometheus text (see `metrics`).
+//! - `/`: the operator console (see `console`); `view.rs` gathers what it shows.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use std::net::SocketAddr;
+
 use chrono::{DateTime, Utc};
-use http::{Request, Response, StatusCode, header};
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use serde_json::{Value, json};
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
+use http::header;
 
 use crate::metrics::Metrics;
-use crate::tls::{Identity, TlsState};
+use crate::observe::console::Console;
+use crate::tls::Identity;
 
 mod endpoints;
+mod json;
+mod view;
 
 pub use endpoints::{STATUS_MAX_CONNECTIONS, StatusContext, serve};
+pub use view::console_view;
 
 /// Client certificates remembered for `/status`; the least recently seen go first.
 const MAX_CLIENTS_TRACKED: usize = 1024;
@@ -49,6 +47,8 @@ pub struct SeenClient {
     /// the certificate's end of validity
     pub not_after: DateTime<Utc>,
     last_seen: AtomicI64,
+    /// the address of its latest connection
+    address: Mutex<Option<SocketAddr>>,
     requests: AtomicU64,
     /// the day (days since 1970) its expiry was last logged
     warned_day: AtomicI64,
@@ -85,6 +85,8 @@ pub struct Stats {
     clients: Mutex<HashMap<String, Arc<SeenClient>>>,
     /// CERT_WARN_DAYS, updated on reload
     warn_days: AtomicU32,
+    /// the console's rings and hooks
+    pub console: Console,
 }
 
 impl Stats {
@@ -99,6 +101,7 @@ impl Stats {
             last_reload: Mutex::new(None),
             clients: Mutex::new(HashMap::new()),
             warn_days: AtomicU32::new(warn_days),
+            console: Console::default(),
         }
     }
 
@@ -134,8 +137,31 @@ impl Stats {
             .unwrap_or_else(PoisonError::into_inner) = Some(record);
     }
 
-    /// Notes a verified client; logs once a day when its certificate expires within CERT_WARN_DAYS.
-    pub fn client_seen(&self, id: &Identity) -> Arc<SeenClient> {
+    /// The last reload: whether it took, and what it said.
+    pub fn last_reload(&self) -> Option<(bool, String)> {
+        self.last_reload
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(|r| (r.ok, r.message.clone()))
+    }
+
+    /// Counts a refused client (metrics by reason) and lists it on the console:
+    /// `subject` is the certificate's, `-` when there was none.
+    pub fn refused(&self, peer: SocketAddr, reason: &str, subject: &str) {
+        Metrics::count(&self.metrics.refusals, reason);
+        self.console.refused(peer, reason, subject);
+    }
+
+    /// Counts an answered request, by status class, in the metrics and the console's chart.
+    pub fn answered(&self, class: &str) {
+        Metrics::count(&self.metrics.requests, class);
+        self.console.request();
+    }
+
+    /// Notes a verified client connecting from `peer`; logs once a day when
+    /// its certificate expires within CERT_WARN_DAYS.
+    pub fn client_seen(&self, id: &Identity, peer: SocketAddr) -> Arc<SeenClient> {
         let now = Utc::now();
         let client = {
             let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
@@ -150,12 +176,17 @@ impl Stats {
                         serial: id.info.serial_hex.clone(),
                         not_after: id.info.not_after,
                         last_seen: AtomicI64::new(now.timestamp()),
+                        address: Mutex::new(None),
                         requests: AtomicU64::new(0),
                         warned_day: AtomicI64::new(i64::MIN),
                     })
                 })
                 .clone()
         };
+        *client
+            .address
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(peer);
         let days = id.info.days_left(now);
         let today = now.timestamp().div_euclid(86_400);
         if days <= i64::from(self.warn_days.load(Ordering::Relaxed))

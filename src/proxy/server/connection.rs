@@ -72,9 +72,10 @@ pub(super) async fn serve_conn(
         .judge(session.peer_certificates(), session.handshake_kind());
     let h2 = session.alpn_protocol() == Some(b"h2");
     let client = match &verdict {
-        Ok(identity) => Some(shared.stats.client_seen(identity)),
+        Ok(identity) => Some(shared.stats.client_seen(identity, peer)),
         Err(r) => {
-            Metrics::count(&metrics.refusals, r.kind.as_str());
+            let seen = r.info.as_ref().map_or("-", |i| i.subject_oneline.as_str());
+            shared.stats.refused(peer, r.kind.as_str(), seen);
             let subject = r
                 .info
                 .as_ref()
@@ -151,7 +152,7 @@ pub(super) fn handshake_failed(shared: &Shared, peer: SocketAddr, e: &std::io::E
         });
     match reason {
         Some(kind) => {
-            Metrics::count(&metrics.refusals, kind.as_str());
+            shared.stats.refused(peer, kind.as_str(), "-");
             tracing::info!(name: "refused", %peer, reason = kind.as_str(), "client certificate refused in the handshake: {e}");
         }
         None => tracing::info!(%peer, "TLS handshake failed: {e}"),
