@@ -242,7 +242,7 @@ async fn measure(
 ) -> cost_tools::Count {
     std::fs::create_dir_all(dir).expect("run dir");
     let started = Instant::now();
-    let mut traced = match server {
+    let traced = match server {
         "proxy" => cost_tools::start_proxy(tool, dir, pki, backend, &opts.proxy_conf),
         "nginx-min" => cost_tools::start_nginx(tool, dir, pki, backend, false),
         "nginx-hdr" => cost_tools::start_nginx(tool, dir, pki, backend, true),
@@ -289,8 +289,15 @@ async fn drive(
         }
         Ok(())
     };
+    // No connect timeout of its own: a full handshake under valgrind on a
+    // busy machine can take longer than the load generator allows; the whole
+    // run is bounded by RUN_BOUND.
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    tcp.set_nodelay(true)?;
+    let io = tokio_rustls::TlsConnector::from(config)
+        .connect(load::server_name(), tcp)
+        .await?;
     if mode == Mode::H2 {
-        let (io, _) = load::tls(addr, &config).await?;
         let (mut send, conn) =
             hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(io)).await?;
         let task = tokio::spawn(conn);
@@ -302,7 +309,7 @@ async fn drive(
         drop(send);
         task.await??;
     } else {
-        let (mut send, task) = load::h1(addr, Some(&config)).await?;
+        let (mut send, task) = load::h1_over(io).await?;
         for _ in 0..requests {
             send.ready().await?;
             let (status, len) = load::drain(send.send_request(request(false)).await?).await?;

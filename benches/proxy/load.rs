@@ -101,7 +101,7 @@ pub fn client_config(pki: &Pki, alpn: &[&[u8]], resume: Resume, who: Who) -> Arc
     Arc::new(config)
 }
 
-fn server_name() -> ServerName<'static> {
+pub fn server_name() -> ServerName<'static> {
     ServerName::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST).into())
 }
 
@@ -127,7 +127,7 @@ pub async fn tls(
     tokio::time::timeout(CONNECT_TIMEOUT, connect).await?
 }
 
-async fn h1_over<IO>(io: IO) -> Result<(H1, tokio::task::JoinHandle<()>), Error>
+pub async fn h1_over<IO>(io: IO) -> Result<(H1, tokio::task::JoinHandle<()>), Error>
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {

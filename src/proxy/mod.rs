@@ -60,6 +60,11 @@ use crate::status::Stats;
 use crate::tls::judgement::{Judged, Judgement};
 use crate::tls::{IDENTITY_HEADERS, Identity, Refusal};
 
+/// The `X-Forwarded-*` names, made once rather than parsed per request.
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
 /// How long an unused backend connection stays in the pool.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Idle backend connections kept for reuse; WebORCA is one host.
@@ -219,7 +224,7 @@ impl Proxy {
         metrics
             .request_duration
             .observe(started.elapsed().as_secs_f64());
-        Metrics::count(&metrics.requests, status_class(response.status()));
+        metrics.count_request(response.status().as_u16());
         let record = record.map(|r| r.with_status(response.status().as_u16()));
         let stall_limit = slot.is_some().then_some(self.backend_timeout);
         let close = response
@@ -276,14 +281,22 @@ impl Proxy {
         };
         // BACKEND_TIMEOUT covers waiting for a slot, a replay and the answer's head.
         let deadline = Deadline::now() + self.backend_timeout;
-        let slot =
-            match tokio::time::timeout_at(deadline, self.backend_slots.clone().acquire_owned())
-                .await
-            {
-                Ok(Ok(slot)) => slot,
-                Ok(Err(_)) => return (simple(StatusCode::SERVICE_UNAVAILABLE), None),
-                Err(_) => return (self.backend_slow(html), None),
-            };
+        // A free slot is taken at once; only a wait for one needs a timer.
+        let slot = match self.backend_slots.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(tokio::sync::TryAcquireError::Closed) => {
+                return (simple(StatusCode::SERVICE_UNAVAILABLE), None);
+            }
+            Err(tokio::sync::TryAcquireError::NoPermits) => {
+                match tokio::time::timeout_at(deadline, self.backend_slots.clone().acquire_owned())
+                    .await
+                {
+                    Ok(Ok(slot)) => slot,
+                    Ok(Err(_)) => return (simple(StatusCode::SERVICE_UNAVAILABLE), None),
+                    Err(_) => return (self.backend_slow(html), None),
+                }
+            }
+        };
         // Judged again once a backend slot is free: a reload while the request
         // waited for one may have refused its certificate since.
         let (judged, news) = conn.judgement.now_and_news();
@@ -345,13 +358,18 @@ impl Proxy {
         bodiless: bool,
     ) -> Result<Request<OutBody>, StatusCode> {
         let (mut parts, body) = req.into_parts();
-        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        let uri = Uri::builder()
-            .scheme("http")
-            .authority(self.backend_authority.clone())
-            .path_and_query(path)
-            .build()
-            .map_err(|_| StatusCode::BAD_REQUEST)?;
+        // The client's path and query as they are (shared, not parsed again).
+        let mut target = http::uri::Parts::default();
+        target.scheme = Some(http::uri::Scheme::HTTP);
+        target.authority = Some(self.backend_authority.clone());
+        target.path_and_query = Some(
+            parts
+                .uri
+                .path_and_query()
+                .cloned()
+                .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
+        );
+        let uri = Uri::from_parts(target).map_err(|_| StatusCode::BAD_REQUEST)?;
         // HTTP/2 carries the host in :authority; WebORCA needs a Host header.
         // HTTP/1.0 may send none at all (RFC 9112 §3.2 asks it only of 1.1).
         let host = match parts.headers.get(header::HOST) {
@@ -381,10 +399,10 @@ impl Proxy {
             headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         }
         headers.insert(header::HOST, host.clone());
-        headers.insert("x-forwarded-host", host);
-        headers.insert("x-forwarded-proto", HeaderValue::from_static("https"));
-        if let Ok(v) = HeaderValue::from_str(&conn.peer.ip().to_canonical().to_string()) {
-            headers.insert("x-forwarded-for", v);
+        headers.insert(X_FORWARDED_HOST, host);
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
+        if let Some(v) = &conn.forwarded_for {
+            headers.insert(X_FORWARDED_FOR, v.clone());
         }
         if self.forward_identity {
             for (name, value) in &identity.headers {
