@@ -1,13 +1,15 @@
 //! weborca-mtls-proxy: the mutual-TLS door in front of WebORCA.
 //!
 //! Layers, lowest first; each uses only those before it (`tests/layers.rs`):
-//! - [`text`], [`x509`], [`config`]: sanitising, certificate fields, and the
+//! - [`text`], [`x509`], [`policy`], [`config`]: sanitising, certificate fields,
+//!   ACCESS_POLICY (rules and path normal form), and the
 //!   jma-receipt.conf-style file (a key is declared by a row of
 //!   [`config::KEYS`] and a field of [`config::Config`], its value form in
 //!   `config/values.rs`; [`config::parts`] cuts it by part).
 //! - [`tls`]: a certificate or key is loaded in [`tls::load`] and
-//!   [`tls::keys`]; a client is judged in [`tls::verify`], and judged again
-//!   on open connections in [`tls::judgement`].
+//!   [`tls::keys`]; a client is judged in [`tls::verify`] (its verdict and
+//!   `CertErrorKind` in `tls/verify/verdict.rs`), and judged again on open
+//!   connections in [`tls::judgement`].
 //! - [`pages`] (refusal and error pages) and [`observe`] (log, metrics, status).
 //! - [`proxy`]: [`proxy::server`] accepts and runs the handshake,
 //!   [`proxy::conn`] holds what is known of a connection, [`proxy`] forwards
@@ -25,6 +27,7 @@ pub mod guard;
 pub mod load;
 pub mod observe;
 pub mod pages;
+pub mod policy;
 pub mod program;
 pub mod proxy;
 pub mod reload;

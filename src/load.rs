@@ -9,6 +9,7 @@
 use std::path::Path;
 
 use crate::config::{self, Config, ConfigError};
+use crate::policy::{Policy, PolicyError};
 use crate::tls::{KeyError, Sessions, TlsState};
 
 /// EX_CONFIG from sysexits.h: the unit's `RestartPreventExitStatus=78`.
@@ -54,6 +55,10 @@ pub trait Steps {
     fn tls_failed(&mut self, error: &KeyError);
     /// Everything loaded; the last look before serving.
     fn tls_loaded(&mut self, config: &Config, tls: &TlsState);
+    /// ACCESS_POLICY was read (`None`: not set).
+    fn policy_loaded(&mut self, _policy: Option<&Policy>) {}
+    /// ACCESS_POLICY cannot be used.
+    fn policy_failed(&mut self, _error: &PolicyError) {}
 }
 
 /// The steps as the server logs them, with WebORCA's lines.
@@ -88,6 +93,35 @@ impl Steps for Log {
 
     fn tls_loaded(&mut self, config: &Config, tls: &TlsState) {
         warn_expiring(tls, config.cert_warn_days);
+    }
+
+    fn policy_loaded(&mut self, policy: Option<&Policy>) {
+        if let Some(p) = policy {
+            tracing::info!(
+                "ACCESS_POLICY {}: {} rules",
+                p.file().display(),
+                p.rules().len()
+            );
+        }
+    }
+}
+
+/// Reads ACCESS_POLICY when it is set; a broken file fails the load (exit 78
+/// at start-up, the old rules kept on reload), naming the file and line.
+pub fn load_policy(config: &Config, steps: &mut dyn Steps) -> Result<Option<Policy>, Failure> {
+    let Some(path) = &config.access_policy else {
+        steps.policy_loaded(None);
+        return Ok(None);
+    };
+    match Policy::load(path) {
+        Ok(policy) => {
+            steps.policy_loaded(Some(&policy));
+            Ok(Some(policy))
+        }
+        Err(e) => {
+            steps.policy_failed(&e);
+            Err(Failure::Config(e.to_string()))
+        }
     }
 }
 
@@ -212,6 +246,8 @@ pub fn load_from(
 ) -> Result<Loaded, Failure> {
     steps.files(&config)?;
     let tls = load_tls(&config, sessions, steps)?;
+    let policy = load_policy(&config, steps)?;
+    let tls = tls.with_policy(policy);
     steps.tls_loaded(&config, &tls);
     Ok(Loaded { config, tls })
 }

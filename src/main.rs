@@ -31,6 +31,15 @@ enum Command {
         /// a host name or address clients use to reach this server (repeatable)
         #[arg(long)]
         host: Vec<String>,
+        /// only ACCESS_POLICY: which rule decides for this client certificate (PEM or DER)
+        #[arg(long, value_name = "FILE", requires = "path")]
+        as_cert: Option<PathBuf>,
+        /// with --as-cert: the request path to decide
+        #[arg(long, value_name = "P", requires = "as_cert")]
+        path: Option<String>,
+        /// with --as-cert: the request method
+        #[arg(long, value_name = "M", default_value = "GET", requires = "as_cert")]
+        method: String,
     },
     /// run a throwaway CA, certificates, a stand-in WebORCA and the proxy, to try it out
     #[cfg(feature = "demo")]
@@ -91,8 +100,18 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         None => runtime.block_on(app::run(cli.config, log.clone())),
-        Some(Command::Check { host }) => {
-            let lines = weborca_mtls_proxy::check::run(&cli.config, &host);
+        Some(Command::Check {
+            host,
+            as_cert,
+            path,
+            method,
+        }) => {
+            let lines = match (as_cert, path) {
+                (Some(cert), Some(path)) => {
+                    weborca_mtls_proxy::check::as_cert(&cli.config, &cert, &path, &method)
+                }
+                _ => weborca_mtls_proxy::check::run(&cli.config, &host),
+            };
             drop(log);
             let all_ok = weborca_mtls_proxy::check::print(&lines);
             return if all_ok {

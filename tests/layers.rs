@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 /// The layers, lowest first; a module may use its own layer and those before it.
 const LAYERS: &[&[&str]] = &[
-    &["text", "x509", "config", "program"],
+    &["text", "x509", "policy", "config", "program"],
     &["tls"],
     &["pages", "observe"],
     &["proxy"],

@@ -26,6 +26,7 @@ mod lifecycle;
 mod newcomer;
 mod open_connections;
 mod plain_http;
+mod policy;
 mod real_clients;
 mod refusals;
 mod server_keys;

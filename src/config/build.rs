@@ -168,6 +168,7 @@ pub(super) fn build(known: &Known<'_>, warnings: &mut Vec<String>) -> Result<Con
         crl_stale: known
             .optional("CRL_STALE", parse_crl_stale)?
             .unwrap_or(CrlStale::Warn),
+        access_policy: known.path("ACCESS_POLICY"),
         forward_client_cert: known.flag("FORWARD_CLIENT_CERT", true)?,
         handshake_timeout: known.duration("HANDSHAKE_TIMEOUT", DEFAULT_HANDSHAKE_TIMEOUT)?,
         header_timeout: known.duration("HEADER_TIMEOUT", DEFAULT_HEADER_TIMEOUT)?,

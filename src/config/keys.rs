@@ -136,6 +136,7 @@ pub const KEYS: &[Key] = &[
     ),
     key!("CRL_STALE", "warn/refuse", "warn", Reload, crl_stale),
     key!("ALLOW_CN", "names, comma-separated", "", Reload, allow_cn),
+    key!("ACCESS_POLICY", "path", "", Reload, access_policy, files),
     key!(
         "FORWARD_CLIENT_CERT",
         "on/off",
@@ -300,14 +301,17 @@ mod tests {
         );
     }
 
-    /// Watched files come from the path keys, CRLs last.
+    /// Watched files come from the path keys, in KEYS order (ACCESS_POLICY after the CRLs).
     #[test]
     fn watched_files_are_the_path_keys() {
-        let config = parse("SERVER_PASS_FILE=p\nCA_CRL=a.crl,b.crl\n");
+        let config = parse("SERVER_PASS_FILE=p\nCA_CRL=a.crl,b.crl\nACCESS_POLICY=rules\n");
         let names: Vec<String> = watched_files(&config)
             .iter()
             .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
             .collect();
-        assert_eq!(names, ["s.crt", "s.pem", "ca.crt", "p", "a.crl", "b.crl"]);
+        assert_eq!(
+            names,
+            ["s.crt", "s.pem", "ca.crt", "p", "a.crl", "b.crl", "rules"]
+        );
     }
 }

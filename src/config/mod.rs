@@ -129,6 +129,9 @@ pub struct Config {
     pub allow_cn: Option<Vec<String>>,
     /// `CRL_STALE`: what a CA_CRL past its nextUpdate does (default warn).
     pub crl_stale: CrlStale,
+    /// `ACCESS_POLICY`: the file of per-path rules; `None` lets every
+    /// verified certificate use every path.
+    pub access_policy: Option<PathBuf>,
     /// `FORWARD_CLIENT_CERT`: send the client identity headers to WebORCA (default on).
     pub forward_client_cert: bool,
     /// `HANDSHAKE_TIMEOUT`: longest TLS handshake (default 10s).

@@ -589,6 +589,7 @@ fn defaults_apply_when_only_the_guide_keys_are_set() {
         client_cert_errors: ClientCertErrors::Page,
         crl_stale: CrlStale::Warn,
         allow_cn: None,
+        access_policy: None,
         forward_client_cert: true,
         handshake_timeout: Duration::from_secs(10),
         header_timeout: Duration::from_secs(30),

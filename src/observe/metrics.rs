@@ -36,6 +36,7 @@ one_label!(Outcome, result);
 one_label!(Reason, reason);
 one_label!(Class, class);
 one_label!(Kind, kind);
+one_label!(RuleName, rule);
 
 /// Labels of a certificate's expiry gauge.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -57,6 +58,9 @@ pub struct Metrics {
     pub handshakes: Family<Outcome, Counter>,
     /// clients refused, by X-Client-Cert-Error reason
     pub refusals: Family<Reason, Counter>,
+    /// requests decided by ACCESS_POLICY, by deciding rule (`FILE:LINE`, `-`
+    /// when no rule matched), allowed and refused alike
+    pub policy_rules: Family<RuleName, Counter>,
     /// requests answered, by status class (2xx…)
     pub requests: Family<Class, Counter>,
     /// time from request to response headers, seconds
@@ -93,6 +97,7 @@ impl Metrics {
             connections_total: Counter::default(),
             handshakes: Family::default(),
             refusals: Family::default(),
+            policy_rules: Family::default(),
             requests: Family::default(),
             request_duration: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
             backend_errors: Family::default(),
@@ -122,6 +127,11 @@ impl Metrics {
             "client_cert_refusals",
             "Clients refused by reason",
             m.refusals.clone(),
+        );
+        r.register(
+            "access_policy_decisions",
+            "Requests decided by ACCESS_POLICY, by deciding rule (FILE:LINE)",
+            m.policy_rules.clone(),
         );
         r.register(
             "requests",

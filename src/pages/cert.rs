@@ -12,6 +12,7 @@ pub(super) fn cert_content(r: &CertRefusal<'_>) -> Content {
         CertErrorKind::Revoked => (revoked_ja(r), revoked_en(r)),
         CertErrorKind::NotAllowed => (not_allowed_ja(r), not_allowed_en(r)),
         CertErrorKind::CrlStale => (crl_stale_ja(), crl_stale_en()),
+        CertErrorKind::NotPermitted => (not_permitted_ja(r), not_permitted_en(r)),
     };
     Content {
         status: StatusCode::FORBIDDEN,
@@ -25,6 +26,7 @@ pub(super) fn cert_content(r: &CertRefusal<'_>) -> Content {
 pub(super) fn cert_facts(r: &CertRefusal<'_>) -> Vec<Fact> {
     let mut facts = vec![fact("理由コード", "Reason code", r.kind.as_str())];
     let optional = [
+        ("パス", "Path", r.path.map(str::to_owned)),
         ("サブジェクト", "Subject", r.subject.map(str::to_owned)),
         ("発行者", "Issuer", r.issuer.map(str::to_owned)),
         ("シリアル番号", "Serial", r.serial_hex.map(str::to_owned)),
@@ -451,6 +453,51 @@ fn crl_stale_en() -> Text {
                 .c("CA_CRL")
                 .t(" (CRL_STALE=refuse is set)."),
             line().t("Reload the page once the new list is in place."),
+        ],
+        notes: Vec::new(),
+    }
+}
+
+pub(super) fn not_permitted_ja(r: &CertRefusal<'_>) -> Text {
+    let path = r.path.unwrap_or("/");
+    Text {
+        title: "この証明書ではこのページを利用できません".into(),
+        lead: vec![
+            line()
+                .t("証明書")
+                .append(cert_ref_ja(r.subject, None))
+                .t("は有効ですが、")
+                .c(path)
+                .t(" の利用は許可されていません。"),
+        ],
+        steps: vec![
+            line().t("ほかのページは、これまでどおり利用できる場合があります。"),
+            line().t("このページが必要な場合は、管理者に、この証明書で利用できるようにしてもらうか、利用できる証明書を発行してもらってください。"),
+        ],
+        notes: Vec::new(),
+    }
+}
+
+pub(super) fn not_permitted_en(r: &CertRefusal<'_>) -> Text {
+    let path = r.path.unwrap_or("/");
+    Text {
+        title: "This certificate may not use this path".into(),
+        lead: vec![
+            line()
+                .t("The certificate")
+                .append(cert_ref_en(r.subject, None))
+                .t(" is valid, but it is not permitted to use ")
+                .c(path)
+                .t("."),
+        ],
+        steps: vec![
+            line().t("Other paths may still be allowed for it."),
+            line()
+                .t("To allow it, add a rule for this path and certificate to the file named by ")
+                .c("ACCESS_POLICY")
+                .t(", then reload the proxy; ")
+                .c("weborca-mtls-proxy check --as-cert FILE --path PATH")
+                .t(" shows which rule decides."),
         ],
         notes: Vec::new(),
     }

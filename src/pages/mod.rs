@@ -49,6 +49,8 @@ pub struct CertRefusal<'a> {
     pub expected_ca: &'a [String],
     /// Technical reason text.
     pub detail: Option<&'a str>,
+    /// The path asked for, on a `not-permitted` page.
+    pub path: Option<&'a str>,
 }
 
 impl<'a> CertRefusal<'a> {
@@ -63,8 +65,21 @@ impl<'a> CertRefusal<'a> {
             not_after: None,
             expected_ca: &[],
             detail: None,
+            path: None,
         }
     }
+}
+
+/// The `not-permitted` page: ACCESS_POLICY (or the console's admin check)
+/// does not let the certificate `subject` use `path`. `detail` is the rule
+/// that decided, when there is one.
+pub fn not_permitted<'a>(path: &'a str, subject: &'a str, detail: Option<&'a str>) -> Page<'a> {
+    Page::CertRefused(CertRefusal {
+        subject: Some(subject),
+        path: Some(path),
+        detail,
+        ..CertRefusal::new(CertErrorKind::NotPermitted)
+    })
 }
 
 /// Which answer to give.

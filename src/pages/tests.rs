@@ -23,7 +23,7 @@ fn refusal<'a>(kind: CertErrorKind, cas: &'a [String]) -> CertRefusal<'a> {
     }
 }
 
-const KINDS: [CertErrorKind; 7] = [
+const KINDS: [CertErrorKind; 8] = [
     CertErrorKind::Missing,
     CertErrorKind::Expired,
     CertErrorKind::NotYetValid,
@@ -31,6 +31,7 @@ const KINDS: [CertErrorKind; 7] = [
     CertErrorKind::Revoked,
     CertErrorKind::NotAllowed,
     CertErrorKind::CrlStale,
+    CertErrorKind::NotPermitted,
 ];
 
 fn all_pages(cas: &[String]) -> Vec<Page<'_>> {
@@ -66,7 +67,8 @@ fn reason_codes() {
             "unknown-ca",
             "revoked",
             "not-allowed",
-            "crl-stale"
+            "crl-stale",
+            "not-permitted"
         ]
     );
     assert_eq!(CertErrorKind::UnknownCa.to_string(), "unknown-ca");
@@ -321,4 +323,23 @@ fn accept_header_detection() {
 fn jst_dates() {
     assert_eq!(jst(utc("2026-03-31T15:00:00Z")), "2026/04/01 00:00");
     assert_eq!(iso_utc(utc("2026-03-31T15:00:00Z")), "2026-03-31T15:00:00Z");
+}
+
+#[test]
+fn not_permitted_names_the_path_and_subject_japanese_first() {
+    let page = not_permitted("/ws", "/O=orca/CN=user1", Some("policy:3"));
+    for html in [true, false] {
+        let r = render(&page, html);
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+        assert_eq!(r.cert_error, Some("not-permitted"));
+        let text = body(&r);
+        for words in ["/ws", "/O=orca/CN=user1", "policy:3", "ACCESS_POLICY"] {
+            assert!(text.contains(words), "{words} missing in {text}");
+        }
+        let ja = text.find("許可されていません").expect("Japanese text");
+        let en = text.find("not permitted to use").expect("English text");
+        assert!(ja < en, "Japanese first");
+    }
+    let r = render(&not_permitted("/<script>", "/CN=<b>", None), true);
+    assert!(!body(&r).contains("<script>") && !body(&r).contains("<b>"));
 }

@@ -1,5 +1,6 @@
-//! The answers the proxy gives itself: refusal and error pages as responses,
-//! and the status classes requests are counted under.
+//! The answers the proxy gives itself: refusal and error pages as responses
+//! (a refused client's page closes its connection; WebORCA down or slow is
+//! logged and counted), and the status classes requests are counted under.
 
 #[allow(unused_imports)]
 use super::*;
@@ -19,8 +20,23 @@ pub(super) fn refused(
         not_after: info.map(|i| i.not_after),
         expected_ca: ca_subjects,
         detail: Some(&refusal.detail),
+        path: None,
     };
     page(&Page::CertRefused(page_data), html)
+}
+
+/// The 403 `not-permitted` page for the certificate `subject` (one-line form)
+/// asking for `path`: ACCESS_POLICY refused the request, or a path only some
+/// certificates may use (the console) was asked for by another. Only this
+/// request is refused; the connection stays open for paths that are allowed.
+/// `rule` names what decided (`FILE:LINE`), shown in the technical box.
+pub fn not_permitted(
+    path: &str,
+    subject: &str,
+    rule: Option<&str>,
+    html: bool,
+) -> Response<Either<Incoming, Full<Bytes>>> {
+    page(&pages::not_permitted(path, subject, rule), html)
 }
 
 /// Renders an error page as a response.
@@ -43,3 +59,73 @@ pub(super) fn simple(status: StatusCode) -> Response<Either<Incoming, Full<Bytes
     *resp.status_mut() = status;
     resp
 }
+
+impl Proxy {
+    /// The page for a refused client; the connection is closed after it, so a
+    /// client without a certificate holds no MAX_CONNECTIONS slot and a
+    /// browser that has just imported its `.p12` gets a fresh handshake.
+    pub(super) fn refused(
+        &self,
+        conn: &ConnInfo,
+        refusal: &Refusal,
+        version: Version,
+        html: bool,
+    ) -> Response<Either<Incoming, Full<Bytes>>> {
+        let mut resp = refused(refusal, &conn.ca_subjects, html);
+        if version <= Version::HTTP_11 {
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        resp.extensions_mut().insert(CloseAfter);
+        resp
+    }
+
+    /// Logs and counts an open connection whose certificate is now refused.
+    pub(super) fn refused_on_open_connection(
+        &self,
+        conn: &ConnInfo,
+        judged: &Judged,
+        refusal: &Refusal,
+    ) {
+        Metrics::count(&self.stats.metrics.refusals, refusal.kind.as_str());
+        let (cn, serial) = Judgement::who(judged);
+        tracing::info!(peer = %conn.peer, cn = %cn, serial = %serial, reason = refusal.kind.as_str(), "client certificate of an open connection now refused, closing it: {}", log_safe(&refusal.detail));
+    }
+
+    pub(super) fn backend_down(
+        &self,
+        kind: &str,
+        detail: &str,
+        html: bool,
+    ) -> Response<Either<Incoming, Full<Bytes>>> {
+        self.stats.backend_failed(kind, detail);
+        tracing::warn!(backend = %self.backend_url, "WebORCA is not answering: {detail}");
+        page(
+            &Page::BackendDown {
+                backend: &self.backend_url,
+                detail,
+            },
+            html,
+        )
+    }
+
+    pub(super) fn backend_slow(&self, html: bool) -> Response<Either<Incoming, Full<Bytes>>> {
+        let secs = self.backend_timeout.as_secs();
+        self.stats.backend_failed(
+            "timeout",
+            &format!("no answer within BACKEND_TIMEOUT ({secs} s)"),
+        );
+        tracing::warn!(backend = %self.backend_url, "WebORCA did not answer within BACKEND_TIMEOUT ({secs} s)");
+        page(
+            &Page::BackendTimeout {
+                backend: &self.backend_url,
+                timeout_secs: secs,
+            },
+            html,
+        )
+    }
+}
+
+/// Marks a response after which the connection is closed (a refusal page).
+#[derive(Clone, Copy)]
+pub(super) struct CloseAfter;

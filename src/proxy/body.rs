@@ -51,6 +51,8 @@ pub struct AccessRecord {
     started: Instant,
     /// set once the response head is known
     status: u16,
+    /// the ACCESS_POLICY rule that decided (`FILE:LINE`, `-`), when one is set
+    rule: Option<String>,
 }
 
 impl AccessRecord {
@@ -66,6 +68,7 @@ impl AccessRecord {
             version: req.version(),
             started,
             status: 0,
+            rule: None,
         }
     }
 
@@ -77,6 +80,12 @@ impl AccessRecord {
         };
         self.cn = log_safe(info.and_then(|i| i.common_name.as_deref()).unwrap_or("-"));
         self.serial = log_safe(info.map_or("-", |i| i.serial_hex.as_str()));
+        self
+    }
+
+    /// The record naming the ACCESS_POLICY rule that decided, if any.
+    pub fn with_rule(mut self, rule: Option<&str>) -> AccessRecord {
+        self.rule = rule.map(str::to_string);
         self
     }
 
@@ -204,7 +213,7 @@ impl Drop for ProxyBody {
             let ms = r.started.elapsed().as_secs_f64() * 1000.0;
             tracing::info!(
                 target: "access",
-                "{} cn={} serial={} \"{} {} {:?}\" {} {} {:.1}ms",
+                "{} cn={} serial={} \"{} {} {:?}\" {} {} {:.1}ms{}{}",
                 r.peer,
                 r.cn,
                 r.serial,
@@ -213,7 +222,9 @@ impl Drop for ProxyBody {
                 r.version,
                 r.status,
                 self.bytes,
-                ms
+                ms,
+                if r.rule.is_some() { " rule=" } else { "" },
+                r.rule.as_deref().unwrap_or(""),
             );
         }
     }

@@ -16,6 +16,12 @@
 //! request is sent again once only when replaying it cannot do harm: a GET,
 //! HEAD or OPTIONS without a body; a POST that may have reached WebORCA is
 //! never replayed (hyper's pool also resends a request it never wrote).
+//!
+//! This file holds the [`Proxy`] and the forwarding itself; the request
+//! WebORCA sees is built in `outbound.rs`, the pages the proxy answers with
+//! (refusals, WebORCA down or slow) are in `answer.rs`, WebSocket tunnels
+//! after a 101 in `tunnel.rs`, the header rules in `headers.rs` and the
+//! requests refused before forwarding in `request.rs`.
 
 pub mod body;
 pub mod conn;
@@ -23,15 +29,20 @@ pub mod plain;
 pub mod server;
 pub mod ws;
 
+mod access;
 mod answer;
 mod headers;
+mod outbound;
 mod request;
 #[cfg(test)]
 mod tests;
+mod tunnel;
 
-pub use answer::page;
+use access::*;
 use answer::*;
+pub use answer::{not_permitted, page};
 use headers::*;
+pub use outbound::default_host;
 use request::*;
 pub use request::{Malformed, check_request};
 
@@ -58,12 +69,8 @@ use crate::metrics::Metrics;
 use crate::pages::{self, CertRefusal, Page};
 use crate::status::Stats;
 use crate::tls::judgement::{Judged, Judgement};
+use crate::tls::verify::CertErrorKind;
 use crate::tls::{IDENTITY_HEADERS, Identity, Refusal};
-
-/// The `X-Forwarded-*` names, made once rather than parsed per request.
-const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 /// How long an unused backend connection stays in the pool.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -71,25 +78,6 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 const POOL_MAX_IDLE: usize = 256;
 
 pub use conn::ConnInfo;
-
-/// The Host for HTTP/1.0 requests that name none: the SNI name the client
-/// asked for, or else the local address it connected to (`[v6]:port`).
-pub fn default_host(sni: Option<&str>, local: Option<std::net::SocketAddr>) -> Option<HeaderValue> {
-    let text = match (sni, local) {
-        (Some(name), _) => match local {
-            Some(addr) => format!("{name}:{}", addr.port()),
-            None => name.to_string(),
-        },
-        (None, Some(addr)) => {
-            let ip = addr.ip().to_canonical();
-            std::net::SocketAddr::new(ip, addr.port()).to_string()
-        }
-        (None, None) => return None,
-    };
-    let value = HeaderValue::from_str(&text).ok()?;
-    valid_host(&value)?;
-    Some(value)
-}
 
 /// The body of a request to WebORCA: the client's, streamed, or none at all
 /// for a bodiless request (which can then be sent twice).
@@ -199,7 +187,7 @@ impl Proxy {
             .then(|| AccessRecord::new(&conn, &req, started));
         let html = pages::wants_html(req.headers().get(header::ACCEPT));
         let (judged, news) = conn.judgement.now_and_news();
-        let record = record.map(|r| r.who(&judged.verdict));
+        let mut record = record.map(|r| r.who(&judged.verdict));
         let (response, slot) = match &judged.verdict {
             Err(refusal) => {
                 if news {
@@ -213,10 +201,24 @@ impl Proxy {
                     (bad.response(req.version()), None)
                 }
                 Ok(()) => {
-                    if let Some(client) = &conn.client {
-                        client.request();
+                    let access = self.access(
+                        &conn,
+                        &judged,
+                        identity,
+                        req.method(),
+                        req.uri().path(),
+                        html,
+                    );
+                    record = record.map(|r| r.with_rule(access.rule()));
+                    match access {
+                        Access::Refused(answer, _) => (answer, None),
+                        Access::Open | Access::Allowed(_) => {
+                            if let Some(client) = &conn.client {
+                                client.request();
+                            }
+                            self.forward(&conn, identity, req, html).await
+                        }
                     }
-                    self.forward(&conn, identity, req, html).await
                 }
             },
         };
@@ -238,32 +240,6 @@ impl Proxy {
         }))
     }
 
-    /// The page for a refused client; the connection is closed after it, so a
-    /// client without a certificate holds no MAX_CONNECTIONS slot and a
-    /// browser that has just imported its `.p12` gets a fresh handshake.
-    fn refused(
-        &self,
-        conn: &ConnInfo,
-        refusal: &Refusal,
-        version: Version,
-        html: bool,
-    ) -> Response<Either<Incoming, Full<Bytes>>> {
-        let mut resp = refused(refusal, &conn.ca_subjects, html);
-        if version <= Version::HTTP_11 {
-            resp.headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        }
-        resp.extensions_mut().insert(CloseAfter);
-        resp
-    }
-
-    /// Logs and counts an open connection whose certificate is now refused.
-    fn refused_on_open_connection(&self, conn: &ConnInfo, judged: &Judged, refusal: &Refusal) {
-        Metrics::count(&self.stats.metrics.refusals, refusal.kind.as_str());
-        let (cn, serial) = Judgement::who(judged);
-        tracing::info!(peer = %conn.peer, cn = %cn, serial = %serial, reason = refusal.kind.as_str(), "client certificate of an open connection now refused, closing it: {}", log_safe(&refusal.detail));
-    }
-
     async fn forward(
         &self,
         conn: &Arc<ConnInfo>,
@@ -273,6 +249,10 @@ impl Proxy {
     ) -> Forwarded {
         let version = req.version();
         let upgrade = is_websocket_upgrade(req.headers());
+        // kept for a second decision once a backend slot is free, and for the
+        // tunnel (only under ACCESS_POLICY: no copy on the plain hot path)
+        let asked = (upgrade || conn.judgement.now().policy.is_some())
+            .then(|| (req.method().clone(), req.uri().path().to_string()));
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         let replayable = !upgrade && is_safe(req.method()) && req.body().is_end_stream();
         let out = match self.outbound(conn, identity, req, upgrade, replayable) {
@@ -287,15 +267,16 @@ impl Proxy {
             Err(tokio::sync::TryAcquireError::Closed) => {
                 return (simple(StatusCode::SERVICE_UNAVAILABLE), None);
             }
-            Err(tokio::sync::TryAcquireError::NoPermits) => {
-                match tokio::time::timeout_at(deadline, self.backend_slots.clone().acquire_owned())
-                    .await
-                {
-                    Ok(Ok(slot)) => slot,
-                    Ok(Err(_)) => return (simple(StatusCode::SERVICE_UNAVAILABLE), None),
-                    Err(_) => return (self.backend_slow(html), None),
-                }
-            }
+            Err(tokio::sync::TryAcquireError::NoPermits) => match tokio::time::timeout_at(
+                deadline,
+                self.backend_slots.clone().acquire_owned(),
+            )
+            .await
+            {
+                Ok(Ok(slot)) => slot,
+                Ok(Err(_)) => return (simple(StatusCode::SERVICE_UNAVAILABLE), None),
+                Err(_) => return (self.backend_slow(html), None),
+            },
         };
         // Judged again once a backend slot is free: a reload while the request
         // waited for one may have refused its certificate since.
@@ -305,6 +286,12 @@ impl Proxy {
                 self.refused_on_open_connection(conn, &judged, refusal);
             }
             return (self.refused(conn, refusal, version, html), None);
+        }
+        if let (Ok(identity), Some((method, path))) = (&judged.verdict, &asked)
+            && let Access::Refused(answer, _) =
+                self.access(conn, &judged, identity, method, path, html)
+        {
+            return (answer, None);
         }
         let replay = replayable.then(|| bodiless_copy(&out));
         let mut result = tokio::time::timeout_at(deadline, self.client.request(out)).await;
@@ -333,7 +320,8 @@ impl Proxy {
         match client_upgrade {
             Some(client_upgrade) if switching => {
                 let backend_upgrade = hyper::upgrade::on(&mut resp);
-                self.spawn_tunnel(conn, client_upgrade, backend_upgrade, slot);
+                let path = asked.map(|(_, path)| path).unwrap_or_default();
+                self.spawn_tunnel(conn, client_upgrade, backend_upgrade, slot, path);
                 strip_response_headers(resp.headers_mut(), true);
                 return (resp.map(Either::Left), None);
             }
@@ -347,212 +335,7 @@ impl Proxy {
         }
         (resp.map(Either::Left), Some(slot))
     }
-
-    /// Builds the request WebORCA sees.
-    fn outbound(
-        &self,
-        conn: &ConnInfo,
-        identity: &Identity,
-        req: Request<Incoming>,
-        upgrade: bool,
-        bodiless: bool,
-    ) -> Result<Request<OutBody>, StatusCode> {
-        let (mut parts, body) = req.into_parts();
-        // The client's path and query as they are (shared, not parsed again).
-        let mut target = http::uri::Parts::default();
-        target.scheme = Some(http::uri::Scheme::HTTP);
-        target.authority = Some(self.backend_authority.clone());
-        target.path_and_query = Some(
-            parts
-                .uri
-                .path_and_query()
-                .cloned()
-                .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
-        );
-        let uri = Uri::from_parts(target).map_err(|_| StatusCode::BAD_REQUEST)?;
-        // HTTP/2 carries the host in :authority; WebORCA needs a Host header.
-        // HTTP/1.0 may send none at all (RFC 9112 §3.2 asks it only of 1.1).
-        let host = match parts.headers.get(header::HOST) {
-            Some(h) => h.clone(),
-            None => parts
-                .uri
-                .authority()
-                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-                .or_else(|| {
-                    (parts.version < Version::HTTP_11)
-                        .then(|| conn.default_host.clone())
-                        .flatten()
-                })
-                .ok_or(StatusCode::BAD_REQUEST)?,
-        };
-        let headers = &mut parts.headers;
-        if parts.version == Version::HTTP_2 {
-            join_cookies(headers);
-        }
-        strip_hop_by_hop(headers);
-        let spoofed: Vec<HeaderName> = headers.keys().filter(|n| is_ours(n)).cloned().collect();
-        for name in spoofed {
-            headers.remove(name);
-        }
-        if upgrade {
-            headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-            headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-        }
-        headers.insert(header::HOST, host.clone());
-        headers.insert(X_FORWARDED_HOST, host);
-        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
-        if let Some(v) = &conn.forwarded_for {
-            headers.insert(X_FORWARDED_FOR, v.clone());
-        }
-        if self.forward_identity {
-            for (name, value) in &identity.headers {
-                headers.insert(name.clone(), value.clone());
-            }
-        }
-        parts.uri = uri;
-        parts.version = Version::HTTP_11;
-        let body = if bodiless {
-            Either::Right(Empty::new())
-        } else {
-            Either::Left(body)
-        };
-        Ok(Request::from_parts(parts, body))
-    }
-
-    fn spawn_tunnel(
-        &self,
-        conn: &Arc<ConnInfo>,
-        client: hyper::upgrade::OnUpgrade,
-        backend: hyper::upgrade::OnUpgrade,
-        slot: OwnedSemaphorePermit,
-    ) {
-        let shutdown = self.shutdown.clone();
-        let peer = conn.peer;
-        let cn = Judgement::who(&conn.judgement.now()).0;
-        let guard = conn.activity.begin();
-        let access_log = self.access_log;
-        let conn = conn.clone();
-        let stats = self.stats.clone();
-        self.tunnels.spawn(async move {
-            let _guard = guard;
-            let _slot = slot;
-            let started = Instant::now();
-            let (client, backend) = tokio::join!(client, backend);
-            let (Ok(client), Ok(backend)) = (client, backend) else {
-                tracing::debug!(%peer, "websocket upgrade did not complete");
-                return;
-            };
-            let by_shutdown = shutdown.clone();
-            let refused = CancellationToken::new();
-            let tunnel = crate::ws::tunnel(
-                TokioIo::new(client),
-                TokioIo::new(backend),
-                shutdown,
-                refused.clone(),
-            );
-            tokio::pin!(tunnel);
-            // biased: the certificate is looked at before the tunnel carries
-            // its first frame (a reload may have come while WebORCA answered 101)
-            let (up, down) = tokio::select! {
-                biased;
-                () = tunnel_refused(&conn, &stats) => {
-                    refused.cancel();
-                    tunnel.await
-                }
-                carried = &mut tunnel => carried,
-            };
-            let how = if refused.is_cancelled() {
-                "closed (1008): client certificate now refused"
-            } else if by_shutdown.is_cancelled() {
-                "closed by shutdown"
-            } else {
-                "closed"
-            };
-            let outcome = format!("{how}, {up} bytes up, {down} bytes down");
-            if access_log {
-                let secs = started.elapsed().as_secs_f64();
-                tracing::info!(target: "access", %peer, cn = %cn, duration_s = format_args!("{secs:.1}"), "websocket {outcome}");
-            }
-        });
-    }
-
-    fn backend_down(
-        &self,
-        kind: &str,
-        detail: &str,
-        html: bool,
-    ) -> Response<Either<Incoming, Full<Bytes>>> {
-        self.stats.backend_failed(kind, detail);
-        tracing::warn!(backend = %self.backend_url, "WebORCA is not answering: {detail}");
-        page(
-            &Page::BackendDown {
-                backend: &self.backend_url,
-                detail,
-            },
-            html,
-        )
-    }
-
-    fn backend_slow(&self, html: bool) -> Response<Either<Incoming, Full<Bytes>>> {
-        let secs = self.backend_timeout.as_secs();
-        self.stats.backend_failed(
-            "timeout",
-            &format!("no answer within BACKEND_TIMEOUT ({secs} s)"),
-        );
-        tracing::warn!(backend = %self.backend_url, "WebORCA did not answer within BACKEND_TIMEOUT ({secs} s)");
-        page(
-            &Page::BackendTimeout {
-                backend: &self.backend_url,
-                timeout_secs: secs,
-            },
-            html,
-        )
-    }
 }
-
-/// Returns once the tunnel's certificate is refused: after a reload that
-/// changed the verdict's inputs, or when a certificate of the chain (or, with
-/// CRL_STALE=refuse, the CRL) runs out. Logs the CN, serial and reason.
-async fn tunnel_refused(conn: &ConnInfo, stats: &Stats) {
-    /// Longest sleep between two looks at the clock: a verdict window far in
-    /// the future is still looked at daily (a suspended machine's clock jumps).
-    const LONGEST_WAIT: i64 = 24 * 60 * 60;
-    // None once the server is gone: then only the clock can still refuse
-    let mut changes = Some(conn.judgement.changes());
-    loop {
-        let judged = conn.judgement.now();
-        if let Err(r) = &judged.verdict {
-            Metrics::count(&stats.metrics.refusals, r.kind.as_str());
-            let (cn, serial) = Judgement::who(&judged);
-            tracing::info!(peer = %conn.peer, cn = %cn, serial = %serial, reason = r.kind.as_str(), "websocket closed with 1008: the client certificate is now refused: {}", log_safe(&r.detail));
-            return;
-        }
-        let secs = judged
-            .window
-            .1
-            .saturating_sub(crate::tls::judgement::unix_now())
-            .saturating_add(1)
-            .clamp(1, LONGEST_WAIT);
-        let changed = async {
-            match changes.as_mut() {
-                Some(c) => c.changed().await.is_ok(),
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            open = changed => {
-                if !open {
-                    changes = None;
-                }
-            }
-            () = tokio::time::sleep(Duration::from_secs(secs.unsigned_abs())) => {}
-        }
-    }
-}
-
-/// Marks a response after which the connection is closed (a refusal page).
-#[derive(Clone, Copy)]
-struct CloseAfter;
 
 /// GET, HEAD and OPTIONS: safe to send twice (RFC 9110 §9.2.1).
 fn is_safe(method: &Method) -> bool {

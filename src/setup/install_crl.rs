@@ -6,10 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::fsutil::{self, Change, Program, Root};
-use super::install::{
-    DEFAULT_DIR, copy_in, destination, hex, parse_pem_certs, read_config, reload,
-};
+use super::command::{self, DEFAULT_DIR, destination, hex, parse_pem_certs, read_config, reload};
+use super::fsutil::{Change, Program, Root};
 use super::{PROXY_UNIT, Stop, jma_conf, wire};
 
 /// The options of `install-crl`.
@@ -46,21 +44,15 @@ fn serial_hex(raw: &[u8]) -> String {
 
 /// Runs `install-crl`.
 pub fn install_crl(args: &CrlArgs, config_path: &Path) -> Result<(), Stop> {
-    if !args.no_reload && !super::systemctl_applies(&args.root) {
-        println!(
-            "--root without SYSTEMCTL: the proxy is not reloaded (systemctl would act on this machine, not on the root)"
-        );
-        let args = CrlArgs {
-            no_reload: true,
-            ..args.clone()
-        };
-        return install_crl(&args, config_path);
-    }
+    let args = &CrlArgs {
+        no_reload: command::no_reload(args.no_reload, &args.root),
+        ..args.clone()
+    };
     let root = Root {
         dir: args.root.clone(),
     };
     let shown = args.file.display().to_string();
-    let refuse = |why: String| Stop::config(format!("{shown}: {why}; nothing was installed"));
+    let refuse = command::refusal(&shown);
     let data = std::fs::read(&args.file).map_err(|e| refuse(format!("cannot read: {e}")))?;
     let crls = crate::tls::load::parse_crls(&args.file, &data)
         .map_err(|e| refuse(format!("{}; {}", e.problem, e.fix)))?;
@@ -101,12 +93,7 @@ pub fn install_crl(args: &CrlArgs, config_path: &Path) -> Result<(), Stop> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "ca.crl".to_string());
-    let owner = fsutil::lookup_user(&root, &args.owner).ok_or_else(|| {
-        refuse(format!(
-            "user {} does not exist on this machine: give the user WebORCA runs as with --owner",
-            args.owner
-        ))
-    })?;
+    let owner = command::owner(&root, &args.owner, refuse)?;
     let dest = destination(&root, &args.dir, &name, &data).map_err(refuse)?;
     let target = args.dir.join(&name).display().to_string();
     let new_text = jma_conf::set_keys(&config_text, config_path, &[("CA_CRL", Some(&target))])
@@ -117,33 +104,19 @@ pub fn install_crl(args: &CrlArgs, config_path: &Path) -> Result<(), Stop> {
         .map_err(|e| Stop::other(format!("cannot read {}: {e}", config_path.display())))?;
     let systemctl = Program::systemctl();
     if args.dry_run {
-        println!("--dry-run: nothing is changed. install-crl would:");
-        if let Some(d) = &dest {
-            println!("copy {} (owner {}, mode 0400)", d.display(), args.owner);
-        }
-        if change.is_change() {
-            print!("{}", change.diff());
-        }
-        if !args.no_reload {
-            println!("run: {}", systemctl.shown(&["reload", PROXY_UNIT]));
-        }
-        return Ok(());
+        let shown: Vec<&Path> = dest.iter().map(PathBuf::as_path).collect();
+        return command::dry_run("install-crl", &shown, &args.owner, &change, args.no_reload);
     }
-    if let Some(d) = &dest {
-        copy_in(&root, d, &data, owner)?;
-        println!("copied {} (owner {}, mode 0400)", d.display(), args.owner);
-    }
-    if change.is_change() {
-        change
-            .apply()
-            .map_err(|e| Stop::other(format!("cannot write {}: {e}", config_path.display())))?;
-        println!(
-            "set CA_CRL={target} in {} (the old one is kept as {}{})",
-            config_path.display(),
-            config_path.display(),
-            fsutil::BACKUP_SUFFIX
-        );
-    }
+    let copies: Vec<(&Path, &[u8])> = dest.iter().map(|d| (d.as_path(), &data[..])).collect();
+    let keys = format!("CA_CRL={target}");
+    command::write(
+        &root,
+        &copies,
+        (owner, &args.owner),
+        &change,
+        config_path,
+        &keys,
+    )?;
     println!(
         "the CRL revokes {} serial(s){}",
         revoked.len(),

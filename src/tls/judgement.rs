@@ -19,6 +19,10 @@
 //!   `CRL_STALE=refuse`, the CRL's nextUpdate). Outside it the chain is
 //!   judged again, which yields the `expired` (or `crl-stale`) answer.
 //!
+//! ACCESS_POLICY is among the inputs: a verdict carries the policy its
+//! requests are decided by, so a reload that changes the rules is seen by the
+//! next request of every open connection, and wakes the open tunnels.
+//!
 //! WebSocket tunnels cannot be asked per request, so they wait on
 //! [`Judgement::changes`] and on the window's end instead (see `proxy`).
 
@@ -30,6 +34,7 @@ use tokio::sync::watch;
 
 use super::TlsState;
 use super::verify::{Identity, Refusal};
+use crate::policy::Policy;
 
 /// The verdict on a client certificate chain.
 pub type Verdict = Result<Identity, Box<Refusal>>;
@@ -68,6 +73,9 @@ pub struct Judged {
     pub verdict: Verdict,
     /// Unix seconds from which and until which an accepting verdict holds
     pub window: (i64, i64),
+    /// ACCESS_POLICY of that TLS state: its requests are decided by it (a
+    /// changed policy is a new generation, so this is always the serving one)
+    pub policy: Option<Arc<Policy>>,
 }
 
 impl Judged {
@@ -152,6 +160,7 @@ impl Judgement {
             generation: tls.generation,
             verdict,
             window,
+            policy: tls.policy.clone(),
         };
         Judgement {
             chain,
@@ -164,10 +173,16 @@ impl Judgement {
     /// A verdict that is never taken again: for driving the proxy without a
     /// listener (benchmarks).
     pub fn fixed(verdict: Verdict) -> Judgement {
+        Judgement::fixed_with_policy(verdict, None)
+    }
+
+    /// [`Judgement::fixed`], its requests decided by `policy`.
+    pub fn fixed_with_policy(verdict: Verdict, policy: Option<Arc<Policy>>) -> Judgement {
         let judged = Judged {
             generation: 0,
             verdict,
             window: (i64::MIN, i64::MAX),
+            policy,
         };
         Judgement {
             chain: Vec::new(),
@@ -201,6 +216,7 @@ impl Judgement {
             generation: tls.generation,
             verdict,
             window,
+            policy: tls.policy.clone(),
         });
         // Several streams may judge at once; one of them tells the news.
         let previous = self.current.compare_and_swap(&old, judged.clone());
@@ -273,6 +289,7 @@ mod tests {
             generation: 3,
             verdict: Err(Box::new(Refusal::missing())),
             window: (10, 20),
+            policy: None,
         };
         assert!(j.holds(3, 10) && j.holds(3, 20));
         assert!(!j.holds(4, 15), "a reload changed the inputs");

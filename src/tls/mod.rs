@@ -22,6 +22,7 @@ use rustls::{RootCertStore, ServerConfig};
 
 use crate::config::parts::{TlsFiles, Verification};
 use crate::config::{Config, CrlStale};
+use crate::policy::Policy;
 use crate::x509::CertInfo;
 pub use load::{KeyError, LoadError};
 pub use verify::{ClientVerifier, IDENTITY_HEADERS, Identity, Refusal};
@@ -73,6 +74,9 @@ pub struct TlsState {
     pub generation: u64,
     /// CRL_STALE: whether a CRL past its nextUpdate refuses every client
     pub crl_stale: CrlStale,
+    /// ACCESS_POLICY, when set: which paths each certificate may use. It is
+    /// part of `judging_inputs`, so a changed file re-judges open connections.
+    pub policy: Option<Arc<Policy>>,
 }
 
 /// The crypto provider: aws-lc-rs, rustls' default, for its fast RSA and ECDSA.
@@ -246,7 +250,29 @@ impl TlsState {
             judging_inputs,
             generation: 0,
             crl_stale: verification.crl_stale,
+            policy: None,
         })
+    }
+
+    /// The state judging requests by `policy` too (ACCESS_POLICY): its file
+    /// name and contents join the judging inputs, so a reload that changes
+    /// the rules gives the next judgement generation and every open
+    /// connection (WebSockets too) is judged again.
+    pub fn with_policy(mut self, policy: Option<Policy>) -> TlsState {
+        use sha2::Digest as _;
+        if let Some(policy) = &policy {
+            let mut h = sha2::Sha256::new();
+            h.update(self.judging_inputs);
+            let file = policy.file().as_os_str().as_encoded_bytes();
+            for (tag, bytes) in [(&b"policy-file"[..], file), (b"policy", policy.contents())] {
+                h.update(tag);
+                h.update((bytes.len() as u64).to_be_bytes());
+                h.update(bytes);
+            }
+            self.judging_inputs = h.finalize().into();
+        }
+        self.policy = policy.map(Arc::new);
+        self
     }
 }
 

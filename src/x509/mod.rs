@@ -19,6 +19,10 @@ use x509_parser::x509::{AttributeTypeAndValue, X509Name};
 
 /// OID of commonName, the attribute `common_name` and the CN fallback use.
 const OID_CN: &str = "2.5.4.3";
+/// OID of organizationName, which ACCESS_POLICY's `o:` names.
+const OID_O: &str = "2.5.4.10";
+/// OID of organizationalUnitName, which ACCESS_POLICY's `ou:` names.
+const OID_OU: &str = "2.5.4.11";
 /// OID of PKCS #9 emailAddress: no RFC 4514 short name, but OpenSSL's one-line form names it.
 const OID_EMAIL: &str = "1.2.840.113549.1.9.1";
 
@@ -38,6 +42,11 @@ pub struct CertInfo {
     /// value is a well-formed string, lossily when it is a broken one, `None`
     /// when there is no CN or it is not a string at all.
     pub common_name: Option<String>,
+    /// Every O of the subject, in certificate order; only values that decode
+    /// as a string (a broken one never equals an ACCESS_POLICY name).
+    pub organizations: Vec<String>,
+    /// Every OU of the subject, in certificate order, decoded like `organizations`.
+    pub organizational_units: Vec<String>,
     /// Serial number as lowercase hex bytes without separators (`0a1b`),
     /// leading zero bytes dropped, `00` for zero, `-` prefix if negative.
     pub serial_hex: String,
@@ -101,6 +110,8 @@ impl CertInfo {
             subject_oneline: oneline(cert.subject()),
             issuer_oneline: oneline(cert.issuer()),
             common_name: common_name(cert.subject()),
+            organizations: attribute_strings(cert.subject(), OID_O),
+            organizational_units: attribute_strings(cert.subject(), OID_OU),
             serial_hex: serial_hex(cert.raw_serial()),
             not_before: to_utc(validity.not_before, "notBefore")?,
             not_after: to_utc(validity.not_after, "notAfter")?,
@@ -383,6 +394,14 @@ pub(crate) fn common_name(name: &X509Name<'_>) -> Option<String> {
         // approximately than not at all; binary values are not text.
         is_string_tag(value).then(|| String::from_utf8_lossy(value.data).into_owned())
     })
+}
+
+/// Every value of attribute `oid` in `name` that decodes as a string.
+fn attribute_strings(name: &X509Name<'_>, oid: &str) -> Vec<String> {
+    name.iter_attributes()
+        .filter(|attr| attr.attr_type().to_id_string() == oid)
+        .filter_map(|attr| decode_string(attr.attr_value()))
+        .collect()
 }
 
 fn is_string_tag(value: &Any<'_>) -> bool {

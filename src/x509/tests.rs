@@ -310,6 +310,8 @@ fn info_expiring(not_after: DateTime<Utc>) -> CertInfo {
         subject_oneline: String::new(),
         issuer_oneline: String::new(),
         common_name: None,
+        organizations: Vec::new(),
+        organizational_units: Vec::new(),
         serial_hex: "00".to_owned(),
         not_before: DateTime::<Utc>::MIN_UTC,
         not_after,

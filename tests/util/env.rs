@@ -5,8 +5,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use tempfile::TempDir;
+use weborca_mtls_proxy::load::Log;
 use weborca_mtls_proxy::server::{Handle, Server};
-use weborca_mtls_proxy::tls::{Sessions, TlsState};
+use weborca_mtls_proxy::tls::Sessions;
 
 use super::backend::Backend;
 use super::client::Client;
@@ -81,7 +82,11 @@ impl Setup {
             .expect("config")
             .config;
         let sessions = Sessions::new().unwrap();
-        let tls = TlsState::load(&config, &sessions).expect("tls");
+        // The server's own load (start, reload and check share it): ACCESS_POLICY too.
+        let loaded = weborca_mtls_proxy::load::load_from(config, &sessions, &mut Log)
+            .map_err(|f| f.message().to_string())
+            .expect("load");
+        let (config, tls) = (loaded.config, loaded.tls);
         let server = Server::bind(config, tls).expect("bind");
         let addr = server.local_addrs()[0];
         let status = server.status_addr();
@@ -118,8 +123,9 @@ impl Env {
         let config = weborca_mtls_proxy::config::load(&self.conf_path)
             .map_err(|e| e.to_string())?
             .config;
-        let tls = TlsState::load(&config, &self.sessions).map_err(|e| e.to_string())?;
-        self.handle.replace_tls(tls);
+        let loaded = weborca_mtls_proxy::load::load_from(config, &self.sessions, &mut Log)
+            .map_err(|f| f.message().to_string())?;
+        self.handle.replace_tls(loaded.tls);
         Ok(())
     }
 

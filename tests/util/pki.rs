@@ -200,6 +200,19 @@ impl Ca {
         self.issue(params, KeyPair::generate().expect("key"), cn, serial)
     }
 
+    /// A client certificate whose subject is `O=o, OU=ou, CN=cn` (for ACCESS_POLICY's `o:` and `ou:`).
+    pub fn client_in(&self, cn: &str, o: &str, ou: &str) -> Leaf {
+        let (mut params, serial) = self.leaf_params(cn, &[], (-1, 3650));
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CountryName, "JP");
+        dn.push(DnType::OrganizationName, o);
+        dn.push(DnType::OrganizationalUnitName, ou);
+        dn.push(DnType::CommonName, cn);
+        params.distinguished_name = dn;
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        self.issue(params, KeyPair::generate().expect("key"), cn, serial)
+    }
+
     /// A client certificate valid for ten years, like orca-catool's.
     pub fn client(&self, cn: &str) -> Leaf {
         self.client_valid(cn, -1, 3650)

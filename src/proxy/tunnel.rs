@@ -1,0 +1,113 @@
+//! A WebSocket after WebORCA's 101: the tunnel runs as a task of its own,
+//! holds its backend slot, and closes with 1008 once the client certificate
+//! is refused (a reload, or a certificate or CRL running out) or ACCESS_POLICY
+//! no longer permits its path.
+
+#[allow(unused_imports)]
+use super::*;
+
+impl Proxy {
+    pub(super) fn spawn_tunnel(
+        &self,
+        conn: &Arc<ConnInfo>,
+        client: hyper::upgrade::OnUpgrade,
+        backend: hyper::upgrade::OnUpgrade,
+        slot: OwnedSemaphorePermit,
+        path: String,
+    ) {
+        let shutdown = self.shutdown.clone();
+        let peer = conn.peer;
+        let cn = Judgement::who(&conn.judgement.now()).0;
+        let guard = conn.activity.begin();
+        let access_log = self.access_log;
+        let conn = conn.clone();
+        let stats = self.stats.clone();
+        self.tunnels.spawn(async move {
+            let _guard = guard;
+            let _slot = slot;
+            let started = Instant::now();
+            let (client, backend) = tokio::join!(client, backend);
+            let (Ok(client), Ok(backend)) = (client, backend) else {
+                tracing::debug!(%peer, "websocket upgrade did not complete");
+                return;
+            };
+            let by_shutdown = shutdown.clone();
+            let refused = CancellationToken::new();
+            let tunnel = crate::ws::tunnel(
+                TokioIo::new(client),
+                TokioIo::new(backend),
+                shutdown,
+                refused.clone(),
+            );
+            tokio::pin!(tunnel);
+            // biased: the certificate is looked at before the tunnel carries
+            // its first frame (a reload may have come while WebORCA answered 101)
+            let (up, down) = tokio::select! {
+                biased;
+                () = tunnel_refused(&conn, &stats, &path) => {
+                    refused.cancel();
+                    tunnel.await
+                }
+                carried = &mut tunnel => carried,
+            };
+            let how = if refused.is_cancelled() {
+                "closed (1008): client certificate now refused or not permitted"
+            } else if by_shutdown.is_cancelled() {
+                "closed by shutdown"
+            } else {
+                "closed"
+            };
+            let outcome = format!("{how}, {up} bytes up, {down} bytes down");
+            if access_log {
+                let secs = started.elapsed().as_secs_f64();
+                tracing::info!(target: "access", %peer, cn = %cn, duration_s = format_args!("{secs:.1}"), "websocket {outcome}");
+            }
+        });
+    }
+}
+
+/// Returns once the tunnel's certificate is refused, or ACCESS_POLICY no
+/// longer permits its `path`: after a reload that changed the verdict's inputs
+/// (the policy among them), or when a certificate of the chain (or, with
+/// CRL_STALE=refuse, the CRL) runs out. Logs the CN, serial and reason.
+async fn tunnel_refused(conn: &ConnInfo, stats: &Stats, path: &str) {
+    /// Longest sleep between two looks at the clock: a verdict window far in
+    /// the future is still looked at daily (a suspended machine's clock jumps).
+    const LONGEST_WAIT: i64 = 24 * 60 * 60;
+    // None once the server is gone: then only the clock can still refuse
+    let mut changes = Some(conn.judgement.changes());
+    loop {
+        let judged = conn.judgement.now();
+        if let Err(r) = &judged.verdict {
+            Metrics::count(&stats.metrics.refusals, r.kind.as_str());
+            let (cn, serial) = Judgement::who(&judged);
+            tracing::info!(peer = %conn.peer, cn = %cn, serial = %serial, reason = r.kind.as_str(), "websocket closed with 1008: the client certificate is now refused: {}", log_safe(&r.detail));
+            return;
+        }
+        if let Ok(identity) = &judged.verdict
+            && !tunnel_permitted(conn, judged.policy.as_deref(), identity, path, stats)
+        {
+            return;
+        }
+        let secs = judged
+            .window
+            .1
+            .saturating_sub(crate::tls::judgement::unix_now())
+            .saturating_add(1)
+            .clamp(1, LONGEST_WAIT);
+        let changed = async {
+            match changes.as_mut() {
+                Some(c) => c.changed().await.is_ok(),
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            open = changed => {
+                if !open {
+                    changes = None;
+                }
+            }
+            () = tokio::time::sleep(Duration::from_secs(secs.unsigned_abs())) => {}
+        }
+    }
+}

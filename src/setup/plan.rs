@@ -1,0 +1,162 @@
+//! `setup`: what it will do, decided before anything is written. WebORCA's
+//! config is read with the proxy's own parser, the certificate part of `check`
+//! runs on its files, and the four changes (guard script, WebORCA's drop-in,
+//! proxy.conf, jma-receipt.conf) are made ready in the order they are written.
+
+use std::path::{Path, PathBuf};
+
+use super::fsutil::{Change, Root};
+use super::{DROP_IN_TEXT, SetupArgs, Stop, WEBORCA_DEFAULT_PORT, WEBORCA_DROP_IN};
+use super::{guard, jma_conf, read_stop, read_text};
+
+/// What setup will do, decided before anything is written.
+pub(super) struct Plan {
+    pub(super) port: u16,
+    /// proxy.conf, jma-receipt.conf, guard.nft, WebORCA's drop-in
+    pub(super) changes: Vec<Change>,
+}
+
+pub(super) fn plan(args: &SetupArgs, root: &Root, config_path: &Path) -> Result<Plan, Stop> {
+    let port = args.backend_port;
+    let jma_path = &args.weborca_conf;
+    let jma_text = read_text(
+        root,
+        jma_path,
+        "WebORCA's config",
+        "give its path with --weborca-conf",
+    )?;
+    // 1. The three keys and HTTP_PORT, with the proxy's own parser.
+    let weborca = jma_conf::read(&jma_text, jma_path);
+    let missing: Vec<&str> = jma_conf::TLS_KEYS
+        .iter()
+        .zip(&weborca.keys)
+        .filter(|(_, v)| v.as_ref().is_none_or(|(v, _)| v.is_empty()))
+        .map(|(k, _)| *k)
+        .collect();
+    if !missing.is_empty() {
+        return Err(Stop::config(format!(
+            "{} not set in {}: setup moves WebORCA's own TLS (SERVER_CRT, SERVER_PEM, CA_CRT, as in WebORCA's SSL client-auth guide) to the proxy; set them there first, or write {} by hand (README, \"Putting it in front of WebORCA\")",
+            missing.join(", "),
+            jma_path.display(),
+            config_path.display()
+        )));
+    }
+    let folder = jma_path.parent().unwrap_or(Path::new("/"));
+    let paths: Vec<PathBuf> = weborca
+        .keys
+        .iter()
+        .flatten()
+        .map(|(v, _)| folder.join(v))
+        .collect();
+    let listen_port = match &weborca.http_port {
+        None => WEBORCA_DEFAULT_PORT,
+        Some((v, line)) => v.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| {
+            Stop::config(format!(
+                "HTTP_PORT: invalid value {v:?} in {} line {line}: expected a port number",
+                jma_path.display()
+            ))
+        })?,
+    };
+    if listen_port == port {
+        return Err(Stop::config(format!(
+            "HTTP_PORT in {} is {port}, the port WebORCA is to move to: choose another with --backend-port",
+            jma_path.display()
+        )));
+    }
+    for (key, path) in jma_conf::TLS_KEYS.iter().zip(&paths) {
+        if !root.path(path).is_file() {
+            return Err(Stop::config(format!(
+                "{key} ...file does not exist: {} (named in {}); put the file there or correct {key}",
+                path.display(),
+                jma_path.display()
+            )));
+        }
+    }
+    // 3 (decided now). proxy.conf with the keys; the others are kept.
+    let old_proxy = match std::fs::read(root.path(config_path)) {
+        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => {
+            return Err(Stop::config(format!(
+                "cannot read {}: {e}",
+                config_path.display()
+            )));
+        }
+    };
+    let backend_url = format!("http://127.0.0.1:{port}");
+    let listen = format!("[::]:{listen_port}");
+    let shown: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    let mut keys: Vec<(&str, Option<&str>)> = vec![
+        ("SERVER_CRT", Some(&shown[0])),
+        ("SERVER_PEM", Some(&shown[1])),
+        ("CA_CRT", Some(&shown[2])),
+        ("BACKEND_URL", Some(&backend_url)),
+    ];
+    if listen_port != WEBORCA_DEFAULT_PORT {
+        // Clients keep the address they know: the proxy takes WebORCA's old port.
+        keys.push(("LISTEN", Some(&listen)));
+    }
+    let raw_proxy = crate::config::parse_raw(&old_proxy, config_path);
+    if raw_proxy.entries.iter().any(|e| e.key == "SERVER_P12") {
+        keys.push(("SERVER_P12", None));
+    }
+    let new_proxy = jma_conf::set_keys(&old_proxy, config_path, &keys)
+        .map_err(|e| Stop::config(format!("{}: {e}", config_path.display())))?;
+    let loaded = crate::config::parse(&new_proxy, config_path).map_err(|e| {
+        Stop::config(format!(
+            "the new {} would not work: {e}",
+            config_path.display()
+        ))
+    })?;
+    // 2. The certificate part of `check`, on the files as they are under the root.
+    let mut rooted = loaded.config.clone();
+    for p in [
+        &mut rooted.server_crt,
+        &mut rooted.server_pem,
+        &mut rooted.ca_crt,
+        &mut rooted.server_pass_file,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        *p = root.path(p);
+    }
+    for p in &mut rooted.ca_crl {
+        *p = root.path(p);
+    }
+    let lines = crate::check::certificates(&rooted, &args.host);
+    let failed = lines.iter().any(|l| l.level == crate::check::Level::Fail);
+    for l in &lines {
+        println!("{l}");
+    }
+    if failed {
+        return Err(Stop::config(
+            "setup stopped before changing anything: fix the FAIL lines above, then run it again",
+        ));
+    }
+    let new_jma = jma_conf::apply(&jma_text, jma_path, port);
+    // The guard's script and the drop-in that makes WebORCA require the guard come
+    // first, jma-receipt.conf (WebORCA moved to plain HTTP) last: if a write fails
+    // half-way, WebORCA is never left on plain HTTP without its guard.
+    let changes = vec![
+        Change::new(
+            root,
+            Path::new(guard::SCRIPT_PATH),
+            guard::script(port).into_bytes(),
+            0o644,
+        )
+        .map_err(|e| read_stop(Path::new(guard::SCRIPT_PATH), e))?,
+        Change::new(
+            root,
+            Path::new(WEBORCA_DROP_IN),
+            DROP_IN_TEXT.as_bytes().to_vec(),
+            0o644,
+        )
+        .map_err(|e| read_stop(Path::new(WEBORCA_DROP_IN), e))?,
+        Change::new(root, config_path, new_proxy.into_bytes(), 0o644)
+            .map_err(|e| read_stop(config_path, e))?,
+        Change::new(root, jma_path, new_jma.into_bytes(), 0o644)
+            .map_err(|e| read_stop(jma_path, e))?,
+    ];
+    Ok(Plan { port, changes })
+}

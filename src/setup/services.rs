@@ -1,0 +1,87 @@
+//! `setup`'s systemctl steps once the files are written: the guard first
+//! (and confirmed in force), then WebORCA on its new port, then the proxy,
+//! waited for until both answer; and the same steps as text for `--dry-run`.
+
+use std::net::{Ipv4Addr, SocketAddr};
+
+use super::fsutil::Program;
+use super::plan::Plan;
+use super::{PROXY_UNIT, START_WAIT, WEBORCA_UNIT, guard, wait_until};
+
+/// The systemctl commands of setup, for `--dry-run` (those run depend on what changed).
+pub(super) fn setup_commands(plan: &Plan) -> Vec<String> {
+    let sc = Program::systemctl();
+    let mut cmds = vec![
+        sc.shown(&["daemon-reload"]),
+        sc.shown(&["enable", "--now", guard::UNIT]),
+    ];
+    if plan.changes[2].is_change() {
+        cmds.push(sc.shown(&["restart", guard::UNIT]));
+    }
+    cmds.push(Program::nft().shown(&["list", "table", "inet", guard::TABLE]));
+    cmds.push(sc.shown(&["restart", WEBORCA_UNIT]));
+    cmds.push(sc.shown(&["enable", PROXY_UNIT]));
+    cmds.push(sc.shown(&[
+        if plan.changes[0].is_change() {
+            "restart"
+        } else {
+            "start"
+        },
+        PROXY_UNIT,
+    ]));
+    cmds
+}
+
+pub(super) fn start_services(plan: &Plan) -> Result<(), String> {
+    let sc = Program::systemctl();
+    let run = |args: &[&str]| -> Result<(), String> {
+        println!("run: {}", sc.shown(args));
+        sc.run(args).map(|_| ())
+    };
+    run(&["daemon-reload"])?;
+    run(&["enable", "--now", guard::UNIT])?;
+    if plan.changes[2].is_change() {
+        run(&["restart", guard::UNIT])?;
+    }
+    match guard::state(plan.port) {
+        guard::State::Loaded => println!(
+            "the guard drops port {} from other interfaces than lo",
+            plan.port
+        ),
+        other => {
+            return Err(format!(
+                "the guard is not in force for port {} ({other:?}); WebORCA was not restarted; see journalctl -u {}",
+                plan.port,
+                guard::UNIT
+            ));
+        }
+    }
+    let backend = SocketAddr::from((Ipv4Addr::LOCALHOST, plan.port));
+    if plan.changes[1].is_change()
+        || crate::check::http_probe(backend, &backend.to_string()).is_err()
+    {
+        run(&["restart", WEBORCA_UNIT])?;
+    }
+    run(&["enable", PROXY_UNIT])?;
+    run(&[
+        if plan.changes[0].is_change() {
+            "restart"
+        } else {
+            "start"
+        },
+        PROXY_UNIT,
+    ])?;
+    wait_until(START_WAIT, || {
+        let active = sc.run(&["is-active", PROXY_UNIT]).is_ok();
+        let answers = crate::check::http_probe(backend, &backend.to_string()).is_ok();
+        match (active, answers) {
+            (true, true) => Ok(()),
+            (false, _) => Err(format!(
+                "{PROXY_UNIT} is not active; see journalctl -u {PROXY_UNIT}"
+            )),
+            (true, false) => Err(format!(
+                "WebORCA does not answer plain HTTP on {backend}; see journalctl -u {WEBORCA_UNIT}"
+            )),
+        }
+    })
+}

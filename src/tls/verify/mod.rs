@@ -1,0 +1,230 @@
+//! Deciding who is allowed in: the client-certificate verifier handed to rustls,
+//! and the per-connection verdict (an [`Identity`] or a [`Refusal`]).
+//!
+//! Chain, validity and CRL checks are rustls' own `WebPkiClientVerifier`; this
+//! module only wraps it. It differs from the plain verifier in two ways:
+//!
+//! - with `CLIENT_CERT_ERRORS=page` the handshake accepts any certificate the
+//!   client proves it holds, and the real verdict is taken right after the
+//!   handshake, so the client can be shown a page saying what is wrong. Nothing
+//!   reaches the backend unless that verdict is an [`Identity`].
+//! - `ALLOW_CN` is checked after the chain.
+//!
+//! The verdict is taken again on every connection, resumed ones too: a session
+//! ticket must not outlive a revocation, an expiry or a new CA.
+//!
+//! This file holds the verifier; the verdict and its reasons are in
+//! `verdict.rs`, the chains already accepted in `cache.rs`.
+
+mod cache;
+mod verdict;
+
+pub use verdict::{CertErrorKind, IDENTITY_HEADERS, Identity, Refusal, classify};
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::pki_types::{CertificateDer, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{
+    CertificateError, DigitallySignedStruct, DistinguishedName, Error, HandshakeKind,
+    SignatureScheme,
+};
+
+use crate::config::ClientCertErrors;
+use crate::x509::CertInfo;
+use cache::VerdictCache;
+
+/// The verifier given to rustls, and the judge of each connection after the handshake.
+#[derive(Debug)]
+pub struct ClientVerifier {
+    /// rustls' WebPKI verifier over CA_CRT and CA_CRL: chain, dates, revocation
+    inner: Arc<dyn ClientCertVerifier>,
+    /// whether refusals are TLS alerts (`handshake`) or pages after the handshake (`page`)
+    mode: ClientCertErrors,
+    /// ALLOW_CN, when set
+    allow_cn: Option<HashSet<String>>,
+    /// chains already verified by this verifier (see [`VerdictCache`])
+    cache: VerdictCache,
+    /// with CRL_STALE=refuse, the earliest nextUpdate of CA_CRL (Unix
+    /// seconds): past it every client is refused as `crl-stale`
+    crl_deadline: Option<i64>,
+}
+
+impl ClientVerifier {
+    /// Wraps a WebPKI verifier built over CA_CRT (and CA_CRL).
+    pub fn new(
+        inner: Arc<dyn ClientCertVerifier>,
+        mode: ClientCertErrors,
+        allow_cn: Option<&[String]>,
+    ) -> Self {
+        let allow_cn = allow_cn.map(|list| list.iter().cloned().collect());
+        ClientVerifier {
+            inner,
+            mode,
+            allow_cn,
+            cache: VerdictCache::default(),
+            crl_deadline: None,
+        }
+    }
+
+    /// The verifier refusing every client as `crl-stale` after `deadline`
+    /// (Unix seconds): CRL_STALE=refuse with CA_CRL's earliest nextUpdate.
+    pub fn with_crl_deadline(mut self, deadline: Option<i64>) -> Self {
+        self.crl_deadline = deadline;
+        self
+    }
+
+    /// With CRL_STALE=refuse, when CA_CRL goes out of date (Unix seconds).
+    pub fn crl_deadline(&self) -> Option<i64> {
+        self.crl_deadline
+    }
+
+    /// The `crl-stale` refusal, when CRL_STALE=refuse and CA_CRL is past its nextUpdate.
+    fn crl_stale(&self, now: UnixTime) -> Option<Box<Refusal>> {
+        let deadline = self.crl_deadline?;
+        let now = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+        (now > deadline).then(|| {
+            let due = chrono::DateTime::from_timestamp(deadline, 0)
+                .map_or_else(String::new, |t| t.to_rfc3339());
+            let detail = format!(
+                "CA_CRL was due for renewal at {due} (nextUpdate) and CRL_STALE=refuse; make a new CRL with orca-catool issue_crl"
+            );
+            Refusal::new(CertErrorKind::CrlStale, None, detail)
+        })
+    }
+
+    /// The full verdict on a chain the client presented (leaf first).
+    pub fn check(
+        &self,
+        chain: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<Identity, Box<Refusal>> {
+        let Some((leaf, intermediates)) = chain.split_first() else {
+            return Err(Box::new(Refusal::missing()));
+        };
+        if let Some(mut stale) = self.crl_stale(now) {
+            stale.info = CertInfo::from_der(leaf.as_ref()).ok();
+            return Err(stale);
+        }
+        let key = VerdictCache::key(chain);
+        if let Some(id) = self.cache.get(&key, now) {
+            return Ok(id);
+        }
+        let info = CertInfo::from_der(leaf.as_ref()).ok();
+        if let Err(e) = self.inner.verify_client_cert(leaf, intermediates, now) {
+            return Err(Refusal::new(classify(&e), info, e.to_string()));
+        }
+        let Some(info) = info else {
+            let detail = "the certificate verified but its fields cannot be read";
+            return Err(Refusal::new(CertErrorKind::UnknownCa, None, detail.into()));
+        };
+        if !self.cn_allowed(info.common_name.as_deref()) {
+            let cn = info.common_name.as_deref().unwrap_or("");
+            let detail = format!("CN {cn:?} is not in ALLOW_CN");
+            return Err(Refusal::new(CertErrorKind::NotAllowed, Some(info), detail));
+        }
+        let id = Identity::new(info, leaf.as_ref());
+        self.cache
+            .put(key, &id, crate::tls::judgement::chain_window(chain));
+        Ok(id)
+    }
+
+    /// The verdict on an established connection. A full handshake in
+    /// `handshake` mode was already judged by rustls; everything else is judged now.
+    pub fn judge(
+        &self,
+        peer: Option<&[CertificateDer<'_>]>,
+        kind: Option<HandshakeKind>,
+    ) -> Result<Identity, Box<Refusal>> {
+        let chain = peer.unwrap_or(&[]);
+        if self.mode == ClientCertErrors::Handshake
+            && kind == Some(HandshakeKind::Full)
+            && let Some(leaf) = chain.first()
+            && let Ok(info) = CertInfo::from_der(leaf.as_ref())
+        {
+            if let Some(mut stale) = self.crl_stale(UnixTime::now()) {
+                stale.info = Some(info);
+                return Err(stale);
+            }
+            return Ok(Identity::new(info, leaf.as_ref()));
+        }
+        self.check(chain, UnixTime::now())
+    }
+
+    /// CLIENT_CERT_ERRORS this verifier was built with.
+    pub fn mode(&self) -> ClientCertErrors {
+        self.mode
+    }
+
+    fn cn_allowed(&self, cn: Option<&str>) -> bool {
+        match (&self.allow_cn, cn) {
+            (None, _) => true,
+            (Some(list), Some(cn)) => list.contains(cn),
+            (Some(_), None) => false,
+        }
+    }
+}
+
+impl ClientCertVerifier for ClientVerifier {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.mode == ClientCertErrors::Handshake
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, Error> {
+        if self.mode == ClientCertErrors::Page {
+            // Judged after the handshake (see the module header); the client
+            // still has to prove it holds the key, in the signature checks below.
+            return Ok(ClientCertVerified::assertion());
+        }
+        self.inner
+            .verify_client_cert(end_entity, intermediates, now)?;
+        if self.allow_cn.is_some() {
+            let cn = CertInfo::from_der(end_entity.as_ref())
+                .ok()
+                .and_then(|i| i.common_name);
+            if !self.cn_allowed(cn.as_deref()) {
+                return Err(Error::InvalidCertificate(
+                    CertificateError::ApplicationVerificationFailure,
+                ));
+            }
+        }
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
