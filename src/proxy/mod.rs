@@ -267,16 +267,15 @@ impl Proxy {
             Err(tokio::sync::TryAcquireError::Closed) => {
                 return (simple(StatusCode::SERVICE_UNAVAILABLE), None);
             }
-            Err(tokio::sync::TryAcquireError::NoPermits) => match tokio::time::timeout_at(
-                deadline,
-                self.backend_slots.clone().acquire_owned(),
-            )
-            .await
-            {
-                Ok(Ok(slot)) => slot,
-                Ok(Err(_)) => return (simple(StatusCode::SERVICE_UNAVAILABLE), None),
-                Err(_) => return (self.backend_slow(html), None),
-            },
+            Err(tokio::sync::TryAcquireError::NoPermits) => {
+                match tokio::time::timeout_at(deadline, self.backend_slots.clone().acquire_owned())
+                    .await
+                {
+                    Ok(Ok(slot)) => slot,
+                    Ok(Err(_)) => return (simple(StatusCode::SERVICE_UNAVAILABLE), None),
+                    Err(_) => return (self.backend_slow(html), None),
+                }
+            }
         };
         // Judged again once a backend slot is free: a reload while the request
         // waited for one may have refused its certificate since.
