@@ -305,14 +305,16 @@ async fn through_proxy(backend: SocketAddr, p: &pki::Pki, access_log: bool) -> S
     let identity = verifier
         .check(&p.client_chain, UnixTime::now())
         .expect("identity");
+    let peer = "192.168.1.20:50312".parse().expect("peer");
     let conn = Arc::new(ConnInfo {
-        peer: "192.168.1.20:50312".parse().expect("peer"),
+        peer,
         judgement: Judgement::fixed(Ok(identity)),
         ca_subjects: Arc::from(vec!["/C=JP/O=orca/CN=bench CA".to_string()]),
         activity: Activity::new(),
         client: None,
         close: CancellationToken::new(),
         default_host: None,
+        forwarded_for: ConnInfo::forwarded_for(peer),
     });
     let (client_io, server_io) = tokio::io::duplex(64 * 1024);
     tokio::spawn(async move {

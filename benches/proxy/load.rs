@@ -33,10 +33,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Chunk size of an upload body.
 const CHUNK: usize = 64 * 1024;
 
-type Body = BoxBody<Bytes, Infallible>;
+pub type Body = BoxBody<Bytes, Infallible>;
 type H1 = hyper::client::conn::http1::SendRequest<Body>;
 type H2 = hyper::client::conn::http2::SendRequest<Body>;
-type Error = Box<dyn std::error::Error + Send + Sync>;
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
 /// Session resumption on the client side.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,7 +101,7 @@ pub fn client_config(pki: &Pki, alpn: &[&[u8]], resume: Resume, who: Who) -> Arc
     Arc::new(config)
 }
 
-fn server_name() -> ServerName<'static> {
+pub fn server_name() -> ServerName<'static> {
     ServerName::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST).into())
 }
 
@@ -112,7 +112,7 @@ async fn tcp(addr: SocketAddr) -> Result<TcpStream, Error> {
 }
 
 /// A TLS connection; also says whether the session was resumed.
-async fn tls(
+pub async fn tls(
     addr: SocketAddr,
     config: &Arc<ClientConfig>,
 ) -> Result<(tokio_rustls::client::TlsStream<TcpStream>, bool), Error> {
@@ -127,7 +127,7 @@ async fn tls(
     tokio::time::timeout(CONNECT_TIMEOUT, connect).await?
 }
 
-async fn h1_over<IO>(io: IO) -> Result<(H1, tokio::task::JoinHandle<()>), Error>
+pub async fn h1_over<IO>(io: IO) -> Result<(H1, tokio::task::JoinHandle<()>), Error>
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -139,7 +139,7 @@ where
 }
 
 /// An HTTP/1.1 connection, over TLS when `config` is given, plain TCP otherwise.
-async fn h1(
+pub async fn h1(
     addr: SocketAddr,
     config: Option<&Arc<ClientConfig>>,
 ) -> Result<(H1, tokio::task::JoinHandle<()>), Error> {
@@ -163,7 +163,7 @@ fn empty() -> Body {
     Empty::new().map_err(|e| match e {}).boxed()
 }
 
-fn get(addr: SocketAddr, path: &str, h2: bool) -> Request<Body> {
+pub fn get(addr: SocketAddr, path: &str, h2: bool) -> Request<Body> {
     let builder = Request::get(if h2 {
         format!("https://{addr}{path}")
     } else {
@@ -178,7 +178,7 @@ fn get(addr: SocketAddr, path: &str, h2: bool) -> Request<Body> {
 }
 
 /// Reads a response body to its end; its length.
-async fn drain(resp: http::Response<Incoming>) -> Result<(StatusCode, u64), Error> {
+pub async fn drain(resp: http::Response<Incoming>) -> Result<(StatusCode, u64), Error> {
     let status = resp.status();
     let mut body = resp.into_body();
     let mut n = 0u64;

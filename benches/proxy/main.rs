@@ -15,8 +15,13 @@
 //! the CPU figure), `--only a,b` (figure groups: idle, ws, h1, h2, full,
 //! resumed, cpu, upload, download, ceiling). For finding what bounds a
 //! figure: `--no-access-log` (both servers), `--proxy-conf KEY=VALUE`.
+//!
+//! `--cost` measures instead what one request costs each server in
+//! instructions (callgrind) and system calls (strace), see cost.rs.
 
 mod backend;
+mod cost;
+mod cost_tools;
 mod load;
 mod pki;
 mod procstat;
@@ -117,6 +122,10 @@ struct Lineup {
 fn main() {
     if std::env::var_os(backend::ROLE_ENV).is_some() {
         backend::run();
+        return;
+    }
+    if std::env::args().any(|a| a == "--cost") {
+        cost::run();
         return;
     }
     let opts = Opts::parse();

@@ -75,6 +75,10 @@ pub struct Metrics {
     pub crl_stale: Gauge,
     /// 1 while that refuses every client (CRL_STALE=refuse)
     pub crl_stale_refusing: Gauge,
+    /// `requests`' counter of each status class (1xx…5xx), taken from the
+    /// family on first use: a family lookup allocates its label and hashes
+    /// it (SipHash) under a lock, which every request would pay.
+    request_classes: [std::sync::OnceLock<Counter>; 5],
 }
 
 impl Default for Metrics {
@@ -101,6 +105,7 @@ impl Metrics {
             expiry: Family::default(),
             crl_stale: Gauge::default(),
             crl_stale_refusing: Gauge::default(),
+            request_classes: Default::default(),
         };
         let r = &mut registry;
         r.register(
@@ -184,6 +189,19 @@ impl Metrics {
             + 'static,
     {
         family.get_or_create(&L::from(value)).inc();
+    }
+
+    /// Counts one request answered with `status` in `requests`, by its class.
+    pub fn count_request(&self, status: u16) {
+        const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+        let i = usize::from(status / 100).clamp(1, 5) - 1;
+        self.request_classes[i]
+            .get_or_init(|| {
+                self.requests
+                    .get_or_create(&Class::from(CLASSES[i]))
+                    .clone()
+            })
+            .inc();
     }
 
     /// Sets the expiry gauges to the certificates of `tls` (old ones removed).

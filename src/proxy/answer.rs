@@ -60,17 +60,6 @@ pub(super) fn simple(status: StatusCode) -> Response<Either<Incoming, Full<Bytes
     resp
 }
 
-/// `2xx`, `4xx`…: the label requests are counted under.
-pub(super) fn status_class(status: StatusCode) -> &'static str {
-    match status.as_u16() {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        _ => "5xx",
-    }
-}
-
 impl Proxy {
     /// The page for a refused client; the connection is closed after it, so a
     /// client without a certificate holds no MAX_CONNECTIONS slot and a

@@ -39,6 +39,17 @@ pub struct ConnInfo {
     /// the Host an HTTP/1.0 request without one is forwarded with: the TLS
     /// server name (SNI), else the address the client connected to
     pub default_host: Option<HeaderValue>,
+    /// the `X-Forwarded-For` value, the client's address formatted once per
+    /// connection (see [`ConnInfo::forwarded_for`])
+    pub forwarded_for: Option<HeaderValue>,
+}
+
+impl ConnInfo {
+    /// The `X-Forwarded-For` value for a client at `peer`: its IP address
+    /// (an IPv4-mapped IPv6 address as IPv4).
+    pub fn forwarded_for(peer: SocketAddr) -> Option<HeaderValue> {
+        HeaderValue::from_str(&peer.ip().to_canonical().to_string()).ok()
+    }
 }
 
 /// When a connection last finished something, and what it has in flight.

@@ -84,6 +84,11 @@ pub(super) fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
 
 /// Removes hop-by-hop headers, including those the `Connection` header names.
 pub(super) fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages carry none: one look at each name, with no hashing or
+    // parsing of the eight names, before anything is removed.
+    if !headers.keys().any(|n| HOP_BY_HOP.contains(&n.as_str())) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()

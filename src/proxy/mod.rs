@@ -231,7 +231,7 @@ impl Proxy {
         metrics
             .request_duration
             .observe(started.elapsed().as_secs_f64());
-        self.stats.answered(status_class(response.status()));
+        self.stats.answered(response.status().as_u16());
         let record = record.map(|r| r.with_status(response.status().as_u16()));
         let stall_limit = slot.is_some().then_some(self.backend_timeout);
         let close = response
@@ -266,14 +266,22 @@ impl Proxy {
         };
         // BACKEND_TIMEOUT covers waiting for a slot, a replay and the answer's head.
         let deadline = Deadline::now() + self.backend_timeout;
-        let slot =
-            match tokio::time::timeout_at(deadline, self.backend_slots.clone().acquire_owned())
-                .await
-            {
-                Ok(Ok(slot)) => slot,
-                Ok(Err(_)) => return (simple(StatusCode::SERVICE_UNAVAILABLE), None),
-                Err(_) => return (self.backend_slow(html), None),
-            };
+        // A free slot is taken at once; only a wait for one needs a timer.
+        let slot = match self.backend_slots.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(tokio::sync::TryAcquireError::Closed) => {
+                return (simple(StatusCode::SERVICE_UNAVAILABLE), None);
+            }
+            Err(tokio::sync::TryAcquireError::NoPermits) => {
+                match tokio::time::timeout_at(deadline, self.backend_slots.clone().acquire_owned())
+                    .await
+                {
+                    Ok(Ok(slot)) => slot,
+                    Ok(Err(_)) => return (simple(StatusCode::SERVICE_UNAVAILABLE), None),
+                    Err(_) => return (self.backend_slow(html), None),
+                }
+            }
+        };
         // Judged again once a backend slot is free: a reload while the request
         // waited for one may have refused its certificate since.
         let (judged, news) = conn.judgement.now_and_news();

@@ -25,6 +25,11 @@ pub fn default_host(sni: Option<&str>, local: Option<std::net::SocketAddr>) -> O
     Some(value)
 }
 
+/// The `X-Forwarded-*` names, made once rather than parsed per request.
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
 impl Proxy {
     /// Builds the request WebORCA sees.
     pub(super) fn outbound(
@@ -36,13 +41,18 @@ impl Proxy {
         bodiless: bool,
     ) -> Result<Request<OutBody>, StatusCode> {
         let (mut parts, body) = req.into_parts();
-        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        let uri = Uri::builder()
-            .scheme("http")
-            .authority(self.backend_authority.clone())
-            .path_and_query(path)
-            .build()
-            .map_err(|_| StatusCode::BAD_REQUEST)?;
+        // The client's path and query as they are (shared, not parsed again).
+        let mut target = http::uri::Parts::default();
+        target.scheme = Some(http::uri::Scheme::HTTP);
+        target.authority = Some(self.backend_authority.clone());
+        target.path_and_query = Some(
+            parts
+                .uri
+                .path_and_query()
+                .cloned()
+                .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
+        );
+        let uri = Uri::from_parts(target).map_err(|_| StatusCode::BAD_REQUEST)?;
         // HTTP/2 carries the host in :authority; WebORCA needs a Host header.
         // HTTP/1.0 may send none at all (RFC 9112 §3.2 asks it only of 1.1).
         let host = match parts.headers.get(header::HOST) {
@@ -72,10 +82,10 @@ impl Proxy {
             headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         }
         headers.insert(header::HOST, host.clone());
-        headers.insert("x-forwarded-host", host);
-        headers.insert("x-forwarded-proto", HeaderValue::from_static("https"));
-        if let Ok(v) = HeaderValue::from_str(&conn.peer.ip().to_canonical().to_string()) {
-            headers.insert("x-forwarded-for", v);
+        headers.insert(X_FORWARDED_HOST, host);
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
+        if let Some(v) = &conn.forwarded_for {
+            headers.insert(X_FORWARDED_FOR, v.clone());
         }
         if self.forward_identity {
             for (name, value) in &identity.headers {

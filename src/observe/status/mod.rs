@@ -154,8 +154,8 @@ impl Stats {
     }
 
     /// Counts an answered request, by status class, in the metrics and the console's chart.
-    pub fn answered(&self, class: &str) {
-        Metrics::count(&self.metrics.requests, class);
+    pub fn answered(&self, status: u16) {
+        self.metrics.count_request(status);
         self.console.request();
     }
 

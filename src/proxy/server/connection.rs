@@ -110,6 +110,7 @@ pub(super) async fn serve_conn(
         activity,
         close: CancellationToken::new(),
         default_host,
+        forwarded_for: ConnInfo::forwarded_for(peer),
     });
     drop(tls_state);
     serve_http(&shared, stream, conn, h2).await;
