@@ -25,7 +25,15 @@ async fn every_worker_serves_and_a_stop_drains_them_all() {
     let backend = Backend::start().await;
     let setup = Setup::new();
     let (p, addr) = start_proc(&setup, &backend.url(), &[&format!("WORKERS={WORKERS}")]);
-    let names = thread_names(p.child.id());
+    // The worker threads start just after the `listening on` lines, and no
+    // line marks them: look until they are there (bounded).
+    let expected: Vec<String> = (1..WORKERS).map(|n| format!("worker-{n}")).collect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut names = thread_names(p.child.id());
+    while !expected.iter().all(|e| names.contains(e)) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        names = thread_names(p.child.id());
+    }
     for n in 1..WORKERS {
         assert!(
             names.contains(&format!("worker-{n}")),

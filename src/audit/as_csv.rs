@@ -2,6 +2,7 @@
 //! saying which table a row belongs to (`summary`, `user-day`, `refused`,
 //! `api`, `expiring`), so a spreadsheet can filter on it.
 
+use std::borrow::Cow;
 use std::io::{self, Write};
 
 use serde::Serialize;
@@ -17,7 +18,7 @@ pub struct Row<'a> {
     /// the day (user-day)
     pub date: String,
     /// the certificate's CN (user-day, expiring)
-    pub cn: &'a str,
+    pub cn: Cow<'a, str>,
     /// the certificate's serial (user-day, expiring)
     pub serial: &'a str,
     /// requests (user-day)
@@ -33,7 +34,7 @@ pub struct Row<'a> {
     /// the refusal reason (refused)
     pub reason: &'a str,
     /// the API called (api); what a summary row counts (summary)
-    pub name: &'a str,
+    pub name: Cow<'a, str>,
     /// attempts (refused), calls (api), lines (summary)
     pub count: Option<u64>,
     /// the certificate's notAfter (expiring)
@@ -48,7 +49,7 @@ pub fn write(report: &Report<'_>, out: &mut dyn Write) -> io::Result<()> {
     let mut csv = csv::Writer::from_writer(out);
     let summary = |name, count| Row {
         section: "summary",
-        name,
+        name: Cow::Borrowed(name),
         count: Some(count),
         ..Row::default()
     };
@@ -65,7 +66,7 @@ pub fn write(report: &Report<'_>, out: &mut dyn Write) -> io::Result<()> {
         csv.serialize(Row {
             section: "user-day",
             date: day.to_string(),
-            cn,
+            cn: cell(cn),
             serial,
             requests: Some(d.requests),
             refused: Some(d.refused),
@@ -91,7 +92,7 @@ pub fn write(report: &Report<'_>, out: &mut dyn Write) -> io::Result<()> {
     for (name, calls) in &t.api {
         csv.serialize(Row {
             section: "api",
-            name,
+            name: cell(name),
             count: Some(*calls),
             ..Row::default()
         })
@@ -100,7 +101,7 @@ pub fn write(report: &Report<'_>, out: &mut dyn Write) -> io::Result<()> {
     for ((cn, serial), not_after, left) in t.expiring_within(report.now, report.warn_days) {
         csv.serialize(Row {
             section: "expiring",
-            cn,
+            cn: cell(cn),
             serial,
             not_after: not_after.format(STAMP).to_string(),
             days_left: Some(left),
@@ -109,4 +110,40 @@ pub fn write(report: &Report<'_>, out: &mut dyn Write) -> io::Result<()> {
         .map_err(io::Error::other)?;
     }
     csv.flush()
+}
+
+/// A value from a log line (a CN anyone can put in a certificate, an API
+/// path) as a cell a spreadsheet shows as text: one starting like a formula
+/// (`=`, `+`, `@`, a tab or CR, or `-` followed by more) gets a leading `'`,
+/// so opening the report runs nothing (OWASP's CSV injection advice).
+fn cell(value: &str) -> Cow<'_, str> {
+    let formula = match value.as_bytes() {
+        [b'=' | b'+' | b'@' | b'\t' | b'\r', ..] => true,
+        [b'-', _, ..] => true,
+        _ => false,
+    };
+    if formula {
+        Cow::Owned(format!("'{value}"))
+    } else {
+        Cow::Borrowed(value)
+    }
+}
+
+#[cfg(test)]
+mod cell_tests {
+    use super::cell;
+
+    #[test]
+    fn formulas_are_shown_as_text() {
+        assert_eq!(
+            cell("=HYPERLINK(\"http://x\")"),
+            "'=HYPERLINK(\"http://x\")"
+        );
+        assert_eq!(cell("+1"), "'+1");
+        assert_eq!(cell("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(cell("-1+2"), "'-1+2");
+        assert_eq!(cell("-"), "-");
+        assert_eq!(cell("user1"), "user1");
+        assert_eq!(cell("/api01rv2/patientgetv2"), "/api01rv2/patientgetv2");
+    }
 }

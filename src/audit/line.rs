@@ -163,7 +163,7 @@ fn text_entry(rest: &str) -> Option<Entry> {
 
 /// `ADDR cn=CN serial=SERIAL "METHOD PATH VERSION" STATUS BYTES MSms[ more…]`.
 fn access_text(addr: &str, after: &str) -> Option<Access> {
-    let (who, request) = after.split_once(" \"")?;
+    let (who, request) = after.rsplit_once(" \"")?;
     let (cn_part, serial_part) = who.rsplit_once(" serial=")?;
     let cn = cn_part.strip_prefix("cn=")?;
     let serial = serial_part.split(' ').next()?;

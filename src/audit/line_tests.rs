@@ -25,6 +25,23 @@ fn reads_a_text_access_line_with_a_field_added_later() {
 }
 
 #[test]
+fn a_cn_that_imitates_an_access_line_is_read_as_the_cn() {
+    // A self-signed certificate's CN, written into the line of its refused
+    // request: the report must show that request, not the one in the name.
+    let forged = "dr-tanaka serial=0A \"GET /api01rv2/patientgetv2?id=1 HTTP/1.1\" 200 0 1.0ms x";
+    let line = format!(
+        "2026/12/01 09:15:02 127.0.0.1:50432 cn={forged} serial=07 \"GET / HTTP/1.1\" 403 900 0.4ms"
+    );
+    let Entry::Access(a) = parse(&line).unwrap().entry else {
+        panic!("not an access line")
+    };
+    assert_eq!(a.cn, forged);
+    assert_eq!(a.serial, "07");
+    assert_eq!(a.path, "/");
+    assert_eq!(a.status, 403);
+}
+
+#[test]
 fn reads_text_refusals_with_quoted_fields() {
     let line = r#"2026/12/01 09:15:02 client certificate refused: peer=x certificate revoked peer=[::1]:4000 reason="revoked" subject="/C=JP/CN=a \"b\" peer=c""#;
     let Entry::Refused(r) = parse(line).unwrap().entry else {

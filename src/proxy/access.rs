@@ -3,7 +3,12 @@
 //! query) is brought to its normal form and decided by the policy the verdict
 //! was taken under. An unsafe spelling gets 400, a refused one the 403
 //! `not-permitted` page; neither reaches WebORCA. An allowed request is
-//! forwarded with its target exactly as the client sent it.
+//! forwarded with the path that was decided: its target as the client sent it
+//! when that is already the normal form, else the normal form (and the query
+//! as sent). WebORCA's router (Echo) routes on the path as it arrives and
+//! does not resolve `..` or `//`, so forwarding another spelling than the one
+//! decided would let it serve a path whose rule was never asked — as Envoy's
+//! `normalize_path` does, the decided form is what goes upstream.
 //!
 //! Only that request is refused: the connection stays open, since other
 //! paths may be allowed for the same certificate.
@@ -17,8 +22,9 @@ use crate::policy::{self, Policy, Unsafe};
 pub(super) enum Access {
     /// no ACCESS_POLICY: every verified certificate may use every path
     Open,
-    /// allowed; the deciding rule (`FILE:LINE`, log-safe)
-    Allowed(String),
+    /// allowed; the deciding rule (`FILE:LINE`, log-safe), and the normal
+    /// form of the path when the client spelled it otherwise
+    Allowed(String, Option<String>),
     /// refused: the answer, and the deciding rule (`-` when none)
     Refused(Response<Either<Incoming, Full<Bytes>>>, String),
 }
@@ -28,7 +34,7 @@ impl Access {
     pub(super) fn rule(&self) -> Option<&str> {
         match self {
             Access::Open => None,
-            Access::Allowed(rule) | Access::Refused(_, rule) => Some(rule),
+            Access::Allowed(rule, _) | Access::Refused(_, rule) => Some(rule),
         }
     }
 }
@@ -58,7 +64,8 @@ impl Proxy {
         let rule = log_safe(decision.rule_name());
         Metrics::count(&self.stats.metrics.policy_rules, &rule);
         if decision.allowed() {
-            return Access::Allowed(rule);
+            let respelled = (path != raw_path).then_some(path);
+            return Access::Allowed(rule, respelled);
         }
         self.stats.refused(
             conn.peer,

@@ -179,7 +179,7 @@ impl Proxy {
     pub async fn handle(
         self: Arc<Self>,
         conn: Arc<ConnInfo>,
-        req: Request<Incoming>,
+        mut req: Request<Incoming>,
     ) -> Result<Response<ProxyBody>, Infallible> {
         let started = Instant::now();
         let guard = conn.activity.begin();
@@ -217,7 +217,11 @@ impl Proxy {
                     record = record.map(|r| r.with_rule(access.rule()));
                     match access {
                         Access::Refused(answer, _) => (answer, None),
-                        Access::Open | Access::Allowed(_) => {
+                        // allowed on its normal form, which is then what is forwarded
+                        Access::Allowed(_, Some(normal)) if respell(&mut req, &normal).is_err() => {
+                            (simple(StatusCode::BAD_REQUEST), None)
+                        }
+                        Access::Open | Access::Allowed(..) => {
                             if let Some(client) = &conn.client {
                                 client.request();
                             }
@@ -381,4 +385,17 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     text
+}
+
+/// Puts `path` (a normal form the policy decided on) in place of the
+/// request's path, keeping the query as the client sent it.
+fn respell<B>(req: &mut Request<B>, path: &str) -> Result<(), ()> {
+    let target = match req.uri().query() {
+        Some(query) => format!("{path}?{query}"),
+        None => path.to_string(),
+    };
+    let mut parts = req.uri().clone().into_parts();
+    parts.path_and_query = Some(http::uri::PathAndQuery::try_from(target).map_err(|_| ())?);
+    *req.uri_mut() = Uri::from_parts(parts).map_err(|_| ())?;
+    Ok(())
 }

@@ -51,12 +51,18 @@ fn heading(ja: &str, en: &str) -> Markup {
 
 /// The whole page.
 pub fn render(view: &View, place: &Place) -> Markup {
+    // The page a reload button press answers sits at the POST's address:
+    // its refresh goes back to the console, not to that address.
+    let refresh = match place {
+        Place::Admin(Some(_)) => format!("30; url={}", super::ADMIN_PATH),
+        _ => "30".to_string(),
+    };
     html! {
         (DOCTYPE)
         html lang="ja" {
             head {
                 meta charset="utf-8";
-                meta http-equiv="refresh" content="30";
+                meta http-equiv="refresh" content=(refresh);
                 title { "weborca-mtls-proxy 運用画面 / console" }
                 style { (PreEscaped(STYLE)) }
             }
