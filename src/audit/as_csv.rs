@@ -117,11 +117,10 @@ pub fn write(report: &Report<'_>, out: &mut dyn Write) -> io::Result<()> {
 /// (`=`, `+`, `@`, a tab or CR, or `-` followed by more) gets a leading `'`,
 /// so opening the report runs nothing (OWASP's CSV injection advice).
 fn cell(value: &str) -> Cow<'_, str> {
-    let formula = match value.as_bytes() {
-        [b'=' | b'+' | b'@' | b'\t' | b'\r', ..] => true,
-        [b'-', _, ..] => true,
-        _ => false,
-    };
+    let formula = matches!(
+        value.as_bytes(),
+        [b'=' | b'+' | b'@' | b'\t' | b'\r', ..] | [b'-', _, ..]
+    );
     if formula {
         Cow::Owned(format!("'{value}"))
     } else {
