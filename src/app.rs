@@ -103,10 +103,16 @@ pub async fn serve(started: Started, path: PathBuf, log: Arc<LogHandle>) {
     let handle = server.handle();
     let backend_port = config.backend.port;
     let reloader = Reloader::new(handle.clone(), path, log, sessions, config);
-    let button = reloader.clone();
+    // Weak: the console lives in the server's state, which the reloader
+    // holds; a strong reference would keep both (and the log writer the
+    // reloader holds, so the last lines would never be flushed) past the end.
+    let button = Arc::downgrade(&reloader);
     handle.stats().console.set_reload(Arc::new(move |why| {
-        let reloader = button.clone();
+        let reloader = button.upgrade();
         Box::pin(async move {
+            let Some(reloader) = reloader else {
+                return false;
+            };
             notify(&[sd_notify::NotifyState::Reloading]);
             let ok = reloader.reload(&why).await;
             notify(&[sd_notify::NotifyState::Ready]);
