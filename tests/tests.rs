@@ -4,6 +4,7 @@
 mod util;
 
 mod audit;
+mod backend_pool;
 mod backend_trouble;
 mod check;
 mod client_matrix;

@@ -15,11 +15,11 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use super::pool::Lease;
 use bytes::Bytes;
 use http::Request;
 use http_body_util::{Either, Full};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
-use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Sleep;
 
 use crate::conn::ActiveGuard;
@@ -102,8 +102,9 @@ pub struct ProxyBody {
     bytes: u64,
     record: Option<AccessRecord>,
     _guard: ActiveGuard,
-    /// the backend slot held until the backend's body is read
-    _slot: Option<OwnedSemaphorePermit>,
+    /// the backend slot held until the backend's body is read, and the
+    /// connection that goes back to the pool once it is
+    lease: Option<Lease>,
     /// BACKEND_TIMEOUT: longest wait for the backend's next frame
     stall_limit: Option<Duration>,
     /// running while the backend's next frame is awaited
@@ -125,7 +126,7 @@ impl ProxyBody {
             bytes: 0,
             record,
             _guard: guard,
-            _slot: None,
+            lease: None,
             stall_limit: None,
             stall: None,
             _close_after: None,
@@ -138,14 +139,14 @@ impl ProxyBody {
         self
     }
 
-    /// A body read from the backend: holds `slot` until done, and fails when
+    /// A body read from the backend: holds `lease` until done, and fails when
     /// the backend sends nothing for `stall_limit`.
     pub fn from_backend(
         mut self,
-        slot: Option<OwnedSemaphorePermit>,
+        lease: Option<Lease>,
         stall_limit: Option<Duration>,
     ) -> ProxyBody {
-        self._slot = slot;
+        self.lease = lease;
         self.stall_limit = stall_limit;
         self
     }
@@ -175,7 +176,12 @@ impl Body for ProxyBody {
                 );
                 Poll::Ready(Some(Err(e)))
             }
-            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Ready(None) => {
+                if let Some(lease) = &mut this.lease {
+                    lease.done();
+                }
+                Poll::Ready(None)
+            }
             Poll::Pending => {
                 let Some(limit) = this.stall_limit else {
                     return Poll::Pending;
@@ -209,6 +215,13 @@ impl Body for ProxyBody {
 
 impl Drop for ProxyBody {
     fn drop(&mut self) {
+        // An answer with no body to read (HEAD, 204, 304, Content-Length: 0)
+        // is never polled; its connection is free all the same.
+        if let Some(lease) = &mut self.lease
+            && self.inner.is_end_stream()
+        {
+            lease.done();
+        }
         if let Some(r) = self.record.take() {
             let ms = r.started.elapsed().as_secs_f64() * 1000.0;
             // The fields are the JSON line's; the text line is the message

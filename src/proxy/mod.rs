@@ -34,6 +34,7 @@ mod admin;
 mod answer;
 mod headers;
 mod outbound;
+pub mod pool;
 mod request;
 #[cfg(test)]
 mod tests;
@@ -56,9 +57,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::{Either, Empty, Full};
 use hyper::body::{Body as _, Incoming};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant as Deadline;
 use tokio_util::sync::CancellationToken;
@@ -73,28 +72,20 @@ use crate::tls::judgement::{Judged, Judgement};
 use crate::tls::verify::CertErrorKind;
 use crate::tls::{IDENTITY_HEADERS, Identity, Refusal};
 
-/// How long an unused backend connection stays in the pool.
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// Idle backend connections kept for reuse; WebORCA is one host.
-const POOL_MAX_IDLE: usize = 256;
-
 pub use conn::ConnInfo;
 
 /// The body of a request to WebORCA: the client's, streamed, or none at all
 /// for a bodiless request (which can then be sent twice).
 type OutBody = Either<Incoming, Empty<Bytes>>;
 
-/// A response and, while it streams, the backend slot its connection holds.
-type Forwarded = (
-    Response<Either<Incoming, Full<Bytes>>>,
-    Option<OwnedSemaphorePermit>,
-);
+/// A response and, while it streams, the backend slot and connection it holds.
+type Forwarded = (Response<Either<Incoming, Full<Bytes>>>, Option<pool::Lease>);
 
 /// Forwards requests to WebORCA.
 #[derive(Clone)]
 pub struct Proxy {
     /// pooled HTTP/1.1 connections to the backend
-    client: Client<HttpConnector, OutBody>,
+    pool: Arc<pool::Pool>,
     /// BACKEND_CONNECT_TIMEOUT
     connect_timeout: Duration,
     /// backend requests (and tunnels) in flight, at most MAX_CONNECTIONS:
@@ -102,7 +93,7 @@ pub struct Proxy {
     backend_slots: Arc<Semaphore>,
     /// `http://host:port` of the backend, for the error pages
     backend_url: Arc<str>,
-    /// scheme and authority every request is sent to
+    /// `host:port` every request is sent to (checked at start)
     backend_authority: http::uri::Authority,
     /// how long to wait for the backend's response headers
     backend_timeout: Duration,
@@ -116,20 +107,6 @@ pub struct Proxy {
     shutdown: CancellationToken,
     /// metrics, backend state
     stats: Arc<Stats>,
-}
-
-/// A pool of keep-alive HTTP/1.1 connections to the backend.
-fn backend_client(connect_timeout: Duration) -> Client<HttpConnector, OutBody> {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(connect_timeout));
-    connector.set_keepalive(Some(Duration::from_secs(60)));
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-        .pool_max_idle_per_host(POOL_MAX_IDLE)
-        .pool_timer(hyper_util::rt::TokioTimer::new())
-        .set_host(false)
-        .build(connector)
 }
 
 impl Proxy {
@@ -149,9 +126,12 @@ impl Proxy {
                 backend.url.authority
             )
         })?;
-        let client = backend_client(backend.connect_timeout);
+        let pool = Arc::new(pool::Pool::new(
+            &backend.url.authority,
+            backend.connect_timeout,
+        ));
         Ok(Proxy {
-            client,
+            pool,
             connect_timeout: backend.connect_timeout,
             backend_slots: Arc::new(Semaphore::new(limits.max_connections.max(1))),
             backend_url: backend.url.url.as_str().into(),
@@ -170,7 +150,10 @@ impl Proxy {
     /// shutdown and metrics stay shared.
     pub fn sibling(&self) -> Proxy {
         Proxy {
-            client: backend_client(self.connect_timeout),
+            pool: Arc::new(pool::Pool::new(
+                self.backend_authority.as_str(),
+                self.connect_timeout,
+            )),
             ..self.clone()
         }
     }
@@ -302,18 +285,18 @@ impl Proxy {
             return (answer, None);
         }
         let replay = replayable.then(|| bodiless_copy(&out));
-        let mut result = tokio::time::timeout_at(deadline, self.client.request(out)).await;
+        let mut result = tokio::time::timeout_at(deadline, self.pool.send(out)).await;
         if let (Ok(Err(e)), Some(again)) = (&result, replay)
             && !e.is_connect()
         {
             // A kept-alive backend connection closed under the request: WebORCA
             // restarted or timed it out. Nothing is lost by asking once more.
             tracing::info!(backend = %self.backend_url, "backend connection failed ({}); sending the {} again on a new connection", error_chain(e), again.method());
-            result = tokio::time::timeout_at(deadline, self.client.request(again)).await;
+            result = tokio::time::timeout_at(deadline, self.pool.send(again)).await;
         }
-        let mut resp = match result {
-            Ok(Ok(resp)) => resp,
-            Ok(Err(e)) if client_body_failed(&e) => {
+        let (mut resp, checkout) = match result {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(e)) if e.client_body_failed() => {
                 tracing::info!(peer = %conn.peer, "request body from the client broke off: {}", error_chain(&e));
                 return (simple(StatusCode::BAD_REQUEST), None);
             }
@@ -329,6 +312,8 @@ impl Proxy {
             Some(client_upgrade) if switching => {
                 let backend_upgrade = hyper::upgrade::on(&mut resp);
                 let path = asked.map(|(_, path)| path).unwrap_or_default();
+                // the connection is the tunnel's now: not given back
+                drop(checkout);
                 self.spawn_tunnel(conn, client_upgrade, backend_upgrade, slot, path);
                 strip_response_headers(resp.headers_mut(), true);
                 return (resp.map(Either::Left), None);
@@ -341,7 +326,10 @@ impl Proxy {
             }
             _ => strip_response_headers(resp.headers_mut(), false),
         }
-        (resp.map(Either::Left), Some(slot))
+        (
+            resp.map(Either::Left),
+            Some(pool::Lease::new(slot, Some(checkout))),
+        )
     }
 }
 
@@ -360,22 +348,7 @@ fn bodiless_copy(req: &Request<OutBody>) -> Request<OutBody> {
     copy
 }
 
-/// Whether the backend request failed because the client's own body broke off
-/// (an aborted upload): the client's doing, not WebORCA's.
-fn client_body_failed(e: &hyper_util::client::legacy::Error) -> bool {
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        if let Some(h) = s.downcast_ref::<hyper::Error>()
-            && h.is_user()
-        {
-            return true;
-        }
-        source = s.source();
-    }
-    false
-}
-
-/// The full cause of a client error, e.g. "client error (Connect): tcp connect error: Connection refused".
+/// The full cause of a backend error, e.g. "connect error: 127.0.0.1:8001: Connection refused (os error 111)".
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();

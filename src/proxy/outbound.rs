@@ -41,18 +41,15 @@ impl Proxy {
         bodiless: bool,
     ) -> Result<Request<OutBody>, StatusCode> {
         let (mut parts, body) = req.into_parts();
-        // The client's path and query as they are (shared, not parsed again).
-        let mut target = http::uri::Parts::default();
-        target.scheme = Some(http::uri::Scheme::HTTP);
-        target.authority = Some(self.backend_authority.clone());
-        target.path_and_query = Some(
+        // The client's path and query as they are (shared, not parsed
+        // again), in origin form: the pool knows where WebORCA is.
+        let uri = Uri::from(
             parts
                 .uri
                 .path_and_query()
                 .cloned()
                 .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
         );
-        let uri = Uri::from_parts(target).map_err(|_| StatusCode::BAD_REQUEST)?;
         // HTTP/2 carries the host in :authority; WebORCA needs a Host header.
         // HTTP/1.0 may send none at all (RFC 9112 §3.2 asks it only of 1.1).
         let host = match parts.headers.get(header::HOST) {

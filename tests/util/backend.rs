@@ -1,10 +1,12 @@
 //! A stand-in for WebORCA: records every request it receives and answers with
 //! what it saw (method, target, version, headers, body length and SHA-256) as
 //! JSON; `/ws` is a WebSocket echo; `/slow` answers after a pause; `/big?n=N`
-//! streams N bytes.
+//! streams N bytes; `/nothing` answers 204; `/close` answers and closes
+//! the connection. It counts the TCP connections it accepted.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -54,6 +56,8 @@ pub struct Backend {
     pub seen: Arc<Mutex<Vec<Seen>>>,
     /// every WebSocket text message that arrived, on any tunnel
     pub ws_received: Arc<Mutex<Vec<String>>>,
+    /// TCP connections accepted
+    connections: Arc<AtomicUsize>,
     /// the accept loop and every connection, all stopped when the backend is dropped
     tasks: tokio_util::task::AbortOnDropHandle<()>,
     conns: Arc<Mutex<tokio::task::JoinSet<()>>>,
@@ -81,11 +85,14 @@ impl Backend {
         let ws2 = ws_received.clone();
         let conns = Arc::new(Mutex::new(tokio::task::JoinSet::new()));
         let conns2 = conns.clone();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let accepted = connections.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((tcp, _)) = listener.accept().await else {
                     return;
                 };
+                accepted.fetch_add(1, Ordering::SeqCst);
                 let seen = seen2.clone();
                 let ws = ws2.clone();
                 conns2.lock().unwrap().spawn(async move {
@@ -101,6 +108,7 @@ impl Backend {
             addr,
             seen,
             ws_received,
+            connections,
             tasks: tokio_util::task::AbortOnDropHandle::new(task),
             conns,
         }
@@ -109,6 +117,11 @@ impl Backend {
     /// How many requests arrived.
     pub fn count(&self) -> usize {
         self.seen.lock().unwrap().len()
+    }
+
+    /// How many TCP connections were accepted.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
     }
 
     /// The last request that arrived.
@@ -176,6 +189,17 @@ async fn handle(
             .and_then(|n| n.parse().ok())
             .unwrap_or(0);
         return Ok(Response::new(big_body(n)));
+    }
+    if path == "/nothing" {
+        let mut resp = Response::new(full(Bytes::new()));
+        *resp.status_mut() = StatusCode::NO_CONTENT;
+        return Ok(resp);
+    }
+    if path == "/close" {
+        return Ok(Response::builder()
+            .header("connection", "close")
+            .body(full("closing"))
+            .unwrap());
     }
     let echo = json!({ "method": method, "target": target, "headers": headers, "body_len": len, "body_sha256": sha });
     Ok(Response::builder()

@@ -39,22 +39,26 @@ impl Kept {
 
     /// GET `path` (Accept: text/html) on this connection.
     pub async fn get(&mut self, path: &str) -> Result<Answer, String> {
-        let req = |uri: String| {
-            Request::get(uri)
-                .header("host", "localhost")
-                .header("accept", "text/html")
-                .body(Full::new(Bytes::new()))
-                .unwrap()
-        };
+        let req = Request::get(path)
+            .header("host", "localhost")
+            .header("accept", "text/html")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        self.send(req).await
+    }
+
+    /// Sends `req` on this connection (over HTTP/2 its path is made absolute).
+    pub async fn send(&mut self, mut req: Request<Full<Bytes>>) -> Result<Answer, String> {
         let resp = match self {
             Kept::H1(s) => {
                 s.ready().await.map_err(|e| format!("closed: {e}"))?;
-                s.send_request(req(path.to_string())).await
+                s.send_request(req).await
             }
             Kept::H2(s, port) => {
+                let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
+                *req.uri_mut() = format!("https://localhost:{port}{target}").parse().unwrap();
                 s.ready().await.map_err(|e| format!("closed: {e}"))?;
-                s.send_request(req(format!("https://localhost:{port}{path}")))
-                    .await
+                s.send_request(req).await
             }
         }
         .map_err(|e| format!("request: {e}"))?;

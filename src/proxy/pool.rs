@@ -1,0 +1,261 @@
+//! Keep-alive HTTP/1.1 connections to WebORCA, over hyper's connection API.
+//!
+//! WebORCA is one host, so the pool is one stack of idle connections: the
+//! most recently used is taken first (its socket is the least likely to have
+//! been closed by WebORCA), and the stack is trimmed of connections unused
+//! for [`IDLE_TIMEOUT`] whenever one is taken or given back.
+//!
+//! Written here rather than using hyper-util's `legacy::Client` because of
+//! what that costs per request (benches/RESULTS.md, "The cuts"): it keys its
+//! pool by scheme and authority in std `HashMap`s (SipHash on every
+//! checkout), checks a connection out through a future of its own and spawns
+//! a task per request to wait for the connection to be ready again. Here a
+//! connection goes back on the stack when its answer's body has been read
+//! (the [`Lease`] the response body holds), which is when hyper can take the
+//! next request on it; only a connection that is not ready yet then gets a
+//! task that waits for it.
+//!
+//! A request a kept-alive connection could not take (it closed before the
+//! request was written) comes back from hyper unsent and goes out on the
+//! next connection, whatever its method: that is what hyper-util's pool did
+//! too. A request that was written and then lost is not sent again here; the
+//! caller decides (`Proxy::forward` replays only bodiless safe methods).
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio::sync::OwnedSemaphorePermit;
+
+use super::OutBody;
+
+/// How long an unused backend connection is kept.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Idle backend connections kept for reuse, per worker thread.
+pub const MAX_IDLE: usize = 256;
+/// TCP keep-alive on backend sockets, so a vanished WebORCA host is noticed.
+const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
+
+/// The backend connections of one worker thread.
+pub struct Pool {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// `host:port` of BACKEND_URL, resolved at each connect
+    authority: String,
+    /// BACKEND_CONNECT_TIMEOUT
+    connect_timeout: Duration,
+    /// ready connections, the most recently used last
+    idle: Mutex<VecDeque<Idle>>,
+}
+
+struct Idle {
+    sender: SendRequest<OutBody>,
+    since: Instant,
+}
+
+/// Why a request got no answer from WebORCA.
+#[derive(Debug)]
+pub enum SendError {
+    /// no connection could be made (refused, unreachable, timed out)
+    Connect(String),
+    /// the connection failed while the request was sent or answered
+    Request(hyper::Error),
+}
+
+impl SendError {
+    /// Whether no connection could be made at all.
+    pub fn is_connect(&self) -> bool {
+        matches!(self, SendError::Connect(_))
+    }
+
+    /// Whether the client's own request body broke off (an aborted upload):
+    /// the client's doing, not WebORCA's.
+    pub fn client_body_failed(&self) -> bool {
+        matches!(self, SendError::Request(e) if e.is_user())
+    }
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SendError::Connect(why) => write!(f, "connect error: {why}"),
+            SendError::Request(e) => write!(f, "backend connection error: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for SendError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SendError::Connect(_) => None,
+            SendError::Request(e) => std::error::Error::source(e),
+        }
+    }
+}
+
+/// A connection taken from the pool for one request.
+pub struct Checkout {
+    sender: SendRequest<OutBody>,
+    pool: Arc<Inner>,
+}
+
+/// The backend slot a response holds while its body streams, and the
+/// connection it came on, given back to the pool by [`Lease::done`].
+pub struct Lease {
+    _slot: OwnedSemaphorePermit,
+    conn: Option<Checkout>,
+}
+
+impl Lease {
+    /// Holds `slot` and, if given, the connection the answer streams on.
+    pub fn new(slot: OwnedSemaphorePermit, conn: Option<Checkout>) -> Lease {
+        Lease { _slot: slot, conn }
+    }
+
+    /// The answer has been read to its end: the connection can carry the
+    /// next request. Without this call (an answer cut short) the connection
+    /// is dropped with the lease, and hyper closes it.
+    pub fn done(&mut self) {
+        if let Some(c) = self.conn.take() {
+            c.pool.give_back(c.sender);
+        }
+    }
+}
+
+impl Pool {
+    /// An empty pool for the backend at `authority` (`host:port`).
+    pub fn new(authority: &str, connect_timeout: Duration) -> Pool {
+        Pool {
+            inner: Arc::new(Inner {
+                authority: authority.to_string(),
+                connect_timeout,
+                idle: Mutex::new(VecDeque::new()),
+            }),
+        }
+    }
+
+    /// Sends `req` on an idle connection, else on a new one, and returns
+    /// the answer's head with the connection it came on.
+    pub async fn send(
+        &self,
+        mut req: Request<OutBody>,
+    ) -> Result<(Response<Incoming>, Checkout), SendError> {
+        while let Some(mut sender) = self.inner.take() {
+            match sender.try_send_request(req).await {
+                Ok(resp) => return Ok((resp, self.checkout(sender))),
+                Err(mut e) => match e.take_message() {
+                    // closed before the request was written: the next one
+                    Some(unsent) => req = unsent,
+                    None => return Err(SendError::Request(e.into_error())),
+                },
+            }
+        }
+        let mut sender = self.inner.connect().await?;
+        match sender.send_request(req).await {
+            Ok(resp) => Ok((resp, self.checkout(sender))),
+            Err(e) => Err(SendError::Request(e)),
+        }
+    }
+
+    fn checkout(&self, sender: SendRequest<OutBody>) -> Checkout {
+        Checkout {
+            sender,
+            pool: self.inner.clone(),
+        }
+    }
+
+    /// Idle connections now on the stack (tests).
+    #[cfg(test)]
+    pub fn idle(&self) -> usize {
+        self.inner.idle.lock().map_or(0, |idle| idle.len())
+    }
+}
+
+impl Inner {
+    /// The most recently used connection that is still open and ready.
+    fn take(&self) -> Option<SendRequest<OutBody>> {
+        let mut idle = self.idle.lock().ok()?;
+        let now = Instant::now();
+        while let Some(c) = idle.pop_back() {
+            if now.duration_since(c.since) >= IDLE_TIMEOUT {
+                // the rest are older still
+                idle.clear();
+                return None;
+            }
+            if c.sender.is_ready() {
+                return Some(c.sender);
+            }
+        }
+        None
+    }
+
+    /// Puts a connection back once hyper can send on it again.
+    fn give_back(self: Arc<Self>, mut sender: SendRequest<OutBody>) {
+        if sender.is_ready() {
+            self.push(sender);
+        } else if !sender.is_closed() {
+            // Still finishing the last answer; waiting costs a task, which
+            // the common case above does without.
+            tokio::spawn(async move {
+                if let Ok(Ok(())) = tokio::time::timeout(IDLE_TIMEOUT, sender.ready()).await {
+                    self.push(sender);
+                }
+            });
+        }
+    }
+
+    fn push(&self, sender: SendRequest<OutBody>) {
+        let Ok(mut idle) = self.idle.lock() else {
+            return;
+        };
+        let now = Instant::now();
+        while idle
+            .front()
+            .is_some_and(|c| now.duration_since(c.since) >= IDLE_TIMEOUT || c.sender.is_closed())
+        {
+            idle.pop_front();
+        }
+        if idle.len() >= MAX_IDLE {
+            idle.pop_front();
+        }
+        idle.push_back(Idle { sender, since: now });
+    }
+
+    /// A new connection: TCP (no Nagle, keep-alive) and the HTTP/1.1
+    /// handshake, its I/O driven by a task of its own until it closes.
+    async fn connect(&self) -> Result<SendRequest<OutBody>, SendError> {
+        let tcp = tokio::time::timeout(
+            self.connect_timeout,
+            TcpStream::connect(self.authority.as_str()),
+        )
+        .await
+        .map_err(|_| {
+            SendError::Connect(format!(
+                "{}: no connection within BACKEND_CONNECT_TIMEOUT ({} s)",
+                self.authority,
+                self.connect_timeout.as_secs()
+            ))
+        })?
+        .map_err(|e| SendError::Connect(format!("{}: {e}", self.authority)))?;
+        // Best effort: a socket without these options still works.
+        let _ = tcp.set_nodelay(true);
+        let keepalive = socket2::TcpKeepalive::new().with_time(TCP_KEEPALIVE);
+        let _ = socket2::SockRef::from(&tcp).set_tcp_keepalive(&keepalive);
+        let (sender, conn) = http1::handshake(TokioIo::new(tcp))
+            .await
+            .map_err(SendError::Request)?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.with_upgrades().await {
+                tracing::debug!("backend connection ended: {e}");
+            }
+        });
+        Ok(sender)
+    }
+}
