@@ -155,7 +155,10 @@ pub async fn load(home: &Path, url: &str, ports: &[u16]) -> Loaded {
     };
     let wall_ms = t0.elapsed().as_secs_f64() * 1e3;
     drop(chromium);
-    assert!(mark.get("error").is_none(), "{url}: the page failed: {mark}");
+    assert!(
+        mark.get("error").is_none(),
+        "{url}: the page failed: {mark}"
+    );
     let num = |k: &str| mark[k].as_f64().unwrap_or(f64::NAN);
     Loaded {
         page_ms: num("done"),
@@ -217,7 +220,10 @@ impl Policy {
         }
         let rules: Vec<String> = ports
             .iter()
-            .map(|p| serde_json::json!({"pattern": format!("https://127.0.0.1:{p}"), "filter": {}}).to_string())
+            .map(|p| {
+                serde_json::json!({"pattern": format!("https://127.0.0.1:{p}"), "filter": {}})
+                    .to_string()
+            })
             .collect();
         let path = Path::new(POLICY_DIR).join(format!(
             "{POLICY_PREFIX}pageload-{}.json",

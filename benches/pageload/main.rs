@@ -83,9 +83,8 @@ fn main() {
 }
 
 fn on_path(tool: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|d| d.join(tool).is_file())
-    })
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(tool).is_file()))
 }
 
 /// One way into the backend.
@@ -153,7 +152,9 @@ async fn run(loads: usize) {
         site::ASSETS,
         site_bytes() / 1024
     );
-    println!("direct is plain HTTP/1.1 (the backend has no TLS): up to 6 connections, no handshake");
+    println!(
+        "direct is plain HTTP/1.1 (the backend has no TLS): up to 6 connections, no handshake"
+    );
 
     // one load each, not counted: checks every way works and warms the servers' upstream pools
     let started = Instant::now();
@@ -227,7 +228,12 @@ async fn one_load(
         way.name,
         l.resources
     );
-    assert_eq!(l.scripts as usize, site::ASSETS * 2 / 5, "{}: scripts run", way.name);
+    assert_eq!(
+        l.scripts as usize,
+        site::ASSETS * 2 / 5,
+        "{}: scripts run",
+        way.name
+    );
     l
 }
 

@@ -49,9 +49,10 @@ pub fn print(ways: &[WayLoads<'_>], direct: usize) {
             "wall time from Page.navigate to reading the done mark over CDP",
             |l: &Loaded| l.wall_ms,
         ),
-        ("navigation start to the load event, from the page", |l: &Loaded| {
-            l.load_ms
-        }),
+        (
+            "navigation start to the load event, from the page",
+            |l: &Loaded| l.load_ms,
+        ),
     ] {
         println!("\n{title} (ms, {} loads per way):\n", ways[0].loads.len());
         println!("| way | median | p95 | min | max | median / direct | p95 / direct |");
@@ -73,8 +74,11 @@ pub fn print(ways: &[WayLoads<'_>], direct: usize) {
     }
     println!("\nevery load, page figure ms (in the order run):\n");
     for w in ways {
-        let all: Vec<String> = w.loads.iter().map(|l| format!("{:.0}", l.page_ms)).collect();
+        let all: Vec<String> = w
+            .loads
+            .iter()
+            .map(|l| format!("{:.0}", l.page_ms))
+            .collect();
         println!("- {}: {}", w.name, all.join(" "));
     }
 }
-

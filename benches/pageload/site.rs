@@ -40,9 +40,21 @@ pub fn build() -> HashMap<String, Resource> {
         let size = (MIN_SIZE * (MAX_SIZE / MIN_SIZE).powf(i as f64 / (ASSETS - 1) as f64)) as usize;
         // the kinds take turns, so each kind has small and large files
         let (path, content_type, body) = match i % 5 {
-            0 | 3 => (format!("/orca/static/js/m{i:02}.js"), "text/javascript", js(i, size)),
-            2 => (format!("/orca/static/css/s{i:02}.css"), "text/css", css(i, size)),
-            _ => (format!("/orca/static/img/i{i:02}.png"), "image/png", png(i, size)),
+            0 | 3 => (
+                format!("/orca/static/js/m{i:02}.js"),
+                "text/javascript",
+                js(i, size),
+            ),
+            2 => (
+                format!("/orca/static/css/s{i:02}.css"),
+                "text/css",
+                css(i, size),
+            ),
+            _ => (
+                format!("/orca/static/img/i{i:02}.png"),
+                "image/png",
+                png(i, size),
+            ),
         };
         refs.push((path.clone(), content_type));
         site.insert(
@@ -66,7 +78,7 @@ pub fn build() -> HashMap<String, Resource> {
     site
 }
 
-/// The JSON answer to one API call: about 1–6 KiB, like a list of patients.
+/// The JSON answer to one API call: about 0.3–8 KiB, like a list of patients.
 pub fn api_answer(path: &str) -> Bytes {
     let n = 1 + APIS.iter().position(|a| *a == path).unwrap_or(0) * 8;
     let rows: Vec<String> = (0..n)
@@ -97,7 +109,9 @@ fn page<'a>(refs: impl Iterator<Item = (&'a String, &'static str)>) -> String {
     for (k, (path, kind)) in refs.enumerate() {
         match kind {
             "text/css" => head.push_str(&format!("<link rel=\"stylesheet\" href=\"{path}\">\n")),
-            "text/javascript" => head.push_str(&format!("<script defer src=\"{path}\"></script>\n")),
+            "text/javascript" => {
+                head.push_str(&format!("<script defer src=\"{path}\"></script>\n"))
+            }
             _ => body.push_str(&format!(
                 "<img src=\"{path}\" alt=\"\" width=\"64\" height=\"{}\">\n",
                 16 + k % 48
