@@ -149,8 +149,7 @@ impl Tally {
     fn access(&mut self, at: NaiveDateTime, a: Access) {
         // A 403 (or a 400 for an unsafe path) on a connection just refused is
         // the proxy's answer, not WebORCA's: the request never reached it.
-        let refused =
-            matches!(a.status, 400 | 403) && self.recent_refusals.contains(&a.addr);
+        let refused = matches!(a.status, 400 | 403) && self.recent_refusals.contains(&a.addr);
         if !self.filter.user_in(Some(&a.cn)) {
             return;
         }

@@ -222,7 +222,11 @@ impl Proxy {
         html: bool,
     ) -> Response<Either<Incoming, Full<Bytes>>> {
         let path = normalised(req.uri().path());
-        if !self.stats.console.is_admin(identity.info.common_name.as_deref()) {
+        if !self
+            .stats
+            .console
+            .is_admin(identity.info.common_name.as_deref())
+        {
             tracing::info!(peer = %conn.peer, cn = %log_safe(identity.cn()), reason = "not-permitted", "operator console refused: CN not in ADMIN_CN");
             self.stats
                 .refused(conn.peer, "not-permitted", &identity.info.subject_oneline);
