@@ -160,8 +160,11 @@ impl Console {
 }
 
 async fn post(client: &Client, addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Answer {
-    let mut req = http::Request::post(path)
-        .header("host", "localhost")
+    let mut req = http::Request::post(path);
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        req = req.header("host", "localhost");
+    }
+    let mut req = req
         .header("accept", "text/html")
         .header("content-type", "application/x-www-form-urlencoded");
     for (k, v) in headers {
@@ -369,14 +372,36 @@ async fn the_console_on_the_main_port_is_for_admin_cn_only_and_never_forwarded()
         let a = post(&admin, c.addr, RELOAD, headers).await;
         assert_eq!(a.status, 403, "{headers:?}: {}", a.text());
     }
+    // an Origin equal to a Host that is not this server's name (DNS
+    // rebinding): the Host is the client's to write, so it proves nothing
+    for headers in [
+        &[("host", "evil.example"), ("origin", "https://evil.example")][..],
+        &[
+            ("host", "evil.example:8443"),
+            ("origin", "https://evil.example:8443"),
+        ][..],
+        &[("host", "evil.example"), ("sec-fetch-site", "same-origin")][..],
+    ] {
+        let a = post(&admin, c.addr, RELOAD, headers).await;
+        assert_eq!(a.status, 403, "{headers:?}: {}", a.text());
+        assert!(
+            a.text().contains("the Host is this server's name"),
+            "{headers:?}: {}",
+            a.text()
+        );
+    }
     assert!(
         !c.proc.seen.iter().any(|l| l.contains("reload (console")),
         "a refused press reloaded"
     );
     // from the console's own origin: the same reload as SIGHUP, its result shown
+    let by_ip = c.addr.to_string();
+    let by_ip_origin = format!("https://{by_ip}");
     for headers in [
         &[("origin", "https://localhost")][..],
         &[("sec-fetch-site", "same-origin")][..],
+        // an address the server certificate names, with its port
+        &[("host", by_ip.as_str()), ("origin", by_ip_origin.as_str())][..],
     ] {
         let a = post(&admin, c.addr, RELOAD, headers).await;
         assert_eq!(a.status, 200, "{headers:?}: {}", a.text());
@@ -412,6 +437,53 @@ async fn the_console_on_the_main_port_is_for_admin_cn_only_and_never_forwarded()
             6
         ]
     );
+}
+
+#[tokio::test]
+async fn variant_spellings_of_the_console_path_never_reach_weborca() {
+    let c = start().await;
+    let admin = c.client(Some(&c.admin));
+    let user = c.client(Some(&c.user1));
+    let spellings = [
+        "/.well-known/weborca-mtls-proxy;x/",
+        "/.well-known/weborca-mtls-proxy;x",
+        "/.well-known;x/weborca-mtls-proxy/",
+        "/.well-known/weborca-mtls-proxyjunk/",
+        "/.well-known/weborca-mtls-proxy.json",
+        "/%2ewell-known/weborca-mtls-proxy%3bx/",
+        "/%252ewell-known/weborca-mtls-proxy/",
+        "/.WELL-KNOWN/WebORCA-mTLS-Proxy/",
+        "/x/..;/.well-known/weborca-mtls-proxy/reload",
+        "/.well-known/weborca-mtls-proxy%00/",
+    ];
+    for path in spellings {
+        let a = user.get(c.addr, path).await.unwrap();
+        assert_eq!(a.status, 403, "{path}: {}", a.text());
+        assert_eq!(
+            a.header("x-client-cert-error"),
+            Some("not-permitted"),
+            "{path}"
+        );
+        let a = admin.get(c.addr, path).await.unwrap();
+        assert!(
+            [200, 301, 404].contains(&a.status.as_u16()),
+            "{path}: {} {}",
+            a.status,
+            a.text()
+        );
+        let a = post(&user, c.addr, path, &[("origin", "https://localhost")]).await;
+        assert_eq!(a.status, 403, "{path}: {}", a.text());
+    }
+    assert_eq!(
+        c.backend.count(),
+        0,
+        "a spelling of the console's path reached WebORCA"
+    );
+    // the check is not so wide that WebORCA's own paths are kept from it
+    for path in ["/.well-known/other", "/weborca-mtls-proxy/", "/api01rv2/x"] {
+        assert_eq!(user.get(c.addr, path).await.unwrap().status, 200, "{path}");
+    }
+    assert_eq!(c.backend.count(), 3);
 }
 
 #[tokio::test]

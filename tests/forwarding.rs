@@ -97,6 +97,8 @@ async fn spoofed_identity_headers_never_reach_the_backend() {
         .header("x-ssl-client-verify", "SUCCESS-FAKE")
         .header("X-SSL-CLIENT-SERIAL", "01")
         .header("x-ssl-client-cn", "admin")
+        .header("SSL-Client", "CN=admin")
+        .header("X-SSL-Client", "CN=admin")
         .header("Client-Cert", ":AAAA:")
         .header("client-cert-chain", ":AAAA:")
         .header("X-Forwarded-For", "10.0.0.1")
@@ -116,6 +118,8 @@ async fn spoofed_identity_headers_never_reach_the_backend() {
     assert_eq!(seen.header("x-ssl-client-verify"), vec!["SUCCESS"]);
     assert_eq!(seen.header("x-ssl-client-serial").len(), 1);
     assert!(seen.header("x-ssl-client-cn").is_empty());
+    assert!(seen.header("ssl-client").is_empty());
+    assert!(seen.header("x-ssl-client").is_empty());
     assert_ne!(seen.one("client-cert"), Some(":AAAA:"));
     assert!(seen.header("client-cert-chain").is_empty());
     assert_eq!(seen.header("x-forwarded-for"), vec!["127.0.0.1"]);

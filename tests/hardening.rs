@@ -259,6 +259,14 @@ async fn other_client_identity_spellings_are_stripped() {
         "X-SSL-Cert",
         "x_ssl_issuer",
         "X-ARR-ClientCert",
+        // the bare names of the prefix families
+        "SSL-Client",
+        "ssl_client",
+        "X-SSL-Client",
+        "X-SSL",
+        "X-Client",
+        "X-Amzn-Mtls",
+        "X-Forwarded",
     ];
     let mut req = Request::get("/").header("host", "localhost");
     for name in spoofed {

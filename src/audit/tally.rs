@@ -147,8 +147,9 @@ impl Tally {
     }
 
     fn access(&mut self, at: NaiveDateTime, a: Access) {
-        // A 403 on a connection just refused is the refusal page, not WebORCA's.
-        let refused = a.status == 403 && self.recent_refusals.contains(&a.addr);
+        // A 403 (or a 400 for an unsafe path) on a connection just refused is
+        // the proxy's answer, not WebORCA's: the request never reached it.
+        let refused = matches!(a.status, 400 | 403) && self.recent_refusals.contains(&a.addr);
         if !self.filter.user_in(Some(&a.cn)) {
             return;
         }
@@ -250,13 +251,21 @@ pub fn ip_of(addr: &str) -> String {
 
 /// The ORCA API a path calls, without its query: `/api01rv2/…`, `/orcaNN/…`,
 /// `/apiNN/…`, `/blobapi/…`; `None` for the web screens and anything else.
+/// The first segment must be one of those names whole (`api` or `orca`,
+/// digits, optionally `rv` and digits): `/api01rv2x` or `/api01rv2;x/y` is
+/// no API WebORCA answers, and counting it would show calls that never were.
 pub fn api_name(path: &str) -> Option<&str> {
     let path = path.split(['?', '#']).next().unwrap_or(path);
     let first = path.strip_prefix('/')?.split('/').next()?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     let numbered = |prefix: &str| {
-        first
-            .strip_prefix(prefix)
-            .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+        first.strip_prefix(prefix).is_some_and(|rest| {
+            let (number, version) = match rest.split_once("rv") {
+                Some((n, v)) => (n, Some(v)),
+                None => (rest, None),
+            };
+            digits(number) && version.is_none_or(digits)
+        })
     };
     (first == "blobapi" || numbered("api") || numbered("orca")).then_some(path)
 }

@@ -64,7 +64,43 @@ fn api_names_are_the_orca_paths_without_query() {
     );
     assert_eq!(api_name("/api21/medicalmodv2"), Some("/api21/medicalmodv2"));
     assert_eq!(api_name("/blobapi/1"), Some("/blobapi/1"));
-    for other in ["/", "/ws", "/apix/y", "/orca/", "/index.html?api01rv2"] {
+    assert_eq!(api_name("/api01rv2"), Some("/api01rv2"));
+    for other in [
+        "/",
+        "/ws",
+        "/apix/y",
+        "/orca/",
+        "/index.html?api01rv2",
+        "/api01rv2x",
+        "/api01rv2x/patientgetv2",
+        "/api01rv2;x/y",
+        "/api01rv2%2fx",
+        "/api01rv/x",
+        "/api01rvx2/x",
+        "/orca11x/y",
+        "/blobapix/1",
+    ] {
         assert_eq!(api_name(other), None, "{other}");
     }
+}
+
+#[test]
+fn a_request_the_proxy_refused_is_no_api_call() {
+    let tally = count(&[
+        // an unsafe spelling: 400 from the proxy, logged before its access line
+        "2026/12/01 09:00:00 request refused with 400, not forwarded: encoded slash peer=127.0.0.1:6000 cn=u path=\"/api01rv2%2fx\"".to_string(),
+        access(6000, "u", "/api01rv2%2fpatientgetv2", 400),
+        // ACCESS_POLICY's 403
+        "2026/12/01 09:00:00 ACCESS_POLICY refused GET /api01rv2/patientgetv2: no rule peer=127.0.0.1:6001 cn=u reason=\"not-permitted\"".to_string(),
+        access(6001, "u", "/api01rv2/patientgetv2", 403),
+        // WebORCA's own 400 on a connection nothing refused: it reached WebORCA
+        access(6002, "u", "/api01rv2/patientgetv2", 400),
+        access(6003, "u", "/api01rv2x", 200),
+    ]);
+    assert_eq!(
+        tally.api.iter().collect::<Vec<_>>(),
+        [(&"/api01rv2/patientgetv2".to_string(), &1)]
+    );
+    let day = tally.users.values().next().unwrap();
+    assert_eq!((day.requests, day.refused), (4, 2));
 }

@@ -38,7 +38,7 @@ pub(super) fn join_cookies(headers: &mut HeaderMap) {
 /// identity headers, `Forwarded`, `X-Forwarded-*`, `X-Real-IP`, any
 /// `X-SSL-*` (also HAProxy's `X-SSL-Cert`), and the other spellings of a
 /// client identity some backend or framework trusts (`X-Client-*`,
-/// `SSL-Client-*`, `X-Forwarded-Client-Cert`, `Client-Cert-Chain`,
+/// `SSL-Client-*`, each family's bare name (`SSL-Client`, `X-SSL`), `X-Forwarded-Client-Cert`, `Client-Cert-Chain`,
 /// `X-Amzn-Mtls-*`, IIS ARR's `X-ARR-ClientCert`) — also
 /// spelled with `_` for `-`, which CGI-style backends read as the same variable.
 pub(super) fn is_ours(name: &HeaderName) -> bool {
@@ -58,7 +58,11 @@ pub(super) fn is_ours(name: &HeaderName) -> bool {
     };
     let name = name.as_ref();
     IDENTITY_HEADERS.contains(&name)
-        || OURS.iter().any(|p| name.starts_with(p))
+        // the bare names too (`SSL-Client`, `X-SSL`): a backend reading a
+        // prefix family may read the family's own name as well
+        || OURS
+            .iter()
+            .any(|p| name.starts_with(p) || name == p.trim_end_matches('-'))
         || name == "forwarded"
         || name == "x-real-ip"
         || name == "x-arr-clientcert"

@@ -105,10 +105,25 @@ fn client_sent_identity_headers_are_recognised_in_any_spelling() {
         "client_cert_chain",
         "x-amzn-mtls-clientcert",
         "x_amzn_mtls_clientcert_leaf",
+        "ssl-client",
+        "ssl_client",
+        "x-ssl-client",
+        "x-ssl",
+        "x-client",
+        "x-forwarded",
+        "x-amzn-mtls",
     ] {
         assert!(is_ours(&HeaderName::from_static(name)), "{name}");
     }
-    for name in ["authorization", "cookie", "x-ginbee-tenant-id", "x_custom"] {
+    for name in [
+        "authorization",
+        "cookie",
+        "x-ginbee-tenant-id",
+        "x_custom",
+        "ssl",
+        "x-sslx",
+        "ssl-clientx",
+    ] {
         assert!(!is_ours(&HeaderName::from_static(name)), "{name}");
     }
 }

@@ -103,8 +103,13 @@ impl Console {
             admins.unwrap_or_default().into();
     }
 
-    /// Whether a certificate's CN is in ADMIN_CN (compared exactly, like ALLOW_CN).
-    pub fn is_admin(&self, cn: &str) -> bool {
+    /// Whether a certificate's CN is in ADMIN_CN (compared exactly, like
+    /// ALLOW_CN). A certificate without a CN is never an administrator, even
+    /// when ADMIN_CN holds the `-` logs show for one.
+    pub fn is_admin(&self, cn: Option<&str>) -> bool {
+        let Some(cn) = cn else {
+            return false;
+        };
         self.admins
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
