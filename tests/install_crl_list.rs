@@ -6,42 +6,25 @@
 //! same name every time) is copied with its CRL number in its name.
 
 use crate::util::crls::numbered_crl;
-use crate::util::fakeroot::{CONF_DIR, CRT, FakeRoot, KEY, PROXY_CONF};
+use crate::util::fakeroot::{CONF_DIR, CRT, FakeRoot, KEY, PROXY_CONF, pki_conf, text};
 use crate::util::pki::{Ca, write};
-use crate::util::zips::passwd_with_orca;
-
-fn text(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 /// A fake root whose CA_CRT holds the root's CA and `other`, with `ca_crl` set.
 fn two_ca_root(other: &Ca, ca_crl: &str) -> (FakeRoot, String) {
-    let root = FakeRoot::new();
-    passwd_with_orca(root.dir.path());
+    let conf = format!(
+        "SERVER_CRT={CONF_DIR}/{CRT}\nSERVER_PEM={CONF_DIR}/{KEY}\nCA_CRT={CONF_DIR}/cas.crt\n{ca_crl}"
+    );
+    let root = FakeRoot::with_conf(&conf);
     std::fs::write(
         root.real(&format!("{CONF_DIR}/cas.crt")),
         format!("{}{}", root.ca.pem, other.pem),
     )
     .unwrap();
-    let conf = format!(
-        "SERVER_CRT={CONF_DIR}/{CRT}\nSERVER_PEM={CONF_DIR}/{KEY}\nCA_CRT={CONF_DIR}/cas.crt\n{ca_crl}"
-    );
-    std::fs::write(root.real(PROXY_CONF), &conf).unwrap();
     (root, conf)
 }
 
 fn install_crl(root: &FakeRoot, file: &std::path::Path) -> std::process::Output {
-    root.run(&[
-        "install-crl",
-        &file.display().to_string(),
-        "-c",
-        PROXY_CONF,
-        "--no-reload",
-    ])
+    root.install("install-crl", file, &[])
 }
 
 fn ca_crl_line(root: &FakeRoot) -> String {
@@ -130,17 +113,9 @@ fn install_crl_refuses_an_older_crl_and_takes_the_same_one_as_already_installed(
 
 #[test]
 fn install_crl_of_the_same_file_name_is_copied_with_its_number_and_the_old_file_stays() {
-    let root = FakeRoot::new();
-    passwd_with_orca(root.dir.path());
+    let root = FakeRoot::with_conf(&format!("{}CA_CRL={CONF_DIR}/crl.pem\n", pki_conf()));
     let first = numbered_crl(&root.ca, 1, &[3]);
     write(&root.real(CONF_DIR), "crl.pem", &first);
-    std::fs::write(
-        root.real(PROXY_CONF),
-        format!(
-            "SERVER_CRT={CONF_DIR}/{CRT}\nSERVER_PEM={CONF_DIR}/{KEY}\nCA_CRT={CONF_DIR}/ca.crt\nCA_CRL={CONF_DIR}/crl.pem\n"
-        ),
-    )
-    .unwrap();
     let work = tempfile::tempdir().unwrap();
     let second = numbered_crl(&root.ca, 2, &[3, 5]);
     let file = write(work.path(), "crl.pem", &second);

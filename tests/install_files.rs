@@ -4,39 +4,16 @@
 //! file is expected is refused, never followed.
 
 use crate::util::crls::numbered_crl;
-use crate::util::fakeroot::{CONF_DIR, CRT, FakeRoot, KEY, PROXY_CONF};
+use crate::util::fakeroot::{CONF_DIR, FakeRoot, PROXY_CONF, pki_conf, text};
 use crate::util::pki::write;
-use crate::util::zips::{catool_zip, passwd_with_orca};
-
-fn text(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use crate::util::zips::catool_zip;
 
 fn fake_root() -> FakeRoot {
-    let root = FakeRoot::new();
-    passwd_with_orca(root.dir.path());
-    std::fs::write(
-        root.real(PROXY_CONF),
-        format!(
-            "# proxy\nSERVER_CRT={CONF_DIR}/{CRT}\nSERVER_PEM={CONF_DIR}/{KEY}\nCA_CRT={CONF_DIR}/ca.crt\n"
-        ),
-    )
-    .unwrap();
-    root
+    FakeRoot::with_conf(&format!("# proxy\n{}", pki_conf()))
 }
 
 fn install_crl(root: &FakeRoot, file: &std::path::Path) -> std::process::Output {
-    root.run(&[
-        "install-crl",
-        &file.display().to_string(),
-        "-c",
-        PROXY_CONF,
-        "--no-reload",
-    ])
+    root.install("install-crl", file, &[])
 }
 
 #[test]
@@ -87,13 +64,7 @@ fn install_refuses_a_symlink_in_the_conf_folder() {
     let elsewhere = write(w, "elsewhere.crt", &server.pem);
     std::os::unix::fs::symlink(&elsewhere, root.real(&format!("{CONF_DIR}/{stem}.crt"))).unwrap();
     let before = root.snapshot();
-    let out = root.run(&[
-        "install-cert",
-        &zip.display().to_string(),
-        "-c",
-        PROXY_CONF,
-        "--no-reload",
-    ]);
+    let out = root.install("install-cert", &zip, &[]);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(78), "{t}");
     assert!(

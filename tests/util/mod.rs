@@ -19,4 +19,5 @@ pub mod process;
 pub mod push;
 pub mod raw;
 pub mod real;
+pub mod ws;
 pub mod zips;
