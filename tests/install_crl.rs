@@ -15,18 +15,12 @@ use crate::util::zips::current_user;
 fn stale_crl(ca: &Ca) -> String {
     use time::{Duration, OffsetDateTime};
     let now = OffsetDateTime::now_utc();
-    rcgen::CertificateRevocationListParams {
-        this_update: now - Duration::days(40),
-        next_update: now - Duration::days(10),
-        crl_number: rcgen::SerialNumber::from(1u64),
-        issuing_distribution_point: None,
-        revoked_certs: Vec::new(),
-        key_identifier_method: rcgen::KeyIdMethod::Sha256,
-    }
-    .signed_by(&ca.issuer)
-    .unwrap()
-    .pem()
-    .unwrap()
+    ca.crl_with(
+        1,
+        &[],
+        now,
+        (now - Duration::days(40), now - Duration::days(10)),
+    )
 }
 
 #[test]

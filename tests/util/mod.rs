@@ -6,7 +6,6 @@
 pub mod backend;
 pub mod cdp;
 pub mod client;
-pub mod crls;
 pub mod env;
 pub mod fakeroot;
 pub mod firefox;
