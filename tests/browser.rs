@@ -16,7 +16,9 @@ use crate::util::client::Client;
 use crate::util::env::Setup;
 use crate::util::pki::{Leaf, write};
 use crate::util::process::Proc;
-use crate::util::real::{CatoolFiles, SETUP_HINT, artefacts, bounded, catool_files, require};
+use crate::util::real::{
+    CatoolFiles, SETUP_HINT, artefacts, bounded, catool_files, import_p12, nss_trusting, require,
+};
 
 const POLICY_DIR: &str = "/etc/chromium/policies/managed";
 const POLICY_PREFIX: &str = "zz-weborca-mtls-proxy-test-";
@@ -114,46 +116,21 @@ impl Browser {
         for tool in ["chromium", "certutil", "pk12util", "timeout"] {
             require(tool);
         }
-        let home = tempfile::tempdir().unwrap();
-        let db = home.path().join(".pki/nssdb");
-        std::fs::create_dir_all(&db).unwrap();
-        let b = Browser { home };
-        b.nss(Command::new("certutil").args(["-N", "--empty-password"]))
-            .await;
-        let ca = write(b.home.path(), "ca.crt", ca_pem);
-        b.nss(
-            Command::new("certutil")
-                .args(["-A", "-n", "clinic CA", "-t", "C,,", "-i"])
-                .arg(ca),
-        )
-        .await;
+        let b = Browser {
+            home: tempfile::tempdir().unwrap(),
+        };
+        nss_trusting(&b.db(), b.home.path(), ca_pem).await;
         b
     }
 
-    fn db(&self) -> String {
-        format!("sql:{}", self.home.path().join(".pki/nssdb").display())
-    }
-
-    async fn nss(&self, cmd: &mut Command) {
-        let out = bounded(30, cmd.arg("-d").arg(self.db())).await;
-        assert!(
-            out.status.success(),
-            "{:?}: {}{}",
-            cmd.as_std(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+    /// Chromium's NSS database, under HOME.
+    fn db(&self) -> PathBuf {
+        self.home.path().join(".pki/nssdb")
     }
 
     /// `pk12util -i X.p12 -W PASS`, as a user imports orca-catool's zip.
     pub async fn import_p12(&self, files: &CatoolFiles) {
-        self.nss(
-            Command::new("pk12util")
-                .arg("-i")
-                .arg(&files.p12)
-                .args(["-W", &files.pass]),
-        )
-        .await;
+        import_p12(&self.db(), files).await;
     }
 
     /// Opens `url` headless; returns the DOM and leaves a screenshot named `shot`.

@@ -7,7 +7,7 @@
 use serde_json::Value;
 
 use crate::util::push::{PushClient, PushProxy};
-use crate::util::real::{Stepped, java, repo, ruby, venv_python};
+use crate::util::real::{Stepped, java, ruby};
 
 /// One request, a revocation, a second request on the same connection.
 async fn request_after_revocation(
@@ -103,44 +103,20 @@ async fn push_closed_on_revocation(mut run: PushProxy, mut ws: PushClient) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn java_websocket_is_closed_with_1008_on_revocation() {
     let run = PushProxy::start_with_crl().await;
-    let pass = run.setup.dir.path().join("000003__JP_orca_user1.pass");
-    let mut cmd = java("ws").await;
-    cmd.arg(run.url())
-        .arg(run.ca())
-        .arg(&run.files.p12)
-        .arg(&pass)
-        .arg("1");
-    let ws = PushClient::spawn(&mut cmd);
+    let ws = run.java_client().await;
     push_closed_on_revocation(run, ws).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ruby_push_client_is_closed_with_1008_on_revocation() {
     let run = PushProxy::start_with_crl().await;
-    let mut cmd = ruby("push_client.rb");
-    cmd.arg(run.url())
-        .arg(run.ca())
-        .arg(&run.files.crt)
-        .arg(&run.files.pem)
-        .arg("1");
-    let ws = PushClient::spawn(&mut cmd);
+    let ws = run.ruby_client();
     push_closed_on_revocation(run, ws).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_push_client_is_closed_with_1008_on_revocation() {
     let run = PushProxy::start_with_crl().await;
-    let mut cmd = tokio::process::Command::new(venv_python());
-    cmd.arg(repo().join("tests/py/push_client.py"))
-        .arg(run.url())
-        .arg("--ca")
-        .arg(run.ca())
-        .arg("--cert")
-        .arg(&run.files.crt)
-        .arg("--key")
-        .arg(&run.files.pem)
-        .args(["--user", "ormaster:ormaster123", "--tenant", "1"])
-        .args(["--timeout", "15"]);
-    let ws = PushClient::spawn(&mut cmd);
+    let ws = run.python_client();
     push_closed_on_revocation(run, ws).await;
 }

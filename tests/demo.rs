@@ -20,7 +20,7 @@ use weborca_mtls_proxy::x509::CertInfo;
 
 use crate::util::client::Client;
 use crate::util::pki::Leaf;
-use crate::util::process::{bin, unstamp};
+use crate::util::process::{bin, free_port, unstamp};
 
 /// How long any one step may take: a line to appear, curl to answer, the process to exit.
 const STEP: Duration = Duration::from_secs(30);
@@ -223,14 +223,6 @@ fn cert_info(path: &Path) -> CertInfo {
 }
 
 /// A port free at the moment: bound on 127.0.0.1:0, then released.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn demo_serves_the_stand_in_to_the_printed_curl_commands_and_403_without_certificate() {
     let dir = tempfile::tempdir().unwrap();

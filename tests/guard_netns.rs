@@ -6,12 +6,11 @@
 //! nf_tables.
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::util::pki::{Ca, write};
-use crate::util::process::{Proc, bin};
+use crate::util::process::{Proc, bin, free_port};
 
 /// The two namespaces; deleted on drop, also when the test fails.
 struct Net {
@@ -147,11 +146,7 @@ fn guard_drops_the_backend_port_from_the_lan_but_not_loopback_or_the_proxy() {
     let mut net = net;
 
     // A stand-in WebORCA on every interface (dual stack), as WebORCA listens.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let backend = Command::new("ip")
         .args([
             "netns",

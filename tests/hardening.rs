@@ -359,12 +359,7 @@ async fn crl_stale_refuse_refuses_every_client_until_a_current_crl_is_loaded() {
 
     write(env.dir.path(), "ca.crl", &env.ca.crl(&[]));
     env.reload().unwrap();
-    let ok = env
-        .client(Some(&env.user1))
-        .get(env.addr, "/")
-        .await
-        .unwrap();
-    assert_eq!(ok.status, 200);
+    env.assert_serves_user1().await;
     assert_eq!(env.backend.count(), 1);
     let (_, body) = status_get(status, Some("localhost"), "/status").await;
     let json: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -403,12 +398,7 @@ async fn crl_stale_warn_keeps_serving_and_reports_the_stale_crl() {
     setup.conf.push(format!("CA_CRL={}", crl.display()));
     setup.conf.push("STATUS_LISTEN=127.0.0.1:0".into());
     let env = setup.start().await;
-    let ok = env
-        .client(Some(&env.user1))
-        .get(env.addr, "/")
-        .await
-        .unwrap();
-    assert_eq!(ok.status, 200);
+    env.assert_serves_user1().await;
     let (_, body) = status_get(env.status.unwrap(), Some("localhost"), "/status").await;
     let json: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(json["crls"][0]["state"], "stale");

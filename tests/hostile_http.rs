@@ -178,12 +178,7 @@ async fn hostile_http1_shapes_are_refused_and_never_reach_the_backend() {
         assert_eq!(env.backend.count(), 0, "{name} reached the backend");
     }
     // ...and the proxy still serves.
-    let ok = env
-        .client(Some(&env.user1))
-        .get(env.addr, "/")
-        .await
-        .unwrap();
-    assert_eq!(ok.status, 200);
+    env.assert_serves_user1().await;
 }
 
 #[tokio::test]
@@ -350,12 +345,7 @@ async fn http2_rapid_reset_gets_goaway_and_the_proxy_keeps_serving() {
         forwarded < STREAMS as usize / 10,
         "{forwarded} of {STREAMS} reset streams were forwarded"
     );
-    let ok = env
-        .client(Some(&env.user1))
-        .get(env.addr, "/")
-        .await
-        .unwrap();
-    assert_eq!(ok.status, 200);
+    env.assert_serves_user1().await;
 }
 
 #[tokio::test]

@@ -8,11 +8,11 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http::Request;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::time::Instant;
 
-use crate::util::client::Client;
+use crate::util::client::{Answer, Client};
 use crate::util::env::Setup;
 use crate::util::lean::Lean;
 use crate::util::raw::{PATIENCE, eventually, start_proc};
@@ -74,14 +74,8 @@ async fn worker(
                     _ => unreachable!(),
                 }
                 .map_err(|e| format!("request: {e}"))?;
-                let status = resp.status().as_u16();
-                let body = resp
-                    .into_body()
-                    .collect()
-                    .await
-                    .map_err(|e| format!("body: {e}"))?
-                    .to_bytes();
-                Ok((status, body))
+                let answer = Answer::read(resp).await?;
+                Ok((answer.status.as_u16(), answer.body))
             };
             let result = tokio::time::timeout(PATIENCE, sent)
                 .await

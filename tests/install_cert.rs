@@ -7,38 +7,22 @@
 
 use std::os::unix::fs::MetadataExt;
 
-use crate::util::fakeroot::{CONF_DIR, FakeRoot, PROXY_CONF};
+use crate::util::fakeroot::{CONF_DIR, FakeRoot, PROXY_CONF, reloading_systemctl, text};
 use crate::util::pki::{Ca, write};
-use crate::util::process::{Proc, bin};
-use crate::util::zips::{Member, catool_zip, current_user, passwd_with_orca, write_zip};
+use crate::util::process::{Proc, bin, free_port};
+use crate::util::zips::{Member, catool_zip, current_user, write_zip};
 
 const STEM: &str = "000005__JP_orca_localhost";
 
-fn text(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 /// A fake root whose proxy.conf uses the root's CA, with `orca` as this user.
 fn root() -> FakeRoot {
-    let root = FakeRoot::new();
-    passwd_with_orca(root.dir.path());
-    std::fs::write(
-        root.real(PROXY_CONF),
-        format!("# proxy\nCA_CRT={CONF_DIR}/ca.crt\nLISTEN=127.0.0.1:8000\n"),
-    )
-    .unwrap();
-    root
+    FakeRoot::with_conf(&format!(
+        "# proxy\nCA_CRT={CONF_DIR}/ca.crt\nLISTEN=127.0.0.1:8000\n"
+    ))
 }
 
 fn install(root: &FakeRoot, zip: &std::path::Path, extra: &[&str]) -> std::process::Output {
-    let zip = zip.display().to_string();
-    let mut args = vec!["install-cert", &zip, "-c", PROXY_CONF, "--no-reload"];
-    args.extend_from_slice(extra);
-    root.run(&args)
+    root.install("install-cert", zip, extra)
 }
 
 #[test]
@@ -273,11 +257,7 @@ fn install_cert_reloads_the_running_proxy_and_confirms_the_served_serial() {
     write(d, "old.crt", &old.pem);
     write(d, "old.pem", &old.key_pem);
     write(d, "ca.crt", &ca.pem);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let conf = write(
         d,
         "proxy.conf",
@@ -288,18 +268,7 @@ fn install_cert_reloads_the_running_proxy_and_confirms_the_served_serial() {
     );
     let mut proxy = Proc::start(&conf, &[]);
     assert_eq!(proxy.listening().port(), port);
-    // The stand-in systemctl reloads the proxy the way the unit's ExecReload does.
-    let systemctl = write(
-        d,
-        "systemctl",
-        &format!(
-            "#!/bin/sh\necho \"$*\" >> {d}/calls\n[ \"$1\" = reload ] && kill -HUP {}\nexit 0\n",
-            proxy.child.id(),
-            d = d.display()
-        ),
-    );
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&systemctl, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let systemctl = reloading_systemctl(d, proxy.child.id());
     let new = ca.server(&["localhost", "127.0.0.1"], 825);
     assert_ne!(new.serial, old.serial);
     let zip = catool_zip(d, STEM, &new, &ca.pem);

@@ -3,56 +3,30 @@
 //! running proxy, the reload makes it refuse the revoked client, and the
 //! command names the recently seen clients the CRL revokes.
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 
 use crate::util::backend::Backend;
-use crate::util::fakeroot::{CONF_DIR, CRT, FakeRoot, KEY, PROXY_CONF};
+use crate::util::fakeroot::{CONF_DIR, FakeRoot, PROXY_CONF, pki_conf, reloading_systemctl, text};
 use crate::util::pki::{Ca, write};
-use crate::util::process::{Proc, bin};
-use crate::util::zips::{current_user, passwd_with_orca};
-
-fn text(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use crate::util::process::{Proc, bin, free_port};
+use crate::util::zips::current_user;
 
 /// A CRL of `ca` whose nextUpdate has passed.
 fn stale_crl(ca: &Ca) -> String {
     use time::{Duration, OffsetDateTime};
     let now = OffsetDateTime::now_utc();
-    rcgen::CertificateRevocationListParams {
-        this_update: now - Duration::days(40),
-        next_update: now - Duration::days(10),
-        crl_number: rcgen::SerialNumber::from(1u64),
-        issuing_distribution_point: None,
-        revoked_certs: Vec::new(),
-        key_identifier_method: rcgen::KeyIdMethod::Sha256,
-    }
-    .signed_by(&ca.issuer)
-    .unwrap()
-    .pem()
-    .unwrap()
+    ca.crl_with(
+        1,
+        &[],
+        now,
+        (now - Duration::days(40), now - Duration::days(10)),
+    )
 }
 
 #[test]
 fn install_crl_refuses_a_foreign_or_broken_crl_and_installs_a_good_one() {
-    let root = FakeRoot::new();
-    passwd_with_orca(root.dir.path());
-    let conf = format!(
-        "SERVER_CRT={CONF_DIR}/{CRT}\nSERVER_PEM={CONF_DIR}/{KEY}\nCA_CRT={CONF_DIR}/ca.crt\n"
-    );
-    std::fs::write(root.real(PROXY_CONF), &conf).unwrap();
+    let conf = pki_conf();
+    let root = FakeRoot::with_conf(&conf);
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
     let foreign = write(w, "foreign.crl", &Ca::new("other-ca").crl(&[7]));
@@ -68,13 +42,7 @@ fn install_crl_refuses_a_foreign_or_broken_crl_and_installs_a_good_one() {
         (&garbage, "CRL"),
         (&stale, "the CRL is out of date (nextUpdate"),
     ] {
-        let out = root.run(&[
-            "install-crl",
-            &file.display().to_string(),
-            "-c",
-            PROXY_CONF,
-            "--no-reload",
-        ]);
+        let out = root.install("install-crl", file, &[]);
         let t = text(&out);
         assert_eq!(out.status.code(), Some(78), "{t}");
         assert!(
@@ -84,13 +52,7 @@ fn install_crl_refuses_a_foreign_or_broken_crl_and_installs_a_good_one() {
         assert_eq!(root.snapshot(), before);
     }
     let good = write(w, "clinic.crl", &root.ca.crl(&[7, 9]));
-    let out = root.run(&[
-        "install-crl",
-        &good.display().to_string(),
-        "-c",
-        PROXY_CONF,
-        "--no-reload",
-    ]);
+    let out = root.install("install-crl", &good, &[]);
     let t = text(&out);
     assert!(out.status.success(), "{t}");
     assert!(t.contains("the CRL revokes 2 serial(s): 07, 09"), "{t}");
@@ -128,15 +90,7 @@ async fn install_crl_reloads_and_names_the_recently_seen_clients_it_revokes() {
     let addr = proxy.listening();
     let client = crate::util::client::Client::h1(&ca.pem, Some(&user1));
     assert_eq!(client.get(addr, "/").await.unwrap().status, 200);
-    let systemctl = write(
-        d,
-        "systemctl",
-        &format!(
-            "#!/bin/sh\n[ \"$1\" = reload ] && kill -HUP {}\nexit 0\n",
-            proxy.child.id()
-        ),
-    );
-    std::fs::set_permissions(&systemctl, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let systemctl = reloading_systemctl(d, proxy.child.id());
     let crl = write(d, "new.crl", &ca.crl(&[user1.serial]));
     let (user, _, _) = current_user();
     let out = std::process::Command::new(bin())

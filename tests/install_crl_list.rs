@@ -5,43 +5,25 @@
 //! a CRL under the file name of the installed one (orca-catool writes the
 //! same name every time) is copied with its CRL number in its name.
 
-use crate::util::crls::numbered_crl;
-use crate::util::fakeroot::{CONF_DIR, CRT, FakeRoot, KEY, PROXY_CONF};
+use crate::util::fakeroot::{CONF_DIR, CRT, FakeRoot, KEY, PROXY_CONF, pki_conf, text};
 use crate::util::pki::{Ca, write};
-use crate::util::zips::passwd_with_orca;
-
-fn text(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 /// A fake root whose CA_CRT holds the root's CA and `other`, with `ca_crl` set.
 fn two_ca_root(other: &Ca, ca_crl: &str) -> (FakeRoot, String) {
-    let root = FakeRoot::new();
-    passwd_with_orca(root.dir.path());
+    let conf = format!(
+        "SERVER_CRT={CONF_DIR}/{CRT}\nSERVER_PEM={CONF_DIR}/{KEY}\nCA_CRT={CONF_DIR}/cas.crt\n{ca_crl}"
+    );
+    let root = FakeRoot::with_conf(&conf);
     std::fs::write(
         root.real(&format!("{CONF_DIR}/cas.crt")),
         format!("{}{}", root.ca.pem, other.pem),
     )
     .unwrap();
-    let conf = format!(
-        "SERVER_CRT={CONF_DIR}/{CRT}\nSERVER_PEM={CONF_DIR}/{KEY}\nCA_CRT={CONF_DIR}/cas.crt\n{ca_crl}"
-    );
-    std::fs::write(root.real(PROXY_CONF), &conf).unwrap();
     (root, conf)
 }
 
 fn install_crl(root: &FakeRoot, file: &std::path::Path) -> std::process::Output {
-    root.run(&[
-        "install-crl",
-        &file.display().to_string(),
-        "-c",
-        PROXY_CONF,
-        "--no-reload",
-    ])
+    root.install("install-crl", file, &[])
 }
 
 fn ca_crl_line(root: &FakeRoot) -> String {
@@ -61,14 +43,10 @@ fn install_crl_replaces_only_the_entry_of_its_issuer_and_keeps_the_other_cas_crl
         &format!("CA_CRL={CONF_DIR}/main-1.crl,{CONF_DIR}/branch-1.crl\n"),
     );
     let conf_dir = root.real(CONF_DIR);
-    write(&conf_dir, "main-1.crl", &numbered_crl(&root.ca, 1, &[3]));
-    write(&conf_dir, "branch-1.crl", &numbered_crl(&other, 1, &[4]));
+    write(&conf_dir, "main-1.crl", &root.ca.numbered_crl(1, &[3]));
+    write(&conf_dir, "branch-1.crl", &other.numbered_crl(1, &[4]));
     let work = tempfile::tempdir().unwrap();
-    let main2 = write(
-        work.path(),
-        "main-2.crl",
-        &numbered_crl(&root.ca, 2, &[3, 5]),
-    );
+    let main2 = write(work.path(), "main-2.crl", &root.ca.numbered_crl(2, &[3, 5]));
     let out = install_crl(&root, &main2);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(
@@ -82,9 +60,9 @@ fn install_crl_replaces_only_the_entry_of_its_issuer_and_keeps_the_other_cas_crl
     write(
         &root.real(CONF_DIR),
         "main-1.crl",
-        &numbered_crl(&root.ca, 1, &[3]),
+        &root.ca.numbered_crl(1, &[3]),
     );
-    let branch = write(work.path(), "branch-2.crl", &numbered_crl(&other, 2, &[4]));
+    let branch = write(work.path(), "branch-2.crl", &other.numbered_crl(2, &[4]));
     let out = install_crl(&root, &branch);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(
@@ -99,10 +77,10 @@ fn install_crl_replaces_only_the_entry_of_its_issuer_and_keeps_the_other_cas_crl
 fn install_crl_refuses_an_older_crl_and_takes_the_same_one_as_already_installed() {
     let other = Ca::new("branch-ca");
     let (root, _) = two_ca_root(&other, &format!("CA_CRL={CONF_DIR}/main-5.crl\n"));
-    let installed = numbered_crl(&root.ca, 5, &[3, 4]);
+    let installed = root.ca.numbered_crl(5, &[3, 4]);
     write(&root.real(CONF_DIR), "main-5.crl", &installed);
     let work = tempfile::tempdir().unwrap();
-    let older = write(work.path(), "main-3.crl", &numbered_crl(&root.ca, 3, &[3]));
+    let older = write(work.path(), "main-3.crl", &root.ca.numbered_crl(3, &[3]));
     let before = root.snapshot();
     let out = install_crl(&root, &older);
     let t = text(&out);
@@ -130,19 +108,11 @@ fn install_crl_refuses_an_older_crl_and_takes_the_same_one_as_already_installed(
 
 #[test]
 fn install_crl_of_the_same_file_name_is_copied_with_its_number_and_the_old_file_stays() {
-    let root = FakeRoot::new();
-    passwd_with_orca(root.dir.path());
-    let first = numbered_crl(&root.ca, 1, &[3]);
+    let root = FakeRoot::with_conf(&format!("{}CA_CRL={CONF_DIR}/crl.pem\n", pki_conf()));
+    let first = root.ca.numbered_crl(1, &[3]);
     write(&root.real(CONF_DIR), "crl.pem", &first);
-    std::fs::write(
-        root.real(PROXY_CONF),
-        format!(
-            "SERVER_CRT={CONF_DIR}/{CRT}\nSERVER_PEM={CONF_DIR}/{KEY}\nCA_CRT={CONF_DIR}/ca.crt\nCA_CRL={CONF_DIR}/crl.pem\n"
-        ),
-    )
-    .unwrap();
     let work = tempfile::tempdir().unwrap();
-    let second = numbered_crl(&root.ca, 2, &[3, 5]);
+    let second = root.ca.numbered_crl(2, &[3, 5]);
     let file = write(work.path(), "crl.pem", &second);
     let out = install_crl(&root, &file);
     assert!(out.status.success(), "{}", text(&out));

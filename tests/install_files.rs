@@ -3,40 +3,16 @@
 //! before it under a timestamped name; a symlink in the conf folder where a
 //! file is expected is refused, never followed.
 
-use crate::util::crls::numbered_crl;
-use crate::util::fakeroot::{CONF_DIR, CRT, FakeRoot, KEY, PROXY_CONF};
+use crate::util::fakeroot::{CONF_DIR, FakeRoot, PROXY_CONF, pki_conf, text};
 use crate::util::pki::write;
-use crate::util::zips::{catool_zip, passwd_with_orca};
-
-fn text(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use crate::util::zips::catool_zip;
 
 fn fake_root() -> FakeRoot {
-    let root = FakeRoot::new();
-    passwd_with_orca(root.dir.path());
-    std::fs::write(
-        root.real(PROXY_CONF),
-        format!(
-            "# proxy\nSERVER_CRT={CONF_DIR}/{CRT}\nSERVER_PEM={CONF_DIR}/{KEY}\nCA_CRT={CONF_DIR}/ca.crt\n"
-        ),
-    )
-    .unwrap();
-    root
+    FakeRoot::with_conf(&format!("# proxy\n{}", pki_conf()))
 }
 
 fn install_crl(root: &FakeRoot, file: &std::path::Path) -> std::process::Output {
-    root.run(&[
-        "install-crl",
-        &file.display().to_string(),
-        "-c",
-        PROXY_CONF,
-        "--no-reload",
-    ])
+    root.install("install-crl", file, &[])
 }
 
 #[test]
@@ -44,14 +20,14 @@ fn install_keeps_the_first_original_and_a_timestamped_copy_of_each_later_run() {
     let root = fake_root();
     let original = root.read(PROXY_CONF);
     let work = tempfile::tempdir().unwrap();
-    let one = write(work.path(), "one.crl", &numbered_crl(&root.ca, 1, &[3]));
+    let one = write(work.path(), "one.crl", &root.ca.numbered_crl(1, &[3]));
     let out = install_crl(&root, &one);
     assert!(out.status.success(), "{}", text(&out));
     let backup = format!("{PROXY_CONF}.before-weborca-mtls-proxy");
     assert_eq!(root.read(&backup), original);
     let after_one = root.read(PROXY_CONF);
 
-    let two = write(work.path(), "two.crl", &numbered_crl(&root.ca, 2, &[3, 4]));
+    let two = write(work.path(), "two.crl", &root.ca.numbered_crl(2, &[3, 4]));
     let out = install_crl(&root, &two);
     let t = text(&out);
     assert!(out.status.success(), "{t}");
@@ -87,13 +63,7 @@ fn install_refuses_a_symlink_in_the_conf_folder() {
     let elsewhere = write(w, "elsewhere.crt", &server.pem);
     std::os::unix::fs::symlink(&elsewhere, root.real(&format!("{CONF_DIR}/{stem}.crt"))).unwrap();
     let before = root.snapshot();
-    let out = root.run(&[
-        "install-cert",
-        &zip.display().to_string(),
-        "-c",
-        PROXY_CONF,
-        "--no-reload",
-    ]);
+    let out = root.install("install-cert", &zip, &[]);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(78), "{t}");
     assert!(
@@ -109,7 +79,7 @@ fn install_refuses_a_symlink_in_the_conf_folder() {
     let other = write(&root.real(CONF_DIR), "other.crt", &root.ca.pem);
     std::fs::remove_file(&ca).unwrap();
     std::os::unix::fs::symlink(&other, &ca).unwrap();
-    let crl = write(w, "clinic.crl", &numbered_crl(&root.ca, 1, &[3]));
+    let crl = write(w, "clinic.crl", &root.ca.numbered_crl(1, &[3]));
     let before = root.snapshot();
     let out = install_crl(&root, &crl);
     let t = text(&out);

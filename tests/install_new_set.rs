@@ -2,28 +2,16 @@
 //! that would not load is refused with nothing written, and `--new-ca` takes
 //! the old CA's CRLs out of CA_CRL (saying so) so that the new set loads.
 
-use crate::util::fakeroot::{CONF_DIR, FakeRoot, PROXY_CONF};
+use crate::util::fakeroot::{CONF_DIR, FakeRoot, text};
 use crate::util::pki::{Ca, write};
 use crate::util::process::{Proc, bin};
-use crate::util::zips::{catool_zip, current_user, passwd_with_orca};
-
-fn text(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use crate::util::zips::{catool_zip, current_user};
 
 #[test]
 fn install_cert_refuses_a_set_the_proxy_would_not_load() {
-    let root = FakeRoot::new();
-    passwd_with_orca(root.dir.path());
-    std::fs::write(
-        root.real(PROXY_CONF),
-        format!("CA_CRT={CONF_DIR}/ca.crt\nCA_CRL={CONF_DIR}/missing.crl\nLISTEN=127.0.0.1:8000\n"),
-    )
-    .unwrap();
+    let root = FakeRoot::with_conf(&format!(
+        "CA_CRT={CONF_DIR}/ca.crt\nCA_CRL={CONF_DIR}/missing.crl\nLISTEN=127.0.0.1:8000\n"
+    ));
     let work = tempfile::tempdir().unwrap();
     let server = root.ca.server(&["localhost"], 825);
     let zip = catool_zip(
@@ -33,13 +21,7 @@ fn install_cert_refuses_a_set_the_proxy_would_not_load() {
         &root.ca.pem,
     );
     let before = root.snapshot();
-    let out = root.run(&[
-        "install-cert",
-        &zip.display().to_string(),
-        "-c",
-        PROXY_CONF,
-        "--no-reload",
-    ]);
+    let out = root.install("install-cert", &zip, &[]);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(78), "{t}");
     assert!(

@@ -9,7 +9,7 @@ use tokio::process::Command;
 
 use crate::util::backend::hex;
 use crate::util::env::Env;
-use crate::util::push::{PushClient, PushProxy};
+use crate::util::push::PushProxy;
 use crate::util::real::{bounded, catool_files, java, json_lines};
 
 const XML: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
@@ -83,14 +83,7 @@ async fn java_httpclient_without_a_key_manager_gets_the_missing_answer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn java_websocket_stays_open_through_a_reload_and_past_idle_timeout() {
     let mut run = PushProxy::start().await;
-    let pass = run.setup.dir.path().join("000003__JP_orca_user1.pass");
-    let mut cmd = java("ws").await;
-    cmd.arg(run.url())
-        .arg(run.ca())
-        .arg(&run.files.p12)
-        .arg(&pass)
-        .arg("1");
-    let mut ws = PushClient::spawn(&mut cmd);
+    let mut ws = run.java_client().await;
     ws.connected().await;
     ws.subscribe().await;
     run.check_upgrade_seen();

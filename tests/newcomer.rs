@@ -3,17 +3,9 @@
 //! jma-receipt.conf → `setup --root` → `check` on the result, all ok.
 
 use crate::util::backend::Backend;
-use crate::util::fakeroot::{CONF_DIR, FakeRoot, JMA_CONF, PROXY_CONF};
+use crate::util::fakeroot::{CONF_DIR, FakeRoot, JMA_CONF, PROXY_CONF, text};
 use crate::util::process::bin;
 use crate::util::zips::{Member, passwd_with_orca, write_zip};
-
-fn text(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn demo_pki_zip_install_cert_setup_then_check_is_all_ok() {

@@ -7,10 +7,9 @@
 
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use time::OffsetDateTime;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::util::client::Client;
@@ -18,9 +17,7 @@ use crate::util::env::{Env, Setup};
 use crate::util::kept::Kept;
 use crate::util::pki::{Leaf, write};
 use crate::util::raw::{PATIENCE, eventually, exchange};
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
+use crate::util::ws::{close_code, echo, open};
 
 /// A setup whose CA_CRL (ca.crl) revokes nobody yet, with a second client.
 fn with_crl() -> (Setup, Leaf) {
@@ -50,41 +47,6 @@ fn assert_refused(a: &crate::util::client::Answer, reason: &str) {
         "{}",
         a.text()
     );
-}
-
-async fn open_ws(env: &Env, leaf: &Leaf) -> Ws {
-    let tls = env.client(Some(leaf)).connect(env.addr).await.unwrap();
-    let req = format!("wss://localhost:{}/ws", env.addr.port())
-        .into_client_request()
-        .unwrap();
-    let (ws, resp) = tokio_tungstenite::client_async(req, tls)
-        .await
-        .expect("websocket handshake");
-    assert_eq!(resp.status(), 101);
-    ws
-}
-
-async fn echo(ws: &mut Ws, text: &str) {
-    ws.send(Message::text(text)).await.unwrap();
-    let got = tokio::time::timeout(PATIENCE, ws.next()).await;
-    assert_eq!(got.unwrap().unwrap().unwrap(), Message::text(text));
-}
-
-/// Reads until the proxy's Close frame; returns its code.
-async fn close_code(ws: &mut Ws) -> Option<CloseCode> {
-    let read = async {
-        while let Some(msg) = ws.next().await {
-            match msg {
-                Ok(Message::Close(frame)) => return frame.map(|f| f.code),
-                Ok(_) => continue,
-                Err(_) => return None,
-            }
-        }
-        None
-    };
-    tokio::time::timeout(PATIENCE, read)
-        .await
-        .expect("no close within PATIENCE")
 }
 
 async fn revoked_by_reload_on_an_open_connection(h2: bool) {
@@ -180,7 +142,7 @@ async fn a_certificate_that_expires_while_its_connections_are_open_is_refused_on
     let env = s.start().await;
     let mut h1 = Kept::open(&env.client(Some(&brief)), env.addr).await;
     let mut h2 = Kept::open(&h2_client(&env, &brief), env.addr).await;
-    let mut ws = open_ws(&env, &brief).await;
+    let mut ws = open(&env, &brief).await;
     assert_eq!(h1.get("/").await.unwrap().status, 200);
     assert_eq!(h2.get("/").await.unwrap().status, 200);
     echo(&mut ws, "while valid").await;
@@ -212,8 +174,8 @@ async fn a_certificate_that_expires_while_its_connections_are_open_is_refused_on
 async fn websocket_of_a_revoked_certificate_is_closed_with_1008_and_others_survive() {
     let (s, user2) = with_crl();
     let env = s.start().await;
-    let mut revoked = open_ws(&env, &env.user1).await;
-    let mut kept = open_ws(&env, &user2).await;
+    let mut revoked = open(&env, &env.user1).await;
+    let mut kept = open(&env, &user2).await;
     echo(&mut revoked, "one").await;
     echo(&mut kept, "one").await;
 

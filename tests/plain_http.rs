@@ -54,10 +54,5 @@ async fn garbage_bytes_are_dropped_and_service_continues() {
     let mut out = Vec::new();
     let _ = tcp.read_to_end(&mut out).await;
     assert!(out.is_empty());
-    let ok = env
-        .client(Some(&env.user1))
-        .get(env.addr, "/")
-        .await
-        .unwrap();
-    assert_eq!(ok.status, 200);
+    env.assert_serves_user1().await;
 }

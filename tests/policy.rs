@@ -10,11 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use http::Request;
 use http_body_util::Full;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::util::client::{Answer, Client};
@@ -22,10 +21,8 @@ use crate::util::env::{Env, Setup};
 use crate::util::kept::Kept;
 use crate::util::pki::{Leaf, write};
 use crate::util::process::bin;
-use crate::util::raw::{PATIENCE, exchange, metric, start_proc};
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
+use crate::util::raw::{exchange, metric, start_proc};
+use crate::util::ws::{close_code, echo, try_open};
 
 /// The policy of most tests: `/ws` only for the push-exchanger, the rest for all.
 const PUSH_ONLY: &str = "# test policy\n/ws cn:push-exchanger\n/ any\n";
@@ -268,55 +265,18 @@ async fn every_bypass_spelling_is_refused_or_judged_on_its_normal_form_over_http
     bypass_spellings(true).await;
 }
 
-async fn open_ws(env: &Env, leaf: &Leaf) -> Result<Ws, u16> {
-    let tls = env.client(Some(leaf)).connect(env.addr).await.unwrap();
-    let req = format!("wss://localhost:{}/ws", env.addr.port())
-        .into_client_request()
-        .unwrap();
-    match tokio_tungstenite::client_async(req, tls).await {
-        Ok((ws, resp)) => {
-            assert_eq!(resp.status(), 101);
-            Ok(ws)
-        }
-        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
-        Err(e) => panic!("websocket handshake: {e}"),
-    }
-}
-
-async fn echo(ws: &mut Ws, text: &str) {
-    ws.send(Message::text(text)).await.unwrap();
-    let got = tokio::time::timeout(PATIENCE, ws.next()).await;
-    assert_eq!(got.unwrap().unwrap().unwrap(), Message::text(text));
-}
-
-async fn close_code(ws: &mut Ws) -> Option<CloseCode> {
-    let read = async {
-        while let Some(msg) = ws.next().await {
-            match msg {
-                Ok(Message::Close(frame)) => return frame.map(|f| f.code),
-                Ok(_) => continue,
-                Err(_) => return None,
-            }
-        }
-        None
-    };
-    tokio::time::timeout(PATIENCE, read)
-        .await
-        .expect("no close within PATIENCE")
-}
-
 #[tokio::test]
 async fn websocket_upgrade_is_refused_for_a_browser_and_allowed_for_the_push_exchanger() {
     let (s, _) = with_policy(PUSH_ONLY);
     let push = s.ca.client("push-exchanger");
     let env = s.start().await;
-    assert_eq!(open_ws(&env, &env.user1).await.err(), Some(403));
+    assert_eq!(try_open(&env, &env.user1).await.err(), Some(403));
     assert_eq!(
         env.backend.count(),
         0,
         "the refused upgrade reached WebORCA"
     );
-    let mut ws = open_ws(&env, &push).await.expect("push-exchanger upgrade");
+    let mut ws = try_open(&env, &push).await.expect("push-exchanger upgrade");
     echo(&mut ws, "push").await;
     assert_eq!(env.backend.last().target, "/ws");
 }
@@ -330,8 +290,8 @@ async fn policy_swapped_on_open_connections(use_h2: bool) {
     let mut open = Kept::open(&Client::new(&env.ca.pem, Some(&env.user1), alpn), env.addr).await;
     assert!(matches!(open, Kept::H2(..)) == use_h2);
     assert_eq!(open.get("/ws/feed").await.unwrap().status, 200);
-    let mut browser_ws = open_ws(&env, &env.user1).await.expect("allowed before");
-    let mut push_ws = open_ws(&env, &push).await.expect("push");
+    let mut browser_ws = try_open(&env, &env.user1).await.expect("allowed before");
+    let mut push_ws = try_open(&env, &push).await.expect("push");
     echo(&mut browser_ws, "before").await;
     let before_gen = env.handle.tls().generation;
 

@@ -3,28 +3,12 @@
 //! subprotocol) on `wss://…/ws`, through a certificate reload, a quiet period
 //! longer than IDLE_TIMEOUT, and the proxy's shutdown.
 
-use tokio::process::Command;
-
-use crate::util::push::{PushClient, PushProxy};
-use crate::util::real::{repo, venv_python};
+use crate::util::push::PushProxy;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn push_exchanger_like_client_survives_reload_and_quiet_and_sees_a_clean_close() {
-    let python = venv_python();
     let mut run = PushProxy::start().await;
-    let mut ws = PushClient::spawn(
-        Command::new(python)
-            .arg(repo().join("tests/py/push_client.py"))
-            .arg(run.url())
-            .arg("--ca")
-            .arg(run.ca())
-            .arg("--cert")
-            .arg(&run.files.crt)
-            .arg("--key")
-            .arg(&run.files.pem)
-            .args(["--user", "ormaster:ormaster123", "--tenant", "1"])
-            .args(["--timeout", "15"]),
-    );
+    let mut ws = run.python_client();
 
     // connected, as push-exchanger connects
     ws.connected().await;

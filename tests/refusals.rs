@@ -132,12 +132,7 @@ async fn refuses_cn_outside_allow_cn() {
     let page = refused_page(&env, Some(&c.not_allowed), "not-allowed").await;
     assert!(page.contains("guest"));
     // and a listed CN passes
-    let ok = env
-        .client(Some(&env.user1))
-        .get(env.addr, "/")
-        .await
-        .unwrap();
-    assert_eq!(ok.status, 200);
+    env.assert_serves_user1().await;
 }
 
 #[tokio::test]
@@ -199,11 +194,6 @@ async fn handshake_mode_refuses_every_reason_with_a_tls_alert() {
     refused_in_handshake(&env, Some(&c.foreign), "unknown-ca").await;
     refused_in_handshake(&env, Some(&c.revoked), "revoked").await;
     refused_in_handshake(&env, Some(&c.not_allowed), "not-allowed").await;
-    let ok = env
-        .client(Some(&env.user1))
-        .get(env.addr, "/")
-        .await
-        .unwrap();
-    assert_eq!(ok.status, 200);
+    env.assert_serves_user1().await;
     assert_eq!(env.backend.count(), 1);
 }

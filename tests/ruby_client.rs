@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use crate::util::backend::hex;
 use crate::util::env::Env;
-use crate::util::push::{PushClient, PushProxy};
+use crate::util::push::PushProxy;
 use crate::util::real::{bounded, catool_files, json_lines, ruby};
 
 #[tokio::test]
@@ -55,13 +55,7 @@ async fn ruby_net_http_with_pem_and_with_p12_posts_json() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ruby_push_client_subscribes_survives_a_reload_and_closes_cleanly() {
     let mut run = PushProxy::start().await;
-    let mut cmd = ruby("push_client.rb");
-    cmd.arg(run.url())
-        .arg(run.ca())
-        .arg(&run.files.crt)
-        .arg(&run.files.pem)
-        .arg("1");
-    let mut ws = PushClient::spawn(&mut cmd);
+    let mut ws = run.ruby_client();
     ws.connected().await;
     let (_, event) = ws.subscribe().await;
     assert_eq!(event["data"]["event"], "patient_infomation", "{event}");

@@ -6,7 +6,7 @@
 use std::net::TcpListener;
 
 use crate::util::backend::Backend;
-use crate::util::fakeroot::{CONF_DIR, CRT, FakeRoot, JMA_CONF, KEY, PROXY_CONF};
+use crate::util::fakeroot::{CONF_DIR, CRT, FakeRoot, JMA_CONF, KEY, PROXY_CONF, text};
 use crate::util::process::bin;
 
 /// A jma-receipt.conf as clinics have them: comments, `export`, CRLF line ends,
@@ -14,14 +14,6 @@ use crate::util::process::bin;
 fn weborca_conf(own_port: u16) -> String {
     format!(
         "# jma-receipt.conf\r\nDBNAME=orca\r\nexport DBHOST=localhost # the database\r\n\r\n# SSL (WebORCA client certificates)\r\nexport SERVER_CRT={CONF_DIR}/{CRT}\r\nSERVER_PEM=\"{CONF_DIR}/{KEY}\"\r\nCA_CRT='{CONF_DIR}/ca.crt'  # the clinic CA\r\nHTTP_PORT={own_port}\r\nLANG=ja_JP.UTF-8\r\n"
-    )
-}
-
-fn text(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
     )
 }
 

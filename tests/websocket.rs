@@ -4,32 +4,17 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::util::env::{Env, Setup};
+use crate::util::ws::{Ws, open_with};
 
-async fn open_ws(
-    env: &Env,
-) -> tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
-    let tls = env
-        .client(Some(&env.user1))
-        .connect(env.addr)
-        .await
-        .unwrap();
-    let mut req = format!("wss://localhost:{}/ws", env.addr.port())
-        .into_client_request()
-        .unwrap();
-    req.headers_mut()
-        .insert("X-GINBEE-TENANT-ID", "1".parse().unwrap());
-    req.headers_mut().insert(
-        "Authorization",
-        "Basic b3JtYXN0ZXI6b3JtYXN0ZXI=".parse().unwrap(),
-    );
-    let (ws, resp) = tokio_tungstenite::client_async(req, tls)
-        .await
-        .expect("websocket handshake");
-    assert_eq!(resp.status(), 101);
-    ws
+/// The push WebSocket as push-exchanger opens it: tenant and Basic auth headers.
+async fn open_ws(env: &Env) -> Ws {
+    let headers = [
+        ("X-GINBEE-TENANT-ID", "1"),
+        ("Authorization", "Basic b3JtYXN0ZXI6b3JtYXN0ZXI="),
+    ];
+    open_with(env, &env.user1, &headers).await
 }
 
 #[tokio::test]

@@ -1,8 +1,9 @@
-//! What `install-cert` and `install-crl` share: no reload under `--root`
-//! without SYSTEMCTL, the refusal that says nothing was installed, the owner
-//! of the copied files, reading certificates and the config, and the writing
-//! itself (files copied 0400 and never over another file, the config changed
-//! after a backup, the proxy reloaded).
+//! What `install-cert` and `install-crl` share: their last options and the
+//! opening they make of them (no reload under `--root` without SYSTEMCTL, the
+//! refusal that says nothing was installed), the owner of the copied files,
+//! reading certificates and the config, the check that the new set loads, and
+//! the writing itself (files copied 0400 and never over another file, the
+//! config changed after a backup, the proxy reloaded).
 
 use std::path::{Path, PathBuf};
 
@@ -10,14 +11,61 @@ use rustls::pki_types::CertificateDer;
 
 use super::fsutil::{self, Change, Program, Root};
 pub(super) use super::nofollow::read_regular;
-use super::{PROXY_UNIT, Stop};
+use super::{PROXY_UNIT, Stop, preload};
+use crate::config::Loaded;
 
 /// Where WebORCA keeps its certificates.
 pub const DEFAULT_DIR: &str = "/opt/jma/weborca/conf";
 
+/// The options `install-cert` and `install-crl` end with.
+#[derive(Debug, Clone, clap::Args)]
+pub struct InstallArgs {
+    /// do not reload the proxy
+    #[arg(long)]
+    pub no_reload: bool,
+    /// print what would be done, change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// take every path under this folder (packaging, tests)
+    #[arg(long)]
+    pub root: Option<PathBuf>,
+}
+
+/// What an install command runs with, made from its [`InstallArgs`] and its
+/// input (the zip or the CRL given).
+pub(super) struct Prepared {
+    /// where every system path is taken
+    pub(super) root: Root,
+    /// `--no-reload`, or forced by `--root` without SYSTEMCTL
+    pub(super) no_reload: bool,
+    /// `--dry-run`
+    pub(super) dry_run: bool,
+    /// the input as the messages name it
+    pub(super) shown: String,
+}
+
+impl Prepared {
+    /// Refuses the input: a config error that says nothing was installed.
+    pub(super) fn refuse(&self) -> impl Fn(String) -> Stop + Copy + '_ {
+        refusal(&self.shown)
+    }
+}
+
+/// The opening of `install-cert` and `install-crl` for `input`.
+pub(super) fn prepare(input: &Path, args: &InstallArgs) -> Prepared {
+    Prepared {
+        root: Root {
+            dir: args.root.clone(),
+        },
+        no_reload: no_reload(args.no_reload, &args.root),
+        dry_run: args.dry_run,
+        shown: input.display().to_string(),
+    }
+}
+
 /// The `--no-reload` to run with: under `--root` without SYSTEMCTL the proxy
 /// is not reloaded, since systemctl would act on this machine, not on the root.
-pub(super) fn no_reload(no_reload: bool, root: &Option<PathBuf>) -> bool {
+fn no_reload(no_reload: bool, root: &Option<PathBuf>) -> bool {
     if !no_reload && !super::systemctl_applies(root) {
         println!(
             "--root without SYSTEMCTL: the proxy is not reloaded (systemctl would act on this machine, not on the root)"
@@ -100,6 +148,24 @@ pub(super) fn write(
     Ok(())
 }
 
+/// The config `new_text` as the proxy would load it, checked with the files
+/// `copies` in place (`preload`), and the change that writes it.
+pub(super) fn checked_change(
+    root: &Root,
+    config_path: &Path,
+    new_text: String,
+    copies: &[(&Path, &[u8])],
+    refuse: impl Fn(String) -> Stop,
+) -> Result<(Loaded, Change), Stop> {
+    let loaded = crate::config::parse(&new_text, config_path)
+        .map_err(|e| refuse(format!("the config would not work: {e}")))?;
+    preload::check_loads(root, &loaded.config, copies)
+        .map_err(|e| refuse(format!("the new set would not load: {e}")))?;
+    let change = Change::new(root, config_path, new_text.into_bytes(), 0o644)
+        .map_err(|e| Stop::other(format!("cannot read {}: {e}", config_path.display())))?;
+    Ok((loaded, change))
+}
+
 /// The PEM certificates of `what` (a file of the zip, or CA_CRT); none is an error.
 pub(super) fn parse_pem_certs(
     what: &str,
@@ -151,7 +217,8 @@ pub(super) fn read_config(root: &Root, config_path: &Path) -> Result<String, Sto
 }
 
 /// `systemctl reload` of the proxy; on failure, says the files are in place.
-pub(super) fn reload(systemctl: &Program) -> Result<(), Stop> {
+pub(super) fn reload() -> Result<(), Stop> {
+    let systemctl = Program::systemctl();
     println!("run: {}", systemctl.shown(&["reload", PROXY_UNIT]));
     systemctl
         .run(&["reload", PROXY_UNIT])

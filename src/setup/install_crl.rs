@@ -9,11 +9,12 @@
 use std::path::{Path, PathBuf};
 
 use super::command::{
-    self, DEFAULT_DIR, destination, hex, parse_pem_certs, read_config, read_regular, reload,
+    self, DEFAULT_DIR, InstallArgs, destination, hex, parse_pem_certs, read_config, read_regular,
+    reload,
 };
 use super::crl_list::{self, Crl, Verdict};
-use super::fsutil::{Change, Program, Root};
-use super::{PROXY_UNIT, Stop, jma_conf, preload, wire};
+use super::fsutil::Root;
+use super::{PROXY_UNIT, Stop, jma_conf, wire};
 
 /// The options of `install-crl`.
 #[derive(Debug, Clone, clap::Args)]
@@ -26,15 +27,9 @@ pub struct CrlArgs {
     /// owner of the copied file
     #[arg(long, default_value = "orca")]
     pub owner: String,
-    /// do not reload the proxy
-    #[arg(long)]
-    pub no_reload: bool,
-    /// print what would be done, change nothing
-    #[arg(long)]
-    pub dry_run: bool,
-    /// take every path under this folder (packaging, tests)
-    #[arg(long)]
-    pub root: Option<PathBuf>,
+    /// --no-reload, --dry-run, --root
+    #[command(flatten)]
+    pub install: InstallArgs,
 }
 
 /// A serial as [`CertInfo::serial_hex`] writes it: leading zero bytes dropped, `00` for zero.
@@ -49,19 +44,12 @@ fn serial_hex(raw: &[u8]) -> String {
 
 /// Runs `install-crl`.
 pub fn install_crl(args: &CrlArgs, config_path: &Path) -> Result<(), Stop> {
-    let args = &CrlArgs {
-        no_reload: command::no_reload(args.no_reload, &args.root),
-        ..args.clone()
-    };
-    let root = Root {
-        dir: args.root.clone(),
-    };
-    let shown = args.file.display().to_string();
-    let refuse = command::refusal(&shown);
+    let run = command::prepare(&args.file, &args.install);
+    let (root, refuse, shown) = (&run.root, run.refuse(), &run.shown);
     let data = std::fs::read(&args.file).map_err(|e| refuse(format!("cannot read: {e}")))?;
     let crls = crate::tls::load::parse_crls(&args.file, &data)
         .map_err(|e| refuse(format!("{}; {}", e.problem, e.fix)))?;
-    let config_text = read_config(&root, config_path)?;
+    let config_text = read_config(root, config_path)?;
     let config = crate::config::parse(&config_text, config_path)
         .map_err(|e| refuse(format!("the config cannot be read: {e}")))?
         .config;
@@ -96,8 +84,8 @@ pub fn install_crl(args: &CrlArgs, config_path: &Path) -> Result<(), Stop> {
         }
         facts.push(Crl::of(crl).ok_or_else(|| refuse("the CRL cannot be parsed".to_string()))?);
     }
-    let entries = crl_list::entries(&root, &config_text, config_path);
-    if let Verdict::Installed(paths) = crl_list::judge(&facts, &shown, &entries).map_err(refuse)? {
+    let entries = crl_list::entries(root, &config_text, config_path);
+    if let Verdict::Installed(paths) = crl_list::judge(&facts, shown, &entries).map_err(refuse)? {
         let paths: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
         println!(
             "{shown}: already installed as {}; nothing was changed",
@@ -110,8 +98,8 @@ pub fn install_crl(args: &CrlArgs, config_path: &Path) -> Result<(), Stop> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "ca.crl".to_string());
-    let owner = command::owner(&root, &args.owner, refuse)?;
-    let (name, dest) = crl_destination(&root, &args.dir, &name, &data, &facts).map_err(refuse)?;
+    let owner = command::owner(root, &args.owner, refuse)?;
+    let (name, dest) = crl_destination(root, &args.dir, &name, &data, &facts).map_err(refuse)?;
     let target = args.dir.join(&name);
     // Only the entry of this CRL's CA is replaced: the CRLs of the other CAs
     // in CA_CRT stay, or their clients would no longer be checked.
@@ -119,16 +107,10 @@ pub fn install_crl(args: &CrlArgs, config_path: &Path) -> Result<(), Stop> {
     let value = list.join(",");
     let new_text = jma_conf::set_keys(&config_text, config_path, &[("CA_CRL", Some(&value))])
         .map_err(refuse)?;
-    let loaded = crate::config::parse(&new_text, config_path)
-        .map_err(|e| refuse(format!("the config would not work: {e}")))?;
     let copies: Vec<(&Path, &[u8])> = dest.iter().map(|d| (d.as_path(), &data[..])).collect();
-    preload::check_loads(&root, &loaded.config, &copies)
-        .map_err(|e| refuse(format!("the new set would not load: {e}")))?;
-    let change = Change::new(&root, config_path, new_text.into_bytes(), 0o644)
-        .map_err(|e| Stop::other(format!("cannot read {}: {e}", config_path.display())))?;
-    let systemctl = Program::systemctl();
+    let (loaded, change) = command::checked_change(root, config_path, new_text, &copies, refuse)?;
     let replaced: Vec<String> = replaced.iter().map(|p| p.display().to_string()).collect();
-    if args.dry_run {
+    if run.dry_run {
         if !replaced.is_empty() {
             println!(
                 "--dry-run: the new CRL would replace {} in CA_CRL",
@@ -136,11 +118,11 @@ pub fn install_crl(args: &CrlArgs, config_path: &Path) -> Result<(), Stop> {
             );
         }
         let shown: Vec<&Path> = dest.iter().map(PathBuf::as_path).collect();
-        return command::dry_run("install-crl", &shown, &args.owner, &change, args.no_reload);
+        return command::dry_run("install-crl", &shown, &args.owner, &change, run.no_reload);
     }
     let keys = format!("CA_CRL={value}");
     command::write(
-        &root,
+        root,
         &copies,
         (owner, &args.owner),
         &change,
@@ -162,11 +144,11 @@ pub fn install_crl(args: &CrlArgs, config_path: &Path) -> Result<(), Stop> {
             format!(": {}", revoked.join(", "))
         }
     );
-    if args.no_reload {
+    if run.no_reload {
         println!("--no-reload: the proxy refuses them after: sudo systemctl reload {PROXY_UNIT}");
         return Ok(());
     }
-    reload(&systemctl)?;
+    reload()?;
     match loaded.config.status_listen {
         None => println!("STATUS_LISTEN is not set: the recently seen clients cannot be listed"),
         Some(status) => match wire::seen_clients(status) {

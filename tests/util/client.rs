@@ -32,6 +32,23 @@ pub struct Answer {
 }
 
 impl Answer {
+    /// Reads the answer `resp` whole.
+    pub async fn read(resp: http::Response<hyper::body::Incoming>) -> Result<Answer, String> {
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| format!("body: {e}"))?
+            .to_bytes();
+        Ok(Answer {
+            status,
+            headers,
+            body,
+        })
+    }
+
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
@@ -131,17 +148,5 @@ pub async fn send_on(
             .await
             .map_err(|e| format!("request: {e}"))?
     };
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let body = resp
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| format!("body: {e}"))?
-        .to_bytes();
-    Ok(Answer {
-        status,
-        headers,
-        body,
-    })
+    Answer::read(resp).await
 }

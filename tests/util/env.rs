@@ -118,6 +118,16 @@ impl Env {
         Client::h1(&self.ca.pem, cert)
     }
 
+    /// Asserts that user1 is still served (200 on `/`).
+    pub async fn assert_serves_user1(&self) {
+        let ok = self
+            .client(Some(&self.user1))
+            .get(self.addr, "/")
+            .await
+            .unwrap();
+        assert_eq!(ok.status, 200);
+    }
+
     /// Reloads config and certificates from disk, as SIGHUP does.
     pub fn reload(&self) -> Result<(), String> {
         let config = weborca_mtls_proxy::config::load(&self.conf_path)

@@ -1,7 +1,9 @@
 //! A fake root for the system-changing commands (`--root`): WebORCA's conf
 //! folder with an orca-catool-like PKI, /etc/weborca-mtls-proxy, and stand-ins
 //! for `systemctl` (records each call) and `nft` (lists the guard script as if
-//! it were loaded), named through SYSTEMCTL and NFT.
+//! it were loaded), named through SYSTEMCTL and NFT; and what the tests of
+//! `install-cert` and `install-crl` all start from (a proxy.conf, `orca` as
+//! this user, the command run with `--no-reload`, its output as text).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -11,6 +13,7 @@ use tempfile::TempDir;
 
 use super::pki::{Ca, Leaf};
 use super::process::bin;
+use super::zips::passwd_with_orca;
 
 /// WebORCA's conf folder, as a system path.
 pub const CONF_DIR: &str = "/opt/jma/weborca/conf";
@@ -21,6 +24,34 @@ pub const PROXY_CONF: &str = "/etc/weborca-mtls-proxy/proxy.conf";
 /// The server certificate's file names, orca-catool style.
 pub const CRT: &str = "000002__JP_orca_localhost.crt";
 pub const KEY: &str = "000002__JP_orca_localhost.pem";
+
+/// The lines of a proxy.conf that name the root's server certificate, key and CA.
+pub fn pki_conf() -> String {
+    format!("SERVER_CRT={CONF_DIR}/{CRT}\nSERVER_PEM={CONF_DIR}/{KEY}\nCA_CRT={CONF_DIR}/ca.crt\n")
+}
+
+/// What a command printed, stdout then stderr.
+pub fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A stand-in systemctl in `dir` that appends its arguments to `dir`/calls
+/// and reloads process `pid` the way the unit's ExecReload does (SIGHUP).
+pub fn reloading_systemctl(dir: &Path, pid: u32) -> PathBuf {
+    let path = dir.join("systemctl");
+    script(
+        &path,
+        &format!(
+            "#!/bin/sh\necho \"$*\" >> '{}'\n[ \"$1\" = reload ] && kill -HUP {pid}\nexit 0\n",
+            dir.join("calls").display()
+        ),
+    );
+    path
+}
 
 pub struct FakeRoot {
     pub dir: TempDir,
@@ -41,6 +72,15 @@ impl FakeRoot {
     pub fn new() -> FakeRoot {
         let root = Self::empty();
         root.put_pki();
+        root
+    }
+
+    /// A root holding the PKI files and `conf` as proxy.conf, with `orca` as
+    /// this user (so the copied files can be given to it).
+    pub fn with_conf(conf: &str) -> FakeRoot {
+        let root = Self::new();
+        passwd_with_orca(root.dir.path());
+        std::fs::write(root.real(PROXY_CONF), conf).unwrap();
         root
     }
 
@@ -122,6 +162,15 @@ impl FakeRoot {
             String::from_utf8_lossy(&out.stderr)
         );
         out
+    }
+
+    /// Runs `command` (`install-cert` or `install-crl`) on `input` with
+    /// proxy.conf and `--no-reload`, then `extra`.
+    pub fn install(&self, command: &str, input: &Path, extra: &[&str]) -> Output {
+        let input = input.display().to_string();
+        let mut args = vec![command, &input, "-c", PROXY_CONF, "--no-reload"];
+        args.extend_from_slice(extra);
+        self.run(&args)
     }
 
     /// Every file under the root with its bytes (to prove nothing changed).

@@ -8,7 +8,7 @@ use tempfile::TempDir;
 use tokio::process::Command;
 
 use super::pki::write;
-use super::real::{CatoolFiles, artefacts, bounded, require};
+use super::real::{CatoolFiles, artefacts, bounded, import_p12, nss_trusting, require};
 
 /// Prefs of the test profile: the certificate picked automatically, and the
 /// first-run pages and background traffic a fresh profile would start turned
@@ -38,18 +38,10 @@ impl Firefox {
         for tool in ["firefox-esr", "certutil", "pk12util", "timeout"] {
             require(tool);
         }
-        let home = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(home.path().join("profile")).unwrap();
-        let f = Firefox { home };
-        f.nss(Command::new("certutil").args(["-N", "--empty-password"]))
-            .await;
-        let ca = write(f.home.path(), "ca.crt", ca_pem);
-        f.nss(
-            Command::new("certutil")
-                .args(["-A", "-n", "clinic CA", "-t", "C,,", "-i"])
-                .arg(ca),
-        )
-        .await;
+        let f = Firefox {
+            home: tempfile::tempdir().unwrap(),
+        };
+        nss_trusting(&f.profile(), f.home.path(), ca_pem).await;
         write(&f.profile(), "user.js", &format!("{USER_JS}{prefs}"));
         f
     }
@@ -58,28 +50,10 @@ impl Firefox {
         self.home.path().join("profile")
     }
 
-    async fn nss(&self, cmd: &mut Command) {
-        let db = format!("sql:{}", self.profile().display());
-        let out = bounded(30, cmd.arg("-d").arg(db)).await;
-        assert!(
-            out.status.success(),
-            "{:?}: {}{}",
-            cmd.as_std(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
     /// `pk12util -i X.p12 -W PASS` into the profile, as a user imports
     /// orca-catool's zip (Settings → Certificates → Import).
     pub async fn import_p12(&self, files: &CatoolFiles) {
-        self.nss(
-            Command::new("pk12util")
-                .arg("-i")
-                .arg(&files.p12)
-                .args(["-W", &files.pass]),
-        )
-        .await;
+        import_p12(&self.profile(), files).await;
     }
 
     /// Opens `url` headless and writes `target/artefacts/<shot>.png`;

@@ -1,27 +1,16 @@
-//! The proxy as a process whose log may be text or JSON (LOG_FORMAT): its
-//! stderr lines on a channel, read by their text (a JSON line's `msg`), the
-//! `listening on` line being the readiness signal.
+//! The proxy as a process whose log may be text or JSON (LOG_FORMAT): started
+//! as [`Proc`] starts it, its stderr lines read by their text (a JSON line's
+//! `msg`), the `listening on` line being the readiness signal.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
-use super::process::bin;
+use super::process::Proc;
 
-/// The proxy as a process; its stderr lines, text or JSON, on a channel.
+/// The proxy as a process; its stderr lines, text or JSON, read by their text.
 pub struct Proxy {
-    pub child: Child,
-    pub lines: mpsc::Receiver<String>,
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    proc: Proc,
 }
 
 /// The text of a log line in either format (a JSON line's `msg`).
@@ -34,33 +23,16 @@ pub fn text_of(line: &str) -> String {
 
 impl Proxy {
     pub fn start(conf: &Path) -> Proxy {
-        let mut child = Command::new(bin())
-            .arg("-c")
-            .arg(conf)
-            .env("RUST_LOG", "info")
-            .env_remove("NOTIFY_SOCKET")
-            .env_remove("JOURNAL_STREAM")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn proxy");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Proxy { child, lines }
+        Proxy {
+            proc: Proc::start(conf, &[]),
+        }
     }
 
     /// The text of the first line from now on that contains `needle`.
     pub fn wait_for(&self, needle: &str) -> String {
         loop {
             let line = self
+                .proc
                 .lines
                 .recv_timeout(Duration::from_secs(30))
                 .unwrap_or_else(|_| panic!("no line with {needle:?}"));
@@ -78,19 +50,13 @@ impl Proxy {
     }
 
     pub fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -{sig}");
+        self.proc.signal(sig);
     }
 
     /// SIGTERM and the exit, which writes out every line.
     pub fn stop(mut self) {
         self.signal("TERM");
-        let status = self.child.wait().unwrap();
+        let status = self.proc.child.wait().unwrap();
         assert!(status.success(), "proxy exit: {status}");
     }
 }

@@ -6,7 +6,6 @@
 pub mod backend;
 pub mod cdp;
 pub mod client;
-pub mod crls;
 pub mod env;
 pub mod fakeroot;
 pub mod firefox;
@@ -19,4 +18,5 @@ pub mod process;
 pub mod push;
 pub mod raw;
 pub mod real;
+pub mod ws;
 pub mod zips;

@@ -123,27 +123,7 @@ impl Ca {
     }
 
     fn crl_between(&self, serials: &[u64], this: OffsetDateTime, next: OffsetDateTime) -> String {
-        let params = CertificateRevocationListParams {
-            this_update: this,
-            next_update: next,
-            crl_number: SerialNumber::from(2u64),
-            issuing_distribution_point: None,
-            revoked_certs: serials
-                .iter()
-                .map(|s| RevokedCertParams {
-                    serial_number: SerialNumber::from(*s),
-                    revocation_time: this,
-                    reason_code: None,
-                    invalidity_date: None,
-                })
-                .collect(),
-            key_identifier_method: KeyIdMethod::Sha256,
-        };
-        params
-            .signed_by(&self.issuer)
-            .expect("crl")
-            .pem()
-            .expect("pem")
+        self.crl_with(2, serials, this, (this, next))
     }
 
     fn issue(&self, params: CertificateParams, key: KeyPair, cn: &str, serial: u64) -> Leaf {
@@ -220,17 +200,40 @@ impl Ca {
 
     /// A CRL revoking `serials`, PEM.
     pub fn crl(&self, serials: &[u64]) -> String {
+        self.numbered_crl(1, serials)
+    }
+
+    /// A current CRL with CRL number `number` revoking `serials`, PEM (for
+    /// the tests of which CRL is newer).
+    pub fn numbered_crl(&self, number: u64, serials: &[u64]) -> String {
         let now = OffsetDateTime::now_utc();
+        self.crl_with(
+            number,
+            serials,
+            now - Duration::minutes(5),
+            (now - Duration::hours(1), now + Duration::days(30)),
+        )
+    }
+
+    /// A CRL, PEM, with CRL number `number`, revoking `serials` at `revoked`,
+    /// valid from `dates.0` with nextUpdate `dates.1`.
+    pub fn crl_with(
+        &self,
+        number: u64,
+        serials: &[u64],
+        revoked: OffsetDateTime,
+        dates: (OffsetDateTime, OffsetDateTime),
+    ) -> String {
         let params = CertificateRevocationListParams {
-            this_update: now - Duration::hours(1),
-            next_update: now + Duration::days(30),
-            crl_number: SerialNumber::from(1u64),
+            this_update: dates.0,
+            next_update: dates.1,
+            crl_number: SerialNumber::from(number),
             issuing_distribution_point: None,
             revoked_certs: serials
                 .iter()
                 .map(|s| RevokedCertParams {
                     serial_number: SerialNumber::from(*s),
-                    revocation_time: now - Duration::minutes(5),
+                    revocation_time: revoked,
                     reason_code: None,
                     invalidity_date: None,
                 })

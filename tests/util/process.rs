@@ -23,6 +23,15 @@ impl Drop for Proc {
     }
 }
 
+/// A port free on 127.0.0.1 now, for a config that names its port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_weborca-mtls-proxy")
 }
@@ -122,6 +131,6 @@ impl Proc {
             .status()
             .unwrap()
             .success();
-        assert!(ok);
+        assert!(ok, "kill -{sig}");
     }
 }

@@ -16,7 +16,7 @@ use super::backend::Backend;
 use super::env::Setup;
 use super::pki::write;
 use super::process::Proc;
-use super::real::{CatoolFiles, catool_files};
+use super::real::{CatoolFiles, catool_files, java, repo, ruby, venv_python};
 
 /// A running push client.
 pub struct PushClient {
@@ -152,14 +152,59 @@ impl PushProxy {
         }
     }
 
+    /// SIGHUP, and the proxy's word that the reload went through.
+    fn reload(&mut self) {
+        self.proxy.signal("HUP");
+        let reloaded = tokio::task::block_in_place(|| self.proxy.wait_for("reload: ok"));
+        assert!(reloaded.is_some(), "no reload: {:#?}", self.proxy.seen);
+    }
+
+    /// user1's push client in Python (tests/py/push_client.py, PEM files).
+    pub fn python_client(&self) -> PushClient {
+        PushClient::spawn(
+            Command::new(venv_python())
+                .arg(repo().join("tests/py/push_client.py"))
+                .arg(self.url())
+                .arg("--ca")
+                .arg(self.ca())
+                .arg("--cert")
+                .arg(&self.files.crt)
+                .arg("--key")
+                .arg(&self.files.pem)
+                .args(["--user", "ormaster:ormaster123", "--tenant", "1"])
+                .args(["--timeout", "15"]),
+        )
+    }
+
+    /// user1's push client in Java (the .p12 and its passphrase file).
+    pub async fn java_client(&self) -> PushClient {
+        let pass = self.setup.dir.path().join("000003__JP_orca_user1.pass");
+        let mut cmd = java("ws").await;
+        cmd.arg(self.url())
+            .arg(self.ca())
+            .arg(&self.files.p12)
+            .arg(&pass)
+            .arg("1");
+        PushClient::spawn(&mut cmd)
+    }
+
+    /// user1's push client in Ruby (PEM files).
+    pub fn ruby_client(&self) -> PushClient {
+        let mut cmd = ruby("push_client.rb");
+        cmd.arg(self.url())
+            .arg(self.ca())
+            .arg(&self.files.crt)
+            .arg(&self.files.pem)
+            .arg("1");
+        PushClient::spawn(&mut cmd)
+    }
+
     /// Revokes user1 in `ca.crl` and reloads (SIGHUP) while its
     /// connections are open.
     pub fn revoke_user1(&mut self) {
         let crl = self.setup.ca.crl(&[self.setup.user1.serial]);
         write(self.setup.dir.path(), "ca.crl", &crl);
-        self.proxy.signal("HUP");
-        let reloaded = tokio::task::block_in_place(|| self.proxy.wait_for("reload: ok"));
-        assert!(reloaded.is_some(), "no reload: {:#?}", self.proxy.seen);
+        self.reload();
     }
 
     /// The peer (client address) of the access-log line for `target`.
@@ -214,9 +259,7 @@ impl PushProxy {
         let dir = self.setup.dir.path();
         write(dir, "000002__JP_orca_localhost.crt", &renewed.pem);
         write(dir, "000002__JP_orca_localhost.pem", &renewed.key_pem);
-        self.proxy.signal("HUP");
-        let reloaded = tokio::task::block_in_place(|| self.proxy.wait_for("reload: ok"));
-        assert!(reloaded.is_some(), "no reload: {:#?}", self.proxy.seen);
+        self.reload();
         ws.subscribe().await;
         // the quiet period is what is tested: there is no event to wait for
         tokio::time::sleep(Duration::from_millis(2500)).await;

@@ -249,3 +249,48 @@ impl Stepped {
         assert!(status.success(), "{}: {status}", self.what);
     }
 }
+
+/// Runs the NSS tool `cmd` (certutil, pk12util) on the database in `dir`,
+/// which must succeed.
+pub async fn nss(dir: &Path, cmd: &mut Command) {
+    let out = bounded(30, cmd.arg("-d").arg(format!("sql:{}", dir.display()))).await;
+    assert!(
+        out.status.success(),
+        "{:?}: {}{}",
+        cmd.as_std(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A new NSS database in `dir` (created) that trusts `ca_pem` as the clinic
+/// CA, the CA file written into `home`.
+pub async fn nss_trusting(dir: &Path, home: &Path, ca_pem: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    nss(
+        dir,
+        Command::new("certutil").args(["-N", "--empty-password"]),
+    )
+    .await;
+    let ca = write(home, "ca.crt", ca_pem);
+    nss(
+        dir,
+        Command::new("certutil")
+            .args(["-A", "-n", "clinic CA", "-t", "C,,", "-i"])
+            .arg(ca),
+    )
+    .await;
+}
+
+/// `pk12util -i X.p12 -W PASS` into the NSS database in `dir`, as a user
+/// imports orca-catool's zip.
+pub async fn import_p12(dir: &Path, files: &CatoolFiles) {
+    nss(
+        dir,
+        Command::new("pk12util")
+            .arg("-i")
+            .arg(&files.p12)
+            .args(["-W", &files.pass]),
+    )
+    .await;
+}

@@ -20,9 +20,10 @@ use std::time::{Duration, Instant};
 use sha2::Digest;
 
 pub use super::command::DEFAULT_DIR;
-use super::command::{self, destination, hex, parse_pem_certs, read_config, read_regular, reload};
-use super::fsutil::{Change, Program, Root};
-use super::{PROXY_UNIT, Stop, crl_list, jma_conf, preload, wire};
+use super::command::{
+    self, InstallArgs, destination, hex, parse_pem_certs, read_config, read_regular, reload,
+};
+use super::{PROXY_UNIT, Stop, crl_list, jma_conf, wire};
 use crate::x509::CertInfo;
 use archive::read_zip;
 use checks::check_cert;
@@ -47,31 +48,18 @@ pub struct CertArgs {
     /// accept a ca.crt other than the CA_CRT in use (every client certificate of the old CA is then refused)
     #[arg(long)]
     pub new_ca: bool,
-    /// do not reload the proxy
-    #[arg(long)]
-    pub no_reload: bool,
-    /// print what would be done, change nothing
-    #[arg(long)]
-    pub dry_run: bool,
-    /// take every path under this folder (packaging, tests)
-    #[arg(long)]
-    pub root: Option<PathBuf>,
+    /// --no-reload, --dry-run, --root
+    #[command(flatten)]
+    pub install: InstallArgs,
 }
 
 /// Runs `install-cert`.
 pub fn install_cert(args: &CertArgs, config_path: &Path) -> Result<(), Stop> {
-    let args = &CertArgs {
-        no_reload: command::no_reload(args.no_reload, &args.root),
-        ..args.clone()
-    };
-    let root = Root {
-        dir: args.root.clone(),
-    };
-    let zip_shown = args.zip.display().to_string();
-    let refuse = command::refusal(&zip_shown);
+    let run = command::prepare(&args.zip, &args.install);
+    let (root, refuse) = (&run.root, run.refuse());
     let z = read_zip(&args.zip)?;
     let info = check_cert(&z, &args.host).map_err(refuse)?;
-    let config_text = read_config(&root, config_path)?;
+    let config_text = read_config(root, config_path)?;
     // The CA in use, when the config names one that can be read.
     // Read raw: a config without a server certificate yet does not validate.
     let current = crate::config::parse_raw(&config_text, config_path)
@@ -121,7 +109,7 @@ pub fn install_cert(args: &CertArgs, config_path: &Path) -> Result<(), Stop> {
             }
         }
     }
-    let owner = command::owner(&root, &args.owner, refuse)?;
+    let owner = command::owner(root, &args.owner, refuse)?;
     let files = [
         (format!("{}.crt", z.stem), &z.crt),
         (format!("{}.pem", z.stem), &z.pem),
@@ -130,7 +118,7 @@ pub fn install_cert(args: &CertArgs, config_path: &Path) -> Result<(), Stop> {
     let mut copies = Vec::new();
     let mut targets = Vec::new();
     for (name, data) in &files {
-        let dest = destination(&root, &args.dir, name, data).map_err(refuse)?;
+        let dest = destination(root, &args.dir, name, data).map_err(refuse)?;
         targets.push(args.dir.join(name).display().to_string());
         if let Some(d) = dest {
             copies.push((d, *data));
@@ -148,7 +136,7 @@ pub fn install_cert(args: &CertArgs, config_path: &Path) -> Result<(), Stop> {
     // A new CA: the old CA's CRLs would make the proxy refuse the whole set
     // (a CRL not signed by CA_CRT), so they leave CA_CRL.
     let (crl_list, removed) = if ca_changed {
-        let entries = crl_list::entries(&root, &config_text, config_path);
+        let entries = crl_list::entries(root, &config_text, config_path);
         crl_list::without_other_cas(&entries, &new_certs)
     } else {
         (Vec::new(), Vec::new())
@@ -160,14 +148,8 @@ pub fn install_cert(args: &CertArgs, config_path: &Path) -> Result<(), Stop> {
         keys.push(("CA_CRL", Some(crl_value.as_str())));
     }
     let new_text = jma_conf::set_keys(&config_text, config_path, &keys).map_err(refuse)?;
-    let loaded = crate::config::parse(&new_text, config_path)
-        .map_err(|e| refuse(format!("the config would not work: {e}")))?;
     let copies: Vec<(&Path, &[u8])> = copies.iter().map(|(d, b)| (d.as_path(), &b[..])).collect();
-    preload::check_loads(&root, &loaded.config, &copies)
-        .map_err(|e| refuse(format!("the new set would not load: {e}")))?;
-    let change = Change::new(&root, config_path, new_text.into_bytes(), 0o644)
-        .map_err(|e| Stop::other(format!("cannot read {}: {e}", config_path.display())))?;
-    let systemctl = Program::systemctl();
+    let (loaded, change) = command::checked_change(root, config_path, new_text, &copies, refuse)?;
     let removed: Vec<String> = removed
         .iter()
         .map(|(p, issuer)| format!("{} (the CRL of {issuer})", p.display()))
@@ -176,12 +158,12 @@ pub fn install_cert(args: &CertArgs, config_path: &Path) -> Result<(), Stop> {
         "removed from CA_CRL: {}; the clients of the new CA are not checked against a CRL until you install its CRL with: sudo weborca-mtls-proxy install-crl FILE",
         removed.join(", ")
     );
-    if args.dry_run {
+    if run.dry_run {
         if !removed.is_empty() {
             println!("--new-ca: would be {removed_line}");
         }
         let shown: Vec<&Path> = copies.iter().map(|(d, _)| *d).collect();
-        return command::dry_run("install-cert", &shown, &args.owner, &change, args.no_reload);
+        return command::dry_run("install-cert", &shown, &args.owner, &change, run.no_reload);
     }
     let keys = if removed.is_empty() {
         "SERVER_CRT, SERVER_PEM, CA_CRT"
@@ -189,7 +171,7 @@ pub fn install_cert(args: &CertArgs, config_path: &Path) -> Result<(), Stop> {
         "SERVER_CRT, SERVER_PEM, CA_CRT, CA_CRL"
     };
     command::write(
-        &root,
+        root,
         &copies,
         (owner, &args.owner),
         &change,
@@ -199,13 +181,13 @@ pub fn install_cert(args: &CertArgs, config_path: &Path) -> Result<(), Stop> {
     if !removed.is_empty() {
         println!("--new-ca: {removed_line}");
     }
-    if args.no_reload {
+    if run.no_reload {
         println!(
             "--no-reload: the proxy serves the new certificate after: sudo systemctl reload {PROXY_UNIT}"
         );
         return Ok(());
     }
-    reload(&systemctl)?;
+    reload()?;
     let Some(listen) = loaded.config.listen.first().copied() else {
         return Ok(());
     };
