@@ -67,6 +67,17 @@ fn install_crl_refuses_a_foreign_or_broken_crl_and_installs_a_good_one() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn install_crl_reloads_and_names_the_recently_seen_clients_it_revokes() {
+    install_crl_against_a_running_proxy(true).await;
+}
+
+/// A reload that does not happen (or fails in the proxy) is found out: the
+/// command fails instead of saying that the CRL's clients are refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn install_crl_fails_when_the_proxy_did_not_take_the_new_crl() {
+    install_crl_against_a_running_proxy(false).await;
+}
+
+async fn install_crl_against_a_running_proxy(reloads: bool) {
     let backend = Backend::start().await;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
@@ -90,7 +101,15 @@ async fn install_crl_reloads_and_names_the_recently_seen_clients_it_revokes() {
     let addr = proxy.listening();
     let client = crate::util::client::Client::h1(&ca.pem, Some(&user1));
     assert_eq!(client.get(addr, "/").await.unwrap().status, 200);
-    let systemctl = reloading_systemctl(d, proxy.child.id());
+    let systemctl = if reloads {
+        reloading_systemctl(d, proxy.child.id())
+    } else {
+        let path = d.join("systemctl-no-reload");
+        write(d, "systemctl-no-reload", "#!/bin/sh\nexit 0\n");
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        path
+    };
     let crl = write(d, "new.crl", &ca.crl(&[user1.serial]));
     let (user, _, _) = current_user();
     let out = std::process::Command::new(bin())
@@ -105,7 +124,29 @@ async fn install_crl_reloads_and_names_the_recently_seen_clients_it_revokes() {
         .output()
         .unwrap();
     let t = text(&out);
+    let installed = d.join("conf").join("new.crl");
+    if !reloads {
+        assert!(!out.status.success(), "{t}");
+        assert!(
+            t.contains(&format!(
+                "CA_CRL is set to {}, but after the reload the proxy does not use it (it uses no CRL)",
+                installed.display()
+            )),
+            "{t}"
+        );
+        assert!(!t.contains("now refused"), "{t}");
+        // and indeed the proxy still lets user1 in
+        assert_eq!(client.get(addr, "/").await.unwrap().status, 200);
+        return;
+    }
     assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains(&format!(
+            "the proxy now checks clients against {}",
+            installed.display()
+        )),
+        "{t}"
+    );
     assert!(
         t.contains("recently seen clients now refused: CN=user1"),
         "{t}"

@@ -82,11 +82,23 @@ async fn revoked_by_reload_on_an_open_connection(h2: bool) {
         forwarded,
         "nothing of the revoked client was forwarded"
     );
-    // The refused connection is closed after its page (GOAWAY / Connection: close).
-    assert!(
-        open1.get("/again").await.is_err(),
-        "the refused connection stays open"
-    );
+    // The refused connection is closed after its page (GOAWAY / Connection:
+    // close). An HTTP/2 stream the client opened before the GOAWAY reached
+    // it is answered with the page again; within a few it is closed.
+    let closed = {
+        let mut closed = false;
+        for _ in 0..3 {
+            match open1.get("/again").await {
+                Err(_) => {
+                    closed = true;
+                    break;
+                }
+                Ok(again) => assert_refused(&again, "revoked"),
+            }
+        }
+        closed
+    };
+    assert!(closed, "the refused connection stays open");
     assert_eq!(env.backend.count(), forwarded);
     // A connection whose certificate still passes is untouched.
     let ok = open2.get("/after").await.unwrap();

@@ -14,6 +14,9 @@ pub(super) use super::nofollow::read_regular;
 use super::{PROXY_UNIT, Stop, preload};
 use crate::config::Loaded;
 
+/// How long the proxy may take, after the reload, to serve what was installed.
+pub const RELOAD_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Where WebORCA keeps its certificates.
 pub const DEFAULT_DIR: &str = "/opt/jma/weborca/conf";
 

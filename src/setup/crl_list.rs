@@ -25,6 +25,11 @@ pub(super) struct Crl {
 }
 
 impl Crl {
+    /// thisUpdate, as a Unix time.
+    pub(super) fn this_update(&self) -> i64 {
+        self.this_update
+    }
+
     /// The facts of one CRL; `None` when it cannot be parsed.
     pub(super) fn of(der: &CertificateRevocationListDer<'_>) -> Option<Crl> {
         let (_, parsed) = x509_parser::parse_x509_crl(der.as_ref()).ok()?;

@@ -6,10 +6,12 @@
 //! reloaded, and the command names the recently seen clients (from `/status`)
 //! the CRL revokes.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use super::command::{
-    self, DEFAULT_DIR, InstallArgs, destination, hex, parse_pem_certs, read_config, read_regular,
+    self, DEFAULT_DIR, InstallArgs, RELOAD_WAIT, destination, hex, parse_pem_certs, read_config, read_regular,
     reload,
 };
 use super::crl_list::{self, Crl, Verdict};
@@ -149,28 +151,68 @@ pub fn install_crl(args: &CrlArgs, config_path: &Path) -> Result<(), Stop> {
         return Ok(());
     }
     reload()?;
-    match loaded.config.status_listen {
-        None => println!("STATUS_LISTEN is not set: the recently seen clients cannot be listed"),
-        Some(status) => match wire::seen_clients(status) {
-            Err(e) => println!("the recently seen clients cannot be listed: {e}"),
-            Ok(clients) => {
-                let hit: Vec<String> = clients
-                    .iter()
-                    .filter(|(_, s)| revoked.contains(s))
-                    .map(|(cn, s)| format!("CN={cn} (serial {s})"))
-                    .collect();
-                if hit.is_empty() {
-                    println!(
-                        "none of the {} recently seen client(s) is revoked",
-                        clients.len()
-                    );
-                } else {
-                    println!("recently seen clients now refused: {}", hit.join(", "));
-                }
+    let Some(status) = loaded.config.status_listen else {
+        println!(
+            "STATUS_LISTEN is not set: that the proxy now uses the new CRL cannot be confirmed here, nor the recently seen clients listed; look for \"reloaded\" in journalctl -u {PROXY_UNIT}"
+        );
+        return Ok(());
+    };
+    confirm_served(status, &target, &facts)?;
+    match wire::seen_clients(status) {
+        Err(e) => println!("the recently seen clients cannot be listed: {e}"),
+        Ok(clients) => {
+            let hit: Vec<String> = clients
+                .iter()
+                .filter(|(_, s)| revoked.contains(s))
+                .map(|(cn, s)| format!("CN={cn} (serial {s})"))
+                .collect();
+            if hit.is_empty() {
+                println!(
+                    "none of the {} recently seen client(s) is revoked",
+                    clients.len()
+                );
+            } else {
+                println!("recently seen clients now refused: {}", hit.join(", "));
             }
-        },
+        }
     }
     Ok(())
+}
+
+/// Waits until the running proxy checks clients against the new CRL (its
+/// file and thisUpdate in `/status`). A reload can fail in the proxy (a file
+/// it cannot read as its own user) or not have happened yet, and "clients now
+/// refused" must never be said of a CRL that is not in use.
+fn confirm_served(status: SocketAddr, target: &Path, facts: &[Crl]) -> Result<(), Stop> {
+    let path = target.display().to_string();
+    let start = Instant::now();
+    loop {
+        let served = wire::served_crls(status);
+        let taken = served.as_ref().is_ok_and(|crls| {
+            facts
+                .iter()
+                .all(|f| crls.contains(&(path.clone(), f.this_update())))
+        });
+        if taken {
+            println!("the proxy now checks clients against {path}");
+            return Ok(());
+        }
+        if start.elapsed() > RELOAD_WAIT {
+            let now = match served {
+                Ok(crls) if crls.is_empty() => "it uses no CRL".to_string(),
+                Ok(crls) => {
+                    let files: Vec<&str> = crls.iter().map(|(p, _)| p.as_str()).collect();
+                    format!("it uses {}", files.join(", "))
+                }
+                Err(e) => e,
+            };
+            return Err(Stop::other(format!(
+                "CA_CRL is set to {path}, but after the reload the proxy does not use it ({now}), so the CRL's clients are not refused yet; see journalctl -u {PROXY_UNIT}, fix what it names and run: sudo systemctl reload {PROXY_UNIT}"
+            )));
+        }
+        // SIGHUP reloads asynchronously and nothing outside the proxy signals when it is done.
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// Where the CRL is copied in `dir`: under its own name, or — when a file of

@@ -1,7 +1,8 @@
 //! What the running proxy shows, read over the network after a reload: the
 //! serial of the certificate it serves (a TLS handshake that records the
 //! server's certificate, whatever the client-certificate outcome), and the
-//! recently seen clients from the status listener's `/status`.
+//! recently seen clients and the CRLs in use from the status listener's
+//! `/status`.
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
@@ -122,6 +123,39 @@ pub fn served_serial(addr: SocketAddr) -> Result<String, String> {
 
 /// The recently seen clients (CN, serial) from `http://STATUS/status`.
 pub fn seen_clients(status: SocketAddr) -> Result<Vec<(String, String)>, String> {
+    let value = status_json(status)?;
+    Ok(value["clients"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|c| {
+                    let s = |k: &str| c[k].as_str().unwrap_or("").to_string();
+                    (s("cn"), s("serial"))
+                })
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+/// The CRLs the proxy checks clients against now (file, thisUpdate as a
+/// Unix time), from `http://STATUS/status`.
+pub fn served_crls(status: SocketAddr) -> Result<Vec<(String, i64)>, String> {
+    let value = status_json(status)?;
+    Ok(value["crls"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|c| {
+                    let at = chrono::DateTime::parse_from_rfc3339(c["this_update"].as_str()?);
+                    Some((c["path"].as_str()?.to_string(), at.ok()?.timestamp()))
+                })
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+/// `http://STATUS/status`, parsed.
+fn status_json(status: SocketAddr) -> Result<serde_json::Value, String> {
     let mut tcp = TcpStream::connect_timeout(&local(status), TIMEOUT)
         .map_err(|e| format!("cannot connect to STATUS_LISTEN {status}: {e}"))?;
     tcp.set_read_timeout(Some(TIMEOUT))
@@ -134,17 +168,5 @@ pub fn seen_clients(status: SocketAddr) -> Result<Vec<(String, String)>, String>
         .map_err(|e| e.to_string())?;
     let text = String::from_utf8_lossy(&body);
     let json = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    let value: serde_json::Value =
-        serde_json::from_str(json).map_err(|e| format!("/status is not JSON: {e}"))?;
-    Ok(value["clients"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|c| {
-                    let s = |k: &str| c[k].as_str().unwrap_or("").to_string();
-                    (s("cn"), s("serial"))
-                })
-                .collect()
-        })
-        .unwrap_or_default())
+    serde_json::from_str(json).map_err(|e| format!("/status is not JSON: {e}"))
 }

@@ -28,8 +28,6 @@ use crate::x509::CertInfo;
 use archive::read_zip;
 use checks::check_cert;
 
-/// How long the new certificate may take to be served after the reload.
-const RELOAD_WAIT: Duration = Duration::from_secs(30);
 
 /// The options of `install-cert`.
 #[derive(Debug, Clone, clap::Args)]
@@ -202,7 +200,7 @@ pub fn install_cert(args: &CertArgs, config_path: &Path) -> Result<(), Stop> {
             );
             return Ok(());
         }
-        if start.elapsed() > RELOAD_WAIT {
+        if start.elapsed() > command::RELOAD_WAIT {
             let now = served.unwrap_or_else(|e| e);
             return Err(Stop::other(format!(
                 "after the reload the proxy at {addr} does not serve serial {} ({now}); see journalctl -u {PROXY_UNIT}",
