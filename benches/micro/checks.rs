@@ -146,10 +146,9 @@ pub fn bench_checks(c: &mut Criterion) {
         "checks/rule lookup, conf/access-policy.example, POST /api01rv2/patientgetv2 (as Proxy::access)",
         |b| b.iter(|| s.rule_lookup(API_PATH)),
     );
-    c.bench_function(
-        "checks/rule lookup, decision alone (Policy::decide)",
-        |b| b.iter(|| s.decide(API_PATH)),
-    );
+    c.bench_function("checks/rule lookup, decision alone (Policy::decide)", |b| {
+        b.iter(|| s.decide(API_PATH))
+    });
     c.bench_function(
         "checks/console chart count (Chart::request, every request)",
         |b| b.iter(|| s.chart_count()),
@@ -163,13 +162,16 @@ pub fn bench_checks(c: &mut Criterion) {
     }
 }
 
-/// The share table runs with no filter, or a filter it matches.
+/// The share table runs with no filter, or a filter naming `checks`.
 fn wants_shares() -> bool {
     let filters: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with('-'))
         .collect();
-    filters.is_empty() || filters.iter().any(|f| "checks/share".contains(f.as_str()))
+    filters.is_empty()
+        || filters
+            .iter()
+            .any(|f| f.contains("checks") || "checks/share".contains(f.as_str()))
 }
 
 /// Nanoseconds per call of `f`: the median of [`ROUNDS`] rounds of `each`.
