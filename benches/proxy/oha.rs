@@ -29,10 +29,11 @@ use crate::{CONNS, H2_CONNS, H2_STREAMS, SETTLE, SLACK};
 /// Where `cargo install oha --root /work/tools/oha` puts it.
 const FALLBACK: &str = "/work/tools/oha/bin/oha";
 
-/// The oha binary, or `None` when there is none.
+/// The oha binary, or `None` when there is none (or `OHA` names no file).
 pub fn find() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("OHA").filter(|p| !p.is_empty()) {
-        return Some(PathBuf::from(p));
+        // a wrong OHA is reported as not found rather than tried elsewhere
+        return Some(PathBuf::from(p)).filter(|p| p.is_file());
     }
     let on_path = std::env::var_os("PATH").and_then(|path| {
         std::env::split_paths(&path)
