@@ -13,7 +13,8 @@
 //! `--reps N`, `--secs S` (per rate figure), `--gib G` (transfer size),
 //! `--idle N` (idle connections and WebSockets), `--rate R` (requests/s for
 //! the CPU figure), `--only a,b` (figure groups: idle, ws, h1, h2, full,
-//! resumed, cpu, upload, download, ceiling). For finding what bounds a
+//! resumed, cpu, upload, download, ceiling, oha: the keep-alive figures with
+//! oha as the load generator, see oha.rs). For finding what bounds a
 //! figure: `--no-access-log` (both servers), `--proxy-conf KEY=VALUE`.
 //!
 //! `--cost` measures instead what one request costs each server in
@@ -23,6 +24,7 @@ mod backend;
 mod cost;
 mod cost_tools;
 mod load;
+mod oha;
 mod pki;
 mod procstat;
 mod report;
@@ -117,6 +119,8 @@ struct Lineup {
     nginx_ec: Server,
     /// the backend's process, whose CPU time the transfer figures report too
     backend_pid: u32,
+    /// the backend's address, for the bare-backend CPU figure
+    backend: SocketAddr,
 }
 
 fn main() {
@@ -132,6 +136,16 @@ fn main() {
     servers::ensure_nginx();
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     print_machine(workers);
+    // oha: found once, or said once why its figures are missing
+    let oha_bin = opts.wants("oha").then(oha::find);
+    let oha_note = match &oha_bin {
+        Some(Some(bin)) => format!("oha: {} ({})", oha::version(bin), bin.display()),
+        Some(None) => "oha: skipped: oha not found (cargo install oha; or set OHA)".to_string(),
+        None => String::new(),
+    };
+    if !oha_note.is_empty() {
+        println!("{oha_note}");
+    }
     let tmp = tempfile::Builder::new()
         .prefix("weborca-bench-")
         .tempdir()
@@ -196,6 +210,7 @@ fn main() {
                 &opts.tweaks,
             ),
             backend_pid: backend_proc.pid(),
+            backend,
         };
         rt.block_on(repetition(&opts, rep, &lineup, &rsa, &ec, &mut results));
         drop(lineup);
@@ -218,6 +233,19 @@ fn main() {
             }
         };
         rt.block_on(memory(&opts, &fresh, &rsa, &mut results));
+        if let Some(Some(bin)) = &oha_bin {
+            let setup = oha::Setup {
+                oha: bin,
+                rep,
+                dir: &dir,
+                pki: &rsa,
+                backend,
+                workers,
+                tweaks: &opts.tweaks,
+                secs: opts.secs,
+            };
+            oha::repetition(&setup, &mut results);
+        }
     }
     if opts.wants("ceiling") {
         rt.block_on(ceiling(&opts, backend, &mut results));
@@ -227,6 +255,9 @@ fn main() {
     }
     eprintln!("done in {:.0} s", t0.elapsed().as_secs_f64());
     println!("\nraw figures, one per repetition:\n{}", results.raw());
+    if !oha_note.is_empty() {
+        println!("{oha_note}");
+    }
     println!("{}", results.table(&rows(&opts)));
 }
 
@@ -384,7 +415,7 @@ async fn repetition(opts: &Opts, rep: usize, l: &Lineup, rsa: &Pki, ec: &Pki, r:
                 rate: Some(opts.rate),
             };
             let cpu0 = cpu_snapshot(l, s);
-            let m = bounded(
+            let mut m = bounded(
                 load::keep_alive(s.addr, Some(user.clone()), shape),
                 opts.secs,
             )
@@ -394,9 +425,38 @@ async fn repetition(opts: &Opts, rep: usize, l: &Lineup, rsa: &Pki, ec: &Pki, r:
             note_cpu("cpu", s, &cpu, m.ok);
             r.add("cpu_us", column(s), cpu[0] * 1e6 / m.ok.max(1) as f64);
             r.add("cpu_rate", column(s), m.per_sec());
+            r.add("cpu_p99", column(s), m.pct_ms(99.0));
+            r.add(
+                "cpu_backend_us",
+                column(s),
+                cpu[1] * 1e6 / m.ok.max(1) as f64,
+            );
             note_errors("cpu", s, m.errors);
             tokio::time::sleep(SETTLE).await;
         }
+        // the bare backend at the same rate (plain HTTP, no server in front):
+        // what "within 2.5× of the bare backend's CPU per request" compares with
+        let shape = KeepAlive {
+            conns: CONNS,
+            streams: 1,
+            h2: false,
+            secs: opts.secs,
+            rate: Some(opts.rate),
+        };
+        let b0 = procstat::cpu_secs(&[l.backend_pid]);
+        let m = bounded(load::keep_alive(l.backend, None, shape), opts.secs)
+            .await
+            .expect("cpu, bare backend");
+        let bare = (procstat::cpu_secs(&[l.backend_pid]) - b0) * 1e6 / m.ok.max(1) as f64;
+        eprintln!("    cpu CPU µs/request: the bare backend {bare:.1}");
+        r.add("cpu_bare_us", CEILING, bare);
+        if let (Some(p), Some(b)) = (r.last("cpu_us", PROXY), Some(bare)) {
+            r.add("cpu_vs_bare", PROXY, p / b.max(1e-9));
+        }
+        if let Some(n) = r.last("cpu_us", NGINX) {
+            r.add("cpu_vs_bare", NGINX, n / bare.max(1e-9));
+        }
+        tokio::time::sleep(SETTLE).await;
     }
     let trio: Vec<&Server> = if rep.is_multiple_of(2) {
         vec![&l.proxy, &l.nginx, &l.nginx_nobuf]
@@ -641,6 +701,38 @@ fn rows(opts: &Opts) -> Vec<Row> {
             Some(Target::RatioAtMost(1.0)),
         ),
         row(
+            "oha_h1_rps",
+            format!("oha: keep-alive HTTP/1.1, {CONNS} conns, access log off: req/s"),
+            Some(Target::RatioAtLeast(1.2)),
+        ),
+        row(
+            "oha_h1_cpu",
+            "  server CPU µs per request at that rate".into(),
+            None,
+        ),
+        row(
+            "oha_h1_p99",
+            "oha: keep-alive HTTP/1.1: p99 ms".into(),
+            Some(Target::RatioAtMost(1.0)),
+        ),
+        row(
+            "oha_h2_rps",
+            format!(
+                "oha: keep-alive HTTP/2, {H2_CONNS} conns × {H2_STREAMS} streams, access log off: req/s"
+            ),
+            Some(Target::RatioAtLeast(1.2)),
+        ),
+        row(
+            "oha_h2_cpu",
+            "  server CPU µs per request at that rate".into(),
+            None,
+        ),
+        row(
+            "oha_h2_p99",
+            "oha: keep-alive HTTP/2: p99 ms".into(),
+            Some(Target::RatioAtMost(1.0)),
+        ),
+        row(
             "full_rsa",
             format!("new connection per request, full handshake, RSA-2048, {CONNS} at once: req/s"),
             Some(Target::RatioAtLeast(1.2)),
@@ -716,6 +808,29 @@ fn rows(opts: &Opts) -> Vec<Row> {
             Some(Target::RatioAtMost(0.8)),
         ),
         row("cpu_rate", "  request rate reached, req/s".into(), None),
+        row(
+            "cpu_p99",
+            "  p99 ms at that rate".into(),
+            Some(Target::RatioAtMost(1.0)),
+        ),
+        row(
+            "cpu_backend_us",
+            "  the backend's CPU µs per request behind the server".into(),
+            None,
+        ),
+        row(
+            "cpu_bare_us",
+            format!(
+                "  the bare backend alone at {:.0} req/s: CPU µs per request",
+                opts.rate
+            ),
+            None,
+        ),
+        row(
+            "cpu_vs_bare",
+            "  server CPU per request / the bare backend's".into(),
+            Some(Target::AbsAtMost(2.5)),
+        ),
         row(
             "ceiling_rps",
             format!("ceiling: backend alone, plain HTTP, {CONNS} conns: req/s"),

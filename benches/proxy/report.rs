@@ -49,6 +49,11 @@ impl Results {
             .push(value);
     }
 
+    /// The latest figure recorded under (key, server).
+    pub fn last(&self, key: &str, server: &str) -> Option<f64> {
+        self.get(key, server).and_then(|v| v.last().copied())
+    }
+
     fn get(&self, key: &str, server: &str) -> Option<&Vec<f64>> {
         self.values.get(&(key.to_string(), server.to_string()))
     }
