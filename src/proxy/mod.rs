@@ -186,7 +186,8 @@ impl Proxy {
                 }
                 // the operator console: answered here, never forwarded
                 Ok(()) if admin::is_admin_path(req.uri().path()) => {
-                    (self.admin(&conn, identity, req, html).await, None)
+                    // boxed: a rare path, kept out of every request's future
+                    (Box::pin(self.admin(&conn, identity, req, html)).await, None)
                 }
                 Ok(()) => {
                     let access = self.access(

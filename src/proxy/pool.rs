@@ -157,7 +157,10 @@ impl Pool {
                 },
             }
         }
-        let mut sender = self.inner.connect().await?;
+        // Boxed: the connect and handshake futures are large and only a
+        // miss needs them; inline they would be moved with every request's
+        // future (hyper's HTTP/2 server copies it into a task per stream).
+        let mut sender = Box::pin(self.inner.connect()).await?;
         match sender.send_request(req).await {
             Ok(resp) => Ok((resp, self.checkout(sender))),
             Err(e) => Err(SendError::Request(e)),
