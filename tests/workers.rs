@@ -1,10 +1,27 @@
-//! WORKERS: each worker thread accepts on the same port and serves what it
-//! accepted; a stop drains the requests in flight on every one of them.
+//! WORKERS: the first thread accepts and each connection is served by the
+//! least busy thread; a stop drains the requests in flight on every one of them.
 
 use crate::util::backend::Backend;
 use crate::util::client::Client;
 use crate::util::env::Setup;
 use crate::util::raw::start_proc;
+
+/// CPU time (clock ticks) each of the proxy's threads has used, by name.
+fn thread_ticks(pid: u32) -> Vec<(String, u64)> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+        .filter_map(|t| {
+            let name = std::fs::read_to_string(t.path().join("comm")).ok()?;
+            let stat = std::fs::read_to_string(t.path().join("stat")).ok()?;
+            // the fields after the name in parentheses; utime and stime are 14 and 15
+            let rest = stat.rsplit_once(')')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+            Some((name.trim().to_string(), ticks))
+        })
+        .collect()
+}
 
 /// Names of the proxy's threads.
 fn thread_names(pid: u32) -> Vec<String> {
@@ -42,8 +59,8 @@ async fn every_worker_serves_and_a_stop_drains_them_all() {
     }
     assert!(!names.contains(&format!("worker-{WORKERS}")), "{names:?}");
 
-    // Slow requests on many connections, spread by the kernel over the
-    // workers; SIGTERM while all are in flight: each one completes.
+    // Slow requests on many connections, spread over the threads; SIGTERM
+    // while all are in flight: each one completes.
     let client = Client::h1(&setup.ca.pem, Some(&setup.user1));
     let mut slow = Vec::new();
     for _ in 0..CLIENTS {
@@ -72,4 +89,51 @@ async fn one_worker_is_the_main_thread_alone() {
     assert!(!names.iter().any(|n| n.starts_with("worker-")), "{names:?}");
     let client = Client::h1(&setup.ca.pem, Some(&setup.user1));
     assert_eq!(client.get(addr, "/").await.unwrap().status, 200);
+}
+
+/// Connections opened all at once (as a load generator or a browser opens
+/// them) are spread over the threads, not left to whichever woke first:
+/// each serving thread does a fair share of the requests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_opened_at_once_are_spread_over_the_threads() {
+    const CONNS: usize = 8;
+    const REQUESTS: usize = 150;
+    let backend = Backend::start().await;
+    let setup = Setup::new();
+    let (p, addr) = start_proc(&setup, &backend.url(), &["WORKERS=2", "ACCESS_LOG=off"]);
+    let pid = p.child.id();
+    let client = Client::h1(&setup.ca.pem, Some(&setup.user1));
+    let opened = futures_util::future::join_all(
+        (0..CONNS).map(|_| crate::util::kept::Kept::open(&client, addr)),
+    )
+    .await;
+    let before = thread_ticks(pid);
+    let runs = opened.into_iter().map(|mut kept| async move {
+        for _ in 0..REQUESTS {
+            assert_eq!(kept.get("/").await.unwrap().status, 200);
+        }
+    });
+    futures_util::future::join_all(runs).await;
+    assert_eq!(backend.count(), CONNS * REQUESTS);
+    let after = thread_ticks(pid);
+    let used = |name: &str| {
+        let of = |v: &[(String, u64)]| {
+            v.iter()
+                .filter(|(n, _)| n == name)
+                .map(|(_, t)| *t)
+                .sum::<u64>()
+        };
+        of(&after) - of(&before)
+    };
+    // the first thread is the process's own (its name is the program's, cut to 15)
+    let first = used("weborca-mtls-pr");
+    let worker = used("worker-1");
+    let total = first + worker;
+    assert!(total > 0, "no CPU time measured: {after:?}");
+    for (name, t) in [("the first thread", first), ("worker-1", worker)] {
+        assert!(
+            t * 4 >= total,
+            "{name} served too little: {first} and {worker} clock ticks of the first thread and worker-1"
+        );
+    }
 }

@@ -71,7 +71,13 @@ impl Proxy {
         }
         // Room for what is added below at once, rather than growing the
         // map (and moving its entries) once or twice on the way.
-        headers.reserve(4 + if self.forward_identity { identity.headers.len() } else { 0 });
+        headers.reserve(
+            4 + if self.forward_identity {
+                identity.headers.len()
+            } else {
+                0
+            },
+        );
         strip_hop_by_hop(headers);
         let spoofed: Vec<HeaderName> = headers.keys().filter(|n| is_ours(n)).cloned().collect();
         for name in spoofed {

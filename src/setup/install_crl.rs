@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::command::{
-    self, DEFAULT_DIR, InstallArgs, RELOAD_WAIT, destination, hex, parse_pem_certs, read_config, read_regular,
-    reload,
+    self, DEFAULT_DIR, InstallArgs, RELOAD_WAIT, destination, hex, parse_pem_certs, read_config,
+    read_regular, reload,
 };
 use super::crl_list::{self, Crl, Verdict};
 use super::fsutil::Root;

@@ -1,5 +1,6 @@
 //! The accept loop of one listening socket, within MAX_CONNECTIONS: beyond
-//! it new connections wait in the kernel's accept queue.
+//! it new connections wait in the kernel's accept queue. Each connection is
+//! served by the least busy thread (`spread.rs`).
 
 #[allow(unused_imports)]
 use super::*;
@@ -27,7 +28,8 @@ pub(super) async fn connection_slot(shared: &Arc<Shared>) -> Option<OwnedSemapho
     }
 }
 
-pub(super) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+/// Accepts on `listener` and places each connection on the least busy thread.
+pub(super) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, spread: Arc<Spread>) {
     loop {
         let Some(permit) = connection_slot(&shared).await else {
             return;
@@ -39,9 +41,13 @@ pub(super) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
         match accepted {
             Ok((tcp, peer)) => {
                 let _ = tcp.set_nodelay(true);
-                shared
-                    .conns
-                    .spawn(serve_conn(shared.clone(), tcp, peer, permit));
+                spread.place(tcp, peer, permit, |tcp, peer, permit, open| {
+                    let s = shared.clone();
+                    shared.conns.spawn(async move {
+                        let _open = open;
+                        serve_conn(s, tcp, peer, permit).await;
+                    });
+                });
             }
             Err(e) => {
                 tracing::warn!("accept failed: {e}");

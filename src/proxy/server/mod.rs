@@ -43,11 +43,13 @@ use crate::tls::verify::CertErrorKind;
 mod accept;
 mod bind;
 mod connection;
+mod spread;
 mod workers;
 
 use accept::*;
 use bind::*;
 use connection::*;
+use spread::*;
 use workers::*;
 
 /// The kernel's queue of connections not yet accepted.
@@ -256,15 +258,26 @@ impl Server {
             tokio::spawn(status::serve(listener, ctx, shared.shutdown.clone()));
         }
         let mut workers = Vec::new();
+        let mut spread = Spread::new();
         for n in 1..shared.listener.worker_count() {
-            match spawn_worker(n, &shared, &self.listeners) {
+            // A worker that does not start leaves its receiver dropped: what
+            // would be handed to it is served by this thread.
+            let (handed, open) = spread.add_worker();
+            match spawn_worker(n, &shared, handed, open) {
                 Ok(w) => workers.push(w),
-                Err(e) => tracing::warn!("cannot start worker thread {n}: {e}; going on with {n}"),
+                Err(e) => {
+                    tracing::warn!("cannot start worker thread {n}: {e}; going on without it")
+                }
             }
         }
+        let spread = Arc::new(spread);
         let mut accept_loops = Vec::new();
         for listener in self.listeners {
-            accept_loops.push(tokio::spawn(accept_loop(shared.clone(), listener)));
+            accept_loops.push(tokio::spawn(accept_loop(
+                shared.clone(),
+                listener,
+                spread.clone(),
+            )));
         }
         shared.shutdown.cancelled().await;
         for l in accept_loops {

@@ -28,7 +28,6 @@ use crate::x509::CertInfo;
 use archive::read_zip;
 use checks::check_cert;
 
-
 /// The options of `install-cert`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct CertArgs {
