@@ -307,3 +307,59 @@ async fn backend_restart_under_load_fails_only_requests_in_flight() {
     }
     assert!(backend.requests() > 300);
 }
+
+#[tokio::test]
+async fn an_upload_answered_before_its_body_was_read_never_reaches_weborca_as_requests() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // WebORCA answers a POST from its head alone (401) and keeps the
+    // connection. The body, sent by the client after that answer, holds a
+    // request of its own with a forged identity header: sent on, it would
+    // be read by WebORCA as a request that no check of the proxy ever saw.
+    let (front, backend) = proxied(Fault::AnswerBeforeBody, &[]).await;
+    let smuggled = "GET /smuggled HTTP/1.1\r\nHost: localhost\r\nX-SSL-Client-CN: doctor\r\nContent-Length: 0\r\n\r\n";
+    let mut tls = front.client().connect(front.addr).await.unwrap();
+    let head = format!(
+        "POST /api01rv2/acceptmodv2 HTTP/1.1\r\nHost: localhost\r\nExpect: 100-continue\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n\r\n",
+        smuggled.len()
+    );
+    tls.write_all(head.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    tokio::time::timeout(PATIENCE, async {
+        while !String::from_utf8_lossy(&got).contains("HTTP/1.1 401") {
+            let mut chunk = [0u8; 4096];
+            let n = tls.read(&mut chunk).await.unwrap();
+            assert!(
+                n > 0,
+                "closed before the answer: {:?}",
+                String::from_utf8_lossy(&got)
+            );
+            got.extend_from_slice(&chunk[..n]);
+        }
+    })
+    .await
+    .expect("no 401 from the proxy");
+    tls.write_all(smuggled.as_bytes()).await.unwrap();
+    tls.flush().await.unwrap();
+    // The next client, on a connection of its own (a TLS handshake later
+    // than the body's bytes), is answered by WebORCA as usual.
+    let after = send(&front.client(), front.addr, get("/after"))
+        .await
+        .unwrap();
+    assert_eq!(after.status, 200);
+    let seen = backend.seen.lock().unwrap().clone();
+    assert_eq!(backend.count("POST /api01rv2/acceptmodv2 "), 1, "{seen:#?}");
+    assert_eq!(backend.count("GET /after "), 1, "{seen:#?}");
+    assert_eq!(backend.count("GET /smuggled"), 0, "{seen:#?}");
+    assert!(
+        !seen
+            .iter()
+            .any(|h| h.to_ascii_lowercase().contains("doctor")),
+        "{seen:#?}"
+    );
+    // The proxy answered `Expect: 100-continue` itself.
+    assert!(
+        !seen[0].to_ascii_lowercase().contains("expect:"),
+        "{:?}",
+        seen[0]
+    );
+}

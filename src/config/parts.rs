@@ -76,6 +76,8 @@ pub struct Backend {
 pub struct Limits {
     /// `MAX_CONNECTIONS` (client connections, and backend requests in flight)
     pub max_connections: usize,
+    /// worker threads (`WORKERS`), over which idle backend connections are shared out
+    pub workers: usize,
 }
 
 /// What is logged, and where.
@@ -165,6 +167,7 @@ impl Config {
     pub fn limits(&self) -> Limits {
         Limits {
             max_connections: self.max_connections,
+            workers: self.worker_count(),
         }
     }
 

@@ -88,6 +88,8 @@ pub struct Proxy {
     pool: Arc<pool::Pool>,
     /// BACKEND_CONNECT_TIMEOUT
     connect_timeout: Duration,
+    /// worker threads, each with a pool of its own
+    workers: usize,
     /// backend requests (and tunnels) in flight, at most MAX_CONNECTIONS:
     /// bounds the sockets the proxy opens to WebORCA
     backend_slots: Arc<Semaphore>,
@@ -129,10 +131,12 @@ impl Proxy {
         let pool = Arc::new(pool::Pool::new(
             &backend.url.authority,
             backend.connect_timeout,
+            limits.workers,
         ));
         Ok(Proxy {
             pool,
             connect_timeout: backend.connect_timeout,
+            workers: limits.workers,
             backend_slots: Arc::new(Semaphore::new(limits.max_connections.max(1))),
             backend_url: backend.url.url.as_str().into(),
             backend_authority,
@@ -153,6 +157,7 @@ impl Proxy {
             pool: Arc::new(pool::Pool::new(
                 self.backend_authority.as_str(),
                 self.connect_timeout,
+                self.workers,
             )),
             ..self.clone()
         }
@@ -293,7 +298,7 @@ impl Proxy {
             // A kept-alive backend connection closed under the request: WebORCA
             // restarted or timed it out. Nothing is lost by asking once more.
             tracing::info!(backend = %self.backend_url, "backend connection failed ({}); sending the {} again on a new connection", error_chain(e), again.method());
-            result = tokio::time::timeout_at(deadline, self.pool.send(again)).await;
+            result = tokio::time::timeout_at(deadline, self.pool.send_again(again)).await;
         }
         let (mut resp, checkout) = match result {
             Ok(Ok(answer)) => answer,
@@ -329,7 +334,7 @@ impl Proxy {
         }
         (
             resp.map(Either::Left),
-            Some(pool::Lease::new(slot, Some(checkout))),
+            Some(pool::Lease::new(slot, checkout)),
         )
     }
 }

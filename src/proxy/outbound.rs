@@ -79,7 +79,14 @@ impl Proxy {
             },
         );
         strip_hop_by_hop(headers);
-        let spoofed: Vec<HeaderName> = headers.keys().filter(|n| is_ours(n)).cloned().collect();
+        // `Expect: 100-continue` has been answered here (hyper sends the 100
+        // as the body is first read); WebORCA would only wait for, or answer
+        // early, a body that is coming anyway.
+        let spoofed: Vec<HeaderName> = headers
+            .keys()
+            .filter(|n| is_ours(n) || *n == header::EXPECT)
+            .cloned()
+            .collect();
         for name in spoofed {
             headers.remove(name);
         }

@@ -12,8 +12,15 @@
 //! a task per request to wait for the connection to be ready again. Here a
 //! connection goes back on the stack when its answer's body has been read
 //! (the [`Lease`] the response body holds), which is when hyper can take the
-//! next request on it; only a connection that is not ready yet then gets a
-//! task that waits for it.
+//! next request on it.
+//!
+//! A connection that is not ready then is closed at once, its task aborted,
+//! not waited for: the one way to get there is an answer that came before
+//! the request's body had all been sent (WebORCA refused an upload early).
+//! hyper would go on writing the rest of that body, and a backend that had
+//! not read it would take the remaining bytes for requests of their own:
+//! requests that never passed the proxy's checks, whose answers the next
+//! client on that connection would get.
 //!
 //! A request a kept-alive connection could not take (it closed before the
 //! request was written) comes back from hyper unsent and goes out on the
@@ -31,13 +38,18 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
+use tokio::task::AbortHandle;
 
 use super::OutBody;
 
 /// How long an unused backend connection is kept.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// Idle backend connections kept for reuse, per worker thread.
+/// Idle backend connections kept for reuse, over all worker threads: each
+/// keeps its share. They are outside MAX_CONNECTIONS' descriptor budget,
+/// within what is reserved beside it (`RESERVED_FDS`).
 pub const MAX_IDLE: usize = 256;
+/// The share of [`MAX_IDLE`] each worker keeps at least.
+const MIN_IDLE_SHARE: usize = 4;
 /// TCP keep-alive on backend sockets, so a vanished WebORCA host is noticed.
 const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
 
@@ -51,13 +63,28 @@ struct Inner {
     authority: String,
     /// BACKEND_CONNECT_TIMEOUT
     connect_timeout: Duration,
+    /// this worker's share of [`MAX_IDLE`]
+    max_idle: usize,
     /// ready connections, the most recently used last
     idle: Mutex<VecDeque<Idle>>,
 }
 
 struct Idle {
-    sender: SendRequest<OutBody>,
+    conn: Conn,
     since: Instant,
+}
+
+/// One backend connection: what sends on it, and the task that drives it.
+struct Conn {
+    sender: SendRequest<OutBody>,
+    task: AbortHandle,
+}
+
+impl Conn {
+    /// Closes the socket now, whatever hyper was still writing on it.
+    fn close(self) {
+        self.task.abort();
+    }
 }
 
 /// Why a request got no answer from WebORCA.
@@ -102,7 +129,7 @@ impl std::error::Error for SendError {
 
 /// A connection taken from the pool for one request.
 pub struct Checkout {
-    sender: SendRequest<OutBody>,
+    conn: Conn,
     pool: Arc<Inner>,
 }
 
@@ -114,9 +141,12 @@ pub struct Lease {
 }
 
 impl Lease {
-    /// Holds `slot` and, if given, the connection the answer streams on.
-    pub fn new(slot: OwnedSemaphorePermit, conn: Option<Checkout>) -> Lease {
-        Lease { _slot: slot, conn }
+    /// Holds `slot` and the connection the answer streams on.
+    pub fn new(slot: OwnedSemaphorePermit, conn: Checkout) -> Lease {
+        Lease {
+            _slot: slot,
+            conn: Some(conn),
+        }
     }
 
     /// The answer has been read to its end: the connection can carry the
@@ -124,18 +154,20 @@ impl Lease {
     /// is dropped with the lease, and hyper closes it.
     pub fn done(&mut self) {
         if let Some(c) = self.conn.take() {
-            c.pool.give_back(c.sender);
+            c.pool.give_back(c.conn);
         }
     }
 }
 
 impl Pool {
-    /// An empty pool for the backend at `authority` (`host:port`).
-    pub fn new(authority: &str, connect_timeout: Duration) -> Pool {
+    /// An empty pool for the backend at `authority` (`host:port`), for one
+    /// of `workers` threads.
+    pub fn new(authority: &str, connect_timeout: Duration, workers: usize) -> Pool {
         Pool {
             inner: Arc::new(Inner {
                 authority: authority.to_string(),
                 connect_timeout,
+                max_idle: (MAX_IDLE / workers.max(1)).max(MIN_IDLE_SHARE),
                 idle: Mutex::new(VecDeque::new()),
             }),
         }
@@ -147,9 +179,9 @@ impl Pool {
         &self,
         mut req: Request<OutBody>,
     ) -> Result<(Response<Incoming>, Checkout), SendError> {
-        while let Some(mut sender) = self.inner.take() {
-            match sender.try_send_request(req).await {
-                Ok(resp) => return Ok((resp, self.checkout(sender))),
+        while let Some(mut conn) = self.inner.take() {
+            match conn.sender.try_send_request(req).await {
+                Ok(resp) => return Ok((resp, self.checkout(conn))),
                 Err(mut e) => match e.take_message() {
                     // closed before the request was written: the next one
                     Some(unsent) => req = unsent,
@@ -157,33 +189,47 @@ impl Pool {
                 },
             }
         }
+        self.send_fresh(req).await
+    }
+
+    /// Sends `req` on a new connection. After a kept-alive connection failed
+    /// under a request, the others on the stack are likely as stale (WebORCA
+    /// restarted): they are dropped, and the request is not risked on one.
+    pub async fn send_again(
+        &self,
+        req: Request<OutBody>,
+    ) -> Result<(Response<Incoming>, Checkout), SendError> {
+        if let Ok(mut idle) = self.inner.idle.lock() {
+            idle.clear();
+        }
+        self.send_fresh(req).await
+    }
+
+    async fn send_fresh(
+        &self,
+        req: Request<OutBody>,
+    ) -> Result<(Response<Incoming>, Checkout), SendError> {
         // Boxed: the connect and handshake futures are large and only a
         // miss needs them; inline they would be moved with every request's
         // future (hyper's HTTP/2 server copies it into a task per stream).
-        let mut sender = Box::pin(self.inner.connect()).await?;
-        match sender.send_request(req).await {
-            Ok(resp) => Ok((resp, self.checkout(sender))),
+        let mut conn = Box::pin(self.inner.connect()).await?;
+        match conn.sender.send_request(req).await {
+            Ok(resp) => Ok((resp, self.checkout(conn))),
             Err(e) => Err(SendError::Request(e)),
         }
     }
 
-    fn checkout(&self, sender: SendRequest<OutBody>) -> Checkout {
+    fn checkout(&self, conn: Conn) -> Checkout {
         Checkout {
-            sender,
+            conn,
             pool: self.inner.clone(),
         }
-    }
-
-    /// Idle connections now on the stack (tests).
-    #[cfg(test)]
-    pub fn idle(&self) -> usize {
-        self.inner.idle.lock().map_or(0, |idle| idle.len())
     }
 }
 
 impl Inner {
     /// The most recently used connection that is still open and ready.
-    fn take(&self) -> Option<SendRequest<OutBody>> {
+    fn take(&self) -> Option<Conn> {
         let mut idle = self.idle.lock().ok()?;
         let now = Instant::now();
         while let Some(c) = idle.pop_back() {
@@ -192,48 +238,42 @@ impl Inner {
                 idle.clear();
                 return None;
             }
-            if c.sender.is_ready() {
-                return Some(c.sender);
+            if c.conn.sender.is_ready() {
+                return Some(c.conn);
             }
         }
         None
     }
 
-    /// Puts a connection back once hyper can send on it again.
-    fn give_back(self: Arc<Self>, mut sender: SendRequest<OutBody>) {
-        if sender.is_ready() {
-            self.push(sender);
-        } else if !sender.is_closed() {
-            // Still finishing the last answer; waiting costs a task, which
-            // the common case above does without.
-            tokio::spawn(async move {
-                if let Ok(Ok(())) = tokio::time::timeout(IDLE_TIMEOUT, sender.ready()).await {
-                    self.push(sender);
-                }
-            });
+    /// Puts a connection back if hyper can send on it again, else closes it
+    /// (the module's comment says why it is not waited for).
+    fn give_back(&self, conn: Conn) {
+        if conn.sender.is_ready() {
+            self.push(conn);
+        } else {
+            conn.close();
         }
     }
 
-    fn push(&self, sender: SendRequest<OutBody>) {
+    fn push(&self, conn: Conn) {
         let Ok(mut idle) = self.idle.lock() else {
             return;
         };
         let now = Instant::now();
-        while idle
-            .front()
-            .is_some_and(|c| now.duration_since(c.since) >= IDLE_TIMEOUT || c.sender.is_closed())
-        {
+        while idle.front().is_some_and(|c| {
+            now.duration_since(c.since) >= IDLE_TIMEOUT || c.conn.sender.is_closed()
+        }) {
             idle.pop_front();
         }
-        if idle.len() >= MAX_IDLE {
+        if idle.len() >= self.max_idle {
             idle.pop_front();
         }
-        idle.push_back(Idle { sender, since: now });
+        idle.push_back(Idle { conn, since: now });
     }
 
     /// A new connection: TCP (no Nagle, keep-alive) and the HTTP/1.1
     /// handshake, its I/O driven by a task of its own until it closes.
-    async fn connect(&self) -> Result<SendRequest<OutBody>, SendError> {
+    async fn connect(&self) -> Result<Conn, SendError> {
         let tcp = tokio::time::timeout(
             self.connect_timeout,
             TcpStream::connect(self.authority.as_str()),
@@ -254,11 +294,12 @@ impl Inner {
         let (sender, conn) = http1::handshake(TokioIo::new(tcp))
             .await
             .map_err(SendError::Request)?;
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             if let Err(e) = conn.with_upgrades().await {
                 tracing::debug!("backend connection ended: {e}");
             }
-        });
-        Ok(sender)
+        })
+        .abort_handle();
+        Ok(Conn { sender, task })
     }
 }

@@ -218,10 +218,14 @@ pub enum Fault {
     /// answers the first request of each connection (keep-alive); reads the
     /// second and closes without answering, like a backend dying mid-request
     DropSecondRequest,
+    /// reads the backend's first request's head only and answers it at once (401,
+    /// keep-alive), leaving its body unread, as a backend refusing an
+    /// upload early does; whatever follows is read as requests and answered
+    AnswerBeforeBody,
 }
 
 /// A raw backend that reads each request whole (head and Content-Length or
-/// chunked body) and then fails as told. `seen` lists the request lines,
+/// chunked body) and then fails as told. `seen` lists the request heads,
 /// `dropped` those read and then left unanswered by `DropSecondRequest`.
 pub struct Scripted {
     pub addr: SocketAddr,
@@ -287,6 +291,7 @@ impl Scripted {
 }
 
 const OK_KEEP_ALIVE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+const EARLY_REFUSAL: &[u8] = b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n";
 const PARTIAL_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n";
 
 async fn scripted_conn(
@@ -298,12 +303,22 @@ async fn scripted_conn(
     let mut buf = Vec::new();
     let mut nth = 0;
     loop {
+        let fault = *fault.lock().unwrap();
+        nth += 1;
+        if fault == Fault::AnswerBeforeBody && seen.lock().unwrap().is_empty() {
+            let Some(head) = read_head(&mut tcp, &mut buf).await else {
+                return;
+            };
+            seen.lock().unwrap().push(head);
+            if tcp.write_all(EARLY_REFUSAL).await.is_err() {
+                return;
+            }
+            continue;
+        }
         let Some(line) = read_request(&mut tcp, &mut buf).await else {
             return;
         };
-        nth += 1;
         seen.lock().unwrap().push(line.clone());
-        let fault = *fault.lock().unwrap();
         match fault {
             Fault::CloseBeforeAnswer => return,
             Fault::Reset => {
@@ -320,6 +335,11 @@ async fn scripted_conn(
                 }
                 return;
             }
+            Fault::AnswerBeforeBody => {
+                if tcp.write_all(OK_KEEP_ALIVE).await.is_err() {
+                    return;
+                }
+            }
             Fault::DropSecondRequest => {
                 if nth >= 2 {
                     dropped.lock().unwrap().push(line);
@@ -333,9 +353,8 @@ async fn scripted_conn(
     }
 }
 
-/// Reads one request (head, then a Content-Length or chunked body) from
-/// `tcp`, keeping leftovers in `buf`; returns its request line.
-async fn read_request(tcp: &mut TcpStream, buf: &mut Vec<u8>) -> Option<String> {
+/// Reads one request's head from `tcp`, keeping leftovers in `buf`.
+async fn read_head(tcp: &mut TcpStream, buf: &mut Vec<u8>) -> Option<String> {
     let head_end = loop {
         if let Some(i) = find(buf, b"\r\n\r\n") {
             break i + 4;
@@ -344,6 +363,13 @@ async fn read_request(tcp: &mut TcpStream, buf: &mut Vec<u8>) -> Option<String> 
     };
     let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
     buf.drain(..head_end);
+    Some(head)
+}
+
+/// Reads one request (head, then a Content-Length or chunked body) from
+/// `tcp`, keeping leftovers in `buf`; returns its head.
+async fn read_request(tcp: &mut TcpStream, buf: &mut Vec<u8>) -> Option<String> {
+    let head = read_head(tcp, buf).await?;
     let lower = head.to_ascii_lowercase();
     let length = lower
         .lines()
@@ -363,7 +389,7 @@ async fn read_request(tcp: &mut TcpStream, buf: &mut Vec<u8>) -> Option<String> 
         };
         buf.drain(..end);
     }
-    head.lines().next().map(str::to_string)
+    Some(head)
 }
 
 async fn fill(tcp: &mut TcpStream, buf: &mut Vec<u8>) -> Option<()> {

@@ -34,9 +34,12 @@ pub(super) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, spre
         let Some(permit) = connection_slot(&shared).await else {
             return;
         };
+        // Shutdown first: a connection accepted after it would only wait,
+        // unserved, for the grace period to end.
         let accepted = tokio::select! {
-            a = listener.accept() => a,
+            biased;
             _ = shared.shutdown.cancelled() => return,
+            a = listener.accept() => a,
         };
         match accepted {
             Ok((tcp, peer)) => {

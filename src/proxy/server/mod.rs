@@ -72,7 +72,8 @@ const H2_MAX_PENDING_RESETS: usize = 20;
 /// closes the connection.
 const H2_MAX_ERROR_RESETS: usize = 256;
 /// File descriptors kept aside from the connection budget: listeners, idle
-/// pooled backend connections, the status listener, log and certificate files.
+/// pooled backend connections (at most `pool::MAX_IDLE` over all workers),
+/// the status listener, log and certificate files.
 const RESERVED_FDS: usize = 512;
 /// How often "MAX_CONNECTIONS reached" may be logged.
 const LIMIT_LOG_EVERY: Duration = Duration::from_secs(60);
@@ -193,6 +194,7 @@ impl Server {
         // Backend requests in flight are bounded as client connections are.
         let limits = Limits {
             max_connections: listener.max_connections,
+            workers: listener.worker_count(),
         };
         let proxy = Arc::new(Proxy::new(
             &backend,

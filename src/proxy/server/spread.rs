@@ -74,7 +74,10 @@ impl Spread {
         permit: OwnedSemaphorePermit,
         serve_here: impl FnOnce(TcpStream, SocketAddr, OwnedSemaphorePermit, Open),
     ) {
+        // A worker that is gone keeps a count of 0 and would be picked for
+        // every connection, each then coming back here the long way.
         let least = (0..self.open.len())
+            .filter(|&i| i == 0 || !self.workers[i - 1].is_closed())
             .min_by_key(|&i| self.open[i].load(Ordering::Relaxed))
             .unwrap_or(0);
         if least == 0 {
@@ -118,4 +121,62 @@ impl Spread {
 /// The mark a worker keeps for a connection it was handed.
 pub(super) fn counted(open: &Arc<AtomicUsize>) -> Open {
     Open(open.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `n` accepted loopback connections, each with a permit.
+    async fn accepted(n: usize) -> Vec<(TcpStream, SocketAddr, OwnedSemaphorePermit)> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let permits = Arc::new(tokio::sync::Semaphore::new(n));
+        let mut out = Vec::new();
+        let mut clients = Vec::new();
+        for _ in 0..n {
+            clients.push(TcpStream::connect(addr).await.unwrap());
+            let (tcp, peer) = listener.accept().await.unwrap();
+            out.push((tcp, peer, permits.clone().try_acquire_owned().unwrap()));
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn connections_go_to_live_workers_and_never_to_a_gone_one() {
+        let mut spread = Spread::new();
+        let (mut live, _) = spread.add_worker();
+        let (gone, _) = spread.add_worker();
+        drop(gone);
+        let mut here = Vec::new();
+        for (tcp, peer, permit) in accepted(6).await {
+            spread.place(tcp, peer, permit, |tcp, _, _, open| here.push((tcp, open)));
+        }
+        let mut handed = 0;
+        while live.try_recv().is_ok() {
+            handed += 1;
+        }
+        // the two live threads take turns; the gone worker (a count of 0
+        // throughout) would otherwise have been picked for every connection
+        // after the second, each then coming back to this thread
+        assert_eq!((here.len(), handed), (3, 3));
+        assert_eq!(spread.open[1].load(Ordering::Relaxed), 3);
+        assert_eq!(spread.open[2].load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn with_every_worker_gone_the_first_thread_serves_all() {
+        let mut spread = Spread::new();
+        for _ in 0..2 {
+            drop(spread.add_worker());
+        }
+        let mut here = Vec::new();
+        for (tcp, peer, permit) in accepted(4).await {
+            spread.place(tcp, peer, permit, |tcp, _, _, open| here.push((tcp, open)));
+        }
+        assert_eq!(here.len(), 4);
+        assert_eq!(spread.open[0].load(Ordering::Relaxed), 4);
+        drop(here);
+        assert_eq!(spread.open[0].load(Ordering::Relaxed), 0);
+    }
 }

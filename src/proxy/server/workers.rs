@@ -33,6 +33,10 @@ pub(super) fn spawn_worker(
                         _ = shared.shutdown.cancelled() => None,
                     };
                     let Some(Accepted { tcp, peer, permit }) = got else {
+                        // Handed over as shutdown began: closed now rather
+                        // than left waiting for the grace period to end.
+                        handed.close();
+                        while handed.try_recv().is_ok() {}
                         break;
                     };
                     let mark = counted(&open);
