@@ -6,7 +6,8 @@
 # WebORCA, and `weborca-mtls-proxy setup` run for real with systemctl and nft.
 # Proves: the proxy unit is active and ready (Type=notify), `systemctl reload`
 # works, the guard table is loaded, a client outside the container reaches the
-# proxy but not the backend port, and `setup --rollback` brings the stand-in
+# proxy but not the backend port, `install-crl` with a CRL revoking the client
+# refuses that client after the reload, and `setup --rollback` brings the stand-in
 # back on its own port with its own TLS. Needs root, systemd-container,
 # debootstrap, curl, openssl. Every step is bounded; the container and its
 # files are removed at the end, also on failure.
@@ -167,6 +168,29 @@ grep -q 'stand-in http port 8001' <<<"$body" || fail "the proxy did not forward 
 if curl -sS -m 3 -o /dev/null "http://$ct_ip:8001/" 2>/dev/null; then fail "the backend port 8001 is reachable from outside"; fi
 in_ct curl -sS -m 5 -o /dev/null http://127.0.0.1:8001/ || fail "WebORCA does not answer on 127.0.0.1:8001 inside"
 T=60 in_ct weborca-mtls-proxy check --host "$ct_ip" || fail "check inside the container failed"
+
+step "install-crl: a CRL revoking user1, installed for real, refuses user1"
+(
+  cd "$pki"
+  : >index.txt
+  echo 01 >crlnumber
+  printf '[ca]\ndefault_ca=e2e\n[e2e]\ndatabase=%s/index.txt\ncrlnumber=%s/crlnumber\ndefault_md=sha256\ndefault_crl_days=30\n' \
+    "$pki" "$pki" >ca.cnf
+  openssl ca -config ca.cnf -keyfile ca.key -cert ca.crt -revoke user1.crt 2>/dev/null
+  openssl ca -config ca.cnf -keyfile ca.key -cert ca.crt -gencrl -out revoked-user1.crl 2>/dev/null
+) || fail "could not make the CRL"
+cp "$pki/revoked-user1.crl" "$root/tmp/revoked-user1.crl"
+T=120 in_ct weborca-mtls-proxy install-crl /tmp/revoked-user1.crl \
+  || { in_ct journalctl --no-pager -n 50 >&2; fail "install-crl failed"; }
+in_ct systemctl is-active --quiet weborca-mtls-proxy.service || fail "the proxy is not active after install-crl"
+code=
+for _ in $(seq 1 50); do
+  code=$(curl -sS -m 5 -o /dev/null -w '%{http_code}' "${client[@]}" "https://$ct_ip:8000/" 2>/dev/null || true)
+  [ "$code" = 403 ] && break
+  sleep 0.2
+done
+[ "$code" = 403 ] || fail "user1 is not refused after install-crl (HTTP $code)"
+curl -sS -m 5 "${client[@]}" "https://$ct_ip:8000/" | grep -qi 'revoked' || fail "the refusal page does not say revoked"
 
 step "setup --rollback"
 T=180 in_ct weborca-mtls-proxy setup --rollback || fail "rollback failed"

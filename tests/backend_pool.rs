@@ -18,6 +18,15 @@ fn request(method: Method, path: &str, body: &'static [u8]) -> Request<Full<Byte
         .unwrap()
 }
 
+/// `n` GETs of `/` on `kept`, one after the other, each answered by the backend.
+async fn gets(kept: &mut Kept, n: usize) {
+    for i in 0..n {
+        let answer = kept.get("/").await.unwrap();
+        assert_eq!(answer.status, 200, "GET {i} of {n}");
+        assert_eq!(answer.json()["method"], "GET");
+    }
+}
+
 #[tokio::test]
 async fn one_backend_connection_carries_a_client_connections_requests() {
     let env = Env::start().await;
@@ -63,9 +72,7 @@ async fn a_connection_the_backend_closes_is_not_used_again() {
         (closing.status.as_u16(), &closing.body[..]),
         (200, &b"closing"[..])
     );
-    for _ in 0..3 {
-        assert_eq!(kept.get("/").await.unwrap().status, 200);
-    }
+    gets(&mut kept, 3).await;
     assert_eq!(env.backend.count(), 4);
     assert_eq!(
         env.backend.connections(),
@@ -97,11 +104,7 @@ async fn an_answer_cut_short_by_the_client_leaves_the_pool_working() {
     drop(sender);
     conn.abort();
     let mut kept = Kept::open(&client, env.addr).await;
-    for _ in 0..5 {
-        let answer = kept.get("/").await.unwrap();
-        assert_eq!(answer.status, 200);
-        assert_eq!(answer.json()["method"], "GET");
-    }
+    gets(&mut kept, 5).await;
     assert_eq!(env.backend.count(), 6);
     assert_eq!(
         env.backend.connections(),
@@ -134,9 +137,7 @@ async fn concurrent_requests_then_sequential_ones_reuse_what_was_opened() {
         (1..=4).contains(&opened),
         "4 requests at once opened {opened} backend connections"
     );
-    for _ in 0..20 {
-        assert_eq!(kept.get("/").await.unwrap().status, 200);
-    }
+    gets(&mut kept, 20).await;
     assert_eq!(env.backend.count(), 24);
     assert_eq!(
         env.backend.connections(),

@@ -4,16 +4,15 @@
 //! a process. Each case leaves a screenshot in `target/artefacts/`.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use tempfile::TempDir;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
 use crate::util::backend::Backend;
 use crate::util::client::Client;
 use crate::util::env::Setup;
+pub use crate::util::machine_lock::MachineLock;
 use crate::util::pki::{Leaf, write};
 use crate::util::process::Proc;
 use crate::util::real::{
@@ -28,36 +27,10 @@ const POLICY_PREFIX: &str = "zz-weborca-mtls-proxy-test-";
 /// this lock, across test processes on the machine by [`MachineLock`].
 pub static BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// An flock held by a child process for as long as the test keeps it; if
-/// the test process dies, the child's stdin closes and the lock is released.
-pub struct MachineLock {
-    _holder: Child,
-}
-
-impl MachineLock {
-    pub async fn take() -> MachineLock {
-        require("flock");
-        let mut holder = Command::new("flock")
-            .args([
-                "--exclusive",
-                "/tmp/weborca-mtls-proxy-chromium-policy.lock",
-                "-c",
-                "echo locked; exec cat >/dev/null",
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("flock");
-        let mut line = String::new();
-        let mut out = BufReader::new(holder.stdout.take().unwrap());
-        tokio::time::timeout(Duration::from_secs(120), out.read_line(&mut line))
-            .await
-            .expect("the Chromium policy lock was held by another test process for 2 minutes")
-            .unwrap();
-        assert_eq!(line.trim(), "locked");
-        MachineLock { _holder: holder }
-    }
+/// The machine-wide policy lock, waited for 2 minutes.
+pub async fn take_machine_lock() -> MachineLock {
+    require("flock");
+    MachineLock::take(Duration::from_secs(120)).await
 }
 
 /// A managed policy file for one origin, removed when dropped (also when the
@@ -271,7 +244,7 @@ async fn proxy() -> Running {
 #[tokio::test]
 async fn chromium_with_the_imported_p12_reaches_weborca_as_user1() {
     let _one = BROWSER.lock().await;
-    let machine = MachineLock::take().await;
+    let machine = take_machine_lock().await;
     let mut run = proxy().await;
     let browser = Browser::new(&run.setup.ca.pem).await;
     let files = catool_files(run.setup.dir.path(), 3, &run.setup.user1, &run.setup.ca.pem).await;
@@ -300,7 +273,7 @@ async fn chromium_with_the_imported_p12_reaches_weborca_as_user1() {
 #[tokio::test]
 async fn chromium_without_a_certificate_shows_the_japanese_403_page() {
     let _one = BROWSER.lock().await;
-    let machine = MachineLock::take().await;
+    let machine = take_machine_lock().await;
     let run = proxy().await;
     // the CA is trusted, but no .p12 was imported
     let browser = Browser::new(&run.setup.ca.pem).await;
@@ -332,7 +305,7 @@ async fn chromium_without_a_certificate_shows_the_japanese_403_page() {
 #[tokio::test]
 async fn chromium_with_an_expired_certificate_is_told_about_the_expiry() {
     let _one = BROWSER.lock().await;
-    let machine = MachineLock::take().await;
+    let machine = take_machine_lock().await;
     let run = proxy().await;
     let browser = Browser::new(&run.setup.ca.pem).await;
     let expired = run.setup.ca.client_valid("user1", -400, -30);
@@ -382,7 +355,7 @@ async fn served_page(port: u16, ca_pem: &str, leaf: &Leaf) -> String {
 #[tokio::test]
 async fn chromium_opening_plain_http_ends_on_the_https_page() {
     let _one = BROWSER.lock().await;
-    let machine = MachineLock::take().await;
+    let machine = take_machine_lock().await;
     let mut run = proxy().await;
     let browser = Browser::new(&run.setup.ca.pem).await;
     let files = catool_files(run.setup.dir.path(), 3, &run.setup.user1, &run.setup.ca.pem).await;

@@ -3,7 +3,7 @@
 //! `.p12` imported (the reload button clicked, its result read); refused for
 //! a user's `.p12`. Screenshots go to `target/artefacts/console-*.png`.
 
-use crate::browser::{BROWSER, Browser, MachineLock, Policy};
+use crate::browser::{BROWSER, Browser, Policy, take_machine_lock};
 use crate::console::{ADMIN, SCRIPT_CN};
 use crate::util::cdp::Chromium;
 use crate::util::real::{artefacts, catool_files};
@@ -11,7 +11,7 @@ use crate::util::real::{artefacts, catool_files};
 #[tokio::test]
 async fn chromium_shows_the_console_and_reloads_from_its_button() {
     let _one = BROWSER.lock().await;
-    let machine = MachineLock::take().await;
+    let machine = take_machine_lock().await;
     let mut c = crate::console::start().await;
     // traffic for the page to show: two users and a refused stranger
     for leaf in [&c.user1, &c.soon, &c.script] {

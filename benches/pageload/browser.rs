@@ -5,7 +5,6 @@
 //! page is then driven over the DevTools protocol (tests/util/cdp.rs).
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use p12_keystore::{
@@ -14,10 +13,10 @@ use p12_keystore::{
 };
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
 use crate::cdp::Chromium;
+use crate::machine_lock::MachineLock;
 use crate::pki::Pki;
 
 /// Where Chromium on Linux reads managed policies, and the prefix
@@ -25,8 +24,6 @@ use crate::pki::Pki;
 /// the other left behind, and only while holding the same lock.
 const POLICY_DIR: &str = "/etc/chromium/policies/managed";
 const POLICY_PREFIX: &str = "zz-weborca-mtls-proxy-test-";
-/// The flock tests/browser.rs takes before it writes a policy.
-const LOCK_FILE: &str = "/tmp/weborca-mtls-proxy-chromium-policy.lock";
 /// How long to wait for a browser test elsewhere on the machine to finish.
 const LOCK_WAIT: Duration = Duration::from_secs(300);
 /// How long one NSS tool may take.
@@ -134,7 +131,7 @@ async fn tool(cmd: &mut Command) {
 /// Loads `url` once in a new Chromium with `home`, holding the machine's
 /// policy lock and a policy that picks the certificate for `ports`.
 pub async fn load(home: &Path, url: &str, ports: &[u16]) -> Loaded {
-    let _lock = MachineLock::take().await;
+    let _lock = MachineLock::take(LOCK_WAIT).await;
     let _policy = Policy::write(ports);
     let mut chromium = Chromium::start(home).await;
     let t0 = Instant::now();
@@ -169,38 +166,6 @@ pub async fn load(home: &Path, url: &str, ports: &[u16]) -> Loaded {
         protocols: mark["protocols"].as_str().unwrap_or("").to_string(),
         scripts: mark["scripts"].as_u64().unwrap_or(0),
         ok: mark["ok"].as_bool().unwrap_or(false),
-    }
-}
-
-/// The flock tests/browser.rs takes, held by a child process for as long as
-/// this value lives; if the bench dies, the child's stdin closes and the lock
-/// goes with it.
-struct MachineLock {
-    _holder: Child,
-}
-
-impl MachineLock {
-    async fn take() -> MachineLock {
-        let mut holder = Command::new("flock")
-            .args([
-                "--exclusive",
-                LOCK_FILE,
-                "-c",
-                "echo locked; exec cat >/dev/null",
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("flock (util-linux)");
-        let mut line = String::new();
-        let mut out = BufReader::new(holder.stdout.take().expect("flock stdout"));
-        tokio::time::timeout(LOCK_WAIT, out.read_line(&mut line))
-            .await
-            .unwrap_or_else(|_| panic!("{LOCK_FILE} was held elsewhere for {LOCK_WAIT:?}"))
-            .expect("flock output");
-        assert_eq!(line.trim(), "locked", "flock said {line:?}");
-        MachineLock { _holder: holder }
     }
 }
 

@@ -15,6 +15,8 @@ mod browser;
 #[path = "../../tests/util/cdp.rs"]
 #[allow(dead_code)]
 mod cdp;
+#[path = "../../tests/util/machine_lock.rs"]
+mod machine_lock;
 #[path = "../proxy/pki.rs"]
 #[allow(dead_code)]
 mod pki;

@@ -241,6 +241,19 @@ pub struct KeepAlive {
     pub rate: Option<f64>,
 }
 
+impl KeepAlive {
+    /// `conns` HTTP/1.1 connections, one request at a time on each.
+    pub fn h1(conns: usize, secs: f64, rate: Option<f64>) -> KeepAlive {
+        KeepAlive {
+            conns,
+            streams: 1,
+            h2: false,
+            secs,
+            rate,
+        }
+    }
+}
+
 enum Sender {
     H1(H1),
     H2(H2),

@@ -308,13 +308,7 @@ async fn repetition(opts: &Opts, rep: usize, l: &Lineup, rsa: &Pki, ec: &Pki, r:
     }
     // warm-up: code paths, pools, allocator
     for s in [&l.proxy, &l.nginx, &l.nginx_nobuf] {
-        let shape = KeepAlive {
-            conns: CONNS,
-            streams: 1,
-            h2: false,
-            secs: 1.0,
-            rate: None,
-        };
+        let shape = KeepAlive::h1(CONNS, 1.0, None);
         bounded(load::keep_alive(s.addr, Some(user.clone()), shape), 1.0)
             .await
             .expect("warm-up");
@@ -406,14 +400,8 @@ async fn repetition(opts: &Opts, rep: usize, l: &Lineup, rsa: &Pki, ec: &Pki, r:
     }
     if opts.wants("cpu") {
         eprintln!("  -- cpu");
+        let shape = KeepAlive::h1(CONNS, opts.secs, Some(opts.rate));
         for s in pair {
-            let shape = KeepAlive {
-                conns: CONNS,
-                streams: 1,
-                h2: false,
-                secs: opts.secs,
-                rate: Some(opts.rate),
-            };
             let cpu0 = cpu_snapshot(l, s);
             let mut m = bounded(
                 load::keep_alive(s.addr, Some(user.clone()), shape),
@@ -436,13 +424,6 @@ async fn repetition(opts: &Opts, rep: usize, l: &Lineup, rsa: &Pki, ec: &Pki, r:
         }
         // the bare backend at the same rate (plain HTTP, no server in front):
         // what "within 2.5× of the bare backend's CPU per request" compares with
-        let shape = KeepAlive {
-            conns: CONNS,
-            streams: 1,
-            h2: false,
-            secs: opts.secs,
-            rate: Some(opts.rate),
-        };
         let b0 = procstat::cpu_secs(&[l.backend_pid]);
         let m = bounded(load::keep_alive(l.backend, None, shape), opts.secs)
             .await
@@ -587,13 +568,7 @@ async fn sanity(l: &Lineup, rsa: &Pki, ec: &Pki) {
 /// The backend on its own: what no proxy can beat.
 async fn ceiling(opts: &Opts, backend: SocketAddr, r: &mut Results) {
     for _ in 0..opts.reps {
-        let shape = KeepAlive {
-            conns: CONNS,
-            streams: 1,
-            h2: false,
-            secs: opts.secs,
-            rate: None,
-        };
+        let shape = KeepAlive::h1(CONNS, opts.secs, None);
         let mut m = bounded(load::keep_alive(backend, None, shape), opts.secs)
             .await
             .expect("ceiling");

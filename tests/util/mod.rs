@@ -12,6 +12,7 @@ pub mod firefox;
 pub mod kept;
 pub mod lean;
 pub mod logged;
+pub mod machine_lock;
 pub mod openssl;
 pub mod pki;
 pub mod process;
