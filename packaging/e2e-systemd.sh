@@ -179,8 +179,9 @@ step "install-crl: a CRL revoking user1, installed for real, refuses user1"
   openssl ca -config ca.cnf -keyfile ca.key -cert ca.crt -revoke user1.crt 2>/dev/null
   openssl ca -config ca.cnf -keyfile ca.key -cert ca.crt -gencrl -out revoked-user1.crl 2>/dev/null
 ) || fail "could not make the CRL"
-cp "$pki/revoked-user1.crl" "$root/tmp/revoked-user1.crl"
-T=120 in_ct weborca-mtls-proxy install-crl /tmp/revoked-user1.crl \
+# (the container's /tmp is a tmpfs of its own: the file goes under /root)
+cp "$pki/revoked-user1.crl" "$root/root/revoked-user1.crl"
+T=120 in_ct weborca-mtls-proxy install-crl /root/revoked-user1.crl \
   || { in_ct journalctl --no-pager -n 50 >&2; fail "install-crl failed"; }
 in_ct systemctl is-active --quiet weborca-mtls-proxy.service || fail "the proxy is not active after install-crl"
 code=
