@@ -278,3 +278,78 @@ async fn assert_closes_after_pages(kept: &mut Kept, reason: &str) {
     }
     panic!("the refused connection stays open");
 }
+
+#[tokio::test]
+async fn an_upload_under_way_stops_reaching_weborca_when_its_certificate_is_revoked() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A backend that keeps every byte it receives and says when the first
+    // chunk of the upload has arrived.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let backend = format!("http://{}", listener.local_addr().unwrap());
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let (first_tx, first_rx) = tokio::sync::oneshot::channel();
+    let kept = received.clone();
+    let backend_task = tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.unwrap();
+        let mut first_tx = Some(first_tx);
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = match tcp.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            let mut all = kept.lock().unwrap();
+            all.extend_from_slice(&chunk[..n]);
+            if String::from_utf8_lossy(&all).contains("FIRST-PART")
+                && let Some(tx) = first_tx.take()
+            {
+                let _ = tx.send(());
+            }
+        }
+    });
+    let (s, _) = with_crl();
+    let front = crate::util::raw::Front::start(s, &backend).await;
+    let conf_dir = front.setup.dir.path().to_path_buf();
+    let mut tls = front.client().connect(front.addr).await.unwrap();
+    tls.write_all(
+        b"POST /api01rv2/acceptmodv2 HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n\
+          a\r\nFIRST-PART\r\n",
+    )
+    .await
+    .unwrap();
+    tls.flush().await.unwrap();
+    tokio::time::timeout(PATIENCE, first_rx)
+        .await
+        .expect("the first chunk never reached the backend")
+        .unwrap();
+    // Revoked while the body is still coming.
+    write(
+        &conf_dir,
+        "ca.crl",
+        &front.setup.ca.crl(&[front.setup.user1.serial]),
+    );
+    front.reload().expect("reload");
+    let _ = tls.write_all(b"b\r\nSECOND-PART\r\n0\r\n\r\n").await;
+    let _ = tls.flush().await;
+    // The proxy answers the refusal and closes the backend connection.
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(PATIENCE, tls.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("x-client-cert-error: revoked"),
+        "{answer}"
+    );
+    tokio::time::timeout(PATIENCE, backend_task)
+        .await
+        .expect("the backend connection was left open")
+        .unwrap();
+    let received = String::from_utf8_lossy(&received.lock().unwrap()).into_owned();
+    assert!(received.contains("FIRST-PART"), "{received}");
+    assert!(
+        !received.contains("SECOND-PART"),
+        "a revoked client's body reached WebORCA: {received}"
+    );
+}

@@ -87,14 +87,7 @@ impl Proxy {
         judged: &Judged,
         refusal: &Refusal,
     ) {
-        let subject = refusal
-            .info
-            .as_ref()
-            .map_or("-", |i| i.subject_oneline.as_str());
-        self.stats
-            .refused(conn.peer, refusal.kind.as_str(), subject);
-        let (cn, serial) = Judgement::who(judged);
-        tracing::info!(name: "refused", peer = %conn.peer, cn = %cn, serial = %serial, reason = refusal.kind.as_str(), "client certificate of an open connection now refused, closing it: {}", log_safe(&refusal.detail));
+        refused_on_open_connection(&self.stats, conn, judged, refusal);
     }
 
     pub(super) fn backend_down(
@@ -134,3 +127,19 @@ impl Proxy {
 /// Marks a response after which the connection is closed (a refusal page).
 #[derive(Clone, Copy)]
 pub(super) struct CloseAfter;
+
+/// Counts and logs, once, that an open connection's certificate is now refused.
+pub(super) fn refused_on_open_connection(
+    stats: &Stats,
+    conn: &ConnInfo,
+    judged: &Judged,
+    refusal: &Refusal,
+) {
+    let subject = refusal
+        .info
+        .as_ref()
+        .map_or("-", |i| i.subject_oneline.as_str());
+    stats.refused(conn.peer, refusal.kind.as_str(), subject);
+    let (cn, serial) = Judgement::who(judged);
+    tracing::info!(name: "refused", peer = %conn.peer, cn = %cn, serial = %serial, reason = refusal.kind.as_str(), "client certificate of an open connection now refused, closing it: {}", log_safe(&refusal.detail));
+}

@@ -32,6 +32,7 @@ pub mod ws;
 mod access;
 mod admin;
 mod answer;
+mod gated;
 mod headers;
 mod outbound;
 pub mod pool;
@@ -76,7 +77,7 @@ pub use conn::ConnInfo;
 
 /// The body of a request to WebORCA: the client's, streamed, or none at all
 /// for a bodiless request (which can then be sent twice).
-type OutBody = Either<Incoming, Empty<Bytes>>;
+type OutBody = Either<gated::Gated, Empty<Bytes>>;
 
 /// A response and, while it streams, the backend slot and connection it holds.
 type Forwarded = (Response<Either<Incoming, Full<Bytes>>>, Option<pool::Lease>);
@@ -277,13 +278,10 @@ impl Proxy {
         };
         // Judged again once a backend slot is free: a reload while the request
         // waited for one may have refused its certificate since.
-        let (judged, news) = conn.judgement.now_and_news();
-        if let Err(refusal) = &judged.verdict {
-            if news {
-                self.refused_on_open_connection(conn, &judged, refusal);
-            }
-            return (self.refused(conn, refusal, version, html), None);
-        }
+        let judged = match self.judged_now(conn, version, html) {
+            Ok(judged) => judged,
+            Err(refused) => return *refused,
+        };
         if let (Ok(identity), Some((method, path))) = (&judged.verdict, &asked)
             && let Access::Refused(answer, _) =
                 self.access(conn, &judged, identity, method, path, html)
@@ -296,13 +294,23 @@ impl Proxy {
             && !e.is_connect()
         {
             // A kept-alive backend connection closed under the request: WebORCA
-            // restarted or timed it out. Nothing is lost by asking once more.
+            // restarted or timed it out. Nothing is lost by asking once more,
+            // if the certificate is still accepted (the first try may have
+            // waited up to BACKEND_TIMEOUT, and a reload come meanwhile).
+            if let Err(refused) = self.judged_now(conn, version, html) {
+                return *refused;
+            }
             tracing::info!(backend = %self.backend_url, "backend connection failed ({}); sending the {} again on a new connection", error_chain(e), again.method());
             result = tokio::time::timeout_at(deadline, self.pool.send_again(again)).await;
         }
         let (mut resp, checkout) = match result {
             Ok(Ok(answer)) => answer,
             Ok(Err(e)) if e.client_body_failed() => {
+                // The body is cut when the certificate is refused under it
+                // (gated.rs): that refusal is the answer.
+                if let Err(refused) = self.judged_now(conn, version, html) {
+                    return *refused;
+                }
                 tracing::info!(peer = %conn.peer, "request body from the client broke off: {}", error_chain(&e));
                 return (simple(StatusCode::BAD_REQUEST), None);
             }
@@ -345,6 +353,26 @@ fn is_safe(method: &Method) -> bool {
 }
 
 /// The same bodiless request again, for one replay.
+impl Proxy {
+    /// The connection's verdict now; a refusal comes back answered (and
+    /// logged, once, when this very check made it).
+    fn judged_now(
+        &self,
+        conn: &ConnInfo,
+        version: Version,
+        html: bool,
+    ) -> Result<Arc<Judged>, Box<Forwarded>> {
+        let (judged, news) = conn.judgement.now_and_news();
+        if let Err(refusal) = &judged.verdict {
+            if news {
+                self.refused_on_open_connection(conn, &judged, refusal);
+            }
+            return Err(Box::new((self.refused(conn, refusal, version, html), None)));
+        }
+        Ok(judged)
+    }
+}
+
 fn bodiless_copy(req: &Request<OutBody>) -> Request<OutBody> {
     let mut copy = Request::new(Either::Right(Empty::new()));
     *copy.method_mut() = req.method().clone();

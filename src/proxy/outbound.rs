@@ -34,7 +34,7 @@ impl Proxy {
     /// Builds the request WebORCA sees.
     pub(super) fn outbound(
         &self,
-        conn: &ConnInfo,
+        conn: &Arc<ConnInfo>,
         identity: &Identity,
         req: Request<Incoming>,
         upgrade: bool,
@@ -110,7 +110,7 @@ impl Proxy {
         let body = if bodiless {
             Either::Right(Empty::new())
         } else {
-            Either::Left(body)
+            Either::Left(gated::Gated::new(body, conn.clone(), self.stats.clone()))
         };
         Ok(Request::from_parts(parts, body))
     }

@@ -130,17 +130,26 @@ impl Env {
 
     /// Reloads config and certificates from disk, as SIGHUP does.
     pub fn reload(&self) -> Result<(), String> {
-        let config = weborca_mtls_proxy::config::load(&self.conf_path)
-            .map_err(|e| e.to_string())?
-            .config;
-        let loaded = weborca_mtls_proxy::load::load_from(config, &self.sessions, &mut Log)
-            .map_err(|f| f.message().to_string())?;
-        self.handle.replace_tls(loaded.tls);
-        Ok(())
+        reload(&self.conf_path, &self.sessions, &self.handle)
     }
 
     /// Path of a file in the setup's folder.
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
+}
+
+/// Reloads the proxy behind `handle` from `conf_path`, as SIGHUP does.
+pub fn reload(
+    conf_path: &std::path::Path,
+    sessions: &weborca_mtls_proxy::tls::Sessions,
+    handle: &weborca_mtls_proxy::server::Handle,
+) -> Result<(), String> {
+    let config = weborca_mtls_proxy::config::load(conf_path)
+        .map_err(|e| e.to_string())?
+        .config;
+    let loaded = weborca_mtls_proxy::load::load_from(config, sessions, &mut Log)
+        .map_err(|f| f.message().to_string())?;
+    handle.replace_tls(loaded.tls);
+    Ok(())
 }

@@ -308,6 +308,11 @@ pub struct Front {
 }
 
 impl Front {
+    /// Reloads config and certificates from disk, as SIGHUP does.
+    pub fn reload(&self) -> Result<(), String> {
+        super::env::reload(&self.conf_path, &self.sessions, &self.handle)
+    }
+
     pub async fn start(setup: Setup, backend_url: &str) -> Front {
         use weborca_mtls_proxy::server::Server;
         use weborca_mtls_proxy::tls::{Sessions, TlsState};
