@@ -353,3 +353,82 @@ async fn an_upload_under_way_stops_reaching_weborca_when_its_certificate_is_revo
         "a revoked client's body reached WebORCA: {received}"
     );
 }
+
+#[tokio::test]
+async fn a_download_under_way_stops_when_its_certificate_is_revoked() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A backend that answers with a long body in two parts, the second only
+    // when told, and says when its connection is closed.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let backend = format!("http://{}", listener.local_addr().unwrap());
+    let (second_tx, second_rx) = tokio::sync::oneshot::channel::<()>();
+    let backend_task = tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            assert_eq!(tcp.read(&mut byte).await.unwrap(), 1, "request head cut");
+            head.push(byte[0]);
+        }
+        tcp.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\nFIRST-PART")
+            .await
+            .unwrap();
+        second_rx.await.unwrap();
+        let _ = tcp.write_all(b"SECOND-PART").await;
+        // the proxy closes this connection: the rest is never read
+        loop {
+            match tcp.read(&mut byte).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    });
+    let (s, _) = with_crl();
+    let front = crate::util::raw::Front::start(s, &backend).await;
+    let conf_dir = front.setup.dir.path().to_path_buf();
+    let mut tls = front.client().connect(front.addr).await.unwrap();
+    tls.write_all(b"GET /receipt.pdf HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    tls.flush().await.unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains("FIRST-PART") {
+        let n = tokio::time::timeout(PATIENCE, tls.read(&mut buf))
+            .await
+            .expect("the first part never came")
+            .unwrap();
+        assert!(n > 0, "closed before the first part: {got:?}");
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200"));
+    // Revoked while the answer is still coming.
+    write(
+        &conf_dir,
+        "ca.crl",
+        &front.setup.ca.crl(&[front.setup.user1.serial]),
+    );
+    front.reload().expect("reload");
+    second_tx.send(()).unwrap();
+    // The proxy cuts the client's connection without the rest.
+    let mut rest = Vec::new();
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            match tls.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => rest.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await
+    .expect("the revoked client's download was not cut");
+    let rest = String::from_utf8_lossy(&rest).into_owned();
+    assert!(
+        !rest.contains("SECOND-PART"),
+        "WebORCA's answer reached a revoked client: {rest}"
+    );
+    tokio::time::timeout(PATIENCE, backend_task)
+        .await
+        .expect("the backend connection was left open")
+        .unwrap();
+}

@@ -493,3 +493,89 @@ async fn check_reads_the_policy_flags_dead_rules_and_says_which_rule_decides() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_brought_by_reload_while_a_request_waits_for_weborca_decides_it() {
+    use std::sync::{Arc, Mutex};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A backend that records each request's line and holds its answer to
+    // the first until told.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let backend = format!("http://{}", listener.local_addr().unwrap());
+    let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+    let (held_tx, held_rx) = tokio::sync::oneshot::channel::<()>();
+    let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
+    let record = seen.clone();
+    tokio::spawn(async move {
+        let mut hold = Some((held_tx, release_rx));
+        loop {
+            let (mut tcp, _) = listener.accept().await.unwrap();
+            let record = record.clone();
+            let hold = hold.take();
+            tokio::spawn(async move {
+                let mut hold = hold;
+                loop {
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") {
+                        match tcp.read(&mut byte).await {
+                            Ok(1) => head.push(byte[0]),
+                            _ => return,
+                        }
+                    }
+                    let line = String::from_utf8_lossy(&head)
+                        .lines()
+                        .next()
+                        .unwrap()
+                        .to_string();
+                    record.lock().unwrap().push(line);
+                    if let Some((held, release)) = hold.take() {
+                        held.send(()).unwrap();
+                        release.await.unwrap();
+                    }
+                    let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+                    if tcp.write_all(answer).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    // One backend request at a time, and no ACCESS_POLICY yet.
+    let mut s = Setup::new();
+    s.conf.push("MAX_CONNECTIONS=1".into());
+    let front = crate::util::raw::Front::start(s, &backend).await;
+    let Kept::H2(sender, port) = Kept::open(&front.h2_client(), front.addr).await else {
+        panic!("no HTTP/2");
+    };
+    let mut first = Kept::H2(sender.clone(), port);
+    let mut second = Kept::H2(sender, port);
+    let first = tokio::spawn(async move { first.get("/hold").await });
+    held_rx.await.unwrap();
+    let second = tokio::spawn(async move { second.get("/api01rv2/patientgetv2").await });
+    let stats = front.handle.stats();
+    assert!(
+        crate::util::raw::eventually(|| stats.metrics.backend_waiting.get() == 1).await,
+        "the second request never waited for the backend"
+    );
+    // Meanwhile a policy comes that keeps the API from this certificate.
+    let policy = write(
+        front.setup.dir.path(),
+        "access-policy",
+        "/api01rv2 cn:receipt-printer\n/ any\n",
+    );
+    let mut conf = std::fs::read_to_string(&front.conf_path).unwrap();
+    conf.push_str(&format!("\nACCESS_POLICY={}\n", policy.display()));
+    std::fs::write(&front.conf_path, conf).unwrap();
+    front.reload().expect("reload");
+    release_tx.send(()).unwrap();
+    assert_eq!(first.await.unwrap().unwrap().status, 200);
+    let refused = second.await.unwrap().unwrap();
+    assert_not_permitted(&refused, "/api01rv2/patientgetv2", "user1");
+    assert_eq!(stats.metrics.backend_waiting.get(), 0);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        ["GET /hold HTTP/1.1"],
+        "only the request before the policy reached WebORCA"
+    );
+}

@@ -88,6 +88,29 @@ async fn setup_then_rollback_changes_jma_receipt_conf_byte_for_byte_and_back() {
     let calls = root.take_calls();
     assert!(!calls.iter().any(|c| c.starts_with("restart")), "{calls:?}");
 
+    // A rerun that changes proxy.conf alone restarts the proxy alone.
+    let proxy_now = String::from_utf8(root.read(PROXY_CONF)).unwrap();
+    let broken = proxy_now.replace(
+        &format!("BACKEND_URL=http://127.0.0.1:{port}"),
+        "BACKEND_URL=http://127.0.0.1:1",
+    );
+    assert_ne!(broken, proxy_now);
+    std::fs::write(root.real(PROXY_CONF), broken).unwrap();
+    let out = root.run(&args);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(String::from_utf8(root.read(PROXY_CONF)).unwrap(), proxy_now);
+    let calls = root.take_calls();
+    assert!(
+        calls.contains(&"restart weborca-mtls-proxy.service".to_string()),
+        "the proxy must take its new config: {calls:?}"
+    );
+    assert!(
+        !calls
+            .iter()
+            .any(|c| c.starts_with("restart") && c != "restart weborca-mtls-proxy.service"),
+        "only the proxy is restarted: {calls:?}"
+    );
+
     // An edit made since setup survives rollback.
     let edited = String::from_utf8(root.read(JMA_CONF))
         .unwrap()

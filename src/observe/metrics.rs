@@ -47,6 +47,15 @@ pub struct CertLabels {
     pub subject: String,
 }
 
+/// One unit of a gauge, given back when dropped (see [`Metrics::held`]).
+pub struct Held<'a>(&'a Gauge);
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 /// Every metric the proxy keeps.
 pub struct Metrics {
     registry: Registry,
@@ -67,6 +76,8 @@ pub struct Metrics {
     pub request_duration: Histogram,
     /// backend failures: connect, timeout, other
     pub backend_errors: Family<Kind, Counter>,
+    /// requests waiting for a backend slot: MAX_CONNECTIONS are all in use
+    pub backend_waiting: Gauge,
     /// reloads by result: ok, failed
     pub reloads: Family<Outcome, Counter>,
     /// not-after (or nextUpdate) of each certificate and CRL in use, Unix seconds
@@ -101,6 +112,7 @@ impl Metrics {
             requests: Family::default(),
             request_duration: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
             backend_errors: Family::default(),
+            backend_waiting: Gauge::default(),
             reloads: Family::default(),
             expiry: Family::default(),
             crl_stale: Gauge::default(),
@@ -148,6 +160,11 @@ impl Metrics {
             "WebORCA failures by kind",
             m.backend_errors.clone(),
         );
+        r.register(
+            "backend_waiting",
+            "Requests waiting for a backend connection (MAX_CONNECTIONS all in use)",
+            m.backend_waiting.clone(),
+        );
         r.register("reloads", "Reloads by result", m.reloads.clone());
         r.register(
             "cert_expiry_timestamp_seconds",
@@ -173,6 +190,12 @@ impl Metrics {
         let refusing = stale && tls.crl_stale == crate::config::CrlStale::Refuse;
         self.crl_stale.set(i64::from(stale));
         self.crl_stale_refusing.set(i64::from(refusing));
+    }
+
+    /// Raises `gauge` by one until the returned guard is dropped.
+    pub fn held(gauge: &Gauge) -> Held<'_> {
+        gauge.inc();
+        Held(gauge)
     }
 
     /// Counts one occurrence under the label value `value`.

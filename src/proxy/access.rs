@@ -78,6 +78,50 @@ impl Proxy {
     }
 }
 
+/// How ACCESS_POLICY stands on an open tunnel's path.
+enum TunnelPath<'p> {
+    /// permitted: by the decision, or by having no policy
+    Permitted(Option<policy::Decision<'p>>),
+    /// no safe normal form (the upgrade was decided on one, so only a policy
+    /// changed under it can get here)
+    Unsafe,
+    /// refused: the normal path and the decision
+    Refused(String, policy::Decision<'p>),
+}
+
+fn tunnel_path<'p>(
+    policy: Option<&'p Policy>,
+    identity: &Identity,
+    raw_path: &str,
+) -> TunnelPath<'p> {
+    let Some(policy) = policy else {
+        return TunnelPath::Permitted(None);
+    };
+    let Ok(path) = policy::normalize(raw_path) else {
+        return TunnelPath::Unsafe;
+    };
+    let decision = policy.decide(&identity.info, Method::GET.as_str(), &path);
+    if decision.allowed() {
+        TunnelPath::Permitted(Some(decision))
+    } else {
+        TunnelPath::Refused(path, decision)
+    }
+}
+
+/// Whether an open tunnel may carry the client's next bytes: its certificate
+/// is accepted now and the policy now serving permits its `path`. Logs
+/// nothing: [`tunnel_permitted`], woken by the same reload, does.
+pub(super) fn tunnel_may_carry(conn: &ConnInfo, path: &str) -> bool {
+    let judged = conn.judgement.now();
+    match &judged.verdict {
+        Ok(identity) => matches!(
+            tunnel_path(judged.policy.as_deref(), identity, path),
+            TunnelPath::Permitted(_)
+        ),
+        Err(_) => false,
+    }
+}
+
 /// Whether an open tunnel's path is still permitted for its certificate by
 /// the policy now serving; logs the refusal when not.
 pub(super) fn tunnel_permitted(
@@ -87,19 +131,18 @@ pub(super) fn tunnel_permitted(
     raw_path: &str,
     stats: &Stats,
 ) -> bool {
-    let Some(policy) = policy else {
-        return true;
+    let (path, decision) = match tunnel_path(policy, identity, raw_path) {
+        TunnelPath::Permitted(decision) => {
+            if let Some(decision) = decision {
+                Metrics::count(&stats.metrics.policy_rules, &log_safe(decision.rule_name()));
+            }
+            return true;
+        }
+        TunnelPath::Unsafe => return false,
+        TunnelPath::Refused(path, decision) => (path, decision),
     };
-    // The path was judged when the upgrade was asked for, so it has a normal form.
-    let Ok(path) = policy::normalize(raw_path) else {
-        return false;
-    };
-    let decision = policy.decide(&identity.info, Method::GET.as_str(), &path);
     let rule = log_safe(decision.rule_name());
     Metrics::count(&stats.metrics.policy_rules, &rule);
-    if decision.allowed() {
-        return true;
-    }
     stats.refused(
         conn.peer,
         CertErrorKind::NotPermitted.as_str(),

@@ -80,16 +80,6 @@ impl Proxy {
         resp
     }
 
-    /// Logs and counts an open connection whose certificate is now refused.
-    pub(super) fn refused_on_open_connection(
-        &self,
-        conn: &ConnInfo,
-        judged: &Judged,
-        refusal: &Refusal,
-    ) {
-        refused_on_open_connection(&self.stats, conn, judged, refusal);
-    }
-
     pub(super) fn backend_down(
         &self,
         kind: &str,

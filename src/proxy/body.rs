@@ -15,6 +15,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use super::gated::{Refused, Watch};
 use super::pool::Lease;
 use bytes::Bytes;
 use http::Request;
@@ -112,6 +113,9 @@ pub struct ProxyBody {
     /// closes the connection once this body is sent (dropped): a refused
     /// connection is closed after its page, not before it is on the wire
     _close_after: Option<tokio_util::sync::DropGuard>,
+    /// the connection whose certificate each frame from WebORCA is let
+    /// through under (gated.rs)
+    watch: Option<Watch>,
 }
 
 impl ProxyBody {
@@ -130,6 +134,7 @@ impl ProxyBody {
             stall_limit: None,
             stall: None,
             _close_after: None,
+            watch: None,
         }
     }
 
@@ -139,15 +144,18 @@ impl ProxyBody {
         self
     }
 
-    /// A body read from the backend: holds `lease` until done, and fails when
-    /// the backend sends nothing for `stall_limit`.
+    /// A body read from the backend: holds `lease` until done, fails when
+    /// the backend sends nothing for `stall_limit`, and is cut once `watch`'s
+    /// certificate is refused.
     pub fn from_backend(
         mut self,
         lease: Option<Lease>,
         stall_limit: Option<Duration>,
+        watch: Option<Watch>,
     ) -> ProxyBody {
         self.lease = lease;
         self.stall_limit = stall_limit;
+        self.watch = watch;
         self
     }
 }
@@ -162,6 +170,19 @@ impl Body for ProxyBody {
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(_))) if this.watch.as_ref().is_some_and(Watch::refused) => {
+                // not given back: the rest of WebORCA's answer is unread
+                this.lease = None;
+                this.stall_limit = None;
+                if let Some(watch) = this.watch.take() {
+                    watch.close();
+                }
+                tracing::info!(
+                    "response cut after {} bytes: the client certificate was refused while it was sent",
+                    this.bytes
+                );
+                Poll::Ready(Some(Err(Box::new(Refused))))
+            }
             Poll::Ready(Some(Ok(frame))) => {
                 this.stall = None;
                 if let Some(data) = frame.data_ref() {

@@ -1,14 +1,18 @@
-//! A request body on its way to WebORCA that stops when its connection's
-//! certificate stops being accepted.
+//! Bodies that stop when their connection's certificate stops being
+//! accepted, in both directions.
 //!
-//! The request was judged before it was sent, but its body may stream for a
-//! long time after (a large upload, a chunked body trickling in): a CRL
-//! installed meanwhile must stop the rest from reaching WebORCA. Each frame
-//! is let through only while the connection's verdict holds (the stored
-//! verdict, re-judged only after a reload or when its dates run out: one
-//! atomic load and a clock read per frame). A refused one ends the body in
-//! an error, which makes hyper abandon the request on that backend
-//! connection and close it.
+//! A request was judged before it was sent, but its bodies may stream for a
+//! long time after: a large upload or a chunked body trickling in to WebORCA,
+//! a long download or a streamed answer back to the client. A CRL installed
+//! meanwhile must stop the rest, both ways. Each frame is let through only
+//! while the connection's verdict holds (the stored verdict, judged again
+//! only after a reload or when its dates run out: an atomic load and a clock
+//! read per frame). A refused one ends the body in an error:
+//! - the request body (`Gated`): hyper abandons the request on that backend
+//!   connection and closes it, and the client gets the refusal page;
+//! - the response body (`ProxyBody`, through [`Watch`]): hyper cuts the
+//!   client's HTTP/1.1 connection or resets its HTTP/2 stream, so the part
+//!   already sent never looks complete, and the connection is then closed.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -20,17 +24,47 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use crate::conn::ConnInfo;
 use crate::status::Stats;
 
-/// The client's request body, let through while its certificate is accepted.
-pub struct Gated {
-    inner: Incoming,
+/// A connection whose certificate a body's frames are checked against.
+pub struct Watch {
     conn: Arc<ConnInfo>,
     /// where a refusal found here is counted (the console's list)
     stats: Arc<Stats>,
 }
 
+impl Watch {
+    pub fn new(conn: Arc<ConnInfo>, stats: Arc<Stats>) -> Watch {
+        Watch { conn, stats }
+    }
+
+    /// Whether the connection's certificate is refused now; the refusal is
+    /// logged and counted once, by whichever check found it first.
+    pub fn refused(&self) -> bool {
+        let (judged, news) = self.conn.judgement.now_and_news();
+        let Err(refusal) = &judged.verdict else {
+            return false;
+        };
+        if news {
+            super::answer::refused_on_open_connection(&self.stats, &self.conn, &judged, refusal);
+        }
+        true
+    }
+
+    /// Closes the connection once what is in flight on it is done (GOAWAY
+    /// on HTTP/2).
+    pub fn close(&self) {
+        self.conn.close.cancel();
+    }
+}
+
+/// The client's request body, let through while its certificate is accepted.
+pub struct Gated {
+    inner: Incoming,
+    watch: Watch,
+}
+
 impl Gated {
-    pub fn new(inner: Incoming, conn: Arc<ConnInfo>, stats: Arc<Stats>) -> Gated {
-        Gated { inner, conn, stats }
+    pub fn new(inner: Incoming, watch: Watch) -> Gated {
+        Gated { inner, watch }
     }
 }
 
@@ -40,7 +74,7 @@ pub struct Refused;
 
 impl std::fmt::Display for Refused {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("the client certificate was refused while the request body was sent")
+        f.write_str("the client certificate was refused while the body was sent")
     }
 }
 
@@ -55,21 +89,10 @@ impl Body for Gated {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         match Pin::new(&mut self.inner).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                let (judged, news) = self.conn.judgement.now_and_news();
-                if let Err(refusal) = &judged.verdict {
-                    if news {
-                        super::answer::refused_on_open_connection(
-                            &self.stats,
-                            &self.conn,
-                            &judged,
-                            refusal,
-                        );
-                    }
-                    return Poll::Ready(Some(Err(Box::new(Refused))));
-                }
-                Poll::Ready(Some(Ok(frame)))
+            Poll::Ready(Some(Ok(_))) if self.watch.refused() => {
+                Poll::Ready(Some(Err(Box::new(Refused))))
             }
+            Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(e)))),
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => Poll::Pending,

@@ -181,7 +181,7 @@ impl Proxy {
         let (response, slot) = match &judged.verdict {
             Err(refusal) => {
                 if news {
-                    self.refused_on_open_connection(&conn, &judged, refusal);
+                    refused_on_open_connection(&self.stats, &conn, &judged, refusal);
                 }
                 (self.refused(&conn, refusal, req.version(), html), None)
             }
@@ -215,7 +215,7 @@ impl Proxy {
                             if let Some(client) = &conn.client {
                                 client.request();
                             }
-                            self.forward(&conn, identity, req, html).await
+                            self.forward(&conn, &judged, identity, req, html).await
                         }
                     }
                 }
@@ -228,33 +228,34 @@ impl Proxy {
         self.stats.answered(response.status().as_u16());
         let record = record.map(|r| r.with_status(response.status().as_u16()));
         let stall_limit = slot.is_some().then_some(self.backend_timeout);
+        let watch = slot.is_some().then(|| self.watch(&conn));
         let close = response
             .extensions()
             .get::<CloseAfter>()
             .map(|_| conn.close.clone());
         Ok(response.map(|body| {
             ProxyBody::new(body, record, guard)
-                .from_backend(slot, stall_limit)
+                .from_backend(slot, stall_limit, watch)
                 .close_after(close)
         }))
     }
 
+    /// Forwards `req` of `identity`, accepted (and allowed) under `first`.
     async fn forward(
         &self,
         conn: &Arc<ConnInfo>,
+        first: &Arc<Judged>,
         identity: &Identity,
         mut req: Request<Incoming>,
         html: bool,
     ) -> Forwarded {
         let version = req.version();
         let upgrade = is_websocket_upgrade(req.headers());
-        // kept for a second decision once a backend slot is free, and for the
-        // tunnel (only under ACCESS_POLICY: no copy on the plain hot path)
-        let asked = (upgrade || conn.judgement.now().policy.is_some())
-            .then(|| (req.method().clone(), req.uri().path().to_string()));
+        // the path the tunnel is kept to ACCESS_POLICY by
+        let tunnel_path = upgrade.then(|| req.uri().path().to_string());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         let replayable = !upgrade && is_safe(req.method()) && req.body().is_end_stream();
-        let out = match self.outbound(conn, identity, req, upgrade, replayable) {
+        let mut out = match self.outbound(conn, identity, req, upgrade, replayable) {
             Ok(out) => out,
             Err(status) => return (simple(status), None),
         };
@@ -267,6 +268,7 @@ impl Proxy {
                 return (simple(StatusCode::SERVICE_UNAVAILABLE), None);
             }
             Err(tokio::sync::TryAcquireError::NoPermits) => {
+                let _waiting = Metrics::held(&self.stats.metrics.backend_waiting);
                 match tokio::time::timeout_at(deadline, self.backend_slots.clone().acquire_owned())
                     .await
                 {
@@ -282,11 +284,26 @@ impl Proxy {
             Ok(judged) => judged,
             Err(refused) => return *refused,
         };
-        if let (Ok(identity), Some((method, path))) = (&judged.verdict, &asked)
-            && let Access::Refused(answer, _) =
-                self.access(conn, &judged, identity, method, path, html)
+        // ... and, when that verdict is a new one, decided again on the path
+        // that is to be forwarded (already the normal form if a policy decided
+        // on it): the reload may have brought or changed ACCESS_POLICY.
+        if let Ok(identity) = &judged.verdict
+            && !Arc::ptr_eq(first, &judged)
         {
-            return (answer, None);
+            match self.access(
+                conn,
+                &judged,
+                identity,
+                out.method(),
+                out.uri().path(),
+                html,
+            ) {
+                Access::Refused(answer, _) => return (answer, None),
+                Access::Allowed(_, Some(normal)) if respell(&mut out, &normal).is_err() => {
+                    return (simple(StatusCode::BAD_REQUEST), None);
+                }
+                Access::Open | Access::Allowed(..) => {}
+            }
         }
         let replay = replayable.then(|| bodiless_copy(&out));
         let mut result = tokio::time::timeout_at(deadline, self.pool.send(out)).await;
@@ -325,7 +342,7 @@ impl Proxy {
         match client_upgrade {
             Some(client_upgrade) if switching => {
                 let backend_upgrade = hyper::upgrade::on(&mut resp);
-                let path = asked.map(|(_, path)| path).unwrap_or_default();
+                let path = tunnel_path.unwrap_or_default();
                 // the connection is the tunnel's now: not given back
                 drop(checkout);
                 self.spawn_tunnel(conn, client_upgrade, backend_upgrade, slot, path);
@@ -352,8 +369,12 @@ fn is_safe(method: &Method) -> bool {
     [Method::GET, Method::HEAD, Method::OPTIONS].contains(method)
 }
 
-/// The same bodiless request again, for one replay.
 impl Proxy {
+    /// What a body streaming for `conn` checks its frames against.
+    fn watch(&self, conn: &Arc<ConnInfo>) -> gated::Watch {
+        gated::Watch::new(conn.clone(), self.stats.clone())
+    }
+
     /// The connection's verdict now; a refusal comes back answered (and
     /// logged, once, when this very check made it).
     fn judged_now(
@@ -365,7 +386,7 @@ impl Proxy {
         let (judged, news) = conn.judgement.now_and_news();
         if let Err(refusal) = &judged.verdict {
             if news {
-                self.refused_on_open_connection(conn, &judged, refusal);
+                refused_on_open_connection(&self.stats, conn, &judged, refusal);
             }
             return Err(Box::new((self.refused(conn, refusal, version, html), None)));
         }
@@ -373,6 +394,7 @@ impl Proxy {
     }
 }
 
+/// The same bodiless request again, for one replay.
 fn bodiless_copy(req: &Request<OutBody>) -> Request<OutBody> {
     let mut copy = Request::new(Either::Right(Empty::new()));
     *copy.method_mut() = req.method().clone();

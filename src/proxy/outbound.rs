@@ -110,7 +110,7 @@ impl Proxy {
         let body = if bodiless {
             Either::Right(Empty::new())
         } else {
-            Either::Left(gated::Gated::new(body, conn.clone(), self.stats.clone()))
+            Either::Left(gated::Gated::new(body, self.watch(conn)))
         };
         Ok(Request::from_parts(parts, body))
     }

@@ -33,11 +33,13 @@ impl Proxy {
             };
             let by_shutdown = shutdown.clone();
             let refused = CancellationToken::new();
+            let may_carry = || tunnel_may_carry(&conn, &path);
             let tunnel = crate::ws::tunnel(
                 TokioIo::new(client),
                 TokioIo::new(backend),
                 shutdown,
                 refused.clone(),
+                &may_carry,
             );
             tokio::pin!(tunnel);
             // biased: the certificate is looked at before the tunnel carries
@@ -71,9 +73,11 @@ impl Proxy {
 /// (the policy among them), or when a certificate of the chain (or, with
 /// CRL_STALE=refuse, the CRL) runs out. Logs the CN, serial and reason.
 async fn tunnel_refused(conn: &ConnInfo, stats: &Stats, path: &str) {
-    /// Longest sleep between two looks at the clock: a verdict window far in
-    /// the future is still looked at daily (a suspended machine's clock jumps).
-    const LONGEST_WAIT: i64 = 24 * 60 * 60;
+    /// Longest sleep between two looks at the clock. Tokio's timers run on
+    /// the monotonic clock, which stands still while the machine is
+    /// suspended: a long sleep could wake well after the wall-clock moment
+    /// the certificate ran out. So a window far ahead is looked at each minute.
+    const LONGEST_WAIT: i64 = 60;
     // None once the server is gone: then only the clock can still refuse
     let mut changes = Some(conn.judgement.changes());
     loop {

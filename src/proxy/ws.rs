@@ -133,12 +133,15 @@ where
 }
 
 /// Carries client → backend until the client stops (bounded after
-/// shutdown); stops at once when the client is `refused`.
+/// shutdown); stops at once when the client is `refused`, and before any
+/// write that `may_carry` no longer allows (a reload seen here before the
+/// task that cancels `refused` has run).
 async fn up<R, W>(
     mut from: R,
     mut to: W,
     shutdown: CancellationToken,
     refused: CancellationToken,
+    may_carry: &(dyn Fn() -> bool + Sync),
 ) -> u64
 where
     R: AsyncRead + Unpin,
@@ -162,7 +165,10 @@ where
             read = from.read(&mut buf) => match read {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
-                    if refused.is_cancelled() || to.write_all(&buf[..n]).await.is_err() {
+                    if refused.is_cancelled()
+                        || !may_carry()
+                        || to.write_all(&buf[..n]).await.is_err()
+                    {
                         return total;
                     }
                     total += n as u64;
@@ -175,12 +181,14 @@ where
 }
 
 /// Runs the tunnel until both directions end; returns (bytes up, bytes down).
-/// `shutdown` ends it with 1001, `refused` with 1008.
+/// `shutdown` ends it with 1001, `refused` with 1008; the client's bytes are
+/// carried only while `may_carry` says so.
 pub async fn tunnel<C, B>(
     client: C,
     backend: B,
     shutdown: CancellationToken,
     refused: CancellationToken,
+    may_carry: &(dyn Fn() -> bool + Sync),
 ) -> (u64, u64)
 where
     C: AsyncRead + AsyncWrite + Unpin,
@@ -189,7 +197,13 @@ where
     let (client_rd, client_wr) = tokio::io::split(client);
     let (backend_rd, backend_wr) = tokio::io::split(backend);
     tokio::join!(
-        up(client_rd, backend_wr, shutdown.clone(), refused.clone()),
+        up(
+            client_rd,
+            backend_wr,
+            shutdown.clone(),
+            refused.clone(),
+            may_carry
+        ),
         down(backend_rd, client_wr, shutdown, refused)
     )
 }
@@ -257,6 +271,7 @@ mod tests {
             backend,
             stop.clone(),
             CancellationToken::new(),
+            &always,
         ));
         let f = frame(10, false);
         backend_peer.write_all(&f[..5]).await.unwrap();
@@ -283,6 +298,7 @@ mod tests {
             backend,
             CancellationToken::new(),
             refused.clone(),
+            &always,
         ));
         client_peer.write_all(b"before").await.unwrap();
         let mut got = [0u8; 6];
@@ -296,5 +312,45 @@ mod tests {
         drop(backend_peer.write_all(b"").await);
         let (up, _) = task.await.unwrap();
         assert_eq!(up, 6, "nothing after the refusal went up");
+    }
+
+    fn always() -> bool {
+        true
+    }
+
+    #[tokio::test]
+    async fn client_bytes_stop_going_up_once_they_may_no_longer_be_carried() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let (client, mut client_peer) = tokio::io::duplex(1 << 16);
+        let (backend, mut backend_peer) = tokio::io::duplex(1 << 16);
+        let allowed = AtomicBool::new(true);
+        let may_carry = || allowed.load(Ordering::SeqCst);
+        let allowed = &allowed;
+        let drive = async move {
+            client_peer.write_all(b"before").await.unwrap();
+            let mut got = [0u8; 6];
+            backend_peer.read_exact(&mut got).await.unwrap();
+            // a reload refused the certificate; the task that would cancel
+            // the tunnel has not run yet
+            allowed.store(false, Ordering::SeqCst);
+            client_peer.write_all(b"after").await.unwrap();
+            drop(client_peer);
+            backend_peer.shutdown().await.unwrap();
+            let mut rest = Vec::new();
+            backend_peer.read_to_end(&mut rest).await.unwrap();
+            rest
+        };
+        let ((up, _), rest) = tokio::join!(
+            tunnel(
+                client,
+                backend,
+                CancellationToken::new(),
+                CancellationToken::new(),
+                &may_carry,
+            ),
+            drive
+        );
+        assert_eq!(rest, b"", "bytes went up after they were no longer allowed");
+        assert_eq!(up, 6);
     }
 }

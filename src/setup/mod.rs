@@ -142,9 +142,13 @@ pub fn run(args: &SetupArgs, config_path: &Path) -> Result<(), Stop> {
     }
     let plan = plan(args, &root, config_path)?;
     if args.dry_run {
-        return dry_run(&plan.changes, &setup_commands(&plan), args.no_restart);
+        return dry_run(&plan.changes(), &setup_commands(&plan), args.no_restart);
     }
-    let changed: Vec<&Change> = plan.changes.iter().filter(|c| c.is_change()).collect();
+    let changed: Vec<&Change> = plan
+        .changes()
+        .into_iter()
+        .filter(|c| c.is_change())
+        .collect();
     let kept = fsutil::apply_all(&changed)
         .map_err(|m| Stop::other(format!("{m}; nothing else was changed")))?;
     for (c, k) in changed.iter().zip(&kept) {
@@ -157,7 +161,7 @@ pub fn run(args: &SetupArgs, config_path: &Path) -> Result<(), Stop> {
             None => println!("created {}", c.shown.display()),
         }
     }
-    if plan.changes.iter().all(|c| !c.is_change()) {
+    if changed.is_empty() {
         println!("nothing to change: WebORCA is already set up behind the proxy");
     }
     if !args.no_restart {
@@ -195,7 +199,7 @@ fn read_stop(path: &Path, e: std::io::Error) -> Stop {
     Stop::other(format!("cannot read {}: {e}", path.display()))
 }
 
-fn dry_run(changes: &[Change], commands: &[String], no_restart: bool) -> Result<(), Stop> {
+fn dry_run(changes: &[&Change], commands: &[String], no_restart: bool) -> Result<(), Stop> {
     println!("--dry-run: nothing is changed. setup would:");
     for c in changes.iter().filter(|c| c.is_change()) {
         print!("{}", c.diff());

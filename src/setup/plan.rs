@@ -12,8 +12,23 @@ use super::{guard, jma_conf, read_stop, read_text};
 /// What setup will do, decided before anything is written.
 pub(super) struct Plan {
     pub(super) port: u16,
-    /// proxy.conf, jma-receipt.conf, guard.nft, WebORCA's drop-in
-    pub(super) changes: Vec<Change>,
+    /// the guard's nft script
+    pub(super) guard: Change,
+    /// WebORCA's drop-in: it runs only with the guard
+    pub(super) drop_in: Change,
+    pub(super) proxy_conf: Change,
+    /// WebORCA moved to plain HTTP on `port`
+    pub(super) jma_conf: Change,
+}
+
+impl Plan {
+    /// The changes in the order they are written: the guard's script and the
+    /// drop-in that makes WebORCA require the guard first, jma-receipt.conf
+    /// (WebORCA moved to plain HTTP) last, so that if a write fails half-way
+    /// WebORCA is never left on plain HTTP without its guard.
+    pub(super) fn changes(&self) -> [&Change; 4] {
+        [&self.guard, &self.drop_in, &self.proxy_conf, &self.jma_conf]
+    }
 }
 
 pub(super) fn plan(args: &SetupArgs, root: &Root, config_path: &Path) -> Result<Plan, Stop> {
@@ -135,28 +150,25 @@ pub(super) fn plan(args: &SetupArgs, root: &Root, config_path: &Path) -> Result<
         ));
     }
     let new_jma = jma_conf::apply(&jma_text, jma_path, port);
-    // The guard's script and the drop-in that makes WebORCA require the guard come
-    // first, jma-receipt.conf (WebORCA moved to plain HTTP) last: if a write fails
-    // half-way, WebORCA is never left on plain HTTP without its guard.
-    let changes = vec![
-        Change::new(
+    Ok(Plan {
+        port,
+        guard: Change::new(
             root,
             Path::new(guard::SCRIPT_PATH),
             guard::script(port).into_bytes(),
             0o644,
         )
         .map_err(|e| read_stop(Path::new(guard::SCRIPT_PATH), e))?,
-        Change::new(
+        drop_in: Change::new(
             root,
             Path::new(WEBORCA_DROP_IN),
             DROP_IN_TEXT.as_bytes().to_vec(),
             0o644,
         )
         .map_err(|e| read_stop(Path::new(WEBORCA_DROP_IN), e))?,
-        Change::new(root, config_path, new_proxy.into_bytes(), 0o644)
+        proxy_conf: Change::new(root, config_path, new_proxy.into_bytes(), 0o644)
             .map_err(|e| read_stop(config_path, e))?,
-        Change::new(root, jma_path, new_jma.into_bytes(), 0o644)
+        jma_conf: Change::new(root, jma_path, new_jma.into_bytes(), 0o644)
             .map_err(|e| read_stop(jma_path, e))?,
-    ];
-    Ok(Plan { port, changes })
+    })
 }

@@ -43,7 +43,7 @@ pub(super) fn rollback(args: &SetupArgs, root: &Root) -> Result<(), Stop> {
         if has_drop_in {
             shown.insert(0, format!("remove {WEBORCA_DROP_IN}"));
         }
-        return dry_run(std::slice::from_ref(&change), &shown, args.no_restart);
+        return dry_run(&[&change], &shown, args.no_restart);
     }
     if change.is_change() {
         let kept = change

@@ -15,14 +15,14 @@ pub(super) fn setup_commands(plan: &Plan) -> Vec<String> {
         sc.shown(&["daemon-reload"]),
         sc.shown(&["enable", "--now", guard::UNIT]),
     ];
-    if plan.changes[2].is_change() {
+    if plan.guard.is_change() {
         cmds.push(sc.shown(&["restart", guard::UNIT]));
     }
     cmds.push(Program::nft().shown(&["list", "table", "inet", guard::TABLE]));
     cmds.push(sc.shown(&["restart", WEBORCA_UNIT]));
     cmds.push(sc.shown(&["enable", PROXY_UNIT]));
     cmds.push(sc.shown(&[
-        if plan.changes[0].is_change() {
+        if plan.proxy_conf.is_change() {
             "restart"
         } else {
             "start"
@@ -40,7 +40,7 @@ pub(super) fn start_services(plan: &Plan) -> Result<(), String> {
     };
     run(&["daemon-reload"])?;
     run(&["enable", "--now", guard::UNIT])?;
-    if plan.changes[2].is_change() {
+    if plan.guard.is_change() {
         run(&["restart", guard::UNIT])?;
     }
     match guard::state(plan.port) {
@@ -57,14 +57,16 @@ pub(super) fn start_services(plan: &Plan) -> Result<(), String> {
         }
     }
     let backend = SocketAddr::from((Ipv4Addr::LOCALHOST, plan.port));
-    if plan.changes[1].is_change()
+    // moved (jma-receipt.conf), or bound to the guard anew (the drop-in)
+    if plan.jma_conf.is_change()
+        || plan.drop_in.is_change()
         || crate::check::http_probe(backend, &backend.to_string()).is_err()
     {
         run(&["restart", WEBORCA_UNIT])?;
     }
     run(&["enable", PROXY_UNIT])?;
     run(&[
-        if plan.changes[0].is_change() {
+        if plan.proxy_conf.is_change() {
             "restart"
         } else {
             "start"

@@ -21,8 +21,7 @@ pub(super) async fn serve_conn(
 ) {
     let metrics = &shared.stats.metrics;
     metrics.connections_total.inc();
-    metrics.connections_open.inc();
-    let _open = scopeguard(&metrics.connections_open);
+    let _open = Metrics::held(&metrics.connections_open);
     let timeout = shared.listener.handshake_timeout;
     // One deadline for the first byte and the handshake together, so a client
     // cannot stretch the two into twice HANDSHAKE_TIMEOUT.
@@ -123,19 +122,6 @@ pub(super) const LOG_SUBJECT_CHARS: usize = 300;
 /// `s` cut to LOG_SUBJECT_CHARS, on a character boundary.
 pub(super) fn clip(s: &str) -> String {
     crate::text::one_line(s, LOG_SUBJECT_CHARS, crate::text::Controls::Keep, "")
-}
-
-/// Decrements a gauge when dropped.
-pub(super) struct GaugeGuard<'a>(&'a prometheus_client::metrics::gauge::Gauge);
-
-impl Drop for GaugeGuard<'_> {
-    fn drop(&mut self) {
-        self.0.dec();
-    }
-}
-
-pub(super) fn scopeguard(g: &prometheus_client::metrics::gauge::Gauge) -> GaugeGuard<'_> {
-    GaugeGuard(g)
 }
 
 /// Logs and counts a failed handshake; in `handshake` mode this is where
