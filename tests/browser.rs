@@ -3,78 +3,31 @@
 //! policy choosing the certificate (headless has no picker), the proxy run as
 //! a process. Each case leaves a screenshot in `target/artefacts/`.
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::PathBuf;
 
 use tempfile::TempDir;
-use tokio::process::Command;
 
 use crate::util::backend::Backend;
+use crate::util::chromium;
 use crate::util::client::Client;
 use crate::util::env::Setup;
-pub use crate::util::machine_lock::MachineLock;
 use crate::util::pki::{Leaf, write};
 use crate::util::process::Proc;
 use crate::util::real::{
     CatoolFiles, SETUP_HINT, artefacts, bounded, catool_files, import_p12, nss_trusting, require,
 };
 
-const POLICY_DIR: &str = "/etc/chromium/policies/managed";
-const POLICY_PREFIX: &str = "zz-weborca-mtls-proxy-test-";
-
-/// Chromium reads every file in POLICY_DIR and the last file (by name) wins a
-/// policy, so tests that write one run one at a time: within this binary by
-/// this lock, across test processes on the machine by [`MachineLock`].
+/// Chromium runs one at a time in this binary: each is a heavy process on a
+/// 2-core machine. (The policies need no lock: each run has its own,
+/// util/chromium.rs.)
 pub static BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// The machine-wide policy lock, waited for 2 minutes.
-pub async fn take_machine_lock() -> MachineLock {
-    require("flock");
-    MachineLock::take(Duration::from_secs(120)).await
-}
-
-/// A managed policy file for one origin, removed when dropped (also when the
-/// test fails).
-pub struct Policy {
-    path: PathBuf,
-}
-
-impl Policy {
-    /// `AutoSelectCertificateForUrls` for `https://127.0.0.1:PORT`: headless
-    /// Chromium waits forever for a picker otherwise. Only with the
-    /// [`MachineLock`] held.
-    pub fn auto_select(_lock: &MachineLock, port: u16) -> Policy {
-        std::fs::create_dir_all(POLICY_DIR).unwrap_or_else(|e| {
-            panic!("cannot create {POLICY_DIR} ({e}); the browser tests run as root: {SETUP_HINT}")
-        });
-        // the last file by name wins: ours sort after the usual names; ones a
-        // killed test run left behind are removed (the machine lock is held)
-        for old in std::fs::read_dir(POLICY_DIR).unwrap().flatten() {
-            if old.file_name().to_string_lossy().starts_with(POLICY_PREFIX) {
-                let _ = std::fs::remove_file(old.path());
-            }
-        }
-        let path = Path::new(POLICY_DIR)
-            .join(format!("{POLICY_PREFIX}{}-{port}.json", std::process::id()));
-        let rule =
-            serde_json::json!({"pattern": format!("https://127.0.0.1:{port}"), "filter": {}});
-        let policy = serde_json::json!({"AutoSelectCertificateForUrls": [rule.to_string()]});
-        std::fs::write(&path, policy.to_string())
-            .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
-        Policy { path }
-    }
-}
-
-impl Drop for Policy {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
 
 /// A clinic PC's browser profile: HOME with `.pki/nssdb` (where Chromium on
 /// Linux reads client certificates), the CA trusted as in seeds/004.
 pub struct Browser {
     pub home: TempDir,
+    /// the managed policy its runs get (none until [`Browser::auto_select`])
+    policy: std::sync::Mutex<String>,
 }
 
 /// What one page load left.
@@ -86,14 +39,33 @@ struct Visit {
 
 impl Browser {
     pub async fn new(ca_pem: &str) -> Browser {
-        for tool in ["chromium", "certutil", "pk12util", "timeout"] {
+        for tool in chromium::TOOLS
+            .into_iter()
+            .chain(["certutil", "pk12util", "timeout"])
+        {
             require(tool);
+        }
+        if let Err(why) = chromium::can_run() {
+            panic!("{why}; the browser tests run as root: {SETUP_HINT}");
         }
         let b = Browser {
             home: tempfile::tempdir().unwrap(),
+            policy: std::sync::Mutex::new("{}".into()),
         };
         nss_trusting(&b.db(), b.home.path(), ca_pem).await;
         b
+    }
+
+    /// From now on its runs pick the client certificate for
+    /// `https://127.0.0.1:PORT` (`AutoSelectCertificateForUrls`): headless
+    /// Chromium waits forever for a picker otherwise.
+    pub fn auto_select(&self, port: u16) {
+        *self.policy.lock().unwrap() = chromium::auto_select(&[port]);
+    }
+
+    /// The managed policy of its runs.
+    pub fn policy(&self) -> String {
+        self.policy.lock().unwrap().clone()
     }
 
     /// Chromium's NSS database, under HOME.
@@ -113,19 +85,9 @@ impl Browser {
         let profile = self.home.path().join("profile");
         let out = bounded(
             60,
-            Command::new("chromium")
+            chromium::command(&self.policy())
                 .env("HOME", self.home.path())
-                .args([
-                    "--headless",
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-quic",
-                    "--no-first-run",
-                    "--disable-background-networking",
-                    "--disable-component-update",
-                    "--disable-sync",
-                    "--window-size=1280,1300",
-                ])
+                .arg("--window-size=1280,1300")
                 .arg(format!("--user-data-dir={}", profile.display()))
                 .arg(format!("--screenshot={}", screenshot.display()))
                 .arg("--dump-dom")
@@ -244,12 +206,11 @@ async fn proxy() -> Running {
 #[tokio::test]
 async fn chromium_with_the_imported_p12_reaches_weborca_as_user1() {
     let _one = BROWSER.lock().await;
-    let machine = take_machine_lock().await;
     let mut run = proxy().await;
     let browser = Browser::new(&run.setup.ca.pem).await;
     let files = catool_files(run.setup.dir.path(), 3, &run.setup.user1, &run.setup.ca.pem).await;
     browser.import_p12(&files).await;
-    let _policy = Policy::auto_select(&machine, run.port);
+    browser.auto_select(run.port);
 
     let url = format!("https://127.0.0.1:{}/", run.port);
     let visit = browser.visit(&url, "chromium-1-user1-p12").await;
@@ -273,11 +234,10 @@ async fn chromium_with_the_imported_p12_reaches_weborca_as_user1() {
 #[tokio::test]
 async fn chromium_without_a_certificate_shows_the_japanese_403_page() {
     let _one = BROWSER.lock().await;
-    let machine = take_machine_lock().await;
     let run = proxy().await;
     // the CA is trusted, but no .p12 was imported
     let browser = Browser::new(&run.setup.ca.pem).await;
-    let _policy = Policy::auto_select(&machine, run.port);
+    browser.auto_select(run.port);
 
     let url = format!("https://127.0.0.1:{}/", run.port);
     let visit = browser.visit(&url, "chromium-2-no-certificate").await;
@@ -305,13 +265,12 @@ async fn chromium_without_a_certificate_shows_the_japanese_403_page() {
 #[tokio::test]
 async fn chromium_with_an_expired_certificate_is_told_about_the_expiry() {
     let _one = BROWSER.lock().await;
-    let machine = take_machine_lock().await;
     let run = proxy().await;
     let browser = Browser::new(&run.setup.ca.pem).await;
     let expired = run.setup.ca.client_valid("user1", -400, -30);
     let files = catool_files(run.setup.dir.path(), 4, &expired, &run.setup.ca.pem).await;
     browser.import_p12(&files).await;
-    let _policy = Policy::auto_select(&machine, run.port);
+    browser.auto_select(run.port);
 
     // For review: the page the proxy serves when an expired certificate is
     // presented, rendered by the same browser.
@@ -355,12 +314,11 @@ async fn served_page(port: u16, ca_pem: &str, leaf: &Leaf) -> String {
 #[tokio::test]
 async fn chromium_opening_plain_http_ends_on_the_https_page() {
     let _one = BROWSER.lock().await;
-    let machine = take_machine_lock().await;
     let mut run = proxy().await;
     let browser = Browser::new(&run.setup.ca.pem).await;
     let files = catool_files(run.setup.dir.path(), 3, &run.setup.user1, &run.setup.ca.pem).await;
     browser.import_p12(&files).await;
-    let _policy = Policy::auto_select(&machine, run.port);
+    browser.auto_select(run.port);
 
     let url = format!("http://127.0.0.1:{}/patients?id=1", run.port);
     let visit = browser.visit(&url, "chromium-5-plain-http").await;

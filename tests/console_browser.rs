@@ -3,7 +3,7 @@
 //! `.p12` imported (the reload button clicked, its result read); refused for
 //! a user's `.p12`. Screenshots go to `target/artefacts/console-*.png`.
 
-use crate::browser::{BROWSER, Browser, Policy, take_machine_lock};
+use crate::browser::{BROWSER, Browser};
 use crate::console::{ADMIN, SCRIPT_CN};
 use crate::util::cdp::Chromium;
 use crate::util::real::{artefacts, catool_files};
@@ -11,7 +11,6 @@ use crate::util::real::{artefacts, catool_files};
 #[tokio::test]
 async fn chromium_shows_the_console_and_reloads_from_its_button() {
     let _one = BROWSER.lock().await;
-    let machine = take_machine_lock().await;
     let mut c = crate::console::start().await;
     // traffic for the page to show: two users and a refused stranger
     for leaf in [&c.user1, &c.soon, &c.script] {
@@ -34,8 +33,8 @@ async fn chromium_shows_the_console_and_reloads_from_its_button() {
     let admin_home = Browser::new(&c.ca.pem).await;
     let files = catool_files(c.dir.path(), 7, &c.admin, &c.ca.pem).await;
     admin_home.import_p12(&files).await;
-    let _policy = Policy::auto_select(&machine, c.addr.port());
-    let mut chromium = Chromium::start(admin_home.home.path()).await;
+    admin_home.auto_select(c.addr.port());
+    let mut chromium = Chromium::start(admin_home.home.path(), &admin_home.policy()).await;
 
     // STATUS_LISTEN, through the loopback address as an SSH forward gives it
     chromium
@@ -101,7 +100,8 @@ async fn chromium_shows_the_console_and_reloads_from_its_button() {
     let user_home = Browser::new(&c.ca.pem).await;
     let files = catool_files(c.dir.path(), 8, &c.user1, &c.ca.pem).await;
     user_home.import_p12(&files).await;
-    let mut chromium = Chromium::start(user_home.home.path()).await;
+    user_home.auto_select(c.addr.port());
+    let mut chromium = Chromium::start(user_home.home.path(), &user_home.policy()).await;
     chromium.open(&url).await;
     chromium
         .screenshot(&artefacts().join("console-4-not-permitted.png"))

@@ -41,6 +41,9 @@ struct Tally {
     failures: Mutex<Vec<String>>,
     revoked: Mutex<u64>,
     revokee_ok: Mutex<u64>,
+    /// the revokee's answers cut because a CRL revoking it came while they
+    /// were sent (at most one a revoking CRL: it sends one at a time)
+    revokee_cut: Mutex<u64>,
 }
 
 /// How one worker talks to the proxy.
@@ -139,6 +142,10 @@ async fn worker(
                     *tally.revoked.lock().unwrap() += 1
                 }
                 Ok(Ok(a)) => fail(format!("status {}", a.status)),
+                Ok(Err(e)) if kind == Kind::Revokee => {
+                    eprintln!("the revokee's answer was cut: {e}");
+                    *tally.revokee_cut.lock().unwrap() += 1
+                }
                 Ok(Err(e)) => fail(e),
                 Err(_) => fail("hung".into()),
             }
@@ -372,6 +379,12 @@ async fn reload_under_load_fails_nothing_but_revoked_clients_and_keeps_websocket
     let (revoked, revokee_ok) = (
         *tally.revoked.lock().unwrap(),
         *tally.revokee_ok.lock().unwrap(),
+    );
+    let cut = *tally.revokee_cut.lock().unwrap();
+    let revoking_crls = u64::from(crls).div_ceil(2);
+    assert!(
+        cut <= revoking_crls,
+        "{cut} of the revokee's answers were cut, but only {revoking_crls} CRLs revoked it"
     );
     let total = ok + revoked + revokee_ok;
     eprintln!(

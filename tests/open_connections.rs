@@ -146,10 +146,12 @@ async fn a_certificate_that_expires_while_its_connections_are_open_is_refused_on
 
     sleep_past(not_after).await;
 
+    // sent before the proxy's Close can have been read
+    ws.send(Message::text("after expiry")).await.unwrap();
     assert_refused(&h1.get("/late").await.unwrap(), "expired");
     assert_refused(&h2.get("/late").await.unwrap(), "expired");
     assert_eq!(close_code(&mut ws).await, Some(CloseCode::Policy));
-    let _ = ws.send(Message::text("after expiry")).await;
+    env.backend.ws_ended(1).await;
     assert_eq!(
         env.backend.count(),
         forwarded,
@@ -177,8 +179,13 @@ async fn websocket_of_a_revoked_certificate_is_closed_with_1008_and_others_survi
 
     revoke(&env, &[env.user1.serial]);
 
+    // sent before the proxy's Close can have been read
+    revoked
+        .send(Message::text("after revocation"))
+        .await
+        .unwrap();
     assert_eq!(close_code(&mut revoked).await, Some(CloseCode::Policy));
-    let _ = revoked.send(Message::text("after revocation")).await;
+    env.backend.ws_ended(1).await;
     // The other tunnel opened before the reload still echoes.
     echo(&mut kept, "two").await;
     let received = env.backend.ws_received.lock().unwrap().clone();

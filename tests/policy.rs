@@ -297,6 +297,8 @@ async fn policy_swapped_on_open_connections(use_h2: bool) {
 
     write(env.dir.path(), "access-policy", PUSH_ONLY);
     env.reload().expect("reload");
+    // sent before the proxy's Close can have been read
+    browser_ws.send(Message::text("after")).await.unwrap();
     assert_eq!(
         env.handle.tls().generation,
         before_gen + 1,
@@ -310,7 +312,7 @@ async fn policy_swapped_on_open_connections(use_h2: bool) {
     assert_eq!(open.get("/other").await.unwrap().status, 200);
     assert_eq!(env.backend.last().target, "/other");
     assert_eq!(close_code(&mut browser_ws).await, Some(CloseCode::Policy));
-    let _ = browser_ws.send(Message::text("after")).await;
+    env.backend.ws_ended(1).await;
     echo(&mut push_ws, "still open").await;
     assert!(
         !env.backend

@@ -1,8 +1,9 @@
 //! One page load in a fresh headless Chromium, as tests/browser.rs sets one
 //! up: a new HOME whose NSS database trusts the bench's CA and has the
 //! client's `.p12` imported with pk12util, a new profile (user-data-dir), and
-//! a managed policy choosing the certificate (headless has no picker). The
-//! page is then driven over the DevTools protocol (tests/util/cdp.rs).
+//! a managed policy choosing the certificate (headless has no picker), in a
+//! private /etc/chromium (tests/util/chromium.rs). The page is then driven
+//! over the DevTools protocol (tests/util/cdp.rs).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -16,16 +17,8 @@ use sha2::{Digest, Sha256};
 use tokio::process::Command;
 
 use crate::cdp::Chromium;
-use crate::machine_lock::MachineLock;
 use crate::pki::Pki;
 
-/// Where Chromium on Linux reads managed policies, and the prefix
-/// tests/browser.rs uses: the same, so each side removes what a killed run of
-/// the other left behind, and only while holding the same lock.
-const POLICY_DIR: &str = "/etc/chromium/policies/managed";
-const POLICY_PREFIX: &str = "zz-weborca-mtls-proxy-test-";
-/// How long to wait for a browser test elsewhere on the machine to finish.
-const LOCK_WAIT: Duration = Duration::from_secs(300);
 /// How long one NSS tool may take.
 const TOOL_WAIT: Duration = Duration::from_secs(30);
 /// How long a page may take from the load event to its completion mark.
@@ -69,13 +62,9 @@ pub fn client_files(dir: &Path, pki: &Pki) -> ClientFiles {
     }
 }
 
-/// Whether this process may write the policy (root, as the browser tests run).
+/// Whether Chromium can be given a private policy here (root).
 pub fn can_write_policy() -> Result<(), String> {
-    std::fs::create_dir_all(POLICY_DIR).map_err(|e| format!("cannot create {POLICY_DIR}: {e}"))?;
-    let probe = Path::new(POLICY_DIR).join(format!("{POLICY_PREFIX}probe-{}", std::process::id()));
-    std::fs::write(&probe, "{}").map_err(|e| format!("cannot write in {POLICY_DIR}: {e}"))?;
-    let _ = std::fs::remove_file(probe);
-    Ok(())
+    crate::chromium::can_run()
 }
 
 /// What the page said about one load, and the wall time around it.
@@ -128,12 +117,10 @@ async fn tool(cmd: &mut Command) {
     );
 }
 
-/// Loads `url` once in a new Chromium with `home`, holding the machine's
-/// policy lock and a policy that picks the certificate for `ports`.
+/// Loads `url` once in a new Chromium with `home` and a policy that picks
+/// the certificate for `ports`.
 pub async fn load(home: &Path, url: &str, ports: &[u16]) -> Loaded {
-    let _lock = MachineLock::take(LOCK_WAIT).await;
-    let _policy = Policy::write(ports);
-    let mut chromium = Chromium::start(home).await;
+    let mut chromium = Chromium::start(home, &crate::chromium::auto_select(ports)).await;
     let t0 = Instant::now();
     chromium.open(url).await;
     let until = Instant::now() + DONE_WAIT;
@@ -166,43 +153,5 @@ pub async fn load(home: &Path, url: &str, ports: &[u16]) -> Loaded {
         protocols: mark["protocols"].as_str().unwrap_or("").to_string(),
         scripts: mark["scripts"].as_u64().unwrap_or(0),
         ok: mark["ok"].as_bool().unwrap_or(false),
-    }
-}
-
-/// `AutoSelectCertificateForUrls` for `https://127.0.0.1:PORT` of each port,
-/// removed when dropped. Written only with the [`MachineLock`] held.
-struct Policy {
-    path: PathBuf,
-}
-
-impl Policy {
-    fn write(ports: &[u16]) -> Policy {
-        // the last file by name wins a policy: remove ones a killed run left
-        for old in std::fs::read_dir(POLICY_DIR).expect(POLICY_DIR).flatten() {
-            if old.file_name().to_string_lossy().starts_with(POLICY_PREFIX) {
-                let _ = std::fs::remove_file(old.path());
-            }
-        }
-        let rules: Vec<String> = ports
-            .iter()
-            .map(|p| {
-                serde_json::json!({"pattern": format!("https://127.0.0.1:{p}"), "filter": {}})
-                    .to_string()
-            })
-            .collect();
-        let path = Path::new(POLICY_DIR).join(format!(
-            "{POLICY_PREFIX}pageload-{}.json",
-            std::process::id()
-        ));
-        let policy = serde_json::json!({"AutoSelectCertificateForUrls": rules});
-        std::fs::write(&path, policy.to_string())
-            .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
-        Policy { path }
-    }
-}
-
-impl Drop for Policy {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
     }
 }

@@ -7,7 +7,7 @@
 //! profile and the client certificate imported fresh; the ways take turns.
 //!
 //! Options after `--`: `--loads N` (30 per way). Without Chromium (or
-//! certutil, pk12util, flock) it prints why it skips and exits 0.
+//! certutil, pk12util, unshare, mount) it prints why it skips and exits 0.
 #![forbid(unsafe_code)]
 
 mod backend;
@@ -15,8 +15,9 @@ mod browser;
 #[path = "../../tests/util/cdp.rs"]
 #[allow(dead_code)]
 mod cdp;
-#[path = "../../tests/util/machine_lock.rs"]
-mod machine_lock;
+#[path = "../../tests/util/chromium.rs"]
+#[allow(dead_code)]
+mod chromium;
 #[path = "../proxy/pki.rs"]
 #[allow(dead_code)]
 mod pki;
@@ -42,7 +43,7 @@ const RUN_LIMIT: Duration = Duration::from_secs(40 * 60);
 /// Revoked serials in the CA's CRL, as benches/proxy makes it.
 const REVOKED: usize = 10_000;
 /// Tools the loads need; without them the bench skips.
-const TOOLS: [&str; 4] = ["chromium", "certutil", "pk12util", "flock"];
+const TOOLS: [&str; 5] = ["chromium", "certutil", "pk12util", "unshare", "mount"];
 
 fn main() {
     if std::env::var_os(backend::ROLE_ENV).is_some() {

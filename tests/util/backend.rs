@@ -56,6 +56,8 @@ pub struct Backend {
     pub seen: Arc<Mutex<Vec<Seen>>>,
     /// every WebSocket text message that arrived, on any tunnel
     pub ws_received: Arc<Mutex<Vec<String>>>,
+    /// WebSocket tunnels that have ended on this side
+    ws_ended: Arc<AtomicUsize>,
     /// TCP connections accepted
     connections: Arc<AtomicUsize>,
     /// the accept loop and every connection, all stopped when the backend is dropped
@@ -83,6 +85,8 @@ impl Backend {
         let seen2 = seen.clone();
         let ws_received = Arc::new(Mutex::new(Vec::new()));
         let ws2 = ws_received.clone();
+        let ws_ended = Arc::new(AtomicUsize::new(0));
+        let ended2 = ws_ended.clone();
         let conns = Arc::new(Mutex::new(tokio::task::JoinSet::new()));
         let conns2 = conns.clone();
         let connections = Arc::new(AtomicUsize::new(0));
@@ -95,8 +99,10 @@ impl Backend {
                 accepted.fetch_add(1, Ordering::SeqCst);
                 let seen = seen2.clone();
                 let ws = ws2.clone();
+                let ended = ended2.clone();
                 conns2.lock().unwrap().spawn(async move {
-                    let svc = service_fn(move |req| handle(req, seen.clone(), ws.clone()));
+                    let svc =
+                        service_fn(move |req| handle(req, seen.clone(), ws.clone(), ended.clone()));
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(tcp), svc)
                         .with_upgrades()
@@ -108,6 +114,7 @@ impl Backend {
             addr,
             seen,
             ws_received,
+            ws_ended,
             connections,
             tasks: tokio_util::task::AbortOnDropHandle::new(task),
             conns,
@@ -117,6 +124,16 @@ impl Backend {
     /// How many requests arrived.
     pub fn count(&self) -> usize {
         self.seen.lock().unwrap().len()
+    }
+
+    /// Waits (PATIENCE at most) until `n` WebSocket tunnels have ended on
+    /// the backend's side: whatever a tunnel carried up has arrived by then.
+    pub async fn ws_ended(&self, n: usize) {
+        let ended = &self.ws_ended;
+        assert!(
+            super::raw::eventually(|| ended.load(Ordering::SeqCst) >= n).await,
+            "{n} WebSocket tunnels never ended at the backend"
+        );
     }
 
     /// How many TCP connections were accepted.
@@ -150,6 +167,7 @@ async fn handle(
     mut req: Request<Incoming>,
     seen: Arc<Mutex<Vec<Seen>>>,
     ws_received: Arc<Mutex<Vec<String>>>,
+    ws_ended: Arc<AtomicUsize>,
 ) -> Result<Response<Body>, Infallible> {
     let method = req.method().to_string();
     let target = req.uri().to_string();
@@ -165,7 +183,7 @@ async fn handle(
         .collect();
     if req.uri().path() == "/ws" {
         record(&seen, &method, &target, &headers, 0, Sha256::new());
-        return Ok(websocket(&mut req, ws_received));
+        return Ok(websocket(&mut req, ws_received, ws_ended));
     }
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
@@ -256,7 +274,20 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn websocket(req: &mut Request<Incoming>, received: Arc<Mutex<Vec<String>>>) -> Response<Body> {
+/// Counts a backend WebSocket as ended when dropped.
+struct Ended(Arc<AtomicUsize>);
+
+impl Drop for Ended {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn websocket(
+    req: &mut Request<Incoming>,
+    received: Arc<Mutex<Vec<String>>>,
+    ended: Arc<AtomicUsize>,
+) -> Response<Body> {
     let Some(key) = req.headers().get("sec-websocket-key").cloned() else {
         return Response::builder()
             .status(StatusCode::BAD_REQUEST)
@@ -268,6 +299,7 @@ fn websocket(req: &mut Request<Incoming>, received: Arc<Mutex<Vec<String>>>) -> 
         let Ok(upgraded) = on_upgrade.await else {
             return;
         };
+        let _ended = Ended(ended);
         let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
             TokioIo::new(upgraded),
             Role::Server,

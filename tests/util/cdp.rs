@@ -11,7 +11,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpStream;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -28,20 +28,13 @@ pub struct Chromium {
 
 impl Chromium {
     /// Starts Chromium with `home` as HOME (its NSS database with the
-    /// certificates) and a fresh profile, and opens a blank page.
-    pub async fn start(home: &Path) -> Chromium {
+    /// certificates), `policy` as its managed policy (chromium.rs) and a
+    /// fresh profile, and opens a blank page.
+    pub async fn start(home: &Path, policy: &str) -> Chromium {
         let profile = home.join("cdp-profile");
-        let mut child = Command::new("chromium")
+        let mut child = super::chromium::command(policy)
             .env("HOME", home)
             .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
                 "--window-size=1200,1400",
                 "--remote-debugging-port=0",
                 "--remote-debugging-address=127.0.0.1",
@@ -53,7 +46,7 @@ impl Chromium {
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
-            .expect("start chromium");
+            .expect("start chromium (unshare)");
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
         let url = tokio::time::timeout(WAIT, async {
             let mut seen = Vec::new();

@@ -5,6 +5,7 @@
 
 pub mod backend;
 pub mod cdp;
+pub mod chromium;
 pub mod client;
 pub mod env;
 pub mod fakeroot;
@@ -12,7 +13,6 @@ pub mod firefox;
 pub mod kept;
 pub mod lean;
 pub mod logged;
-pub mod machine_lock;
 pub mod openssl;
 pub mod pki;
 pub mod process;
