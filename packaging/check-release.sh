@@ -19,6 +19,7 @@ deb=$(ls -t target/debian/weborca-mtls-proxy_*.deb | head -n 1)
 contents=$(dpkg-deb -c "$deb")
 for f in ./usr/bin/weborca-mtls-proxy ./usr/lib/systemd/system/weborca-mtls-proxy.service \
          ./usr/lib/systemd/system/weborca-mtls-proxy-guard.service \
+         ./usr/lib/systemd/system/nftables.service.d/weborca-mtls-proxy-guard.conf \
          ./etc/weborca-mtls-proxy/proxy.conf ./etc/logrotate.d/weborca-mtls-proxy; do
   grep -q " $f\$" <<<"$contents" || { echo "FAIL: $deb lacks $f" >&2; exit 1; }
 done

@@ -162,6 +162,15 @@ in_ct journalctl --no-pager -u weborca-mtls-proxy.service | grep -qi 'reload' ||
 step "the guard table is loaded"
 in_ct nft list table inet weborca_mtls_proxy | grep -q 'iifname != "lo" tcp dport 8001 drop' || fail "the guard table is not loaded"
 
+step "starting nftables.service (it flushes the ruleset) leaves the guard table loaded"
+# nftables.service is disabled and inactive as Debian installs it; an admin
+# who enables it after setup must not remove the guard.
+in_ct systemctl is-active --quiet nftables.service && fail "nftables.service is already active: this step cannot show what its start does"
+in_ct systemctl start nftables.service || fail "systemctl start nftables failed"
+in_ct nft list table inet weborca_mtls_proxy | grep -q 'iifname != "lo" tcp dport 8001 drop' \
+  || fail "starting nftables.service removed the guard table"
+in_ct systemctl is-active --quiet weborca-mtls-proxy-guard.service || fail "the guard unit is not active after nftables started"
+
 step "from outside the container: the proxy answers, the backend port does not"
 body=$(curl -sS -m 10 "${client[@]}" "https://$ct_ip:8000/") || fail "the proxy does not answer from outside"
 grep -q 'stand-in http port 8001' <<<"$body" || fail "the proxy did not forward to the stand-in on 8001: $body"

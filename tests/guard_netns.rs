@@ -107,7 +107,9 @@ fn guard_drops_the_backend_port_from_the_lan_but_not_loopback_or_the_proxy() {
     ok(&["ip", "netns", "add", &net.srv]);
     ok(&["ip", "netns", "add", &net.lan]);
     if let Some(why) = nftables_missing(&net) {
-        println!("SKIPPED guard_drops_the_backend_port…: the kernel lacks nf_tables: {why}");
+        crate::util::real::notice(format_args!(
+            "guard_drops_the_backend_port… SKIPPED: the kernel lacks nf_tables: {why}"
+        ));
         return;
     }
     ok(&[

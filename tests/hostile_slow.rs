@@ -82,7 +82,10 @@ async fn silent_and_trickling_clients_are_cut_while_a_normal_client_is_served() 
     let (silent_n, trickling_n) = if budget >= SILENT + TRICKLING {
         (SILENT, TRICKLING)
     } else {
-        eprintln!("ulimit -n {}: attack scaled down", nofile_limit());
+        crate::util::real::notice(format_args!(
+            "hostile_slow: ulimit -n {}: attack scaled down",
+            nofile_limit()
+        ));
         (budget * 5 / 7, budget * 2 / 7)
     };
     let mut setup = Setup::new();

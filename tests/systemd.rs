@@ -93,7 +93,9 @@ fn unit_verifies_and_scores_2_or_lower_where_systemd_analyze_exists() {
         .output()
         .is_err()
     {
-        eprintln!("systemd-analyze not installed: unit checks skipped");
+        crate::util::real::notice(format_args!(
+            "unit_verifies_and_scores_2_or_lower_where_systemd_analyze_exists SKIPPED: systemd-analyze not installed"
+        ));
         return;
     }
     let dir = tempfile::tempdir().unwrap();

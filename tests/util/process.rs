@@ -59,6 +59,9 @@ impl Proc {
     pub fn start_with_env(conf: &Path, args: &[&str], env: &[(&str, &str)]) -> Proc {
         let mut child = Command::new(bin())
             .env_remove("NOTIFY_SOCKET")
+            // the proxy looks at the guard's table: never the machine's own
+            // firewall (a test that wants a guard names its stand-in nft)
+            .env("NFT", "false")
             .envs(env.iter().copied())
             .arg("-c")
             .arg(conf)

@@ -294,3 +294,12 @@ pub async fn import_p12(dir: &Path, files: &CatoolFiles) {
     )
     .await;
 }
+
+/// Says, where the test run's output shows it whether the test passes or not,
+/// that a test skips or narrows what it checks, and why. (libtest keeps a
+/// passing test's `println!`/`eprintln!` to itself; a direct write to the
+/// process's stderr is not captured.)
+pub fn notice(what: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "NOTICE: {what}");
+}
