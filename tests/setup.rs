@@ -178,27 +178,84 @@ async fn setup_dry_run_prints_diffs_and_commands_and_changes_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn setup_no_restart_writes_the_files_and_runs_no_systemctl() {
+async fn setup_no_restart_moves_weborca_only_once_the_guard_is_in_force() {
     let backend = Backend::start().await;
     let port = backend.addr.port().to_string();
     let root = FakeRoot::new();
-    std::fs::write(root.real(JMA_CONF), weborca_conf(8000)).unwrap();
-    let out = root.run(&[
+    let original = weborca_conf(8000);
+    std::fs::write(root.real(JMA_CONF), &original).unwrap();
+    let args = [
         "setup",
         "--no-restart",
         "--backend-port",
         &port,
         "--host",
         "localhost",
-    ]);
+    ];
+    // The guard is not in force yet: everything but jma-receipt.conf.
+    let out = root.run(&args);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(String::from_utf8(root.read(JMA_CONF)).unwrap(), original);
+    assert!(
+        text(&out).contains("is left as it is: WebORCA must not move to plain HTTP"),
+        "{}",
+        text(&out)
+    );
+    assert!(root.real("/etc/weborca-mtls-proxy/guard.nft").is_file());
+    assert!(!root.read(PROXY_CONF).is_empty());
+    assert!(root.take_calls().is_empty());
+
+    // The operator starts the guard as told; the second run moves WebORCA.
+    let started = std::process::Command::new(root.systemctl())
+        .args(["enable", "--now", "weborca-mtls-proxy-guard.service"])
+        .status()
+        .unwrap();
+    assert!(started.success());
+    root.take_calls();
+    let out = root.run(&args);
     assert!(out.status.success(), "{}", text(&out));
     assert!(
         String::from_utf8(root.read(JMA_CONF))
             .unwrap()
             .contains(&format!("HTTP_PORT={port}\r\n"))
     );
-    assert!(root.real("/etc/weborca-mtls-proxy/guard.nft").is_file());
     assert!(root.take_calls().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn setup_leaves_weborca_where_it_is_when_the_guard_does_not_come_into_force() {
+    let backend = Backend::start().await;
+    let port = backend.addr.port().to_string();
+    // WebORCA's own TLS port, which rollback waits for
+    let own = TcpListener::bind("127.0.0.1:0").unwrap();
+    let root = FakeRoot::new();
+    let original = weborca_conf(own.local_addr().unwrap().port());
+    std::fs::write(root.real(JMA_CONF), &original).unwrap();
+    // nft sees no guard table, whatever systemctl says
+    std::fs::write(
+        root.nft(),
+        "#!/bin/sh\necho 'Error: No such file or directory; did you mean table inet filter?' >&2\nexit 1\n",
+    )
+    .unwrap();
+    let out = root.run(&["setup", "--backend-port", &port, "--host", "localhost"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("WebORCA was not moved"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(String::from_utf8(root.read(JMA_CONF)).unwrap(), original);
+    let calls = root.take_calls();
+    assert!(
+        !calls
+            .iter()
+            .any(|c| c.contains("jma-receipt-weborca") || c.contains("weborca-mtls-proxy.service")),
+        "{calls:?}"
+    );
+    // and rollback puts the rest back
+    let out = root.run(&["setup", "--rollback"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(String::from_utf8(root.read(JMA_CONF)).unwrap(), original);
 }
 
 #[test]

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use fsutil::{Change, Root};
 use plan::plan;
 use rollback::rollback;
-use services::{setup_commands, start_services};
+use services::{setup_commands, start_guard, start_services};
 
 /// WebORCA's config file.
 pub const DEFAULT_WEBORCA_CONF: &str = "/opt/jma/weborca/conf/jma-receipt.conf";
@@ -144,11 +144,51 @@ pub fn run(args: &SetupArgs, config_path: &Path) -> Result<(), Stop> {
     if args.dry_run {
         return dry_run(&plan.changes(), &setup_commands(&plan), args.no_restart);
     }
-    let changed: Vec<&Change> = plan
-        .changes()
-        .into_iter()
-        .filter(|c| c.is_change())
-        .collect();
+    // WebORCA moves to plain HTTP (jma-receipt.conf) only once the guard
+    // that keeps that port from the LAN is in force: a WebORCA restart in
+    // between (a crash, an update) would otherwise serve it to the LAN.
+    let [guard_script, drop_in, proxy_conf, jma] = plan.changes();
+    write_changes(&[guard_script, drop_in, proxy_conf])?;
+    if args.no_restart {
+        if matches!(guard::state(plan.port), guard::State::Loaded) {
+            write_changes(&[jma])?;
+            println!(
+                "--no-restart: no service was restarted; to move WebORCA and start the proxy: sudo systemctl daemon-reload && sudo systemctl restart {WEBORCA_UNIT} && sudo systemctl enable --now {PROXY_UNIT}"
+            );
+        } else if jma.is_change() {
+            println!(
+                "--no-restart: {} is left as it is: WebORCA must not move to plain HTTP on port {} before the guard is in force. Start the guard (sudo systemctl daemon-reload && sudo systemctl enable --now {}), then run setup --no-restart again to move WebORCA, or run setup without --no-restart to do it all",
+                jma.shown.display(),
+                plan.port,
+                guard::UNIT
+            );
+        }
+    } else {
+        let undo = "\nThe files were changed; undo everything with: sudo weborca-mtls-proxy setup --rollback";
+        start_guard(&plan).map_err(|m| {
+            Stop::other(format!(
+                "{m}; WebORCA was not moved ({} is as it was){undo}",
+                jma.shown.display()
+            ))
+        })?;
+        write_changes(&[jma])?;
+        start_services(&plan).map_err(|m| Stop::other(format!("{m}{undo}")))?;
+        println!(
+            "the proxy is ready and WebORCA answers on 127.0.0.1:{}",
+            plan.port
+        );
+    }
+    if plan.changes().iter().all(|c| !c.is_change()) {
+        println!("nothing to change: WebORCA is already set up behind the proxy");
+    }
+    println!("to go back to WebORCA's own TLS: sudo weborca-mtls-proxy setup --rollback");
+    Ok(())
+}
+
+/// Writes those of `changes` that change something (all or none of them)
+/// and says what was written and where the old content is kept.
+fn write_changes(changes: &[&Change]) -> Result<(), Stop> {
+    let changed: Vec<&Change> = changes.iter().copied().filter(|c| c.is_change()).collect();
     let kept = fsutil::apply_all(&changed)
         .map_err(|m| Stop::other(format!("{m}; nothing else was changed")))?;
     for (c, k) in changed.iter().zip(&kept) {
@@ -161,26 +201,6 @@ pub fn run(args: &SetupArgs, config_path: &Path) -> Result<(), Stop> {
             None => println!("created {}", c.shown.display()),
         }
     }
-    if changed.is_empty() {
-        println!("nothing to change: WebORCA is already set up behind the proxy");
-    }
-    if !args.no_restart {
-        start_services(&plan).map_err(|m| {
-            Stop::other(format!(
-                "{m}\nThe files were changed; undo everything with: sudo weborca-mtls-proxy setup --rollback"
-            ))
-        })?;
-        println!(
-            "the proxy is ready and WebORCA answers on 127.0.0.1:{}",
-            plan.port
-        );
-    } else {
-        println!(
-            "--no-restart: no service was restarted; to start: sudo systemctl daemon-reload && sudo systemctl enable --now {} && sudo systemctl restart {WEBORCA_UNIT} && sudo systemctl enable --now {PROXY_UNIT}",
-            guard::UNIT
-        );
-    }
-    println!("to go back to WebORCA's own TLS: sudo weborca-mtls-proxy setup --rollback");
     Ok(())
 }
 

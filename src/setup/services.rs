@@ -32,30 +32,40 @@ pub(super) fn setup_commands(plan: &Plan) -> Vec<String> {
     cmds
 }
 
-pub(super) fn start_services(plan: &Plan) -> Result<(), String> {
+fn run(args: &[&str]) -> Result<(), String> {
     let sc = Program::systemctl();
-    let run = |args: &[&str]| -> Result<(), String> {
-        println!("run: {}", sc.shown(args));
-        sc.run(args).map(|_| ())
-    };
+    println!("run: {}", sc.shown(args));
+    sc.run(args).map(|_| ())
+}
+
+/// Brings the guard into force for the plan's port (systemd reads the new
+/// units and drop-in first), and confirms that its table is loaded.
+pub(super) fn start_guard(plan: &Plan) -> Result<(), String> {
     run(&["daemon-reload"])?;
     run(&["enable", "--now", guard::UNIT])?;
     if plan.guard.is_change() {
         run(&["restart", guard::UNIT])?;
     }
     match guard::state(plan.port) {
-        guard::State::Loaded => println!(
-            "the guard drops port {} from other interfaces than lo",
-            plan.port
-        ),
-        other => {
-            return Err(format!(
-                "the guard is not in force for port {} ({other:?}); WebORCA was not restarted; see journalctl -u {}",
-                plan.port,
-                guard::UNIT
-            ));
+        guard::State::Loaded => {
+            println!(
+                "the guard drops port {} from other interfaces than lo",
+                plan.port
+            );
+            Ok(())
         }
+        other => Err(format!(
+            "the guard is not in force for port {} ({other:?}); see journalctl -u {}",
+            plan.port,
+            guard::UNIT
+        )),
     }
+}
+
+/// With the guard in force: WebORCA on its new port, then the proxy, waited
+/// for until both answer.
+pub(super) fn start_services(plan: &Plan) -> Result<(), String> {
+    let sc = Program::systemctl();
     let backend = SocketAddr::from((Ipv4Addr::LOCALHOST, plan.port));
     // moved (jma-receipt.conf), or bound to the guard anew (the drop-in)
     if plan.jma_conf.is_change()

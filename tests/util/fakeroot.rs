@@ -1,7 +1,8 @@
 //! A fake root for the system-changing commands (`--root`): WebORCA's conf
 //! folder with an orca-catool-like PKI, /etc/weborca-mtls-proxy, and stand-ins
-//! for `systemctl` (records each call) and `nft` (lists the guard script as if
-//! it were loaded), named through SYSTEMCTL and NFT; and what the tests of
+//! for `systemctl` (records each call, and starts or stops the guard) and
+//! `nft` (lists the guard's table once systemctl started it), named through
+//! SYSTEMCTL and NFT; and what the tests of
 //! `install-cert` and `install-crl` all start from (a proxy.conf, `orca` as
 //! this user, the command run with `--no-reload`, its output as text).
 
@@ -99,18 +100,32 @@ impl FakeRoot {
         std::fs::create_dir_all(root.real("/etc/weborca-mtls-proxy")).unwrap();
         std::fs::create_dir_all(root.real(CONF_DIR)).unwrap();
         std::fs::write(&root.calls, "").unwrap();
+        // The guard's table is "loaded" (a copy of its script) only once
+        // systemctl has started the guard's unit, as the real one does.
+        let loaded = root.bin_dir.path().join("guard-table-loaded");
+        let guard_script = root.real("/etc/weborca-mtls-proxy/guard.nft");
         script(
             &root.bin_dir.path().join("systemctl"),
-            &format!("#!/bin/sh\necho \"$*\" >> '{}'\n", root.calls.display()),
+            &format!(
+                "#!/bin/sh\necho \"$*\" >> '{calls}'\ncase \"$*\" in\n  'enable --now weborca-mtls-proxy-guard.service'|'start weborca-mtls-proxy-guard.service'|'restart weborca-mtls-proxy-guard.service') exec cp '{script}' '{loaded}' ;;\n  'disable --now weborca-mtls-proxy-guard.service'|'stop weborca-mtls-proxy-guard.service') rm -f '{loaded}' ;;\nesac\nexit 0\n",
+                calls = root.calls.display(),
+                script = guard_script.display(),
+                loaded = loaded.display(),
+            ),
         );
         script(
             &root.bin_dir.path().join("nft"),
             &format!(
-                "#!/bin/sh\n# list table inet weborca_mtls_proxy: the guard as loaded\ncat '{}'\n",
-                root.real("/etc/weborca-mtls-proxy/guard.nft").display()
+                "#!/bin/sh\n# list table inet weborca_mtls_proxy: the guard as systemctl loaded it\nexec cat '{}'\n",
+                loaded.display()
             ),
         );
         root
+    }
+
+    /// The stand-in systemctl.
+    pub fn systemctl(&self) -> PathBuf {
+        self.bin_dir.path().join("systemctl")
     }
 
     /// The stand-in nft.
