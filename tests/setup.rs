@@ -88,17 +88,26 @@ async fn setup_then_rollback_changes_jma_receipt_conf_byte_for_byte_and_back() {
     let calls = root.take_calls();
     assert!(!calls.iter().any(|c| c.starts_with("restart")), "{calls:?}");
 
-    // A rerun that changes proxy.conf alone restarts the proxy alone.
+    // A rerun that changes proxy.conf alone restarts the proxy alone, and
+    // keeps the server certificate proxy.conf names now (install-cert may
+    // have put a new one there since).
     let proxy_now = String::from_utf8(root.read(PROXY_CONF)).unwrap();
-    let broken = proxy_now.replace(
+    let (old_crt, new_crt) = (format!("{CONF_DIR}/{CRT}"), format!("{CONF_DIR}/new.crt"));
+    std::fs::copy(root.real(&old_crt), root.real(&new_crt)).unwrap();
+    let installed = proxy_now.replace(
+        &format!("SERVER_CRT={old_crt}"),
+        &format!("SERVER_CRT={new_crt}"),
+    );
+    assert_ne!(installed, proxy_now);
+    let broken = installed.replace(
         &format!("BACKEND_URL=http://127.0.0.1:{port}"),
         "BACKEND_URL=http://127.0.0.1:1",
     );
-    assert_ne!(broken, proxy_now);
+    assert_ne!(broken, installed);
     std::fs::write(root.real(PROXY_CONF), broken).unwrap();
     let out = root.run(&args);
     assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(String::from_utf8(root.read(PROXY_CONF)).unwrap(), proxy_now);
+    assert_eq!(String::from_utf8(root.read(PROXY_CONF)).unwrap(), installed);
     let calls = root.take_calls();
     assert!(
         calls.contains(&"restart weborca-mtls-proxy.service".to_string()),

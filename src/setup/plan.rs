@@ -56,12 +56,38 @@ pub(super) fn plan(args: &SetupArgs, root: &Root, config_path: &Path) -> Result<
             config_path.display()
         )));
     }
+    let old_proxy = match std::fs::read(root.path(config_path)) {
+        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => {
+            return Err(Stop::config(format!(
+                "cannot read {}: {e}",
+                config_path.display()
+            )));
+        }
+    };
+    let raw_proxy = crate::config::parse_raw(&old_proxy, config_path);
+    // A rerun (jma-receipt.conf already set up) keeps the certificate files
+    // proxy.conf names now: install-cert may have put a new set there since,
+    // and jma-receipt.conf's commented lines name the set of before.
+    let rerun = jma_conf::rollback(&jma_text) != jma_text;
+    let in_proxy = |key: &str| {
+        raw_proxy
+            .entries
+            .iter()
+            .rev()
+            .find(|e| e.key == key)
+            .map(|e| e.value.clone())
+            .filter(|v| rerun && !v.is_empty())
+    };
     let folder = jma_path.parent().unwrap_or(Path::new("/"));
-    let paths: Vec<PathBuf> = weborca
-        .keys
+    let paths: Vec<PathBuf> = jma_conf::TLS_KEYS
         .iter()
-        .flatten()
-        .map(|(v, _)| folder.join(v))
+        .zip(weborca.keys.iter().flatten())
+        .map(|(key, (v, _))| match in_proxy(key) {
+            Some(kept) => config_path.parent().unwrap_or(Path::new("/")).join(kept),
+            None => folder.join(v),
+        })
         .collect();
     let listen_port = match &weborca.http_port {
         None => WEBORCA_DEFAULT_PORT,
@@ -88,16 +114,6 @@ pub(super) fn plan(args: &SetupArgs, root: &Root, config_path: &Path) -> Result<
         }
     }
     // 3 (decided now). proxy.conf with the keys; the others are kept.
-    let old_proxy = match std::fs::read(root.path(config_path)) {
-        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => {
-            return Err(Stop::config(format!(
-                "cannot read {}: {e}",
-                config_path.display()
-            )));
-        }
-    };
     let backend_url = format!("http://127.0.0.1:{port}");
     let listen = format!("[::]:{listen_port}");
     let shown: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
@@ -111,8 +127,10 @@ pub(super) fn plan(args: &SetupArgs, root: &Root, config_path: &Path) -> Result<
         // Clients keep the address they know: the proxy takes WebORCA's old port.
         keys.push(("LISTEN", Some(&listen)));
     }
-    let raw_proxy = crate::config::parse_raw(&old_proxy, config_path);
-    if raw_proxy.entries.iter().any(|e| e.key == "SERVER_P12") {
+    if in_proxy("SERVER_P12").is_some() {
+        // a rerun after install-cert of a .p12: that stays what is served
+        keys.retain(|(k, _)| !matches!(*k, "SERVER_CRT" | "SERVER_PEM"));
+    } else if raw_proxy.entries.iter().any(|e| e.key == "SERVER_P12") {
         keys.push(("SERVER_P12", None));
     }
     let new_proxy = jma_conf::set_keys(&old_proxy, config_path, &keys)
