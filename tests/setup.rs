@@ -125,8 +125,19 @@ async fn setup_then_rollback_changes_jma_receipt_conf_byte_for_byte_and_back() {
         .unwrap()
         .replace("DBNAME=orca", "DBNAME=orca2");
     std::fs::write(root.real(JMA_CONF), &edited).unwrap();
+    // What the proxy enforced and WebORCA's own TLS will not is said first.
+    let mut proxy_conf = String::from_utf8(root.read(PROXY_CONF)).unwrap();
+    proxy_conf.push_str("ALLOW_CN=user1\n");
+    std::fs::write(root.real(PROXY_CONF), proxy_conf).unwrap();
     let out = root.run(&["setup", "--rollback"]);
     assert!(out.status.success(), "{}", text(&out));
+    for warning in [
+        "WARNING: ALLOW_CN in /etc/weborca-mtls-proxy/proxy.conf (user1): WebORCA's own TLS accepts every certificate its CA issued",
+        &format!("WARNING: SERVER_CRT: WebORCA goes back to {CONF_DIR}/{CRT}"),
+    ] {
+        assert!(text(&out).contains(warning), "{warning}: {}", text(&out));
+    }
+    assert!(!text(&out).contains("WARNING: CA_CRT"), "{}", text(&out));
     assert_eq!(
         String::from_utf8(root.read(JMA_CONF)).unwrap(),
         original.replace("DBNAME=orca", "DBNAME=orca2")

@@ -138,7 +138,7 @@ pub fn run(args: &SetupArgs, config_path: &Path) -> Result<(), Stop> {
         dir: args.root.clone(),
     };
     if args.rollback {
-        return rollback(args, &root);
+        return rollback(args, &root, config_path);
     }
     let plan = plan(args, &root, config_path)?;
     if args.dry_run {

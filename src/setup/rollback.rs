@@ -10,7 +10,7 @@ use super::fsutil::{Change, Program, Root};
 use super::{PROXY_UNIT, START_WAIT, SetupArgs, Stop, WEBORCA_DEFAULT_PORT, WEBORCA_DROP_IN};
 use super::{WEBORCA_UNIT, dry_run, guard, jma_conf, read_text, wait_until};
 
-pub(super) fn rollback(args: &SetupArgs, root: &Root) -> Result<(), Stop> {
+pub(super) fn rollback(args: &SetupArgs, root: &Root, config_path: &Path) -> Result<(), Stop> {
     let jma_path = &args.weborca_conf;
     let text = read_text(
         root,
@@ -22,8 +22,12 @@ pub(super) fn rollback(args: &SetupArgs, root: &Root) -> Result<(), Stop> {
     let weborca = jma_conf::read(&restored, jma_path);
     let own_port = weborca
         .http_port
+        .as_ref()
         .and_then(|(v, _)| v.parse::<u16>().ok())
         .unwrap_or(WEBORCA_DEFAULT_PORT);
+    for warning in lost_protections(root, config_path, &weborca, jma_path) {
+        println!("WARNING: {warning}");
+    }
     let change = Change::new(root, jma_path, restored.into_bytes(), 0o644)
         .map_err(|e| Stop::other(format!("cannot read {}: {e}", jma_path.display())))?;
     let sc = Program::systemctl();
@@ -83,4 +87,70 @@ pub(super) fn rollback(args: &SetupArgs, root: &Root) -> Result<(), Stop> {
     .map_err(Stop::other)?;
     println!("WebORCA answers on its own port {own_port} again, with its own TLS");
     Ok(())
+}
+
+/// What the proxy enforces now that WebORCA's own TLS will not: said before
+/// rollback goes on (it is the way back in an emergency, so it is not
+/// refused), so that the operator knows who gets in afterwards.
+fn lost_protections(
+    root: &Root,
+    config_path: &Path,
+    restored: &jma_conf::WebOrcaConf,
+    jma_path: &Path,
+) -> Vec<String> {
+    let Ok(bytes) = std::fs::read(root.path(config_path)) else {
+        return Vec::new();
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let Ok(loaded) = crate::config::parse(&text, config_path) else {
+        return Vec::new();
+    };
+    let c = &loaded.config;
+    let shown = |paths: &[std::path::PathBuf]| {
+        paths
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut lost = Vec::new();
+    if !c.ca_crl.is_empty() {
+        lost.push(format!(
+            "CA_CRL in {} ({}): WebORCA's own TLS checks no CRL, so every certificate revoked there is accepted again after rollback",
+            config_path.display(),
+            shown(&c.ca_crl)
+        ));
+    }
+    if let Some(cns) = &c.allow_cn {
+        lost.push(format!(
+            "ALLOW_CN in {} ({}): WebORCA's own TLS accepts every certificate its CA issued",
+            config_path.display(),
+            cns.join(",")
+        ));
+    }
+    if let Some(policy) = &c.access_policy {
+        lost.push(format!(
+            "ACCESS_POLICY in {} ({}): WebORCA's own TLS lets every certificate use every path",
+            config_path.display(),
+            policy.display()
+        ));
+    }
+    // install-cert may have put a newer set in proxy.conf than the one
+    // jma-receipt.conf's commented lines bring back
+    let folder = jma_path.parent().unwrap_or(Path::new("/"));
+    let now = [&c.server_crt, &c.server_pem, &c.ca_crt];
+    for ((key, old), now) in jma_conf::TLS_KEYS.iter().zip(&restored.keys).zip(now) {
+        if let (Some((old, _)), Some(now)) = (old, now)
+            && folder.join(old) != *now
+        {
+            lost.push(format!(
+                "{key}: WebORCA goes back to {} (from {}), while the proxy uses {}; to keep the newer one, set {key} to it in {} after rollback",
+                folder.join(old).display(),
+                jma_path.display(),
+                now.display(),
+                jma_path.display()
+            ));
+        }
+    }
+    lost
 }
