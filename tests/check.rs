@@ -64,6 +64,12 @@ async fn check_passes_on_a_good_setup() {
             "{needle}: {lines:#?}"
         );
     }
+    // The test's files are in a temporary folder, which the unit hides.
+    let under_tmp = conf.starts_with("/tmp");
+    let warned = lines
+        .iter()
+        .any(|l| l.starts_with("WARN") && l.contains("SERVER_PEM") && l.contains("PrivateTmp=yes"));
+    assert_eq!(warned, under_tmp, "{} {lines:#?}", conf.display());
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -35,9 +35,29 @@ pub(super) fn check_files(r: &mut Report, config: &Config) {
     for p in &config.ca_crl {
         files.push(("CA_CRL", p, false));
     }
-    for (key, path, secret) in files {
-        check_file(r, key, path, secret, user);
+    if let Some(p) = &config.access_policy {
+        files.push(("ACCESS_POLICY", p, false));
     }
+    for (key, path, secret) in files {
+        if key != "ACCESS_POLICY" {
+            check_file(r, key, path, secret, user);
+        }
+        if let Some(hidden) = hidden_from_the_unit(path) {
+            r.warn(
+                format!("{key} {} is under {hidden}, which the systemd unit hides from the proxy ({})", path.display(), if hidden.contains("tmp") { "PrivateTmp=yes" } else { "ProtectHome=yes" }),
+                format!("move it to /etc/weborca-mtls-proxy or WebORCA's conf folder and set {key} to the new path"),
+            );
+        }
+    }
+}
+
+/// The folder of `path` that the unit's sandbox (ProtectHome=yes,
+/// PrivateTmp=yes) hides from the proxy under systemd, if any: `check` run by
+/// hand sees the file, the service would not.
+fn hidden_from_the_unit(path: &Path) -> Option<&'static str> {
+    ["/home", "/root", "/run/user", "/tmp", "/var/tmp"]
+        .into_iter()
+        .find(|dir| path.starts_with(dir))
 }
 
 fn check_file(r: &mut Report, key: &str, path: &Path, secret: bool, user: Option<(u32, u32)>) {
