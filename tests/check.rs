@@ -68,7 +68,7 @@ async fn check_passes_on_a_good_setup() {
     let under_tmp = conf.starts_with("/tmp");
     let warned = lines
         .iter()
-        .any(|l| l.starts_with("WARN") && l.contains("SERVER_PEM") && l.contains("PrivateTmp=yes"));
+        .any(|l| l.starts_with("warn") && l.contains("SERVER_PEM") && l.contains("PrivateTmp=yes"));
     assert_eq!(warned, under_tmp, "{} {lines:#?}", conf.display());
 }
 
