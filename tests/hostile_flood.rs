@@ -140,9 +140,18 @@ async fn http2_stream_flood_opens_at_most_max_connections_backend_sockets() {
             tokio::spawn(async move { sender.send_request(req).await.map(|r| r.status()) })
         })
         .collect();
-    // The first MAX streams reach WebORCA and hang there; the rest wait for a
-    // slot. Without the cap all STREAMS would be connected within moments, so
-    // a short look after the first MAX arrived is enough to see it hold.
+    // The first MAX streams reach WebORCA and hang there; all the others wait
+    // for a slot (the backend_waiting gauge). Then the most backend sockets
+    // ever open at once is read, before BACKEND_TIMEOUT frees any slot (a
+    // freed slot's new socket and the old one's close can cross at the backend).
+    let stats = front.handle.stats();
+    let waiting = || stats.metrics.backend_waiting.get();
+    assert!(
+        eventually(|| waiting() == (STREAMS - MAX) as i64).await,
+        "{} streams waited for a backend slot, not {}",
+        waiting(),
+        STREAMS - MAX
+    );
     let conns = || {
         backend
             .stats
@@ -154,7 +163,6 @@ async fn http2_stream_flood_opens_at_most_max_connections_backend_sockets() {
         "{} backend sockets",
         conns()
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
     let most = conns();
     assert!(
         most <= MAX,

@@ -1,8 +1,6 @@
 //! Start-up as WebORCA users know it: the log lines, their order, exit 78 on
 //! anything the operator must fix, never a plain-HTTP fallback; and shutdown.
 
-use std::time::Duration;
-
 use crate::util::env::Setup;
 use crate::util::openssl::openssl;
 use crate::util::pki::write;
@@ -224,9 +222,10 @@ async fn sigterm_finishes_requests_in_flight_and_exits_0() {
         async move { client.get(addr, "/slow").await }
     });
     // the slow request has reached the backend before the signal
-    while backend.count() == 0 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    assert!(
+        crate::util::raw::eventually(|| backend.count() > 0).await,
+        "the slow request never reached the backend"
+    );
     p.signal("TERM");
     let answer = slow.await.unwrap().unwrap();
     assert_eq!(answer.status, 200);
