@@ -42,15 +42,12 @@ async fn every_worker_serves_and_a_stop_drains_them_all() {
     let backend = Backend::start().await;
     let setup = Setup::new();
     let (p, addr) = start_proc(&setup, &backend.url(), &[&format!("WORKERS={WORKERS}")]);
-    // The worker threads start just after the `listening on` lines, and no
-    // line marks them: look until they are there (bounded).
-    let expected: Vec<String> = (1..WORKERS).map(|n| format!("worker-{n}")).collect();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let mut names = thread_names(p.child.id());
-    while !expected.iter().all(|e| names.contains(e)) && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(10));
-        names = thread_names(p.child.id());
-    }
+    // Logged once every worker thread has started (named, about to serve).
+    let mut p = p;
+    let line = tokio::task::block_in_place(|| p.wait_for("serving connections on"))
+        .expect("no threads line");
+    assert!(line.contains(&format!("on {WORKERS} thread(s)")), "{line}");
+    let names = thread_names(p.child.id());
     for n in 1..WORKERS {
         assert!(
             names.contains(&format!("worker-{n}")),
@@ -80,11 +77,14 @@ async fn every_worker_serves_and_a_stop_drains_them_all() {
     assert_eq!(code, 0, "{lines:#?}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_worker_is_the_main_thread_alone() {
     let backend = Backend::start().await;
     let setup = Setup::new();
-    let (p, addr) = start_proc(&setup, &backend.url(), &["WORKERS=1"]);
+    let (mut p, addr) = start_proc(&setup, &backend.url(), &["WORKERS=1"]);
+    let line = tokio::task::block_in_place(|| p.wait_for("serving connections on"))
+        .expect("no threads line");
+    assert!(line.contains("on 1 thread(s)"), "{line}");
     let names = thread_names(p.child.id());
     assert!(!names.iter().any(|n| n.starts_with("worker-")), "{names:?}");
     let client = Client::h1(&setup.ca.pem, Some(&setup.user1));

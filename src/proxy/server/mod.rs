@@ -261,17 +261,29 @@ impl Server {
         }
         let mut workers = Vec::new();
         let mut spread = Spread::new();
+        let mut started = Vec::new();
         for n in 1..shared.listener.worker_count() {
             // A worker that does not start leaves its receiver dropped: what
             // would be handed to it is served by this thread.
             let (handed, open) = spread.add_worker();
-            match spawn_worker(n, &shared, handed, open) {
-                Ok(w) => workers.push(w),
+            let (up, is_up) = tokio::sync::oneshot::channel();
+            match spawn_worker(n, &shared, handed, open, up) {
+                Ok(w) => {
+                    workers.push(w);
+                    started.push(is_up);
+                }
                 Err(e) => {
                     tracing::warn!("cannot start worker thread {n}: {e}; going on without it")
                 }
             }
         }
+        for is_up in started {
+            let _ = is_up.await;
+        }
+        tracing::info!(
+            "serving connections on {} thread(s) (WORKERS)",
+            workers.len() + 1
+        );
         let spread = Arc::new(spread);
         let mut accept_loops = Vec::new();
         for listener in self.listeners {

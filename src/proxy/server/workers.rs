@@ -18,6 +18,7 @@ pub(super) fn spawn_worker(
     shared: &Shared,
     mut handed: tokio::sync::mpsc::UnboundedReceiver<Accepted>,
     open: Arc<std::sync::atomic::AtomicUsize>,
+    started: tokio::sync::oneshot::Sender<()>,
 ) -> io::Result<std::thread::JoinHandle<()>> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -26,6 +27,8 @@ pub(super) fn spawn_worker(
     std::thread::Builder::new()
         .name(format!("worker-{n}"))
         .spawn(move || {
+            // the thread is named and about to serve
+            let _ = started.send(());
             runtime.block_on(async move {
                 loop {
                     let got = tokio::select! {
