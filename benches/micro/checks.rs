@@ -3,9 +3,11 @@
 //!
 //! - the generation compare: an open connection asking whether its verdict is
 //!   still current (`Judgement::now_and_news` on a live judgement whose
-//!   generation and window still hold), made three times per forwarded
-//!   request (`Proxy::handle`, the policy copy in `forward`, and again once a
-//!   backend slot is free);
+//!   generation and window still hold), made twice per forwarded request
+//!   (`Proxy::handle`, and again once a backend slot is free);
+//! - the body gate: each frame of a body streaming to or from WebORCA asks
+//!   the same (`Judgement::holds_accepted`, gated.rs): once per request for
+//!   a small answer in one frame;
 //! - the rule lookup: conf/access-policy.example on a typical API call, as
 //!   `Proxy::access` makes it (normal form, decision, the rule's name made
 //!   log-safe and counted in `policy_rules`), and the decision alone;
@@ -40,7 +42,7 @@ const POLICY: &[u8] = include_bytes!("../../conf/access-policy.example");
 /// An ORCA API call (patient information, API version 2) by an API client.
 const API_PATH: &str = "/api01rv2/patientgetv2";
 /// Generation compares per forwarded request (see the header).
-const COMPARES_PER_REQUEST: f64 = 3.0;
+const COMPARES_PER_REQUEST: f64 = 2.0;
 /// The share each check may take of a request.
 const TARGET_PCT: f64 = 2.0;
 /// Rounds of the share table; its figures are their medians.
@@ -109,6 +111,10 @@ impl Setup {
         black_box(self.judgement.now_and_news()).1
     }
 
+    fn body_frame_gate(&self) -> bool {
+        black_box(self.judgement.holds_accepted())
+    }
+
     /// As `Proxy::access`: normal form, decision, rule name counted.
     fn rule_lookup(&self, raw: &str) -> bool {
         let path = policy::normalize(black_box(raw)).expect("normal");
@@ -141,6 +147,10 @@ pub fn bench_checks(c: &mut Criterion) {
     c.bench_function(
         "checks/generation compare (Judgement::now_and_news, verdict current)",
         |b| b.iter(|| s.generation_compare()),
+    );
+    c.bench_function(
+        "checks/body frame gate (Judgement::holds_accepted, each frame)",
+        |b| b.iter(|| s.body_frame_gate()),
     );
     c.bench_function(
         "checks/rule lookup, conf/access-policy.example, POST /api01rv2/patientgetv2 (as Proxy::access)",
@@ -233,11 +243,17 @@ fn shares(p: &pki::Pki, s: &Setup) {
     let each = Duration::from_millis(200);
     let checks = [
         (
-            "generation compare × 3 per request",
+            "generation compare × 2 per request",
             COMPARES_PER_REQUEST
                 * ns_per_call(each, || {
                     s.generation_compare();
                 }),
+        ),
+        (
+            "body frame gate × 1 (a one-frame answer)",
+            ns_per_call(each, || {
+                s.body_frame_gate();
+            }),
         ),
         (
             "rule lookup (as Proxy::access), POST /api01rv2/patientgetv2",

@@ -39,6 +39,9 @@ impl Watch {
     /// Whether the connection's certificate is refused now; the refusal is
     /// logged and counted once, by whichever check found it first.
     pub fn refused(&self) -> bool {
+        if self.conn.judgement.holds_accepted() {
+            return false;
+        }
         let (judged, news) = self.conn.judgement.now_and_news();
         let Err(refusal) = &judged.verdict else {
             return false;

@@ -198,6 +198,20 @@ impl Judgement {
         self.now_and_news().0
     }
 
+    /// Whether the stored verdict is an acceptance that still holds: the
+    /// check of a body's every frame, without taking a reference to the
+    /// verdict. `false` means "judge again" ([`Judgement::now_and_news`]).
+    pub fn holds_accepted(&self) -> bool {
+        let current = self.current.load();
+        if current.verdict.is_err() {
+            return false;
+        }
+        match &self.tls {
+            None => true,
+            Some(serving) => current.holds(serving.load().generation, unix_now()),
+        }
+    }
+
     /// [`Judgement::now`], and whether this very call turned an accepting
     /// verdict into a refusal (for the one log line that says so).
     pub fn now_and_news(&self) -> (Arc<Judged>, bool) {
