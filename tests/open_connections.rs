@@ -439,3 +439,62 @@ async fn a_download_under_way_stops_when_its_certificate_is_revoked() {
         .expect("the backend connection was left open")
         .unwrap();
 }
+
+#[tokio::test]
+async fn an_answer_that_comes_after_a_revocation_is_not_passed_on_not_even_its_head() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A backend that holds its answer (all head: a 204) until told.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let backend = format!("http://{}", listener.local_addr().unwrap());
+    let (asked_tx, asked_rx) = tokio::sync::oneshot::channel::<()>();
+    let (answer_tx, answer_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            assert_eq!(tcp.read(&mut byte).await.unwrap(), 1, "request head cut");
+            head.push(byte[0]);
+        }
+        asked_tx.send(()).unwrap();
+        answer_rx.await.unwrap();
+        let _ = tcp
+            .write_all(b"HTTP/1.1 204 No Content\r\nX-Patient: 00042\r\n\r\n")
+            .await;
+        let _ = tcp.read(&mut byte).await;
+    });
+    let (s, _) = with_crl();
+    let front = crate::util::raw::Front::start(s, &backend).await;
+    let conf_dir = front.setup.dir.path().to_path_buf();
+    let mut tls = front.client().connect(front.addr).await.unwrap();
+    tls.write_all(b"GET /api01rv2/patientgetv2?id=42 HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    tls.flush().await.unwrap();
+    tokio::time::timeout(PATIENCE, asked_rx)
+        .await
+        .expect("the request never reached the backend")
+        .unwrap();
+    // Revoked while WebORCA works on the answer.
+    write(
+        &conf_dir,
+        "ca.crl",
+        &front.setup.ca.crl(&[front.setup.user1.serial]),
+    );
+    front.reload().expect("reload");
+    answer_tx.send(()).unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(PATIENCE, tls.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("x-client-cert-error: revoked"),
+        "{answer}"
+    );
+    assert!(
+        !answer.to_ascii_lowercase().contains("x-patient"),
+        "WebORCA's answer reached a revoked client: {answer}"
+    );
+}

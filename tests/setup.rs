@@ -69,8 +69,8 @@ async fn setup_then_rollback_changes_jma_receipt_conf_byte_for_byte_and_back() {
         calls,
         [
             "daemon-reload",
+            "is-active --quiet weborca-mtls-proxy-guard.service",
             "enable --now weborca-mtls-proxy-guard.service",
-            "restart weborca-mtls-proxy-guard.service",
             "restart jma-receipt-weborca.service",
             "enable weborca-mtls-proxy.service",
             "restart weborca-mtls-proxy.service",
@@ -118,6 +118,34 @@ async fn setup_then_rollback_changes_jma_receipt_conf_byte_for_byte_and_back() {
             .iter()
             .any(|c| c.starts_with("restart") && c != "restart weborca-mtls-proxy.service"),
         "only the proxy is restarted: {calls:?}"
+    );
+
+    // WebORCA moved to another port: it is stopped before the guard for the
+    // new port replaces the old one (restarted on its old port meanwhile, it
+    // would serve plain HTTP there unguarded).
+    let backend2 = Backend::start().await;
+    let port2 = backend2.addr.port().to_string();
+    let out = root.run(&["setup", "--backend-port", &port2, "--host", "localhost"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8(root.read(JMA_CONF))
+            .unwrap()
+            .contains(&format!("HTTP_PORT={port2}\r\n"))
+    );
+    let calls = root.take_calls();
+    let at = |c: &str| {
+        calls
+            .iter()
+            .position(|x| x == c)
+            .unwrap_or_else(|| panic!("no {c}: {calls:?}"))
+    };
+    assert!(
+        at("stop jma-receipt-weborca.service") < at("restart weborca-mtls-proxy-guard.service"),
+        "{calls:?}"
+    );
+    assert!(
+        at("restart weborca-mtls-proxy-guard.service") < at("restart jma-receipt-weborca.service"),
+        "{calls:?}"
     );
 
     // An edit made since setup survives rollback.

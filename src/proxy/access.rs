@@ -80,8 +80,8 @@ impl Proxy {
 
 /// How ACCESS_POLICY stands on an open tunnel's path.
 enum TunnelPath<'p> {
-    /// permitted: by the decision, or by having no policy
-    Permitted(Option<policy::Decision<'p>>),
+    /// permitted: by a rule, or by having no policy
+    Permitted,
     /// no safe normal form (the upgrade was decided on one, so only a policy
     /// changed under it can get here)
     Unsafe,
@@ -95,14 +95,14 @@ fn tunnel_path<'p>(
     raw_path: &str,
 ) -> TunnelPath<'p> {
     let Some(policy) = policy else {
-        return TunnelPath::Permitted(None);
+        return TunnelPath::Permitted;
     };
     let Ok(path) = policy::normalize(raw_path) else {
         return TunnelPath::Unsafe;
     };
     let decision = policy.decide(&identity.info, Method::GET.as_str(), &path);
     if decision.allowed() {
-        TunnelPath::Permitted(Some(decision))
+        TunnelPath::Permitted
     } else {
         TunnelPath::Refused(path, decision)
     }
@@ -116,7 +116,7 @@ pub(super) fn tunnel_may_carry(conn: &ConnInfo, path: &str) -> bool {
     match &judged.verdict {
         Ok(identity) => matches!(
             tunnel_path(judged.policy.as_deref(), identity, path),
-            TunnelPath::Permitted(_)
+            TunnelPath::Permitted
         ),
         Err(_) => false,
     }
@@ -132,12 +132,8 @@ pub(super) fn tunnel_permitted(
     stats: &Stats,
 ) -> bool {
     let (path, decision) = match tunnel_path(policy, identity, raw_path) {
-        TunnelPath::Permitted(decision) => {
-            if let Some(decision) = decision {
-                Metrics::count(&stats.metrics.policy_rules, &log_safe(decision.rule_name()));
-            }
-            return true;
-        }
+        // an open tunnel looked at again is not a request decided: not counted
+        TunnelPath::Permitted => return true,
         TunnelPath::Unsafe => return false,
         TunnelPath::Refused(path, decision) => (path, decision),
     };

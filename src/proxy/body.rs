@@ -176,11 +176,15 @@ impl Body for ProxyBody {
                 this.stall_limit = None;
                 if let Some(watch) = this.watch.take() {
                     watch.close();
+                    let (cn, serial) = watch.who();
+                    tracing::info!(
+                        peer = %watch.peer(),
+                        cn = %cn,
+                        serial = %serial,
+                        "response cut after {} bytes: the client certificate was refused while it was sent",
+                        this.bytes
+                    );
                 }
-                tracing::info!(
-                    "response cut after {} bytes: the client certificate was refused while it was sent",
-                    this.bytes
-                );
                 Poll::Ready(Some(Err(Box::new(Refused))))
             }
             Poll::Ready(Some(Ok(frame))) => {

@@ -52,6 +52,16 @@ impl Watch {
         true
     }
 
+    /// The client's address.
+    pub fn peer(&self) -> std::net::SocketAddr {
+        self.conn.peer
+    }
+
+    /// The certificate's CN and serial, for logs.
+    pub fn who(&self) -> (String, String) {
+        crate::tls::judgement::Judgement::who(&self.conn.judgement.now())
+    }
+
     /// Closes the connection once what is in flight on it is done (GOAWAY
     /// on HTTP/2).
     pub fn close(&self) {

@@ -338,6 +338,14 @@ impl Proxy {
             Err(_) => return (self.backend_slow(html), None),
         };
         self.stats.backend_ok();
+        // WebORCA may have taken its time: a certificate refused meanwhile
+        // gets none of its answer, not even the head (a HEAD, 204 or 304 is
+        // all head). The connection is not given back: its answer is unread.
+        if !conn.judgement.holds_accepted()
+            && let Err(refused) = self.judged_now(conn, version, html)
+        {
+            return *refused;
+        }
         let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
         match client_upgrade {
             Some(client_upgrade) if switching => {

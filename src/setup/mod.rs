@@ -148,10 +148,16 @@ pub fn run(args: &SetupArgs, config_path: &Path) -> Result<(), Stop> {
     // that keeps that port from the LAN is in force: a WebORCA restart in
     // between (a crash, an update) would otherwise serve it to the LAN.
     let [guard_script, drop_in, proxy_conf, jma] = plan.changes();
-    write_changes(&[guard_script, drop_in, proxy_conf])?;
+    write_changes(
+        &[guard_script, drop_in, proxy_conf],
+        "nothing else was changed",
+    )?;
     if args.no_restart {
-        if matches!(guard::state(plan.port), guard::State::Loaded) {
-            write_changes(&[jma])?;
+        // Under --root, this machine's nft says nothing about the root's
+        // system: only a named NFT is asked.
+        let asked = args.root.is_none() || std::env::var_os("NFT").is_some_and(|v| !v.is_empty());
+        if asked && matches!(guard::state(plan.port), guard::State::Loaded) {
+            write_changes(&[jma], "nothing else was changed")?;
             println!(
                 "--no-restart: no service was restarted; to move WebORCA and start the proxy: sudo systemctl daemon-reload && sudo systemctl restart {WEBORCA_UNIT} && sudo systemctl enable --now {PROXY_UNIT}"
             );
@@ -171,7 +177,12 @@ pub fn run(args: &SetupArgs, config_path: &Path) -> Result<(), Stop> {
                 jma.shown.display()
             ))
         })?;
-        write_changes(&[jma])?;
+        write_changes(
+            &[jma],
+            &format!(
+                "WebORCA was not moved; the guard, its drop-in and proxy.conf are in place{undo}"
+            ),
+        )?;
         start_services(&plan).map_err(|m| Stop::other(format!("{m}{undo}")))?;
         println!(
             "the proxy is ready and WebORCA answers on 127.0.0.1:{}",
@@ -187,10 +198,12 @@ pub fn run(args: &SetupArgs, config_path: &Path) -> Result<(), Stop> {
 
 /// Writes those of `changes` that change something (all or none of them)
 /// and says what was written and where the old content is kept.
-fn write_changes(changes: &[&Change]) -> Result<(), Stop> {
+/// `after_failure` says what stands when a write fails (the failed set is
+/// put back whole).
+fn write_changes(changes: &[&Change], after_failure: &str) -> Result<(), Stop> {
     let changed: Vec<&Change> = changes.iter().copied().filter(|c| c.is_change()).collect();
-    let kept = fsutil::apply_all(&changed)
-        .map_err(|m| Stop::other(format!("{m}; nothing else was changed")))?;
+    let kept =
+        fsutil::apply_all(&changed).map_err(|m| Stop::other(format!("{m}; {after_failure}")))?;
     for (c, k) in changed.iter().zip(&kept) {
         match k {
             Some(k) => println!(

@@ -16,7 +16,15 @@ pub(super) fn setup_commands(plan: &Plan) -> Vec<String> {
         sc.shown(&["enable", "--now", guard::UNIT]),
     ];
     if plan.guard.is_change() {
-        cmds.push(sc.shown(&["restart", guard::UNIT]));
+        cmds.push(format!(
+            "(if the guard was running: {}{})",
+            if plan.jma_conf.is_change() {
+                format!("{}; ", sc.shown(&["stop", WEBORCA_UNIT]))
+            } else {
+                String::new()
+            },
+            sc.shown(&["restart", guard::UNIT])
+        ));
     }
     cmds.push(Program::nft().shown(&["list", "table", "inet", guard::TABLE]));
     cmds.push(sc.shown(&["restart", WEBORCA_UNIT]));
@@ -42,8 +50,20 @@ fn run(args: &[&str]) -> Result<(), String> {
 /// units and drop-in first), and confirms that its table is loaded.
 pub(super) fn start_guard(plan: &Plan) -> Result<(), String> {
     run(&["daemon-reload"])?;
+    let was_active = Program::systemctl()
+        .run(&["is-active", "--quiet", guard::UNIT])
+        .is_ok();
     run(&["enable", "--now", guard::UNIT])?;
-    if plan.guard.is_change() {
+    // A guard that was running has the old script's table: it loads the new
+    // one by a restart, which restarts WebORCA with it (the drop-in's
+    // Requires=). If WebORCA is also moving (a new port), it is stopped
+    // first: restarted now on its old port, it would serve plain HTTP there
+    // with no guard for that port until it is moved. A guard that was not
+    // running has just loaded the new script: no restart.
+    if was_active && plan.guard.is_change() {
+        if plan.jma_conf.is_change() {
+            run(&["stop", WEBORCA_UNIT])?;
+        }
         run(&["restart", guard::UNIT])?;
     }
     match guard::state(plan.port) {

@@ -107,7 +107,7 @@ impl FakeRoot {
         script(
             &root.bin_dir.path().join("systemctl"),
             &format!(
-                "#!/bin/sh\necho \"$*\" >> '{calls}'\ncase \"$*\" in\n  'enable --now weborca-mtls-proxy-guard.service'|'start weborca-mtls-proxy-guard.service'|'restart weborca-mtls-proxy-guard.service') exec cp '{script}' '{loaded}' ;;\n  'disable --now weborca-mtls-proxy-guard.service'|'stop weborca-mtls-proxy-guard.service') rm -f '{loaded}' ;;\nesac\nexit 0\n",
+                "#!/bin/sh\necho \"$*\" >> '{calls}'\ncase \"$*\" in\n  'enable --now weborca-mtls-proxy-guard.service'|'start weborca-mtls-proxy-guard.service'|'restart weborca-mtls-proxy-guard.service') exec cp '{script}' '{loaded}' ;;\n  'disable --now weborca-mtls-proxy-guard.service'|'stop weborca-mtls-proxy-guard.service') rm -f '{loaded}' ;;\n  'is-active --quiet weborca-mtls-proxy-guard.service') exec test -e '{loaded}' ;;\nesac\nexit 0\n",
                 calls = root.calls.display(),
                 script = guard_script.display(),
                 loaded = loaded.display(),
