@@ -15,6 +15,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use crate::util::client::Client;
 use crate::util::env::{Env, Setup};
 use crate::util::kept::Kept;
+use crate::util::lean::read_head;
 use crate::util::pki::{Leaf, write};
 use crate::util::raw::{PATIENCE, eventually, exchange};
 use crate::util::ws::{close_code, echo, open};
@@ -26,6 +27,16 @@ fn with_crl() -> (Setup, Leaf) {
     s.conf.push(format!("CA_CRL={}", crl.display()));
     let user2 = s.ca.client("user2");
     (s, user2)
+}
+
+/// Replaces ca.crl of `front` with one revoking user1 and reloads, as SIGHUP does.
+fn revoke_user1(front: &crate::util::raw::Front) {
+    write(
+        front.setup.dir.path(),
+        "ca.crl",
+        &front.setup.ca.crl(&[front.setup.user1.serial]),
+    );
+    front.reload().expect("reload");
 }
 
 /// Replaces ca.crl with one revoking `serials` and reloads, as SIGHUP does.
@@ -316,7 +327,6 @@ async fn an_upload_under_way_stops_reaching_weborca_when_its_certificate_is_revo
     });
     let (s, _) = with_crl();
     let front = crate::util::raw::Front::start(s, &backend).await;
-    let conf_dir = front.setup.dir.path().to_path_buf();
     let mut tls = front.client().connect(front.addr).await.unwrap();
     tls.write_all(
         b"POST /api01rv2/acceptmodv2 HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n\
@@ -330,12 +340,7 @@ async fn an_upload_under_way_stops_reaching_weborca_when_its_certificate_is_revo
         .expect("the first chunk never reached the backend")
         .unwrap();
     // Revoked while the body is still coming.
-    write(
-        &conf_dir,
-        "ca.crl",
-        &front.setup.ca.crl(&[front.setup.user1.serial]),
-    );
-    front.reload().expect("reload");
+    revoke_user1(&front);
     let _ = tls.write_all(b"b\r\nSECOND-PART\r\n0\r\n\r\n").await;
     let _ = tls.flush().await;
     // The proxy answers the refusal and closes the backend connection.
@@ -371,12 +376,9 @@ async fn a_download_under_way_stops_when_its_certificate_is_revoked() {
     let (second_tx, second_rx) = tokio::sync::oneshot::channel::<()>();
     let backend_task = tokio::spawn(async move {
         let (mut tcp, _) = listener.accept().await.unwrap();
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            assert_eq!(tcp.read(&mut byte).await.unwrap(), 1, "request head cut");
-            head.push(byte[0]);
-        }
+        read_head(&mut tcp, &mut Vec::new())
+            .await
+            .expect("request head cut");
         tcp.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\nFIRST-PART")
             .await
             .unwrap();
@@ -384,7 +386,7 @@ async fn a_download_under_way_stops_when_its_certificate_is_revoked() {
         let _ = tcp.write_all(b"SECOND-PART").await;
         // the proxy closes this connection: the rest is never read
         loop {
-            match tcp.read(&mut byte).await {
+            match tcp.read(&mut [0u8; 1]).await {
                 Ok(0) | Err(_) => return,
                 Ok(_) => {}
             }
@@ -392,7 +394,6 @@ async fn a_download_under_way_stops_when_its_certificate_is_revoked() {
     });
     let (s, _) = with_crl();
     let front = crate::util::raw::Front::start(s, &backend).await;
-    let conf_dir = front.setup.dir.path().to_path_buf();
     let mut tls = front.client().connect(front.addr).await.unwrap();
     tls.write_all(b"GET /receipt.pdf HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .await
@@ -410,12 +411,7 @@ async fn a_download_under_way_stops_when_its_certificate_is_revoked() {
     }
     assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200"));
     // Revoked while the answer is still coming.
-    write(
-        &conf_dir,
-        "ca.crl",
-        &front.setup.ca.crl(&[front.setup.user1.serial]),
-    );
-    front.reload().expect("reload");
+    revoke_user1(&front);
     second_tx.send(()).unwrap();
     // The proxy cuts the client's connection without the rest.
     let mut rest = Vec::new();
@@ -450,22 +446,18 @@ async fn an_answer_that_comes_after_a_revocation_is_not_passed_on_not_even_its_h
     let (answer_tx, answer_rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
         let (mut tcp, _) = listener.accept().await.unwrap();
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            assert_eq!(tcp.read(&mut byte).await.unwrap(), 1, "request head cut");
-            head.push(byte[0]);
-        }
+        read_head(&mut tcp, &mut Vec::new())
+            .await
+            .expect("request head cut");
         asked_tx.send(()).unwrap();
         answer_rx.await.unwrap();
         let _ = tcp
             .write_all(b"HTTP/1.1 204 No Content\r\nX-Patient: 00042\r\n\r\n")
             .await;
-        let _ = tcp.read(&mut byte).await;
+        let _ = tcp.read(&mut [0u8; 1]).await;
     });
     let (s, _) = with_crl();
     let front = crate::util::raw::Front::start(s, &backend).await;
-    let conf_dir = front.setup.dir.path().to_path_buf();
     let mut tls = front.client().connect(front.addr).await.unwrap();
     tls.write_all(b"GET /api01rv2/patientgetv2?id=42 HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .await
@@ -476,12 +468,7 @@ async fn an_answer_that_comes_after_a_revocation_is_not_passed_on_not_even_its_h
         .expect("the request never reached the backend")
         .unwrap();
     // Revoked while WebORCA works on the answer.
-    write(
-        &conf_dir,
-        "ca.crl",
-        &front.setup.ca.crl(&[front.setup.user1.serial]),
-    );
-    front.reload().expect("reload");
+    revoke_user1(&front);
     answer_tx.send(()).unwrap();
     let mut answer = Vec::new();
     let _ = tokio::time::timeout(PATIENCE, tls.read_to_end(&mut answer)).await;

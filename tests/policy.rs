@@ -499,7 +499,7 @@ async fn check_reads_the_policy_flags_dead_rules_and_says_which_rule_decides() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_policy_brought_by_reload_while_a_request_waits_for_weborca_decides_it() {
     use std::sync::{Arc, Mutex};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     // A backend that records each request's line and holds its answer to
     // the first until told.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -516,20 +516,12 @@ async fn a_policy_brought_by_reload_while_a_request_waits_for_weborca_decides_it
             let hold = hold.take();
             tokio::spawn(async move {
                 let mut hold = hold;
+                let mut buf = Vec::new();
                 loop {
-                    let mut head = Vec::new();
-                    let mut byte = [0u8; 1];
-                    while !head.ends_with(b"\r\n\r\n") {
-                        match tcp.read(&mut byte).await {
-                            Ok(1) => head.push(byte[0]),
-                            _ => return,
-                        }
-                    }
-                    let line = String::from_utf8_lossy(&head)
-                        .lines()
-                        .next()
-                        .unwrap()
-                        .to_string();
+                    let Some(head) = crate::util::lean::read_head(&mut tcp, &mut buf).await else {
+                        return;
+                    };
+                    let line = head.lines().next().unwrap().to_string();
                     record.lock().unwrap().push(line);
                     if let Some((held, release)) = hold.take() {
                         held.send(()).unwrap();

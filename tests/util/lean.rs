@@ -354,7 +354,7 @@ async fn scripted_conn(
 }
 
 /// Reads one request's head from `tcp`, keeping leftovers in `buf`.
-async fn read_head(tcp: &mut TcpStream, buf: &mut Vec<u8>) -> Option<String> {
+pub async fn read_head(tcp: &mut TcpStream, buf: &mut Vec<u8>) -> Option<String> {
     let head_end = loop {
         if let Some(i) = find(buf, b"\r\n\r\n") {
             break i + 4;
