@@ -31,7 +31,6 @@ use crate::util::raw::{PATIENCE, wait_any};
 const LOAD_SECS: u64 = 60;
 const RELOAD_EVERY: Duration = Duration::from_secs(2);
 const CRL_EVERY: Duration = Duration::from_secs(5);
-const REQUIRED_RATE: u64 = 500;
 const WEBSOCKETS: usize = 10;
 
 /// What the load generator counts.
@@ -297,6 +296,8 @@ async fn reload_under_load_fails_nothing_but_revoked_clients_and_keeps_websocket
     let (mut next_hup, mut next_crl) = (start + RELOAD_EVERY, start + CRL_EVERY);
     let (mut hups, mut valid, mut crls) = (0u32, 0u32, 0u32);
     let (mut refused, mut swapped) = (0u32, 0u32);
+    // The SIGHUPs after which no request had been served since the one before.
+    let (mut served_before, mut unserved) = (0u64, Vec::new());
     while next_hup.min(next_crl) < end {
         if next_crl <= next_hup {
             tokio::time::sleep_until(next_crl).await;
@@ -334,6 +335,11 @@ async fn reload_under_load_fails_nothing_but_revoked_clients_and_keeps_websocket
             wait_any(&mut p, &["reload: ok", "reload refused"])
         })
         .unwrap_or_else(|| panic!("no reload outcome for SIGHUP {hups}"));
+        let served = *tally.ok.lock().unwrap();
+        if served == served_before {
+            unserved.push(hups);
+        }
+        served_before = served;
         if broken {
             assert!(
                 outcome.contains("reload refused"),
@@ -390,12 +396,12 @@ async fn reload_under_load_fails_nothing_but_revoked_clients_and_keeps_websocket
     eprintln!(
         "{total} requests in {secs} s ({revoked} refused as revoked), {hups} SIGHUPs, {crls} CRLs"
     );
-    // The generator offers REQUIRED_RATE a second; what is checked is that the
-    // load ran through every reload, not how fast a shared machine served it
-    // (a fifth of the offered load is a load no reload went without).
+    // What is checked is that the load ran through every reload, not how
+    // fast a shared machine served it: requests were answered between each
+    // SIGHUP and the one before.
     assert!(
-        total >= REQUIRED_RATE * secs / 5,
-        "{total} requests in {secs} s: the load did not run (offered {REQUIRED_RATE}/s)"
+        unserved.is_empty(),
+        "no request was served before SIGHUPs {unserved:?} ({total} requests in {secs} s)"
     );
     assert_eq!(hups as u64, (secs * 1000 - 1) / 2000, "SIGHUPs sent");
     assert_eq!(refused, hups / 5);
