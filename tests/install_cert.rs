@@ -220,6 +220,23 @@ fn install_cert_copies_0400_for_the_owner_and_sets_the_config_after_a_backup() {
     let out = install(&root, &zip, &[]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(root.snapshot(), snapshot);
+    // The same key, but readable by others since: not used as it is.
+    let key = root.real(&format!("{CONF_DIR}/{STEM}.pem"));
+    let private = |mode| {
+        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap()
+    };
+    private(0o644);
+    let out = install(&root, &zip, &[]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!(
+            "{CONF_DIR}/{STEM}.pem is already there with the same key, but mode 0644"
+        )) && text(&out).contains("chmod 0400"),
+        "{}",
+        text(&out)
+    );
+    private(0o400);
+    assert_eq!(root.snapshot(), snapshot);
 
     // A new CA, when asked for: its ca.crt beside the old one, CA_CRT pointed at it.
     let other = Ca::new("new-clinic-ca");

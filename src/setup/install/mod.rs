@@ -114,11 +114,17 @@ pub fn install_cert(args: &CertArgs, config_path: &Path) -> Result<(), Stop> {
     ];
     let mut copies = Vec::new();
     let mut targets = Vec::new();
-    for (name, data) in &files {
+    for (i, (name, data)) in files.iter().enumerate() {
         let dest = destination(root, &args.dir, name, data).map_err(refuse)?;
         targets.push(args.dir.join(name).display().to_string());
-        if let Some(d) = dest {
-            copies.push((d, *data));
+        match dest {
+            Some(d) => copies.push((d, *data)),
+            // The same key already there is used as it is: it must be as
+            // private as the copy install-cert would have made.
+            None if i == 1 => {
+                key_kept_private(root, &args.dir.join(name), owner).map_err(refuse)?
+            }
+            None => {}
         }
     }
     let raw = crate::config::parse_raw(&config_text, config_path);
@@ -209,4 +215,38 @@ pub fn install_cert(args: &CertArgs, config_path: &Path) -> Result<(), Stop> {
         // SIGHUP reloads asynchronously and nothing outside the proxy signals when it is done.
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// A private key found already in place (the same bytes as the zip's) is
+/// refused when users other than its owner can read it, or when it does not
+/// belong to `--owner` (the user the proxy runs as, who must read it): what a
+/// fresh copy (0400, the owner) would not be.
+fn key_kept_private(
+    root: &super::fsutil::Root,
+    shown: &Path,
+    owner: (u32, u32),
+) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(root.path(shown))
+        .map_err(|e| format!("cannot read {}: {e}", shown.display()))?;
+    let mode = m.mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "{} is already there with the same key, but mode {mode:04o} lets other users read it: sudo chmod 0400 {}, then run install-cert again",
+            shown.display(),
+            shown.display()
+        ));
+    }
+    if m.uid() != owner.0 {
+        return Err(format!(
+            "{} is already there with the same key, but belongs to uid {}, not to the --owner user (uid {}) the proxy runs as: sudo chown {}:{} {}, then run install-cert again",
+            shown.display(),
+            m.uid(),
+            owner.0,
+            owner.0,
+            owner.1,
+            shown.display()
+        ));
+    }
+    Ok(())
 }
