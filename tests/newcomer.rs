@@ -2,15 +2,14 @@
 //! PKI packed as an orca-catool zip → `install-cert` into WebORCA's
 //! jma-receipt.conf → `setup --root` → `check` on the result, all ok.
 
-use crate::util::backend::Backend;
 use crate::util::fakeroot::{CONF_DIR, FakeRoot, JMA_CONF, PROXY_CONF, text};
-use crate::util::process::bin;
+use crate::util::process::{bin, free_port};
 use crate::util::zips::{Member, passwd_with_orca, write_zip};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn demo_pki_zip_install_cert_setup_then_check_is_all_ok() {
-    let backend = Backend::start().await;
-    let port = backend.addr.port().to_string();
+    // WebORCA's new port: the stand-in systemctl starts the stand-in WebORCA there
+    let port = free_port().to_string();
     let work = tempfile::tempdir().unwrap();
     let files = tokio::task::block_in_place(|| {
         weborca_mtls_proxy::demo::prepare(&work.path().join("demo"))

@@ -5,9 +5,8 @@
 
 use std::net::TcpListener;
 
-use crate::util::backend::Backend;
 use crate::util::fakeroot::{CONF_DIR, CRT, FakeRoot, JMA_CONF, KEY, PROXY_CONF, text};
-use crate::util::process::bin;
+use crate::util::process::{bin, free_port};
 
 /// A jma-receipt.conf as clinics have them: comments, `export`, CRLF line ends,
 /// unrelated keys, and WebORCA's own port.
@@ -19,8 +18,8 @@ fn weborca_conf(own_port: u16) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn setup_then_rollback_changes_jma_receipt_conf_byte_for_byte_and_back() {
-    let backend = Backend::start().await;
-    let port = backend.addr.port().to_string();
+    // WebORCA's new port: the stand-in systemctl starts the stand-in WebORCA there
+    let port = free_port().to_string();
     // WebORCA's own TLS port, answering again after rollback.
     let own = TcpListener::bind("127.0.0.1:0").unwrap();
     let own_port = own.local_addr().unwrap().port();
@@ -64,7 +63,9 @@ async fn setup_then_rollback_changes_jma_receipt_conf_byte_for_byte_and_back() {
         ),
         "{drop_in_text}"
     );
-    let calls = root.take_calls();
+    let mut calls = root.take_calls();
+    // is-active is asked again until the stand-in WebORCA answers
+    calls.dedup();
     assert_eq!(
         calls,
         [
@@ -123,8 +124,8 @@ async fn setup_then_rollback_changes_jma_receipt_conf_byte_for_byte_and_back() {
     // WebORCA moved to another port: it is stopped before the guard for the
     // new port replaces the old one (restarted on its old port meanwhile, it
     // would serve plain HTTP there unguarded).
-    let backend2 = Backend::start().await;
-    let port2 = backend2.addr.port().to_string();
+    // WebORCA's new port: the stand-in systemctl starts the stand-in WebORCA there
+    let port2 = free_port().to_string();
     let out = root.run(&["setup", "--backend-port", &port2, "--host", "localhost"]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(
@@ -185,8 +186,8 @@ async fn setup_then_rollback_changes_jma_receipt_conf_byte_for_byte_and_back() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn setup_dry_run_prints_diffs_and_commands_and_changes_nothing() {
-    let backend = Backend::start().await;
-    let port = backend.addr.port().to_string();
+    // WebORCA's new port: the stand-in systemctl starts the stand-in WebORCA there
+    let port = free_port().to_string();
     let root = FakeRoot::new();
     std::fs::write(
         root.real(JMA_CONF),
@@ -227,8 +228,8 @@ async fn setup_dry_run_prints_diffs_and_commands_and_changes_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn setup_no_restart_moves_weborca_only_once_the_guard_is_in_force() {
-    let backend = Backend::start().await;
-    let port = backend.addr.port().to_string();
+    // WebORCA's new port: the stand-in systemctl starts the stand-in WebORCA there
+    let port = free_port().to_string();
     let root = FakeRoot::new();
     let original = weborca_conf(8000);
     std::fs::write(root.real(JMA_CONF), &original).unwrap();
@@ -272,8 +273,8 @@ async fn setup_no_restart_moves_weborca_only_once_the_guard_is_in_force() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn setup_leaves_weborca_where_it_is_when_the_guard_does_not_come_into_force() {
-    let backend = Backend::start().await;
-    let port = backend.addr.port().to_string();
+    // WebORCA's new port: the stand-in systemctl starts the stand-in WebORCA there
+    let port = free_port().to_string();
     // WebORCA's own TLS port, which rollback waits for
     let own = TcpListener::bind("127.0.0.1:0").unwrap();
     let root = FakeRoot::new();
@@ -304,6 +305,44 @@ async fn setup_leaves_weborca_where_it_is_when_the_guard_does_not_come_into_forc
     let out = root.run(&["setup", "--rollback"]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(String::from_utf8(root.read(JMA_CONF)).unwrap(), original);
+}
+
+#[test]
+fn setup_refuses_with_nothing_changed_when_another_program_listens_on_the_backend_port() {
+    // Another program on the port WebORCA is to move to (it would keep WebORCA
+    // from listening, and answer setup's check that WebORCA answers).
+    let stranger = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = stranger.local_addr().unwrap().port().to_string();
+    let root = FakeRoot::new();
+    std::fs::write(root.real(JMA_CONF), weborca_conf(8000)).unwrap();
+    let before = root.snapshot();
+    for extra in [&[][..], &["--dry-run"], &["--no-restart"]] {
+        let mut args = vec!["setup", "--backend-port", &port, "--host", "localhost"];
+        args.extend_from_slice(extra);
+        let out = root.run(&args);
+        assert_eq!(out.status.code(), Some(1), "{extra:?}: {}", text(&out));
+        let t = text(&out);
+        for needle in [
+            format!(
+                "--backend-port {port}: another program already listens on port {port} (127.0.0.1:{port})"
+            ),
+            "nothing was changed".to_string(),
+            format!("sudo ss -ltnp 'sport = :{port}'"),
+        ] {
+            assert!(t.contains(&needle), "{extra:?}: {needle}: {t}");
+        }
+        assert_eq!(root.snapshot(), before, "{extra:?}");
+        assert!(root.take_calls().is_empty(), "{extra:?}");
+    }
+    // Once it is gone, the same setup goes through.
+    drop(stranger);
+    let out = root.run(&["setup", "--backend-port", &port, "--host", "localhost"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("WebORCA answers on 127.0.0.1:{port}")),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]

@@ -2,7 +2,9 @@
 """A stand-in for WebORCA in the end-to-end test: like WebORCA, it reads
 HTTP_PORT, SERVER_CRT, SERVER_PEM and CA_CRT from its environment (the unit
 sources jma-receipt.conf), listens on every interface, and speaks TLS with
-client certificates when the three keys are set, plain HTTP otherwise."""
+client certificates when the three keys are set, plain HTTP otherwise.
+STAND_IN_BIND, when set, is the one address it listens on instead (the
+fake-root tests listen on 127.0.0.1 only)."""
 import http.server
 import os
 import socket
@@ -11,6 +13,7 @@ import ssl
 port = int(os.environ.get("HTTP_PORT") or "8000")
 crt, pem, ca = (os.environ.get(k, "") for k in ("SERVER_CRT", "SERVER_PEM", "CA_CRT"))
 mode = "https" if crt and pem and ca else "http"
+bind = os.environ.get("STAND_IN_BIND", "")
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -32,12 +35,14 @@ class Server(http.server.ThreadingHTTPServer):
         super().server_bind()
 
 
-server = Server(("::", port), Handler)
+server = (
+    http.server.ThreadingHTTPServer((bind, port), Handler) if bind else Server(("::", port), Handler)
+)
 if mode == "https":
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(crt, pem)
     ctx.load_verify_locations(ca)
     ctx.verify_mode = ssl.CERT_REQUIRED
     server.socket = ctx.wrap_socket(server.socket, server_side=True)
-print(f"Server Mode: {mode.upper()} on [::]:{port}", flush=True)
+print(f"Server Mode: {mode.upper()} on [{bind or '::'}]:{port}", flush=True)
 server.serve_forever()

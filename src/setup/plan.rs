@@ -3,6 +3,7 @@
 //! runs on its files, and the four changes (guard script, WebORCA's drop-in,
 //! proxy.conf, jma-receipt.conf) are made ready in the order they are written.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use super::fsutil::{Change, Root};
@@ -167,6 +168,14 @@ pub(super) fn plan(args: &SetupArgs, root: &Root, config_path: &Path) -> Result<
             "setup stopped before changing anything: fix the FAIL lines above, then run it again",
         ));
     }
+    // 4. The port WebORCA moves to is free. Not under --root without
+    // SYSTEMCTL: that prepares another system's files, and this machine's
+    // ports say nothing about it.
+    if super::systemctl_applies(&args.root)
+        && let Some(taken) = port_taken(port, &jma_text, jma_path)
+    {
+        return Err(Stop::other(taken));
+    }
     let new_jma = jma_conf::apply(&jma_text, jma_path, port);
     Ok(Plan {
         port,
@@ -188,5 +197,34 @@ pub(super) fn plan(args: &SetupArgs, root: &Root, config_path: &Path) -> Result<
             .map_err(|e| read_stop(config_path, e))?,
         jma_conf: Change::new(root, jma_path, new_jma.into_bytes(), 0o644)
             .map_err(|e| read_stop(jma_path, e))?,
+    })
+}
+
+/// Why WebORCA cannot move to `port`, when another program listens there.
+/// Another program would keep WebORCA from listening after the move, and would
+/// answer setup's own check that WebORCA answers. WebORCA itself is there when
+/// jma-receipt.conf as it is (`jma_text`, setup's block included) already
+/// names `port`: a rerun.
+fn port_taken(port: u16, jma_text: &str, jma_path: &Path) -> Option<String> {
+    let raw = crate::config::parse_raw(jma_text, jma_path);
+    let weborca_on = raw
+        .entries
+        .iter()
+        .rev()
+        .find(|e| e.key == "HTTP_PORT")
+        .map_or(Some(WEBORCA_DEFAULT_PORT), |e| e.value.parse::<u16>().ok());
+    if weborca_on == Some(port) {
+        return None;
+    }
+    let taken: Vec<String> = crate::check::listening_sockets()
+        .into_iter()
+        .filter(|(_, p)| *p == port)
+        .map(|(ip, p)| SocketAddr::new(ip, p).to_string())
+        .collect();
+    (!taken.is_empty()).then(|| {
+        format!(
+            "--backend-port {port}: another program already listens on port {port} ({}), so WebORCA could not listen there after the move; nothing was changed. See which program it is with: sudo ss -ltnp 'sport = :{port}'; stop it, or choose a free port with --backend-port",
+            taken.join(", ")
+        )
     })
 }

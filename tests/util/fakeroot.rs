@@ -1,6 +1,7 @@
 //! A fake root for the system-changing commands (`--root`): WebORCA's conf
 //! folder with an orca-catool-like PKI, /etc/weborca-mtls-proxy, and stand-ins
-//! for `systemctl` (records each call, and starts or stops the guard) and
+//! for `systemctl` (records each call, starts or stops the guard, and starts
+//! or stops a stand-in WebORCA that listens where jma-receipt.conf says) and
 //! `nft` (lists the guard's table once systemctl started it), named through
 //! SYSTEMCTL and NFT; and what the tests of
 //! `install-cert` and `install-crl` all start from (a proxy.conf, `orca` as
@@ -68,6 +69,15 @@ fn script(path: &Path, text: &str) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
+impl Drop for FakeRoot {
+    /// Stops the stand-in WebORCA the stand-in systemctl started, if any.
+    fn drop(&mut self) {
+        let _ = Command::new(self.systemctl())
+            .args(["stop", "jma-receipt-weborca.service"])
+            .status();
+    }
+}
+
 impl FakeRoot {
     /// A root holding the PKI files (key mode 400) and no jma-receipt.conf yet.
     pub fn new() -> FakeRoot {
@@ -104,13 +114,32 @@ impl FakeRoot {
         // systemctl has started the guard's unit, as the real one does.
         let loaded = root.bin_dir.path().join("guard-table-loaded");
         let guard_script = root.real("/etc/weborca-mtls-proxy/guard.nft");
+        // WebORCA's unit: the stand-in WebORCA of the end-to-end test, started
+        // with jma-receipt.conf as its environment (so it listens where that
+        // file says, plain HTTP once setup moved it), on 127.0.0.1 only.
+        let pid = root.bin_dir.path().join("weborca.pid");
         script(
             &root.bin_dir.path().join("systemctl"),
             &format!(
-                "#!/bin/sh\necho \"$*\" >> '{calls}'\ncase \"$*\" in\n  'enable --now weborca-mtls-proxy-guard.service'|'start weborca-mtls-proxy-guard.service'|'restart weborca-mtls-proxy-guard.service') exec cp '{script}' '{loaded}' ;;\n  'disable --now weborca-mtls-proxy-guard.service'|'stop weborca-mtls-proxy-guard.service') rm -f '{loaded}' ;;\n  'is-active --quiet weborca-mtls-proxy-guard.service') exec test -e '{loaded}' ;;\nesac\nexit 0\n",
+                "#!/bin/sh\necho \"$*\" >> '{calls}'\n\
+                 weborca_stop() {{ [ -f '{pid}' ] || return 0; p=$(cat '{pid}'); rm -f '{pid}'; kill \"$p\" 2>/dev/null && tail --pid=\"$p\" -s 0.02 -f /dev/null; return 0; }}\n\
+                 case \"$*\" in\n\
+                 'enable --now weborca-mtls-proxy-guard.service'|'start weborca-mtls-proxy-guard.service'|'restart weborca-mtls-proxy-guard.service') exec cp '{script}' '{loaded}' ;;\n\
+                 'disable --now weborca-mtls-proxy-guard.service'|'stop weborca-mtls-proxy-guard.service') rm -f '{loaded}' ;;\n\
+                 'is-active --quiet weborca-mtls-proxy-guard.service') exec test -e '{loaded}' ;;\n\
+                 'start jma-receipt-weborca.service'|'restart jma-receipt-weborca.service') weborca_stop; (set -a; . '{jma}'; set +a; STAND_IN_BIND=127.0.0.1 exec python3 '{stand_in}') </dev/null >>'{log}' 2>&1 & echo $! > '{pid}' ;;\n\
+                 'stop jma-receipt-weborca.service') weborca_stop ;;\n\
+                 esac\nexit 0\n",
                 calls = root.calls.display(),
                 script = guard_script.display(),
                 loaded = loaded.display(),
+                pid = pid.display(),
+                jma = root.real(JMA_CONF).display(),
+                stand_in = concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/packaging/e2e/weborca-stand-in.py"
+                ),
+                log = root.bin_dir.path().join("weborca.log").display(),
             ),
         );
         script(
