@@ -57,6 +57,14 @@ async fn firefox_with_the_imported_p12_reaches_weborca_as_user1() {
         .unwrap_or_else(|| panic!("Firefox's page request did not reach WebORCA: {seen:#?}"));
     assert_eq!(page.one("x-ssl-client-verify"), Some("SUCCESS"));
     assert_eq!(page.one("x-ssl-client-s-dn"), Some("CN=user1,O=orca,C=JP"));
+    // the User-Agent Firefox really sends is told as Firefox's (its refusal
+    // pages name Firefox's menus)
+    let ua = page.one("user-agent").expect("Firefox sends a User-Agent");
+    assert_eq!(
+        weborca_mtls_proxy::pages::Browser::of(Some(&http::HeaderValue::from_str(ua).unwrap())),
+        weborca_mtls_proxy::pages::Browser::Firefox,
+        "{ua}"
+    );
     assert!(
         seen.iter()
             .all(|s| s.one("x-ssl-client-s-dn") == Some("CN=user1,O=orca,C=JP")),

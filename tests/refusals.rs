@@ -77,6 +77,120 @@ async fn refuses_missing_certificate_with_import_steps() {
     assert!(page.contains("デバイス証明書の管理"));
 }
 
+/// User-Agents as the browsers send them (Firefox ESR 140, Edge and Chrome 131 on Windows).
+const FIREFOX_UA: &str =
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:140.0) Gecko/20100101 Firefox/140.0";
+const EDGE_UA: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0";
+const CHROME_UA: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+
+#[tokio::test]
+async fn the_steps_on_a_refusal_page_name_the_menus_of_the_browser_that_asked() {
+    let (s, c) = setup(&[]);
+    let env = s.start().await;
+    struct Case {
+        ua: &'static str,
+        /// on the page for no certificate (importing the .p12 and ca.crt)
+        missing: &'static [&'static str],
+        /// on the page for a foreign CA's certificate (being asked again)
+        unknown_ca: &'static [&'static str],
+        /// on the page for a revoked one (importing a new .p12)
+        revoked: &'static [&'static str],
+        /// on none of its pages' steps
+        lacks: &'static [&'static str],
+    }
+    let cases = [
+        Case {
+            ua: FIREFOX_UA,
+            missing: &[
+                "Firefox の「設定」",
+                "「あなたの証明書」タブ",
+                "「認証局証明書」タブ",
+                "In Firefox, open Settings",
+                "Authorities tab",
+            ],
+            unknown_ca: &[
+                "「認証の決定」タブ",
+                "Firefox を完全に終了",
+                "Authentication Decisions tab",
+            ],
+            revoked: &[
+                "Firefox の「設定」",
+                "In Firefox, open Settings",
+                "Quit Firefox completely",
+            ],
+            lacks: &["Chrome", "デバイス証明書の管理", "Edge"],
+        },
+        Case {
+            ua: EDGE_UA,
+            missing: &[
+                "Edge の「設定」",
+                "「プライバシー、検索、サービス」",
+                "In Edge, open Settings",
+            ],
+            unknown_ca: &[
+                "Microsoft Edge を閉じる",
+                "Edge remembers the chosen certificate",
+            ],
+            revoked: &["Edge の「設定」", "Quit Edge completely"],
+            lacks: &["Chrome", "デバイス証明書の管理", "Firefox"],
+        },
+        Case {
+            ua: CHROME_UA,
+            missing: &[
+                "Chrome の「設定」",
+                "デバイス証明書の管理",
+                "Quit Chrome completely",
+            ],
+            unknown_ca: &["Chrome は一度選んだ証明書を覚えている", "Chrome remembers"],
+            revoked: &["デバイス証明書の管理", "Manage device certificates"],
+            lacks: &["Firefox", "Edge"],
+        },
+    ];
+    for case in &cases {
+        for (cert, reason, has) in [
+            (None, "missing", case.missing),
+            (Some(&c.foreign), "unknown-ca", case.unknown_ca),
+            (Some(&c.revoked), "revoked", case.revoked),
+        ] {
+            let req = Request::get("/")
+                .header("host", "localhost")
+                .header("accept", "text/html")
+                .header("user-agent", case.ua)
+                .body(Full::new(Bytes::new()))
+                .unwrap();
+            let answer = env.client(cert).send(env.addr, req).await.unwrap();
+            assert_eq!(answer.status, 403, "{reason}: {}", answer.text());
+            assert_eq!(answer.header("x-client-cert-error"), Some(reason));
+            let page = answer.text();
+            // what is said to the reader, not the technical box
+            let tech = page
+                .find("<section class=\"tech\">")
+                .expect("a technical box");
+            let tech_end = tech + page[tech..].find("</section>").expect("its end");
+            let words = format!("{}{}", &page[..tech], &page[tech_end..]);
+            for word in has {
+                assert!(
+                    words.contains(word),
+                    "{}, {reason}: no {word:?} in {words}",
+                    case.ua
+                );
+            }
+            for word in case.lacks {
+                assert!(
+                    !words.contains(*word),
+                    "{}, {reason}: {word:?} in {words}",
+                    case.ua
+                );
+            }
+        }
+    }
+    assert_eq!(
+        env.backend.count(),
+        0,
+        "a refused client reached the backend"
+    );
+}
+
 #[tokio::test]
 async fn refuses_expired_certificate_naming_its_dates() {
     let (s, c) = setup(&[]);

@@ -1,7 +1,7 @@
 //! The certificate refusal pages: which words each refusal gets (the texts
 //! themselves are in `cert_words.rs`), the facts listed under them, and the
 //! phrases several pages share (the certificate named, the CA list, the
-//! Chrome steps to reissue and restart).
+//! steps to reissue, in the words of the browser that asked: `browser.rs`).
 
 use super::*;
 
@@ -83,21 +83,8 @@ pub(super) fn ca_list(cas: &[String], sep: &str) -> Line {
     l
 }
 
-pub(super) const CHROME_PATH_JA: &str =
-    "Chrome の「設定」→「プライバシーとセキュリティ」→「セキュリティ」→「デバイス証明書の管理」";
-pub(super) const CHROME_PATH_EN: &str =
-    "In Chrome, open Settings → Privacy and security → Security → Manage device certificates";
-
-pub(super) fn restart_ja() -> Line {
-    line().t("Chrome を完全に終了して（右上の「⋮」メニュー →「終了」）、もう一度起動します。")
-}
-
-pub(super) fn restart_en() -> Line {
-    line().t("Quit Chrome completely (⋮ menu → Exit) and start it again.")
-}
-
-/// The steps for getting a fresh certificate into Chrome (expired, revoked).
-pub(super) fn reissue_steps_ja(old: &str) -> Vec<Line> {
+/// The steps for getting a fresh certificate into the browser (expired, revoked).
+pub(super) fn reissue_steps_ja(b: Browser, old: &str) -> Vec<Line> {
     vec![
         line()
             .t("管理者に、新しい証明書の発行を依頼してください。（管理者の方へ: ")
@@ -105,7 +92,7 @@ pub(super) fn reissue_steps_ja(old: &str) -> Vec<Line> {
             .t(" で発行できます）"),
         line()
             .t("受け取った zip ファイルを展開し、")
-            .t(CHROME_PATH_JA)
+            .t(b.import_path_ja())
             .t("→「インポート」から新しい ")
             .c(".p12")
             .t(" ファイルを取り込みます。パスフレーズは ")
@@ -114,11 +101,12 @@ pub(super) fn reissue_steps_ja(old: &str) -> Vec<Line> {
         line().t(format!(
             "{old}古い証明書は、同じ画面で削除しておくと選び間違いを防げます。"
         )),
-        restart_ja().t("WebORCA を開き、証明書の選択画面で新しい証明書を選んで「OK」を押します。"),
+        b.restart_ja()
+            .t("WebORCA を開き、証明書の選択画面で新しい証明書を選んで「OK」を押します。"),
     ]
 }
 
-pub(super) fn reissue_steps_en(old: &str) -> Vec<Line> {
+pub(super) fn reissue_steps_en(b: Browser, old: &str) -> Vec<Line> {
     vec![
         line()
             .t("Ask the administrator to issue a new certificate (")
@@ -126,7 +114,7 @@ pub(super) fn reissue_steps_en(old: &str) -> Vec<Line> {
             .t(")."),
         line()
             .t("Unzip it. ")
-            .t(CHROME_PATH_EN)
+            .t(b.import_path_en())
             .t(", click Import and choose the new ")
             .c(".p12")
             .t(" file; the passphrase is in the ")
@@ -135,6 +123,7 @@ pub(super) fn reissue_steps_en(old: &str) -> Vec<Line> {
         line().t(format!(
             "Remove the {old} certificate there as well, so it cannot be chosen by mistake."
         )),
-        restart_en().t(" Open WebORCA and choose the new certificate when asked."),
+        b.restart_en()
+            .t(" Open WebORCA and choose the new certificate when asked."),
     ]
 }

@@ -8,8 +8,8 @@ use super::*;
 
 pub(super) fn missing_ja(r: &CertRefusal<'_>) -> Text {
     let mut note = line().t(
-        "証明書の選択画面が出ない場合は、お持ちの証明書の有効期限が切れている（またはまだ有効期間が始まっていない）か、この医療機関の認証局（CA）で発行されたものではない可能性があります。Chrome は有効期限切れの証明書を選択画面に出しません。",
-    );
+        "証明書の選択画面が出ない場合は、お持ちの証明書の有効期限が切れている（またはまだ有効期間が始まっていない）か、この医療機関の認証局（CA）で発行されたものではない可能性があります。",
+    ).t(r.browser.hides_expired_ja());
     if !r.expected_ca.is_empty() {
         note = note
             .t("このサーバーで使えるのは、")
@@ -25,17 +25,18 @@ pub(super) fn missing_ja(r: &CertRefusal<'_>) -> Text {
         steps: vec![
             line().t("管理者から証明書の zip ファイル（").c("NNNNNN__JP_orca_（名前）.zip").t(" という名前です）を受け取り、展開（解凍）します。"),
             line().t("展開したフォルダーにある ").c(".pass").t(" ファイルをメモ帳で開き、パスフレーズを確認します。"),
-            line().t(CHROME_PATH_JA).t("を開き、「インポート」から ").c(".p12").t(" ファイルを選んで、パスフレーズを入力します。"),
-            line().t("同じ手順で ").c("ca.crt").t(" もインポートします。"),
-            restart_ja(),
+            line().t(r.browser.import_path_ja()).t("を開き、「インポート」から ").c(".p12").t(" ファイルを選んで、パスフレーズを入力します。"),
+            r.browser.ca_step_ja(),
+            r.browser.restart_ja(),
             line().c("https://（サーバー名）:8000").t(" を開きます。証明書の選択画面が出たら、インポートした証明書を選んで「OK」を押します。"),
         ],
-        notes: vec![note.t("有効期限は「デバイス証明書の管理」で確認できます。切れている場合は新しい証明書の発行を管理者に依頼してください。")],
+        notes: vec![note.t(format!("有効期限は{}で確認できます。切れている場合は新しい証明書の発行を管理者に依頼してください。", r.browser.manager_ja()))],
     }
 }
 
 pub(super) fn missing_en(r: &CertRefusal<'_>) -> Text {
-    let mut note = line().t("If the browser never asks for a certificate, the installed certificate may have expired (or not be valid yet) — Chrome does not offer expired certificates at all — or it was not issued by a CA this server accepts: Chrome only offers certificates from the CAs the server names in its TLS CertificateRequest. Check the certificate's validity dates in Chrome's certificate manager.");
+    let b = r.browser;
+    let mut note = line().t(format!("If the browser never asks for a certificate, the installed certificate may have expired (or not be valid yet){} or it was not issued by a CA this server accepts: browsers only offer certificates from the CAs the server names in its TLS CertificateRequest. Check the certificate's validity dates in {}.", if b.hides_expired_en().is_empty() { "," } else { b.hides_expired_en() }, b.manager_en()));
     if !r.expected_ca.is_empty() {
         note = note
             .t(" Accepted: ")
@@ -48,9 +49,9 @@ pub(super) fn missing_en(r: &CertRefusal<'_>) -> Text {
         steps: vec![
             line().t("Get the certificate zip file (").c("NNNNNN__JP_orca_(name).zip").t(") from the administrator and unzip it."),
             line().t("Open the ").c(".pass").t(" file in a text editor to read the passphrase."),
-            line().t(CHROME_PATH_EN).t(", click Import, choose the ").c(".p12").t(" file and enter the passphrase."),
-            line().t("Import ").c("ca.crt").t(" the same way."),
-            restart_en(),
+            line().t(b.import_path_en()).t(", click Import, choose the ").c(".p12").t(" file and enter the passphrase."),
+            b.ca_step_en(),
+            b.restart_en(),
             line().t("Open ").c("https://(server):8000").t(" and choose the certificate when the browser asks."),
         ],
         notes: vec![note],
@@ -79,7 +80,7 @@ pub(super) fn expired_ja(r: &CertRefusal<'_>) -> Text {
                 .t(when)
                 .t("、WebORCA に接続できません。"),
         ],
-        steps: reissue_steps_ja("期限切れの"),
+        steps: reissue_steps_ja(r.browser, "期限切れの"),
         notes,
     }
 }
@@ -98,7 +99,7 @@ pub(super) fn expired_en(r: &CertRefusal<'_>) -> Text {
                 .t(when)
                 .t(", so the connection was refused."),
         ],
-        steps: reissue_steps_en("expired"),
+        steps: reissue_steps_en(r.browser, "expired"),
         notes: vec![
             line()
                 .t("Expiry is judged by the proxy server's clock. If the dates look wrong, check the server's time (")
@@ -187,7 +188,7 @@ pub(super) fn unknown_ca_ja(r: &CertRefusal<'_>) -> Text {
             line().t("証明書を選ぶ画面で、別の証明書（ほかのシステム用など）を選んだ可能性があります。"),
         ],
         steps: vec![
-            restart_ja().t("Chrome は一度選んだ証明書を覚えているため、再起動しないと選択画面が出ません。"),
+            r.browser.ask_again_ja(),
             choose,
             line().t("一覧に該当する証明書がない場合は、管理者から証明書の zip ファイルを受け取り、インポートしてください。"),
         ],
@@ -216,7 +217,7 @@ pub(super) fn unknown_ca_en(r: &CertRefusal<'_>) -> Text {
         title: "The certificate was issued by a CA this server does not accept".into(),
         lead: vec![lead.t(" is not accepted here. Most likely a certificate for another system was chosen in the browser's prompt, or it comes from another CA.")],
         steps: vec![
-            restart_en().t(" Chrome remembers the chosen certificate until it restarts."),
+            r.browser.ask_again_en(),
             choose,
             line().t("If there is no such certificate, get one from the administrator and import it."),
         ],
@@ -233,7 +234,7 @@ pub(super) fn revoked_ja(r: &CertRefusal<'_>) -> Text {
                 .append(cert_ref_ja(r.subject, r.serial_hex))
                 .t("は、管理者によって失効（利用停止）の手続きがされているため、使えません。"),
         ],
-        steps: reissue_steps_ja("失効した"),
+        steps: reissue_steps_ja(r.browser, "失効した"),
         notes: vec![line().t("失効の手続きに心当たりがない場合も、管理者にご確認ください。")],
     }
 }
@@ -247,7 +248,7 @@ pub(super) fn revoked_en(r: &CertRefusal<'_>) -> Text {
                 .append(cert_ref_en(r.subject, r.serial_hex))
                 .t(" has been revoked by the administrator (it is on the CRL) and can no longer be used."),
         ],
-        steps: reissue_steps_en("revoked"),
+        steps: reissue_steps_en(r.browser, "revoked"),
         notes: Vec::new(),
     }
 }
@@ -263,7 +264,7 @@ pub(super) fn not_allowed_ja(r: &CertRefusal<'_>) -> Text {
         ],
         steps: vec![
             line().t("管理者に、この証明書でこのサーバーを使えるようにしてもらうか、このサーバー用の証明書を発行してもらってください。"),
-            restart_ja().t("このサーバー用の証明書を別にお持ちの場合は、証明書の選択画面でその証明書を選んでください。"),
+            r.browser.ask_again_ja().t("このサーバー用の証明書を別にお持ちの場合は、証明書の選択画面でその証明書を選んでください。"),
         ],
         notes: Vec::new(),
     }
@@ -283,7 +284,7 @@ pub(super) fn not_allowed_en(r: &CertRefusal<'_>) -> Text {
                 .t("To allow it, add its common name to ")
                 .c("ALLOW_CN")
                 .t(" in the proxy configuration, or issue a certificate with a permitted name."),
-            restart_en().t(" If the user has another certificate for this server, choose that one when asked."),
+            r.browser.ask_again_en().t(" If the user has another certificate for this server, choose that one when asked."),
         ],
         notes: Vec::new(),
     }

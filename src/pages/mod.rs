@@ -17,6 +17,7 @@ use chrono::{DateTime, FixedOffset, Utc};
 use http::{HeaderValue, StatusCode};
 
 mod backend;
+mod browser;
 mod cert;
 mod cert_words;
 mod render;
@@ -26,6 +27,7 @@ use cert::*;
 use cert_words::*;
 use render::*;
 
+pub use browser::Browser;
 pub use render::escape_html;
 
 /// Kept here too: the pages were its first home.
@@ -53,6 +55,8 @@ pub struct CertRefusal<'a> {
     pub detail: Option<&'a str>,
     /// The path asked for, on a `not-permitted` page.
     pub path: Option<&'a str>,
+    /// The browser whose menus the steps name.
+    pub browser: Browser,
 }
 
 impl<'a> CertRefusal<'a> {
@@ -68,6 +72,7 @@ impl<'a> CertRefusal<'a> {
             expected_ca: &[],
             detail: None,
             path: None,
+            browser: Browser::Chrome,
         }
     }
 }

@@ -8,6 +8,7 @@ use super::*;
 pub(super) fn refused(
     refusal: &Refusal,
     ca_subjects: &[String],
+    browser: pages::Browser,
     html: bool,
 ) -> Response<Either<Incoming, Full<Bytes>>> {
     let info = refusal.info.as_ref();
@@ -21,6 +22,7 @@ pub(super) fn refused(
         expected_ca: ca_subjects,
         detail: Some(&refusal.detail),
         path: None,
+        browser,
     };
     page(&Page::CertRefused(page_data), html)
 }
@@ -71,7 +73,9 @@ impl Proxy {
         version: Version,
         html: bool,
     ) -> Response<Either<Incoming, Full<Bytes>>> {
-        let mut resp = refused(refusal, &conn.ca_subjects, html);
+        // the connection's browser, told at the start of its first request
+        let browser = conn.browser.get().copied().unwrap_or_default();
+        let mut resp = refused(refusal, &conn.ca_subjects, browser, html);
         if version <= Version::HTTP_11 {
             resp.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));

@@ -10,13 +10,14 @@
 //! connection warm cannot hold one of the MAX_CONNECTIONS slots forever.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use http::HeaderValue;
 use tokio_util::sync::CancellationToken;
 
+use crate::pages::Browser;
 use crate::status::SeenClient;
 use crate::tls::judgement::Judgement;
 
@@ -42,9 +43,18 @@ pub struct ConnInfo {
     /// the `X-Forwarded-For` value, the client's address formatted once per
     /// connection (see [`ConnInfo::forwarded_for`])
     pub forwarded_for: Option<HeaderValue>,
+    /// the browser a refusal page's steps are written for, told from the
+    /// first request's User-Agent (see [`ConnInfo::browser`])
+    pub browser: OnceLock<Browser>,
 }
 
 impl ConnInfo {
+    /// The browser on this connection, told from `user_agent` the first time
+    /// (a connection comes from one browser; later requests pay one load).
+    pub fn browser(&self, user_agent: Option<&HeaderValue>) -> Browser {
+        *self.browser.get_or_init(|| Browser::of(user_agent))
+    }
+
     /// The `X-Forwarded-For` value for a client at `peer`: its IP address
     /// (an IPv4-mapped IPv6 address as IPv4).
     pub fn forwarded_for(peer: SocketAddr) -> Option<HeaderValue> {

@@ -176,6 +176,8 @@ impl Proxy {
             .access_log
             .then(|| AccessRecord::new(&conn, &req, started));
         let html = pages::wants_html(req.headers().get(header::ACCEPT));
+        // told now: a refusal later on may come after `req` is forwarded
+        conn.browser(req.headers().get(header::USER_AGENT));
         let (judged, news) = conn.judgement.now_and_news();
         let mut record = record.map(|r| r.who(&judged.verdict));
         let (response, slot) = match &judged.verdict {

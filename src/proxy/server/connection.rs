@@ -110,6 +110,7 @@ pub(super) async fn serve_conn(
         close: CancellationToken::new(),
         default_host,
         forwarded_for: ConnInfo::forwarded_for(peer),
+        browser: std::sync::OnceLock::new(),
     });
     drop(tls_state);
     serve_http(&shared, stream, conn, h2).await;
