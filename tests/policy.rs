@@ -498,6 +498,38 @@ async fn check_reads_the_policy_flags_dead_rules_and_says_which_rule_decides() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_policy_brought_by_reload_while_a_request_waits_for_weborca_decides_it() {
+    let metrics = decided_while_waiting(None).await;
+    assert!(
+        metrics.contains(":1\"} 1\n"),
+        "the refusing rule is counted once: {metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_decided_again_after_a_reload_is_counted_once_by_its_last_rule() {
+    let metrics = decided_while_waiting(Some("/api01rv2 any\n/ any\n")).await;
+    let decisions: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("weborca_proxy_access_policy_decisions_total{"))
+        .collect();
+    // /hold by the first set's `/ any`, the API request by the new set's
+    // first rule only: its first decision (the first set's line 1) was replaced
+    assert_eq!(decisions.len(), 2, "{decisions:#?} {metrics}");
+    assert!(
+        decisions.iter().any(|l| l.contains("before-policy:2\"} 1")),
+        "{decisions:#?}"
+    );
+    assert!(
+        decisions.iter().any(|l| l.contains("access-policy:1\"} 1")),
+        "{decisions:#?}"
+    );
+}
+
+/// A request that waits for a backend slot while a reload brings
+/// ACCESS_POLICY `/api01rv2 cn:receipt-printer` (in place of `before`, if
+/// any): it is refused, and nothing but the request before it reaches
+/// WebORCA. The metrics after.
+async fn decided_while_waiting(before: Option<&str>) -> String {
     use std::sync::{Arc, Mutex};
     use tokio::io::AsyncWriteExt;
     // A backend that records each request's line and holds its answer to
@@ -535,9 +567,13 @@ async fn a_policy_brought_by_reload_while_a_request_waits_for_weborca_decides_it
             });
         }
     });
-    // One backend request at a time, and no ACCESS_POLICY yet.
+    // One backend request at a time, and `before` as ACCESS_POLICY.
     let mut s = Setup::new();
     s.conf.push("MAX_CONNECTIONS=1".into());
+    if let Some(before) = before {
+        let file = write(s.dir.path(), "before-policy", before);
+        s.conf.push(format!("ACCESS_POLICY={}", file.display()));
+    }
     let front = crate::util::raw::Front::start(s, &backend).await;
     let Kept::H2(sender, port) = Kept::open(&front.h2_client(), front.addr).await else {
         panic!("no HTTP/2");
@@ -572,4 +608,5 @@ async fn a_policy_brought_by_reload_while_a_request_waits_for_weborca_decides_it
         ["GET /hold HTTP/1.1"],
         "only the request before the policy reached WebORCA"
     );
+    stats.metrics.encode()
 }

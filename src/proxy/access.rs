@@ -30,11 +30,29 @@ pub(super) enum Access {
 }
 
 impl Access {
-    /// The rule for the access log, when a policy decided.
-    pub(super) fn rule(&self) -> Option<&str> {
+    /// Takes out the deciding rule (for the access log and the count), when
+    /// a policy decided; what is left behind has an empty one.
+    pub(super) fn take_rule(&mut self) -> Option<String> {
         match self {
             Access::Open => None,
-            Access::Allowed(rule, _) | Access::Refused(_, rule) => Some(rule),
+            Access::Allowed(rule, _) | Access::Refused(_, rule) => Some(std::mem::take(rule)),
+        }
+    }
+}
+
+/// The deciding rule of a request decided again (a reload came while it
+/// waited for a backend slot; `None`: the new set has no policy), carried on
+/// its answer back to [`Proxy::handle`]: the access line and the count take
+/// a request's last decision, and count it once.
+#[derive(Clone)]
+pub(super) struct DecidedAgain(pub(super) Option<String>);
+
+impl Proxy {
+    /// Counts the rule that decided a request, once per request (`-`: refused
+    /// as unsafe before any rule was asked, not counted).
+    pub(super) fn count_decision(&self, rule: &str) {
+        if rule != "-" {
+            Metrics::count(&self.stats.metrics.policy_rules, rule);
         }
     }
 }
@@ -61,8 +79,8 @@ impl Proxy {
             }
         };
         let decision = policy.decide(&identity.info, method.as_str(), &path);
+        // counted by the caller, once the request's last decision is known
         let rule = log_safe(decision.rule_name());
-        Metrics::count(&self.stats.metrics.policy_rules, &rule);
         if decision.allowed() {
             let respelled = (path != raw_path).then_some(path);
             return Access::Allowed(rule, respelled);

@@ -179,8 +179,10 @@ impl Proxy {
         // told now: a refusal later on may come after `req` is forwarded
         conn.browser(req.headers().get(header::USER_AGENT));
         let (judged, news) = conn.judgement.now_and_news();
-        let mut record = record.map(|r| r.who(&judged.verdict));
-        let (response, slot) = match &judged.verdict {
+        let record = record.map(|r| r.who(&judged.verdict));
+        // the rule that decided the request, when a policy did
+        let mut rule = None;
+        let (mut response, slot) = match &judged.verdict {
             Err(refusal) => {
                 if news {
                     refused_on_open_connection(&self.stats, &conn, &judged, refusal);
@@ -198,7 +200,7 @@ impl Proxy {
                     (Box::pin(self.admin(&conn, identity, req, html)).await, None)
                 }
                 Ok(()) => {
-                    let access = self.access(
+                    let mut access = self.access(
                         &conn,
                         &judged,
                         identity,
@@ -206,7 +208,7 @@ impl Proxy {
                         req.uri().path(),
                         html,
                     );
-                    record = record.map(|r| r.with_rule(access.rule()));
+                    rule = access.take_rule();
                     match access {
                         Access::Refused(answer, _) => (answer, None),
                         // allowed on its normal form, which is then what is forwarded
@@ -223,6 +225,13 @@ impl Proxy {
                 }
             },
         };
+        if let Some(again) = response.extensions_mut().remove::<DecidedAgain>() {
+            rule = again.0;
+        }
+        if let Some(rule) = &rule {
+            self.count_decision(rule);
+        }
+        let record = record.map(|r| r.with_rule(rule.as_deref()));
         let metrics = &self.stats.metrics;
         metrics
             .request_duration
@@ -242,14 +251,36 @@ impl Proxy {
         }))
     }
 
-    /// Forwards `req` of `identity`, accepted (and allowed) under `first`.
+    /// Forwards `req` of `identity`, accepted (and allowed) under `first`;
+    /// a request decided again on its way carries that decision back
+    /// ([`DecidedAgain`]).
     async fn forward(
+        &self,
+        conn: &Arc<ConnInfo>,
+        first: &Arc<Judged>,
+        identity: &Identity,
+        req: Request<Incoming>,
+        html: bool,
+    ) -> Forwarded {
+        let mut again = None;
+        let mut forwarded = self
+            .forward_decided(conn, first, identity, req, html, &mut again)
+            .await;
+        if let Some(again) = again {
+            forwarded.0.extensions_mut().insert(again);
+        }
+        forwarded
+    }
+
+    /// [`Proxy::forward`]; `again` gets the decision of a request decided again.
+    async fn forward_decided(
         &self,
         conn: &Arc<ConnInfo>,
         first: &Arc<Judged>,
         identity: &Identity,
         mut req: Request<Incoming>,
         html: bool,
+        again: &mut Option<DecidedAgain>,
     ) -> Forwarded {
         let version = req.version();
         let upgrade = is_websocket_upgrade(req.headers());
@@ -292,14 +323,16 @@ impl Proxy {
         if let Ok(identity) = &judged.verdict
             && !Arc::ptr_eq(first, &judged)
         {
-            match self.access(
+            let mut access = self.access(
                 conn,
                 &judged,
                 identity,
                 out.method(),
                 out.uri().path(),
                 html,
-            ) {
+            );
+            *again = Some(DecidedAgain(access.take_rule()));
+            match access {
                 Access::Refused(answer, _) => return (answer, None),
                 Access::Allowed(_, Some(normal)) if respell(&mut out, &normal).is_err() => {
                     return (simple(StatusCode::BAD_REQUEST), None);

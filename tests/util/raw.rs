@@ -315,13 +315,21 @@ impl Front {
 
     pub async fn start(setup: Setup, backend_url: &str) -> Front {
         use weborca_mtls_proxy::server::Server;
-        use weborca_mtls_proxy::tls::{Sessions, TlsState};
+        use weborca_mtls_proxy::tls::Sessions;
         let conf_path = setup.write_config(backend_url);
         let config = weborca_mtls_proxy::config::load(&conf_path)
             .expect("config")
             .config;
         let sessions = Sessions::new().unwrap();
-        let tls = TlsState::load(&config, &sessions).expect("tls");
+        // the server's own load, as start and reload do: ACCESS_POLICY too
+        let loaded = weborca_mtls_proxy::load::load_from(
+            config,
+            &sessions,
+            &mut weborca_mtls_proxy::load::Log,
+        )
+        .map_err(|f| f.message().to_string())
+        .expect("load");
+        let (config, tls) = (loaded.config, loaded.tls);
         let server = Server::bind(config.server_parts(), tls).expect("bind");
         let addr = server.local_addrs()[0];
         let handle = server.handle();
