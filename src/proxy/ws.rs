@@ -3,9 +3,10 @@
 //! to the client, so that on shutdown it can end the tunnel the way
 //! push-exchanger expects — a Close frame (1001 "going away") at a frame
 //! boundary — rather than a bare TCP close that clients report as an error.
-//! A tunnel whose client certificate is refused after it opened ends the same
-//! way with 1008 (policy violation), and from that moment nothing more the
-//! client sends is carried to the backend.
+//! A tunnel whose client certificate is refused after it opened ends with
+//! 1008 (policy violation), and from that moment nothing more is carried
+//! either way: not what the client sends, and not the rest of a frame
+//! WebORCA was sending (zeros take its place up to the Close).
 
 use std::time::Duration;
 
@@ -74,14 +75,20 @@ impl FrameTracker {
     }
 }
 
-/// Carries backend → client, tracking frames; on `shutdown` (1001) or
-/// `refused` (1008) ends at a frame boundary with a Close frame. Returns the
-/// bytes carried.
+/// Carries backend → client, tracking frames; on `shutdown` ends at a frame
+/// boundary with a Close frame (1001), the frame in flight finished first.
+/// A refusal (`refused`, or `may_carry` no longer allowing: a reload seen
+/// here first) stops WebORCA's bytes at once: the rest of a frame in flight
+/// is filled with zeros of the proxy's own, so that the 1008 Close can still
+/// follow at a frame boundary; a rest longer than [`FILL_LIMIT`] (or a frame
+/// header cut short) ends the tunnel without a Close. Returns the bytes
+/// carried from WebORCA.
 async fn down<R, W>(
     mut from: R,
     mut to: W,
     shutdown: CancellationToken,
     refused: CancellationToken,
+    may_carry: &(dyn Fn() -> bool + Sync),
 ) -> u64
 where
     R: AsyncRead + Unpin,
@@ -100,20 +107,40 @@ where
         }
     };
     tokio::pin!(stop);
+    // Set once a refusal is seen: nothing more of WebORCA's goes to the client.
+    let mut refusing = false;
     loop {
-        if stopping && tracker.at_boundary() {
-            let close = if refused.is_cancelled() {
-                &CLOSE_POLICY
-            } else {
-                &CLOSE_GOING_AWAY
+        if refusing {
+            let close = async {
+                if fill_frame(&mut to, &mut tracker).await {
+                    let _ = to.write_all(&CLOSE_POLICY).await;
+                }
             };
-            let _ = to.write_all(close).await;
+            let _ = tokio::time::timeout(CLOSE_WAIT, close).await;
             break;
         }
+        if stopping && tracker.at_boundary() {
+            let _ = to.write_all(&CLOSE_GOING_AWAY).await;
+            break;
+        }
+        // `biased`: a refusal is seen before any further bytes of WebORCA's
+        // are read.
         tokio::select! {
+            biased;
+            () = &mut stop, if !stopping => {
+                stopping = true;
+                refusing = refused.is_cancelled();
+                deadline.as_mut().reset(tokio::time::Instant::now() + CLOSE_WAIT);
+            }
+            _ = &mut deadline, if stopping => break,
             read = from.read(&mut buf) => match read {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
+                    if refused.is_cancelled() || !may_carry() {
+                        // read after the refusal: dropped, never written
+                        refusing = true;
+                        continue;
+                    }
                     if to.write_all(&buf[..n]).await.is_err() {
                         return total;
                     }
@@ -121,15 +148,26 @@ where
                     total += n as u64;
                 }
             },
-            () = &mut stop, if !stopping => {
-                stopping = true;
-                deadline.as_mut().reset(tokio::time::Instant::now() + CLOSE_WAIT);
-            }
-            _ = &mut deadline, if stopping => break,
         }
     }
     let _ = to.shutdown().await;
     total
+}
+
+/// Longest rest of a frame in flight that a refusal fills with zeros.
+const FILL_LIMIT: u64 = 64 * 1024;
+
+/// Brings the stream to a frame boundary with zeros in place of the rest of
+/// the frame in flight; false when that cannot be done within
+/// [`FILL_LIMIT`] or the frame's header is not complete.
+async fn fill_frame<W: AsyncWrite + Unpin>(to: &mut W, tracker: &mut FrameTracker) -> bool {
+    if !tracker.header.is_empty() || tracker.remaining > FILL_LIMIT {
+        return false;
+    }
+    // at most FILL_LIMIT, so this fits
+    let zeros = vec![0u8; usize::try_from(tracker.remaining).unwrap_or(0)];
+    tracker.remaining = 0;
+    to.write_all(&zeros).await.is_ok()
 }
 
 /// Carries client → backend until the client stops (bounded after
@@ -204,7 +242,7 @@ where
             refused.clone(),
             may_carry
         ),
-        down(backend_rd, client_wr, shutdown, refused)
+        down(backend_rd, client_wr, shutdown, refused, may_carry)
     )
 }
 
@@ -316,6 +354,69 @@ mod tests {
 
     fn always() -> bool {
         true
+    }
+
+    /// WebORCA has sent the head and `sent` bytes of a frame of `len` when
+    /// the tunnel is refused (by `refused`, or by `may_carry` turning false);
+    /// it then sends the rest, all `S`. What the client receives after the
+    /// bytes it had.
+    async fn refused_mid_frame(len: usize, sent: usize, by_token: bool) -> Vec<u8> {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let (client, mut client_peer) = tokio::io::duplex(1 << 20);
+        let (backend, mut backend_peer) = tokio::io::duplex(1 << 20);
+        let refused = CancellationToken::new();
+        let allowed = AtomicBool::new(true);
+        let may_carry = || allowed.load(Ordering::SeqCst);
+        let mut f = frame(len, false);
+        let head = f.len() - len;
+        f[head..].fill(b'S');
+        let allowed = &allowed;
+        let token = refused.clone();
+        let drive = async move {
+            backend_peer.write_all(&f[..head + sent]).await.unwrap();
+            let mut got = vec![0u8; head + sent];
+            client_peer.read_exact(&mut got).await.unwrap();
+            if by_token {
+                token.cancel();
+            } else {
+                allowed.store(false, Ordering::SeqCst);
+            }
+            let _ = backend_peer.write_all(&f[head + sent..]).await;
+            let mut rest = Vec::new();
+            let _ = client_peer.read_to_end(&mut rest).await;
+            drop(backend_peer);
+            rest
+        };
+        let (_, rest) = tokio::join!(
+            tunnel(
+                client,
+                backend,
+                CancellationToken::new(),
+                refused,
+                &may_carry
+            ),
+            drive
+        );
+        rest
+    }
+
+    #[tokio::test]
+    async fn a_refusal_mid_frame_sends_zeros_not_weborcas_bytes_then_1008() {
+        for by_token in [true, false] {
+            let rest = refused_mid_frame(1000, 10, by_token).await;
+            let leaked = rest.iter().filter(|b| **b == b'S').count();
+            assert_eq!(leaked, 0, "WebORCA's bytes after the refusal");
+            assert_eq!(rest.len(), 990 + 4, "by_token {by_token}");
+            assert!(rest[..990].iter().all(|b| *b == 0));
+            assert_eq!(&rest[990..], &CLOSE_POLICY);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refusal_mid_frame_with_much_left_ends_the_tunnel_without_a_close() {
+        let len = FILL_LIMIT as usize + 100;
+        let rest = refused_mid_frame(len, 10, true).await;
+        assert!(rest.is_empty(), "{} bytes after the refusal", rest.len());
     }
 
     #[tokio::test]
