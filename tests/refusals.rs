@@ -17,6 +17,8 @@ struct Cases {
     foreign_ca_pem: String,
     revoked: Leaf,
     not_allowed: Leaf,
+    /// accepted until a test revokes it
+    revoked_later: Leaf,
 }
 
 fn setup(extra: &[&str]) -> (Setup, Cases) {
@@ -29,6 +31,7 @@ fn setup(extra: &[&str]) -> (Setup, Cases) {
         foreign_ca_pem: foreign_ca.pem.clone(),
         revoked: s.ca.client("revoked-user"),
         not_allowed: s.ca.client("guest"),
+        revoked_later: s.ca.client("user1"),
     };
     let crl = s.ca.crl(&[cases.revoked.serial]);
     let crl_path = crate::util::pki::write(s.dir.path(), "ca.crl", &crl);
@@ -83,111 +86,147 @@ const FIREFOX_UA: &str =
 const EDGE_UA: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0";
 const CHROME_UA: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
 
+/// What a refusal page says to the reader: all of it but the technical box.
+fn words_of(page: &str) -> String {
+    let tech = page
+        .find("<section class=\"tech\">")
+        .expect("a technical box");
+    let tech_end = tech + page[tech..].find("</section>").expect("its end");
+    format!("{}{}", &page[..tech], &page[tech_end..])
+}
+
+/// The words a browser's pages must have and must not have.
+struct BrowserWords {
+    ua: &'static str,
+    /// on the page for no certificate (importing the .p12 and ca.crt)
+    missing: &'static [&'static str],
+    /// on every certificate page (quitting the browser so it asks again)
+    everywhere: &'static [&'static str],
+    /// on none of its pages' steps
+    lacks: &'static [&'static str],
+}
+
+const BROWSERS: [BrowserWords; 3] = [
+    BrowserWords {
+        ua: FIREFOX_UA,
+        missing: &[
+            "Firefox の「設定」",
+            "「あなたの証明書」タブ",
+            "「認証局証明書」タブ",
+            "In Firefox, open Settings",
+            "Authorities tab",
+        ],
+        everywhere: &[
+            "「次回からは確認しない」",
+            "「認証の決定」タブ",
+            "Firefox を完全に終了",
+            "Authentication Decisions tab",
+            "Quit Firefox completely",
+        ],
+        lacks: &["Chrome", "デバイス証明書の管理", "Edge"],
+    },
+    BrowserWords {
+        ua: EDGE_UA,
+        missing: &[
+            "Edge の「設定」",
+            "「プライバシー、検索、サービス」",
+            "In Edge, open Settings",
+        ],
+        everywhere: &["Microsoft Edge を閉じる", "Quit Edge completely"],
+        lacks: &["Chrome", "デバイス証明書の管理", "Firefox"],
+    },
+    BrowserWords {
+        ua: CHROME_UA,
+        missing: &[
+            "Chrome の「設定」",
+            "デバイス証明書の管理",
+            "In Chrome, open Settings",
+        ],
+        everywhere: &["Chrome を完全に終了", "Quit Chrome completely"],
+        lacks: &["Firefox", "Edge"],
+    },
+];
+
+/// Asserts that `page` (refused for `reason`) speaks of `b`'s browser only.
+fn assert_words(b: &BrowserWords, reason: &str, page: &str) {
+    let words = words_of(page);
+    let has = b
+        .everywhere
+        .iter()
+        .chain(if reason == "missing" { b.missing } else { &[] });
+    for word in has {
+        assert!(
+            words.contains(word),
+            "{}, {reason}: no {word:?} in {words}",
+            b.ua
+        );
+    }
+    for word in b.lacks {
+        assert!(
+            !words.contains(word),
+            "{}, {reason}: {word:?} in {words}",
+            b.ua
+        );
+    }
+}
+
 #[tokio::test]
 async fn the_steps_on_a_refusal_page_name_the_menus_of_the_browser_that_asked() {
     let (s, c) = setup(&[]);
     let env = s.start().await;
-    struct Case {
-        ua: &'static str,
-        /// on the page for no certificate (importing the .p12 and ca.crt)
-        missing: &'static [&'static str],
-        /// on the page for a foreign CA's certificate (being asked again)
-        unknown_ca: &'static [&'static str],
-        /// on the page for a revoked one (importing a new .p12)
-        revoked: &'static [&'static str],
-        /// on none of its pages' steps
-        lacks: &'static [&'static str],
-    }
-    let cases = [
-        Case {
-            ua: FIREFOX_UA,
-            missing: &[
-                "Firefox の「設定」",
-                "「あなたの証明書」タブ",
-                "「認証局証明書」タブ",
-                "In Firefox, open Settings",
-                "Authorities tab",
-            ],
-            unknown_ca: &[
-                "「認証の決定」タブ",
-                "Firefox を完全に終了",
-                "Authentication Decisions tab",
-            ],
-            revoked: &[
-                "Firefox の「設定」",
-                "In Firefox, open Settings",
-                "Quit Firefox completely",
-            ],
-            lacks: &["Chrome", "デバイス証明書の管理", "Edge"],
-        },
-        Case {
-            ua: EDGE_UA,
-            missing: &[
-                "Edge の「設定」",
-                "「プライバシー、検索、サービス」",
-                "In Edge, open Settings",
-            ],
-            unknown_ca: &[
-                "Microsoft Edge を閉じる",
-                "Edge remembers the chosen certificate",
-            ],
-            revoked: &["Edge の「設定」", "Quit Edge completely"],
-            lacks: &["Chrome", "デバイス証明書の管理", "Firefox"],
-        },
-        Case {
-            ua: CHROME_UA,
-            missing: &[
-                "Chrome の「設定」",
-                "デバイス証明書の管理",
-                "Quit Chrome completely",
-            ],
-            unknown_ca: &["Chrome は一度選んだ証明書を覚えている", "Chrome remembers"],
-            revoked: &["デバイス証明書の管理", "Manage device certificates"],
-            lacks: &["Firefox", "Edge"],
-        },
-    ];
-    for case in &cases {
-        for (cert, reason, has) in [
-            (None, "missing", case.missing),
-            (Some(&c.foreign), "unknown-ca", case.unknown_ca),
-            (Some(&c.revoked), "revoked", case.revoked),
+    for b in &BROWSERS {
+        for (cert, reason) in [
+            (None, "missing"),
+            (Some(&c.foreign), "unknown-ca"),
+            (Some(&c.revoked), "revoked"),
+            (Some(&c.expired), "expired"),
+            (Some(&c.not_allowed), "not-allowed"),
         ] {
             let req = Request::get("/")
                 .header("host", "localhost")
                 .header("accept", "text/html")
-                .header("user-agent", case.ua)
+                .header("user-agent", b.ua)
                 .body(Full::new(Bytes::new()))
                 .unwrap();
             let answer = env.client(cert).send(env.addr, req).await.unwrap();
             assert_eq!(answer.status, 403, "{reason}: {}", answer.text());
             assert_eq!(answer.header("x-client-cert-error"), Some(reason));
-            let page = answer.text();
-            // what is said to the reader, not the technical box
-            let tech = page
-                .find("<section class=\"tech\">")
-                .expect("a technical box");
-            let tech_end = tech + page[tech..].find("</section>").expect("its end");
-            let words = format!("{}{}", &page[..tech], &page[tech_end..]);
-            for word in has {
-                assert!(
-                    words.contains(word),
-                    "{}, {reason}: no {word:?} in {words}",
-                    case.ua
-                );
-            }
-            for word in case.lacks {
-                assert!(
-                    !words.contains(*word),
-                    "{}, {reason}: {word:?} in {words}",
-                    case.ua
-                );
-            }
+            assert_words(b, reason, &answer.text());
         }
     }
     assert_eq!(
         env.backend.count(),
         0,
         "a refused client reached the backend"
+    );
+}
+
+#[tokio::test]
+async fn an_open_http2_connection_keeps_the_browser_of_its_first_request() {
+    let (s, c) = setup(&[]);
+    let env = s.start().await;
+    let client = crate::util::client::Client::new(&env.ca.pem, Some(&c.revoked_later), &[b"h2"]);
+    let mut open = crate::util::kept::Kept::open(&client, env.addr).await;
+    assert!(matches!(open, crate::util::kept::Kept::H2(..)));
+    let first = Request::get("/")
+        .header("host", "localhost")
+        .header("user-agent", FIREFOX_UA)
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    assert_eq!(open.send(first).await.unwrap().status, 200);
+    let forwarded = env.backend.count();
+    // revoked while the connection is open; the next request has no User-Agent
+    let crl = env.ca.crl(&[c.revoked.serial, c.revoked_later.serial]);
+    crate::util::pki::write(env.dir.path(), "ca.crl", &crl);
+    env.reload().expect("reload");
+    let answer = open.get("/later").await.unwrap();
+    assert_eq!(answer.status, 403, "{}", answer.text());
+    assert_eq!(answer.header("x-client-cert-error"), Some("revoked"));
+    assert_words(&BROWSERS[0], "revoked", &answer.text());
+    assert_eq!(
+        env.backend.count(),
+        forwarded,
+        "the refused request reached the backend"
     );
 }
 

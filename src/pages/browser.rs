@@ -106,7 +106,7 @@ impl Browser {
 
     /// Quitting the browser completely and starting it again.
     pub(super) fn restart_ja(self) -> Line {
-        line().t(match self {
+        let restart = line().t(match self {
             Browser::Chrome => {
                 "Chrome を完全に終了して（右上の「⋮」メニュー →「終了」）、もう一度起動します。"
             }
@@ -116,47 +116,63 @@ impl Browser {
             Browser::Firefox => {
                 "Firefox を完全に終了して（右上の「≡」メニュー →「終了」）、もう一度起動します。"
             }
-        })
+        });
+        self.with_forget_ja(restart)
     }
 
     pub(super) fn restart_en(self) -> Line {
-        line().t(match self {
+        let restart = line().t(match self {
             Browser::Chrome => "Quit Chrome completely (⋮ menu → Exit) and start it again.",
             Browser::Edge => {
                 "Quit Edge completely (… menu → Close Microsoft Edge) and start it again."
             }
             Browser::Firefox => "Quit Firefox completely (≡ menu → Exit) and start it again.",
-        })
+        });
+        self.with_forget_en(restart)
     }
 
-    /// Making the browser ask which certificate to send again: it keeps the
-    /// one chosen (Chrome and Edge until they restart, Firefox for good when
-    /// "remember this decision" was ticked).
+    /// Firefox keeps a decision remembered "permanently" across restarts:
+    /// it is deleted first, so that the restart makes Firefox ask again.
+    fn with_forget_ja(self, restart: Line) -> Line {
+        match self {
+            Browser::Firefox => line()
+                .t("証明書を選ぶときに「今後も同様に処理する」で「次回からは確認しない」を選んでいた場合は、先に証明書マネージャーの「認証の決定」タブでこのサーバーの項目を削除します。")
+                .append(restart),
+            Browser::Chrome | Browser::Edge => restart,
+        }
+    }
+
+    fn with_forget_en(self, restart: Line) -> Line {
+        match self {
+            Browser::Firefox => line()
+                .t("If \"Permanently\" was chosen under \"Remember this decision\" when the certificate was chosen, first delete this server's entry on the Certificate Manager's Authentication Decisions tab. ")
+                .append(restart),
+            Browser::Chrome | Browser::Edge => restart,
+        }
+    }
+
+    /// Making the browser ask which certificate to send again: Chrome and
+    /// Edge keep the one chosen until they restart (Edge's startup boost
+    /// keeps it running after its window is closed), Firefox a decision
+    /// remembered "permanently" until it is deleted ([`Browser::restart_ja`]
+    /// says so for Firefox).
     pub(super) fn ask_again_ja(self) -> Line {
         match self {
-            Browser::Chrome | Browser::Edge => {
-                let name = if self == Browser::Edge { "Edge" } else { "Chrome" };
-                self.restart_ja().t(format!(
-                    "{name} は一度選んだ証明書を覚えているため、再起動しないと選択画面が出ません。"
-                ))
-            }
-            Browser::Firefox => line()
-                .t("証明書を選ぶときに「この決定を記憶する」にチェックを入れていた場合は、証明書マネージャーの「認証の決定」タブでこのサーバーの項目を削除します。")
-                .append(self.restart_ja()),
+            Browser::Chrome => self
+                .restart_ja()
+                .t("Chrome は一度選んだ証明書を覚えているため、再起動しないと選択画面が出ません。"),
+            Browser::Edge => self.restart_ja().t("Edge は一度選んだ証明書を覚えているため、再起動しないと選択画面が出ません。それでも出ない場合は、「設定」→「システムとパフォーマンス」で「スタートアップ ブースト」をオフにしてから、もう一度終了します。"),
+            Browser::Firefox => self.restart_ja(),
         }
     }
 
     pub(super) fn ask_again_en(self) -> Line {
         match self {
-            Browser::Chrome | Browser::Edge => {
-                let name = if self == Browser::Edge { "Edge" } else { "Chrome" };
-                self.restart_en().t(format!(
-                    " {name} remembers the chosen certificate until it restarts."
-                ))
-            }
-            Browser::Firefox => line()
-                .t("If \"Remember this decision\" was ticked when the certificate was chosen, delete this server's entry on the Certificate Manager's Authentication Decisions tab. ")
-                .append(self.restart_en()),
+            Browser::Chrome => self
+                .restart_en()
+                .t(" Chrome remembers the chosen certificate until it restarts."),
+            Browser::Edge => self.restart_en().t(" Edge remembers the chosen certificate until it restarts; if it still does not ask, turn off Startup boost (Settings → System and performance) and quit it again."),
+            Browser::Firefox => self.restart_en(),
         }
     }
 
