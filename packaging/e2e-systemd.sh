@@ -178,6 +178,28 @@ if curl -sS -m 3 -o /dev/null "http://$ct_ip:8001/" 2>/dev/null; then fail "the 
 in_ct curl -sS -m 5 -o /dev/null http://127.0.0.1:8001/ || fail "WebORCA does not answer on 127.0.0.1:8001 inside"
 T=60 in_ct weborca-mtls-proxy check --host "$ct_ip" || fail "check inside the container failed"
 
+step "setup again: WebORCA's own unit holds 8001, so nothing changes"
+out=$(T=180 in_ct weborca-mtls-proxy setup --host "$ct_ip" --host localhost 2>&1) || fail "the second setup failed: $out"
+grep -q 'nothing to change' <<<"$out" || fail "the second setup changed something: $out"
+
+step "setup refuses a backend port another unit listens on, even the one jma-receipt.conf names"
+# a stranger on 8002 (a first move there), then on 8001 while WebORCA is stopped
+in_ct systemd-run -q --unit=stranger-8002 python3 -m http.server 8002 --bind 127.0.0.1 || fail "systemd-run failed"
+for _ in $(seq 1 50); do in_ct curl -s -m 1 -o /dev/null http://127.0.0.1:8002/ && break; sleep 0.1; done
+out=$(T=60 in_ct weborca-mtls-proxy setup --dry-run --backend-port 8002 --host localhost 2>&1) && fail "setup took port 8002 from another program: $out"
+grep -q 'another program already listens on port 8002 (127.0.0.1:8002 by python3 (PID [0-9]*, stranger-8002.service))' <<<"$out" \
+  || fail "the refusal does not name the program on 8002: $out"
+in_ct systemctl stop stranger-8002.service
+in_ct systemctl stop jma-receipt-weborca.service || fail "could not stop WebORCA"
+in_ct systemd-run -q --unit=stranger-8001 python3 -m http.server 8001 --bind 127.0.0.1 || fail "systemd-run failed"
+for _ in $(seq 1 50); do in_ct curl -s -m 1 -o /dev/null http://127.0.0.1:8001/ && break; sleep 0.1; done
+out=$(T=60 in_ct weborca-mtls-proxy setup --dry-run --host localhost 2>&1) && fail "setup took WebORCA's port from another program: $out"
+grep -q 'stranger-8001.service), not jma-receipt-weborca.service' <<<"$out" || fail "the refusal does not name the unit on 8001: $out"
+in_ct systemctl stop stranger-8001.service
+in_ct systemctl start jma-receipt-weborca.service || fail "could not start WebORCA again"
+for _ in $(seq 1 50); do in_ct curl -s -m 1 -o /dev/null http://127.0.0.1:8001/ && break; sleep 0.1; done
+in_ct curl -sS -m 5 http://127.0.0.1:8001/ | grep -q 'stand-in http port 8001' || fail "WebORCA is not back on 8001"
+
 step "install-crl: a CRL revoking user1, installed for real, refuses user1"
 (
   cd "$pki"

@@ -74,6 +74,19 @@ pub(super) fn check_backend_exposure(r: &mut Report, config: &Config) {
 
 /// Listening TCP sockets from the kernel's tables (/proc/net/tcp, /proc/net/tcp6).
 pub fn listening_sockets() -> Vec<(IpAddr, u16)> {
+    listening().into_iter().map(|l| l.addr).collect()
+}
+
+/// A listening TCP socket: where it listens, and its inode (which names it
+/// among a process's descriptors, `/proc/PID/fd/N` → `socket:[INODE]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listening {
+    pub addr: (IpAddr, u16),
+    pub inode: u64,
+}
+
+/// [`listening_sockets`] with their inodes.
+pub fn listening() -> Vec<Listening> {
     let mut out = Vec::new();
     for (file, v6) in [("/proc/net/tcp", false), ("/proc/net/tcp6", true)] {
         let Ok(text) = std::fs::read_to_string(file) else {
@@ -81,12 +94,13 @@ pub fn listening_sockets() -> Vec<(IpAddr, u16)> {
         };
         for line in text.lines().skip(1) {
             let fields: Vec<&str> = line.split_whitespace().collect();
-            // field 3 is the state: 0A = LISTEN
+            // field 3 is the state: 0A = LISTEN; field 9 the inode
             if fields.get(3) != Some(&"0A") {
                 continue;
             }
-            if let Some(local) = fields.get(1).and_then(|l| parse_proc_addr(l, v6)) {
-                out.push(local);
+            let inode = fields.get(9).and_then(|i| i.parse().ok()).unwrap_or(0);
+            if let Some(addr) = fields.get(1).and_then(|l| parse_proc_addr(l, v6)) {
+                out.push(Listening { addr, inode });
             }
         }
     }

@@ -19,8 +19,8 @@ use crate::load::{self, Failure, Steps};
 use crate::policy::{Policy, PolicyError};
 use crate::tls::{KeyError, Sessions, TlsState};
 
+pub use backend::{Listening, http_probe, listening, listening_sockets};
 use backend::{check_backend, check_backend_exposure};
-pub use backend::{http_probe, listening_sockets};
 use certs::{check_chain, check_crls, check_server_cert};
 use files::check_files;
 pub use policy::as_cert;

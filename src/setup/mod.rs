@@ -12,6 +12,7 @@ mod backup;
 mod command;
 mod crl_list;
 pub mod fsutil;
+mod holders;
 pub use crate::guard;
 pub mod install;
 pub mod install_crl;

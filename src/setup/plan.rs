@@ -3,11 +3,11 @@
 //! runs on its files, and the four changes (guard script, WebORCA's drop-in,
 //! proxy.conf, jma-receipt.conf) are made ready in the order they are written.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use super::fsutil::{Change, Root};
-use super::{DROP_IN_TEXT, SetupArgs, Stop, WEBORCA_DEFAULT_PORT, WEBORCA_DROP_IN};
+use super::holders;
+use super::{DROP_IN_TEXT, SetupArgs, Stop, WEBORCA_DEFAULT_PORT, WEBORCA_DROP_IN, WEBORCA_UNIT};
 use super::{guard, jma_conf, read_stop, read_text};
 
 /// What setup will do, decided before anything is written.
@@ -172,7 +172,7 @@ pub(super) fn plan(args: &SetupArgs, root: &Root, config_path: &Path) -> Result<
     // SYSTEMCTL: that prepares another system's files, and this machine's
     // ports say nothing about it.
     if super::systemctl_applies(&args.root)
-        && let Some(taken) = port_taken(port, &jma_text, jma_path)
+        && let Some(taken) = port_taken(port, &jma_text, jma_path, args.root.is_some())
     {
         return Err(Stop::other(taken));
     }
@@ -200,12 +200,14 @@ pub(super) fn plan(args: &SetupArgs, root: &Root, config_path: &Path) -> Result<
     })
 }
 
-/// Why WebORCA cannot move to `port`, when another program listens there.
-/// Another program would keep WebORCA from listening after the move, and would
-/// answer setup's own check that WebORCA answers. WebORCA itself is there when
-/// jma-receipt.conf as it is (`jma_text`, setup's block included) already
-/// names `port`: a rerun.
-fn port_taken(port: u16, jma_text: &str, jma_path: &Path) -> Option<String> {
+/// Why WebORCA cannot move to `port`, when another program listens there
+/// ([`holders::refusal`]): it would keep WebORCA from listening after the
+/// move, and would answer setup's own check that WebORCA answers. A rerun is
+/// when jma-receipt.conf as it is (`jma_text`, setup's block included)
+/// already names `port`; WebORCA's own listener is then told by its unit.
+/// Under `--root` (with SYSTEMCTL) the units are stand-ins, not this
+/// machine's: a rerun's listener is taken to be WebORCA.
+fn port_taken(port: u16, jma_text: &str, jma_path: &Path, root: bool) -> Option<String> {
     let raw = crate::config::parse_raw(jma_text, jma_path);
     let weborca_on = raw
         .entries
@@ -213,18 +215,9 @@ fn port_taken(port: u16, jma_text: &str, jma_path: &Path) -> Option<String> {
         .rev()
         .find(|e| e.key == "HTTP_PORT")
         .map_or(Some(WEBORCA_DEFAULT_PORT), |e| e.value.parse::<u16>().ok());
-    if weborca_on == Some(port) {
+    let rerun = weborca_on == Some(port);
+    if rerun && root {
         return None;
     }
-    let taken: Vec<String> = crate::check::listening_sockets()
-        .into_iter()
-        .filter(|(_, p)| *p == port)
-        .map(|(ip, p)| SocketAddr::new(ip, p).to_string())
-        .collect();
-    (!taken.is_empty()).then(|| {
-        format!(
-            "--backend-port {port}: another program already listens on port {port} ({}), so WebORCA could not listen there after the move; nothing was changed. See which program it is with: sudo ss -ltnp 'sport = :{port}'; stop it, or choose a free port with --backend-port",
-            taken.join(", ")
-        )
-    })
+    holders::refusal(port, &holders::on_port(port), rerun, WEBORCA_UNIT)
 }

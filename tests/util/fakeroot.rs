@@ -116,18 +116,23 @@ impl FakeRoot {
         let guard_script = root.real("/etc/weborca-mtls-proxy/guard.nft");
         // WebORCA's unit: the stand-in WebORCA of the end-to-end test, started
         // with jma-receipt.conf as its environment (so it listens where that
-        // file says, plain HTTP once setup moved it), on 127.0.0.1 only.
+        // file says, plain HTTP once setup moved it), on 127.0.0.1 only. A
+        // shell stays its parent and reaps it (whatever this machine's PID 1
+        // does with orphans); its pid comes back through a FIFO, so it is in
+        // the pid file before systemctl returns; only a process that is the
+        // stand-in is ever killed by that file.
+        super::real::require("python3");
         let pid = root.bin_dir.path().join("weborca.pid");
         script(
             &root.bin_dir.path().join("systemctl"),
             &format!(
                 "#!/bin/sh\necho \"$*\" >> '{calls}'\n\
-                 weborca_stop() {{ [ -f '{pid}' ] || return 0; p=$(cat '{pid}'); rm -f '{pid}'; kill \"$p\" 2>/dev/null && tail --pid=\"$p\" -s 0.02 -f /dev/null; return 0; }}\n\
+                 weborca_stop() {{ [ -f '{pid}' ] || return 0; p=$(cat '{pid}'); rm -f '{pid}'; case $(tr '\\0' ' ' < /proc/$p/cmdline 2>/dev/null) in *weborca-stand-in.py*) kill \"$p\" && timeout 10 tail --pid=\"$p\" -s 0.02 -f /dev/null ;; esac; return 0; }}\n\
                  case \"$*\" in\n\
                  'enable --now weborca-mtls-proxy-guard.service'|'start weborca-mtls-proxy-guard.service'|'restart weborca-mtls-proxy-guard.service') exec cp '{script}' '{loaded}' ;;\n\
                  'disable --now weborca-mtls-proxy-guard.service'|'stop weborca-mtls-proxy-guard.service') rm -f '{loaded}' ;;\n\
                  'is-active --quiet weborca-mtls-proxy-guard.service') exec test -e '{loaded}' ;;\n\
-                 'start jma-receipt-weborca.service'|'restart jma-receipt-weborca.service') weborca_stop; (set -a; . '{jma}'; set +a; STAND_IN_BIND=127.0.0.1 exec python3 '{stand_in}') </dev/null >>'{log}' 2>&1 & echo $! > '{pid}' ;;\n\
+                 'start jma-receipt-weborca.service'|'restart jma-receipt-weborca.service') weborca_stop; rm -f '{fifo}'; mkfifo '{fifo}'; (set -a; . '{jma}'; set +a; STAND_IN_BIND=127.0.0.1 python3 '{stand_in}' </dev/null >>'{log}' 2>&1 & echo $! > '{fifo}'; wait) </dev/null >/dev/null 2>&1 & read p < '{fifo}'; rm -f '{fifo}'; echo \"$p\" > '{pid}' ;;\n\
                  'stop jma-receipt-weborca.service') weborca_stop ;;\n\
                  esac\nexit 0\n",
                 calls = root.calls.display(),
@@ -140,6 +145,7 @@ impl FakeRoot {
                     "/packaging/e2e/weborca-stand-in.py"
                 ),
                 log = root.bin_dir.path().join("weborca.log").display(),
+                fifo = root.bin_dir.path().join("weborca.fifo").display(),
             ),
         );
         script(
@@ -205,6 +211,11 @@ impl FakeRoot {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+        if !out.status.success()
+            && let Ok(log) = std::fs::read_to_string(self.bin_dir.path().join("weborca.log"))
+        {
+            eprintln!("the stand-in WebORCA's output:\n{log}");
+        }
         out
     }
 
