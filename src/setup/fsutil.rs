@@ -18,13 +18,72 @@ pub struct Root {
 }
 
 impl Root {
-    /// The real location of the system path `p` (absolute paths are taken under the root).
+    /// The real location of the system path `p` (absolute paths are taken
+    /// under the root, resolved as inside a chroot: see [`in_root`]).
     pub fn path(&self, p: &Path) -> PathBuf {
         match &self.dir {
             None => p.to_path_buf(),
-            Some(dir) => dir.join(p.strip_prefix("/").unwrap_or(p)),
+            Some(dir) => in_root(dir, p),
         }
     }
+}
+
+/// Where a path resolving into a loop of links is sent: a name that does not
+/// exist under the root, so that reading or writing it fails there.
+const LINK_LOOP: &str = ".symbolic-link-loop";
+
+/// `p` under `dir` as a chroot to `dir` sees it, so that nothing given under
+/// `--root` reaches outside it: `..` stops at `dir`, and a symbolic link
+/// among the parent folders is followed within `dir` (an absolute target is
+/// taken under it, a relative one from the link's folder). The last
+/// component is not followed: the commands refuse a link there themselves.
+/// Written here because the kernel's own way (`openat2` with
+/// `RESOLVE_IN_ROOT`) works on descriptors, and these commands on paths.
+fn in_root(dir: &Path, p: &Path) -> PathBuf {
+    use std::collections::VecDeque;
+    use std::ffi::OsString;
+    use std::path::Component;
+    /// more links than a path may go through (Linux's MAXSYMLINKS)
+    const MAX_LINKS: usize = 40;
+    /// `Some(name)`, or `None` for `..`; the root and `.` are dropped
+    fn parts(p: &Path) -> impl Iterator<Item = Option<OsString>> + '_ {
+        p.components().filter_map(|c| match c {
+            Component::Normal(name) => Some(Some(name.to_os_string())),
+            Component::ParentDir => Some(None),
+            Component::RootDir | Component::Prefix(_) | Component::CurDir => None,
+        })
+    }
+    let mut pending: VecDeque<Option<OsString>> = parts(p).collect();
+    let mut resolved: Vec<OsString> = Vec::new();
+    let mut links = 0;
+    while let Some(part) = pending.pop_front() {
+        let Some(name) = part else {
+            resolved.pop();
+            continue;
+        };
+        resolved.push(name);
+        if pending.is_empty() {
+            break;
+        }
+        let here: PathBuf = resolved.iter().collect();
+        let Ok(target) = std::fs::read_link(dir.join(&here)) else {
+            continue;
+        };
+        links += 1;
+        if links > MAX_LINKS {
+            return dir.join(LINK_LOOP).join(p.file_name().unwrap_or_default());
+        }
+        resolved.pop();
+        if target.is_absolute() {
+            resolved.clear();
+        }
+        for part in parts(&target).collect::<Vec<_>>().into_iter().rev() {
+            pending.push_front(part);
+        }
+    }
+    resolved
+        .iter()
+        .fold(dir.to_path_buf(), |path, part| path.join(part))
 }
 
 /// One file to be written, with what it holds now.
@@ -270,6 +329,36 @@ mod tests {
             Root::default().path(Path::new("/etc/x.conf")),
             PathBuf::from("/etc/x.conf")
         );
+    }
+
+    #[test]
+    fn paths_under_the_root_never_leave_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let root = Root {
+            dir: Some(d.to_path_buf()),
+        };
+        let under = |p: &str| root.path(Path::new(p));
+        std::fs::create_dir_all(d.join("usr/lib")).unwrap();
+        std::fs::create_dir_all(d.join("opt/real")).unwrap();
+        // merged /usr, an absolute link, a link to the host's own folder
+        std::os::unix::fs::symlink("usr/lib", d.join("lib")).unwrap();
+        std::os::unix::fs::symlink("/opt/real", d.join("opt/jma")).unwrap();
+        std::os::unix::fs::symlink("/etc", d.join("etc")).unwrap();
+        std::os::unix::fs::symlink("../../..", d.join("opt/real/up")).unwrap();
+        assert_eq!(under("/../../srv/passwd"), d.join("srv/passwd"));
+        assert_eq!(under("/opt/../../x"), d.join("x"));
+        assert_eq!(under("/lib/x.so"), d.join("usr/lib/x.so"));
+        assert_eq!(under("/opt/jma/conf/a.crt"), d.join("opt/real/conf/a.crt"));
+        assert_eq!(under("/opt/jma/up/etc2/f"), d.join("etc2/f"));
+        // the last component is not followed
+        assert_eq!(under("/opt/jma"), d.join("opt/jma"));
+        // root/etc -> /etc is root/etc again: a loop, never the host's /etc
+        for p in ["/etc/passwd", "/../etc/passwd"] {
+            let looped = under(p);
+            assert_eq!(looped, d.join(LINK_LOOP).join("passwd"), "{p}");
+            assert!(std::fs::read(&looped).is_err());
+        }
     }
 
     #[test]
