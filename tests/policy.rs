@@ -498,7 +498,7 @@ async fn check_reads_the_policy_flags_dead_rules_and_says_which_rule_decides() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_policy_brought_by_reload_while_a_request_waits_for_weborca_decides_it() {
-    let metrics = decided_while_waiting(None).await;
+    let metrics = decided_while_waiting(None, Meanwhile::Policy).await;
     assert!(
         metrics.contains(":1\"} 1\n"),
         "the refusing rule is counted once: {metrics}"
@@ -507,7 +507,7 @@ async fn a_policy_brought_by_reload_while_a_request_waits_for_weborca_decides_it
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_decided_again_after_a_reload_is_counted_once_by_its_last_rule() {
-    let metrics = decided_while_waiting(Some("/api01rv2 any\n/ any\n")).await;
+    let metrics = decided_while_waiting(Some("/api01rv2 any\n/ any\n"), Meanwhile::Policy).await;
     let decisions: Vec<&str> = metrics
         .lines()
         .filter(|l| l.starts_with("weborca_proxy_access_policy_decisions_total{"))
@@ -525,11 +525,55 @@ async fn a_request_decided_again_after_a_reload_is_counted_once_by_its_last_rule
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_given_up_while_it_waits_for_weborca_is_still_counted_as_decided() {
+    let metrics = decided_while_waiting(Some("/api01rv2 any\n/ any\n"), Meanwhile::GiveUp).await;
+    let decisions: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("weborca_proxy_access_policy_decisions_total{"))
+        .collect();
+    assert_eq!(decisions.len(), 2, "{decisions:#?}");
+    assert!(
+        decisions.iter().any(|l| l.contains("before-policy:2\"} 1")),
+        "{decisions:#?}"
+    );
+    assert!(
+        decisions.iter().any(|l| l.contains("before-policy:1\"} 1")),
+        "{decisions:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_whose_certificate_is_revoked_while_it_waits_is_decided_by_no_rule() {
+    let metrics = decided_while_waiting(Some("/api01rv2 any\n/ any\n"), Meanwhile::Revoke).await;
+    let decisions: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("weborca_proxy_access_policy_decisions_total{"))
+        .collect();
+    // /hold's rule only: the revoked request's first rule is not its decision
+    assert_eq!(decisions.len(), 1, "{decisions:#?}");
+    assert!(
+        decisions[0].contains("before-policy:2\"} 1"),
+        "{decisions:#?}"
+    );
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Meanwhile {
+    /// a reload brings `/api01rv2 cn:receipt-printer`
+    Policy,
+    /// the client resets the waiting request's stream
+    GiveUp,
+    /// a reload revokes user1
+    Revoke,
+}
+
 /// A request that waits for a backend slot while a reload brings
 /// ACCESS_POLICY `/api01rv2 cn:receipt-printer` (in place of `before`, if
 /// any): it is refused, and nothing but the request before it reaches
-/// WebORCA. The metrics after.
-async fn decided_while_waiting(before: Option<&str>) -> String {
+/// WebORCA. Or `meanwhile` the client gives the waiting request up, or a
+/// reload revokes its certificate. The metrics after.
+async fn decided_while_waiting(before: Option<&str>, meanwhile: Meanwhile) -> String {
     use std::sync::{Arc, Mutex};
     use tokio::io::AsyncWriteExt;
     // A backend that records each request's line and holds its answer to
@@ -570,6 +614,8 @@ async fn decided_while_waiting(before: Option<&str>) -> String {
     // One backend request at a time, and `before` as ACCESS_POLICY.
     let mut s = Setup::new();
     s.conf.push("MAX_CONNECTIONS=1".into());
+    let crl = write(s.dir.path(), "ca.crl", &s.ca.crl(&[]));
+    s.conf.push(format!("CA_CRL={}", crl.display()));
     if let Some(before) = before {
         let file = write(s.dir.path(), "before-policy", before);
         s.conf.push(format!("ACCESS_POLICY={}", file.display()));
@@ -588,6 +634,29 @@ async fn decided_while_waiting(before: Option<&str>) -> String {
         crate::util::raw::eventually(|| stats.metrics.backend_waiting.get() == 1).await,
         "the second request never waited for the backend"
     );
+    if meanwhile == Meanwhile::Revoke {
+        let crl = front.setup.ca.crl(&[front.setup.user1.serial]);
+        write(front.setup.dir.path(), "ca.crl", &crl);
+        front.reload().expect("reload");
+        release_tx.send(()).unwrap();
+        // /hold was forwarded before: its answer is refused too now
+        let _ = first.await.unwrap();
+        let refused = second.await.unwrap().unwrap();
+        assert_eq!(refused.header("x-client-cert-error"), Some("revoked"));
+        assert_eq!(*seen.lock().unwrap(), ["GET /hold HTTP/1.1"]);
+        return stats.metrics.encode();
+    }
+    if meanwhile == Meanwhile::GiveUp {
+        // the client gives the waiting request up (its stream is reset)
+        second.abort();
+        assert!(
+            crate::util::raw::eventually(|| stats.metrics.backend_waiting.get() == 0).await,
+            "the given-up request still waits"
+        );
+        release_tx.send(()).unwrap();
+        assert_eq!(first.await.unwrap().unwrap().status, 200);
+        return stats.metrics.encode();
+    }
     // Meanwhile a policy comes that keeps the API from this certificate.
     let policy = write(
         front.setup.dir.path(),

@@ -47,11 +47,23 @@ impl Access {
 #[derive(Clone)]
 pub(super) struct DecidedAgain(pub(super) Option<String>);
 
-impl Proxy {
-    /// Counts the rule that decided a request, once per request (`-`: refused
-    /// as unsafe before any rule was asked, not counted).
-    pub(super) fn count_decision(&self, rule: &str) {
-        if rule != "-" {
+/// The rule that decided a request, counted once when the request is done
+/// with: answered, or given up by the client while it waited (a dropped
+/// `handle`). `-` (refused as unsafe before any rule was asked) is not counted.
+pub(super) struct Decided<'s> {
+    stats: &'s Stats,
+    pub(super) rule: Option<String>,
+}
+
+impl<'s> Decided<'s> {
+    pub(super) fn new(stats: &'s Stats) -> Self {
+        Decided { stats, rule: None }
+    }
+}
+
+impl Drop for Decided<'_> {
+    fn drop(&mut self) {
+        if let Some(rule) = self.rule.as_deref().filter(|r| *r != "-") {
             Metrics::count(&self.stats.metrics.policy_rules, rule);
         }
     }

@@ -180,8 +180,9 @@ impl Proxy {
         conn.browser(req.headers().get(header::USER_AGENT));
         let (judged, news) = conn.judgement.now_and_news();
         let record = record.map(|r| r.who(&judged.verdict));
-        // the rule that decided the request, when a policy did
-        let mut rule = None;
+        // the rule that decided the request, when a policy did: counted once,
+        // also when the client gives the request up before it is answered
+        let mut decided = Decided::new(&self.stats);
         let (mut response, slot) = match &judged.verdict {
             Err(refusal) => {
                 if news {
@@ -208,7 +209,7 @@ impl Proxy {
                         req.uri().path(),
                         html,
                     );
-                    rule = access.take_rule();
+                    decided.rule = access.take_rule();
                     match access {
                         Access::Refused(answer, _) => (answer, None),
                         // allowed on its normal form, which is then what is forwarded
@@ -226,12 +227,10 @@ impl Proxy {
             },
         };
         if let Some(again) = response.extensions_mut().remove::<DecidedAgain>() {
-            rule = again.0;
+            decided.rule = again.0;
         }
-        if let Some(rule) = &rule {
-            self.count_decision(rule);
-        }
-        let record = record.map(|r| r.with_rule(rule.as_deref()));
+        let record = record.map(|r| r.with_rule(decided.rule.as_deref()));
+        drop(decided);
         let metrics = &self.stats.metrics;
         metrics
             .request_duration
@@ -272,7 +271,8 @@ impl Proxy {
         forwarded
     }
 
-    /// [`Proxy::forward`]; `again` gets the decision of a request decided again.
+    /// [`Proxy::forward`]; `decided_again` gets the decision of a request
+    /// decided again (none when its certificate is refused on the way).
     async fn forward_decided(
         &self,
         conn: &Arc<ConnInfo>,
@@ -280,7 +280,7 @@ impl Proxy {
         identity: &Identity,
         mut req: Request<Incoming>,
         html: bool,
-        again: &mut Option<DecidedAgain>,
+        decided_again: &mut Option<DecidedAgain>,
     ) -> Forwarded {
         let version = req.version();
         let upgrade = is_websocket_upgrade(req.headers());
@@ -315,7 +315,7 @@ impl Proxy {
         // waited for one may have refused its certificate since.
         let judged = match self.judged_now(conn, version, html) {
             Ok(judged) => judged,
-            Err(refused) => return *refused,
+            Err(refused) => return refused_after(decided_again, refused),
         };
         // ... and, when that verdict is a new one, decided again on the path
         // that is to be forwarded (already the normal form if a policy decided
@@ -331,7 +331,7 @@ impl Proxy {
                 out.uri().path(),
                 html,
             );
-            *again = Some(DecidedAgain(access.take_rule()));
+            *decided_again = Some(DecidedAgain(access.take_rule()));
             match access {
                 Access::Refused(answer, _) => return (answer, None),
                 Access::Allowed(_, Some(normal)) if respell(&mut out, &normal).is_err() => {
@@ -405,6 +405,15 @@ impl Proxy {
             Some(pool::Lease::new(slot, checkout)),
         )
     }
+}
+
+/// The refusal of a request whose certificate is refused before it is sent
+/// to WebORCA: the certificate decided it, so no policy rule is its decision.
+/// (Once sent, the rule that let it reach WebORCA stays its decision, also
+/// when its answer is then withheld.)
+fn refused_after(again: &mut Option<DecidedAgain>, refused: Box<Forwarded>) -> Forwarded {
+    *again = Some(DecidedAgain(None));
+    *refused
 }
 
 /// GET, HEAD and OPTIONS: safe to send twice (RFC 9110 §9.2.1).

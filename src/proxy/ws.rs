@@ -6,7 +6,8 @@
 //! A tunnel whose client certificate is refused after it opened ends with
 //! 1008 (policy violation), and from that moment nothing more is carried
 //! either way: not what the client sends, and not the rest of a frame
-//! WebORCA was sending (zeros take its place up to the Close).
+//! WebORCA was sending (a refusal inside a frame ends the tunnel without a
+//! Close).
 
 use std::time::Duration;
 
@@ -78,10 +79,10 @@ impl FrameTracker {
 /// Carries backend → client, tracking frames; on `shutdown` ends at a frame
 /// boundary with a Close frame (1001), the frame in flight finished first.
 /// A refusal (`refused`, or `may_carry` no longer allowing: a reload seen
-/// here first) stops WebORCA's bytes at once: the rest of a frame in flight
-/// is filled with zeros of the proxy's own, so that the 1008 Close can still
-/// follow at a frame boundary; a rest longer than [`FILL_LIMIT`] (or a frame
-/// header cut short) ends the tunnel without a Close. Returns the bytes
+/// here first) stops WebORCA's bytes at once: at a frame boundary the tunnel
+/// ends with a 1008 Close; inside a frame it ends without one, since the rest
+/// of that frame is WebORCA's (and anything in its place would reach the
+/// client's application as part of WebORCA's message). Returns the bytes
 /// carried from WebORCA.
 async fn down<R, W>(
     mut from: R,
@@ -111,12 +112,9 @@ where
     let mut refusing = false;
     loop {
         if refusing {
-            let close = async {
-                if fill_frame(&mut to, &mut tracker).await {
-                    let _ = to.write_all(&CLOSE_POLICY).await;
-                }
-            };
-            let _ = tokio::time::timeout(CLOSE_WAIT, close).await;
+            if tracker.at_boundary() {
+                let _ = tokio::time::timeout(CLOSE_WAIT, to.write_all(&CLOSE_POLICY)).await;
+            }
             break;
         }
         if stopping && tracker.at_boundary() {
@@ -150,24 +148,9 @@ where
             },
         }
     }
-    let _ = to.shutdown().await;
+    // bounded: a client that reads nothing more must not hold the tunnel
+    let _ = tokio::time::timeout(CLOSE_WAIT, to.shutdown()).await;
     total
-}
-
-/// Longest rest of a frame in flight that a refusal fills with zeros.
-const FILL_LIMIT: u64 = 64 * 1024;
-
-/// Brings the stream to a frame boundary with zeros in place of the rest of
-/// the frame in flight; false when that cannot be done within
-/// [`FILL_LIMIT`] or the frame's header is not complete.
-async fn fill_frame<W: AsyncWrite + Unpin>(to: &mut W, tracker: &mut FrameTracker) -> bool {
-    if !tracker.header.is_empty() || tracker.remaining > FILL_LIMIT {
-        return false;
-    }
-    // at most FILL_LIMIT, so this fits
-    let zeros = vec![0u8; usize::try_from(tracker.remaining).unwrap_or(0)];
-    tracker.remaining = 0;
-    to.write_all(&zeros).await.is_ok()
 }
 
 /// Carries client → backend until the client stops (bounded after
@@ -214,7 +197,7 @@ where
             },
         }
     }
-    let _ = to.shutdown().await;
+    let _ = tokio::time::timeout(CLOSE_WAIT, to.shutdown()).await;
     total
 }
 
@@ -401,22 +384,16 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_refusal_mid_frame_sends_zeros_not_weborcas_bytes_then_1008() {
-        for by_token in [true, false] {
-            let rest = refused_mid_frame(1000, 10, by_token).await;
+    async fn a_refusal_mid_frame_ends_the_tunnel_without_the_rest_of_weborcas_frame() {
+        for (len, by_token) in [(1000, true), (1000, false), (70_000, true)] {
+            let rest = refused_mid_frame(len, 10, by_token).await;
             let leaked = rest.iter().filter(|b| **b == b'S').count();
-            assert_eq!(leaked, 0, "WebORCA's bytes after the refusal");
-            assert_eq!(rest.len(), 990 + 4, "by_token {by_token}");
-            assert!(rest[..990].iter().all(|b| *b == 0));
-            assert_eq!(&rest[990..], &CLOSE_POLICY);
+            assert_eq!(
+                leaked, 0,
+                "WebORCA's bytes after the refusal ({len}, {by_token})"
+            );
+            assert!(rest.is_empty(), "{} bytes after the refusal", rest.len());
         }
-    }
-
-    #[tokio::test]
-    async fn a_refusal_mid_frame_with_much_left_ends_the_tunnel_without_a_close() {
-        let len = FILL_LIMIT as usize + 100;
-        let rest = refused_mid_frame(len, 10, true).await;
-        assert!(rest.is_empty(), "{} bytes after the refusal", rest.len());
     }
 
     #[tokio::test]
