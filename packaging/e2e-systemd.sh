@@ -186,6 +186,7 @@ step "setup refuses a backend port another unit listens on, even the one jma-rec
 # a stranger on 8002 (a first move there), then on 8001 while WebORCA is stopped
 in_ct systemd-run -q --unit=stranger-8002 python3 -m http.server 8002 --bind 127.0.0.1 || fail "systemd-run failed"
 for _ in $(seq 1 50); do in_ct curl -s -m 1 -o /dev/null http://127.0.0.1:8002/ && break; sleep 0.1; done
+in_ct curl -s -m 2 -o /dev/null http://127.0.0.1:8002/ || fail "the stranger on 8002 did not start"
 out=$(T=60 in_ct weborca-mtls-proxy setup --dry-run --backend-port 8002 --host localhost 2>&1) && fail "setup took port 8002 from another program: $out"
 grep -q 'another program already listens on port 8002 (127.0.0.1:8002 by python3 (PID [0-9]*, stranger-8002.service))' <<<"$out" \
   || fail "the refusal does not name the program on 8002: $out"
@@ -193,6 +194,7 @@ in_ct systemctl stop stranger-8002.service
 in_ct systemctl stop jma-receipt-weborca.service || fail "could not stop WebORCA"
 in_ct systemd-run -q --unit=stranger-8001 python3 -m http.server 8001 --bind 127.0.0.1 || fail "systemd-run failed"
 for _ in $(seq 1 50); do in_ct curl -s -m 1 -o /dev/null http://127.0.0.1:8001/ && break; sleep 0.1; done
+in_ct curl -s -m 2 -o /dev/null http://127.0.0.1:8001/ || fail "the stranger on 8001 did not start"
 out=$(T=60 in_ct weborca-mtls-proxy setup --dry-run --host localhost 2>&1) && fail "setup took WebORCA's port from another program: $out"
 grep -q 'stranger-8001.service), not jma-receipt-weborca.service' <<<"$out" || fail "the refusal does not name the unit on 8001: $out"
 in_ct systemctl stop stranger-8001.service

@@ -28,9 +28,10 @@ impl Root {
     }
 }
 
-/// Where a path resolving into a loop of links is sent: a name that does not
-/// exist under the root, so that reading or writing it fails there.
-const LINK_LOOP: &str = ".symbolic-link-loop";
+/// Where a path resolving into a loop of links is sent: a name no file can
+/// have (a NUL byte), so that every attempt to read, write or create it fails
+/// at once, and no folder is made for it.
+const LINK_LOOP: &str = "symbolic-link-loop\0";
 
 /// `p` under `dir` as a chroot to `dir` sees it, so that nothing given under
 /// `--root` reaches outside it: `..` stops at `dir`, and a symbolic link
@@ -71,7 +72,9 @@ fn in_root(dir: &Path, p: &Path) -> PathBuf {
         };
         links += 1;
         if links > MAX_LINKS {
-            return dir.join(LINK_LOOP).join(p.file_name().unwrap_or_default());
+            let mut name = std::ffi::OsString::from(LINK_LOOP);
+            name.push(p.file_name().unwrap_or_default());
+            return dir.join(name);
         }
         resolved.pop();
         if target.is_absolute() {
@@ -354,11 +357,24 @@ mod tests {
         // the last component is not followed
         assert_eq!(under("/opt/jma"), d.join("opt/jma"));
         // root/etc -> /etc is root/etc again: a loop, never the host's /etc
-        for p in ["/etc/passwd", "/../etc/passwd"] {
+        for p in ["/etc/passwd", "/../etc/passwd", "/etc/sub/new.conf"] {
             let looped = under(p);
-            assert_eq!(looped, d.join(LINK_LOOP).join("passwd"), "{p}");
+            assert!(looped.starts_with(d), "{looped:?}");
             assert!(std::fs::read(&looped).is_err());
+            // nor can it be made: no folder, no file
+            assert!(std::fs::create_dir_all(&looped).is_err(), "{p}");
+            assert!(std::fs::write(&looped, "x").is_err(), "{p}");
         }
+        let c = Change::new(&root, Path::new("/etc/new.conf"), b"x".to_vec(), 0o644);
+        assert!(
+            c.is_err() || c.unwrap().apply().is_err(),
+            "a write through the loop"
+        );
+        assert_eq!(
+            std::fs::read_dir(d).unwrap().count(),
+            4,
+            "nothing was made in the root"
+        );
     }
 
     #[test]

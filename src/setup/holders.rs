@@ -41,23 +41,28 @@ impl std::fmt::Display for Listener {
 
 /// The sockets listening on `port` (any address), each with its holder.
 pub(super) fn on_port(port: u16) -> Vec<Listener> {
-    let mut sockets: Vec<crate::check::Listening> = crate::check::listening()
+    let sockets: Vec<crate::check::Listening> = crate::check::listening()
         .into_iter()
         .filter(|l| l.addr.1 == port)
         .collect();
-    // SO_REUSEPORT: one address, several sockets; one line each is enough
-    sockets.dedup_by_key(|l| l.addr);
     if sockets.is_empty() {
         return Vec::new();
     }
+    // every socket's holder is looked up: sockets on one address
+    // (SO_REUSEPORT, or IPv4 beside IPv4-mapped IPv6) may be held by
+    // different programs
     let holders = holders_of(&sockets.iter().map(|l| l.inode).collect::<Vec<_>>());
-    sockets
+    let mut listeners: Vec<Listener> = sockets
         .into_iter()
         .map(|l| Listener {
             addr: SocketAddr::new(l.addr.0, l.addr.1),
             holder: holders.get(&l.inode).cloned(),
         })
-        .collect()
+        .collect();
+    // one line for each address and program is enough
+    listeners.sort_by_key(|l| (l.addr, l.holder.as_ref().map(|h| h.pid)));
+    listeners.dedup_by_key(|l| (l.addr, l.holder.as_ref().map(|h| h.pid)));
+    listeners
 }
 
 /// The processes holding the sockets `inodes`, by inode: every process's
@@ -87,12 +92,17 @@ fn holders_of(inodes: &[u64]) -> HashMap<u64, Holder> {
 fn holder(process: &procfs::process::Process) -> Holder {
     let name = process.stat().map(|s| s.comm).unwrap_or_default();
     let unit = process.cgroups().ok().and_then(|groups| {
-        // the unified hierarchy (0), else systemd's own (name=systemd)
+        // the unified hierarchy (0), else systemd's own (v1, name=systemd)
         let group = groups
             .0
             .iter()
-            .find(|g| g.hierarchy == 0)
-            .or_else(|| groups.0.iter().find(|g| g.controllers.is_empty()))?;
+            .find(|g| g.hierarchy == 0 && g.controllers.is_empty())
+            .or_else(|| {
+                groups
+                    .0
+                    .iter()
+                    .find(|g| g.controllers.iter().any(|c| c == "name=systemd"))
+            })?;
         unit_of(&group.pathname)
     });
     Holder {
@@ -102,12 +112,15 @@ fn holder(process: &procfs::process::Process) -> Holder {
     }
 }
 
-/// The service a cgroup path belongs to: `/system.slice/x.service` (or a
-/// group under it) → `x.service`.
+/// The system service a cgroup path belongs to: `/system.slice/x.service`
+/// (or a group under it) → `x.service`. Only the system manager's services
+/// count: a user's own `systemd-run --user --unit=x` is under `user.slice`,
+/// and is nobody's system unit.
 fn unit_of(path: &str) -> Option<String> {
-    path.split('/')
-        .rev()
-        .find(|part| part.ends_with(".service"))
+    path.strip_prefix("/system.slice/")?
+        .split('/')
+        .next()
+        .filter(|unit| unit.ends_with(".service"))
         .map(str::to_string)
 }
 
@@ -185,6 +198,13 @@ mod tests {
             Some("nginx.service")
         );
         assert_eq!(of("/user.slice/user-1000.slice/session-2.scope"), None);
+        assert_eq!(
+            of(
+                "/user.slice/user-1000.slice/user@1000.service/app.slice/jma-receipt-weborca.service"
+            ),
+            None,
+            "a user's own unit of that name is not WebORCA's"
+        );
         assert_eq!(of("/"), None);
     }
 

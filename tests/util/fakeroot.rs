@@ -118,9 +118,9 @@ impl FakeRoot {
         // with jma-receipt.conf as its environment (so it listens where that
         // file says, plain HTTP once setup moved it), on 127.0.0.1 only. A
         // shell stays its parent and reaps it (whatever this machine's PID 1
-        // does with orphans); its pid comes back through a FIFO, so it is in
-        // the pid file before systemctl returns; only a process that is the
-        // stand-in is ever killed by that file.
+        // does with orphans); its pid comes back through a FIFO (waited for
+        // 10 s at most), so it is in the pid file before systemctl returns;
+        // only a process that is the stand-in is ever killed by that file.
         super::real::require("python3");
         let pid = root.bin_dir.path().join("weborca.pid");
         script(
@@ -132,7 +132,7 @@ impl FakeRoot {
                  'enable --now weborca-mtls-proxy-guard.service'|'start weborca-mtls-proxy-guard.service'|'restart weborca-mtls-proxy-guard.service') exec cp '{script}' '{loaded}' ;;\n\
                  'disable --now weborca-mtls-proxy-guard.service'|'stop weborca-mtls-proxy-guard.service') rm -f '{loaded}' ;;\n\
                  'is-active --quiet weborca-mtls-proxy-guard.service') exec test -e '{loaded}' ;;\n\
-                 'start jma-receipt-weborca.service'|'restart jma-receipt-weborca.service') weborca_stop; rm -f '{fifo}'; mkfifo '{fifo}'; (set -a; . '{jma}'; set +a; STAND_IN_BIND=127.0.0.1 python3 '{stand_in}' </dev/null >>'{log}' 2>&1 & echo $! > '{fifo}'; wait) </dev/null >/dev/null 2>&1 & read p < '{fifo}'; rm -f '{fifo}'; echo \"$p\" > '{pid}' ;;\n\
+                 'start jma-receipt-weborca.service'|'restart jma-receipt-weborca.service') weborca_stop; rm -f '{fifo}'; mkfifo '{fifo}'; (set -a; . '{jma}'; set +a; STAND_IN_BIND=127.0.0.1 python3 '{stand_in}' </dev/null >>'{log}' 2>&1 & echo $! > '{fifo}'; wait) </dev/null >/dev/null 2>&1 & p=$(timeout 10 sh -c 'read p < \"$0\" && echo \"$p\"' '{fifo}'); rm -f '{fifo}'; echo \"$p\" > '{pid}' ;;\n\
                  'stop jma-receipt-weborca.service') weborca_stop ;;\n\
                  esac\nexit 0\n",
                 calls = root.calls.display(),
