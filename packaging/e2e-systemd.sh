@@ -153,22 +153,31 @@ in_ct systemctl show -p Requires --value jma-receipt-weborca.service | grep -q w
 step "systemctl reload works"
 in_ct systemctl reload weborca-mtls-proxy.service || fail "systemctl reload failed"
 in_ct systemctl is-active --quiet weborca-mtls-proxy.service || fail "the proxy is not active after reload"
+# (output is captured before grep reads it: `grep -q` leaving early would
+# otherwise fail the pipeline under pipefail when the writer gets SIGPIPE)
+journal() { in_ct journalctl --no-pager -u weborca-mtls-proxy.service 2>&1 || true; }
 for _ in $(seq 1 50); do
-  in_ct journalctl --no-pager -u weborca-mtls-proxy.service | grep -qi 'reload' && break
+  grep -qi 'reload' <<<"$(journal)" && break
   sleep 0.2
 done
-in_ct journalctl --no-pager -u weborca-mtls-proxy.service | grep -qi 'reload' || fail "the proxy logged no reload"
+grep -qi 'reload' <<<"$(journal)" || fail "the proxy logged no reload"
 
 step "the guard table is loaded"
-in_ct nft list table inet weborca_mtls_proxy | grep -q 'iifname != "lo" tcp dport 8001 drop' || fail "the guard table is not loaded"
+guard_table() { in_ct nft list table inet weborca_mtls_proxy 2>&1 || true; }
+table=$(guard_table)
+grep -q 'iifname != "lo" tcp dport 8001 drop' <<<"$table" || {
+  in_ct systemctl status --no-pager weborca-mtls-proxy-guard.service >&2 || true
+  fail "the guard table is not loaded: $table"
+}
 
 step "starting nftables.service (it flushes the ruleset) leaves the guard table loaded"
 # nftables.service is disabled and inactive as Debian installs it; an admin
 # who enables it after setup must not remove the guard.
 in_ct systemctl is-active --quiet nftables.service && fail "nftables.service is already active: this step cannot show what its start does"
 in_ct systemctl start nftables.service || fail "systemctl start nftables failed"
-in_ct nft list table inet weborca_mtls_proxy | grep -q 'iifname != "lo" tcp dport 8001 drop' \
-  || fail "starting nftables.service removed the guard table"
+table=$(guard_table)
+grep -q 'iifname != "lo" tcp dport 8001 drop' <<<"$table" \
+  || fail "starting nftables.service removed the guard table: $table"
 in_ct systemctl is-active --quiet weborca-mtls-proxy-guard.service || fail "the guard unit is not active after nftables started"
 
 step "from outside the container: the proxy answers, the backend port does not"
@@ -224,7 +233,8 @@ for _ in $(seq 1 50); do
   sleep 0.2
 done
 [ "$code" = 403 ] || fail "user1 is not refused after install-crl (HTTP $code)"
-curl -sS -m 5 "${client[@]}" "https://$ct_ip:8000/" | grep -qi 'revoked' || fail "the refusal page does not say revoked"
+page=$(curl -sS -m 5 "${client[@]}" "https://$ct_ip:8000/" 2>&1 || true)
+grep -qi 'revoked' <<<"$page" || fail "the refusal page does not say revoked: $page"
 
 step "setup --rollback"
 T=180 in_ct weborca-mtls-proxy setup --rollback || fail "rollback failed"
