@@ -40,13 +40,6 @@ impl Access {
     }
 }
 
-/// The deciding rule of a request decided again (a reload came while it
-/// waited for a backend slot; `None`: the new set has no policy), carried on
-/// its answer back to [`Proxy::handle`]: the access line and the count take
-/// a request's last decision, and count it once.
-#[derive(Clone)]
-pub(super) struct DecidedAgain(pub(super) Option<String>);
-
 /// The rule that decided a request, counted once when the request is done
 /// with: answered, or given up by the client while it waited (a dropped
 /// `handle`). `-` (refused as unsafe before any rule was asked) is not counted.

@@ -183,7 +183,7 @@ impl Proxy {
         // the rule that decided the request, when a policy did: counted once,
         // also when the client gives the request up before it is answered
         let mut decided = Decided::new(&self.stats);
-        let (mut response, slot) = match &judged.verdict {
+        let (response, slot) = match &judged.verdict {
             Err(refusal) => {
                 if news {
                     refused_on_open_connection(&self.stats, &conn, &judged, refusal);
@@ -220,15 +220,13 @@ impl Proxy {
                             if let Some(client) = &conn.client {
                                 client.request();
                             }
-                            self.forward(&conn, &judged, identity, req, html).await
+                            self.forward(&conn, &judged, identity, req, html, &mut decided)
+                                .await
                         }
                     }
                 }
             },
         };
-        if let Some(again) = response.extensions_mut().remove::<DecidedAgain>() {
-            decided.rule = again.0;
-        }
         let record = record.map(|r| r.with_rule(decided.rule.as_deref()));
         drop(decided);
         let metrics = &self.stats.metrics;
@@ -250,37 +248,18 @@ impl Proxy {
         }))
     }
 
-    /// Forwards `req` of `identity`, accepted (and allowed) under `first`;
-    /// a request decided again on its way carries that decision back
-    /// ([`DecidedAgain`]).
+    /// Forwards `req` of `identity`, accepted (and allowed) under `first`.
+    /// A request decided again on its way (a reload while it waited for a
+    /// backend slot) puts that decision in `decided`: none when its
+    /// certificate is now refused, since it then never reaches WebORCA.
     async fn forward(
-        &self,
-        conn: &Arc<ConnInfo>,
-        first: &Arc<Judged>,
-        identity: &Identity,
-        req: Request<Incoming>,
-        html: bool,
-    ) -> Forwarded {
-        let mut again = None;
-        let mut forwarded = self
-            .forward_decided(conn, first, identity, req, html, &mut again)
-            .await;
-        if let Some(again) = again {
-            forwarded.0.extensions_mut().insert(again);
-        }
-        forwarded
-    }
-
-    /// [`Proxy::forward`]; `decided_again` gets the decision of a request
-    /// decided again (none when its certificate is refused on the way).
-    async fn forward_decided(
         &self,
         conn: &Arc<ConnInfo>,
         first: &Arc<Judged>,
         identity: &Identity,
         mut req: Request<Incoming>,
         html: bool,
-        decided_again: &mut Option<DecidedAgain>,
+        decided: &mut Decided<'_>,
     ) -> Forwarded {
         let version = req.version();
         let upgrade = is_websocket_upgrade(req.headers());
@@ -315,7 +294,13 @@ impl Proxy {
         // waited for one may have refused its certificate since.
         let judged = match self.judged_now(conn, version, html) {
             Ok(judged) => judged,
-            Err(refused) => return refused_after(decided_again, refused),
+            Err(refused) => {
+                // the certificate decided it: no rule is its decision (once
+                // sent, the rule that let it reach WebORCA stays its decision,
+                // also when its answer is then withheld)
+                decided.rule = None;
+                return *refused;
+            }
         };
         // ... and, when that verdict is a new one, decided again on the path
         // that is to be forwarded (already the normal form if a policy decided
@@ -331,7 +316,7 @@ impl Proxy {
                 out.uri().path(),
                 html,
             );
-            *decided_again = Some(DecidedAgain(access.take_rule()));
+            decided.rule = access.take_rule();
             match access {
                 Access::Refused(answer, _) => return (answer, None),
                 Access::Allowed(_, Some(normal)) if respell(&mut out, &normal).is_err() => {
@@ -405,15 +390,6 @@ impl Proxy {
             Some(pool::Lease::new(slot, checkout)),
         )
     }
-}
-
-/// The refusal of a request whose certificate is refused before it is sent
-/// to WebORCA: the certificate decided it, so no policy rule is its decision.
-/// (Once sent, the rule that let it reach WebORCA stays its decision, also
-/// when its answer is then withheld.)
-fn refused_after(again: &mut Option<DecidedAgain>, refused: Box<Forwarded>) -> Forwarded {
-    *again = Some(DecidedAgain(None));
-    *refused
 }
 
 /// GET, HEAD and OPTIONS: safe to send twice (RFC 9110 §9.2.1).
