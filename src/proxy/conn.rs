@@ -49,10 +49,13 @@ pub struct ConnInfo {
 }
 
 impl ConnInfo {
-    /// The browser on this connection, told from `user_agent` the first time
-    /// (a connection comes from one browser; later requests pay one load).
-    pub fn browser(&self, user_agent: Option<&HeaderValue>) -> Browser {
-        *self.browser.get_or_init(|| Browser::of(user_agent))
+    /// The browser on this connection, told from the User-Agent in
+    /// `headers` the first time (a connection comes from one browser; later
+    /// requests pay one load, not a header lookup).
+    pub fn browser(&self, headers: &http::HeaderMap) -> Browser {
+        *self
+            .browser
+            .get_or_init(|| Browser::of(headers.get(http::header::USER_AGENT)))
     }
 
     /// The `X-Forwarded-For` value for a client at `peer`: its IP address

@@ -177,7 +177,7 @@ impl Proxy {
             .then(|| AccessRecord::new(&conn, &req, started));
         let html = pages::wants_html(req.headers().get(header::ACCEPT));
         // told now: a refusal later on may come after `req` is forwarded
-        conn.browser(req.headers().get(header::USER_AGENT));
+        conn.browser(req.headers());
         let (judged, news) = conn.judgement.now_and_news();
         let record = record.map(|r| r.who(&judged.verdict));
         // the rule that decided the request, when a policy did: counted once,
