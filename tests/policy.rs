@@ -498,64 +498,47 @@ async fn check_reads_the_policy_flags_dead_rules_and_says_which_rule_decides() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_policy_brought_by_reload_while_a_request_waits_for_weborca_decides_it() {
-    let metrics = decided_while_waiting(None, Meanwhile::Policy).await;
-    assert!(
-        metrics.contains(":1\"} 1\n"),
-        "the refusing rule is counted once: {metrics}"
-    );
+    let counted = decided_while_waiting(None, Meanwhile::Policy).await;
+    assert_eq!(counted, ["access-policy:1 1"], "the refusing rule, once");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_decided_again_after_a_reload_is_counted_once_by_its_last_rule() {
-    let metrics = decided_while_waiting(Some("/api01rv2 any\n/ any\n"), Meanwhile::Policy).await;
-    let decisions: Vec<&str> = metrics
-        .lines()
-        .filter(|l| l.starts_with("weborca_proxy_access_policy_decisions_total{"))
-        .collect();
+    let counted = decided_while_waiting(Some(BEFORE), Meanwhile::Policy).await;
     // /hold by the first set's `/ any`, the API request by the new set's
     // first rule only: its first decision (the first set's line 1) was replaced
-    assert_eq!(decisions.len(), 2, "{decisions:#?} {metrics}");
-    assert!(
-        decisions.iter().any(|l| l.contains("before-policy:2\"} 1")),
-        "{decisions:#?}"
-    );
-    assert!(
-        decisions.iter().any(|l| l.contains("access-policy:1\"} 1")),
-        "{decisions:#?}"
-    );
+    assert_eq!(counted, ["access-policy:1 1", "before-policy:2 1"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_given_up_while_it_waits_for_weborca_is_still_counted_as_decided() {
-    let metrics = decided_while_waiting(Some("/api01rv2 any\n/ any\n"), Meanwhile::GiveUp).await;
-    let decisions: Vec<&str> = metrics
-        .lines()
-        .filter(|l| l.starts_with("weborca_proxy_access_policy_decisions_total{"))
-        .collect();
-    assert_eq!(decisions.len(), 2, "{decisions:#?}");
-    assert!(
-        decisions.iter().any(|l| l.contains("before-policy:2\"} 1")),
-        "{decisions:#?}"
-    );
-    assert!(
-        decisions.iter().any(|l| l.contains("before-policy:1\"} 1")),
-        "{decisions:#?}"
-    );
+    let counted = decided_while_waiting(Some(BEFORE), Meanwhile::GiveUp).await;
+    assert_eq!(counted, ["before-policy:1 1", "before-policy:2 1"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_whose_certificate_is_revoked_while_it_waits_is_decided_by_no_rule() {
-    let metrics = decided_while_waiting(Some("/api01rv2 any\n/ any\n"), Meanwhile::Revoke).await;
-    let decisions: Vec<&str> = metrics
-        .lines()
-        .filter(|l| l.starts_with("weborca_proxy_access_policy_decisions_total{"))
-        .collect();
+    let counted = decided_while_waiting(Some(BEFORE), Meanwhile::Revoke).await;
     // /hold's rule only: the revoked request's first rule is not its decision
-    assert_eq!(decisions.len(), 1, "{decisions:#?}");
-    assert!(
-        decisions[0].contains("before-policy:2\"} 1"),
-        "{decisions:#?}"
-    );
+    assert_eq!(counted, ["before-policy:2 1"]);
+}
+
+/// The policy in force before, in the tests of a request decided while it waits.
+const BEFORE: &str = "/api01rv2 any\n/ any\n";
+
+/// The ACCESS_POLICY decisions counted in `metrics` (the /metrics text), as
+/// `FILE_NAME:LINE COUNT`, sorted.
+fn counted_decisions(metrics: &str) -> Vec<String> {
+    let mut counted: Vec<String> = metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("weborca_proxy_access_policy_decisions_total{rule=\""))
+        .filter_map(|l| {
+            let (rule, count) = l.split_once("\"} ")?;
+            Some(format!("{} {count}", rule.rsplit('/').next()?))
+        })
+        .collect();
+    counted.sort();
+    counted
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -572,8 +555,9 @@ enum Meanwhile {
 /// ACCESS_POLICY `/api01rv2 cn:receipt-printer` (in place of `before`, if
 /// any): it is refused, and nothing but the request before it reaches
 /// WebORCA. Or `meanwhile` the client gives the waiting request up, or a
-/// reload revokes its certificate. The metrics after.
-async fn decided_while_waiting(before: Option<&str>, meanwhile: Meanwhile) -> String {
+/// reload revokes its certificate. The decisions counted after
+/// ([`counted_decisions`]).
+async fn decided_while_waiting(before: Option<&str>, meanwhile: Meanwhile) -> Vec<String> {
     use std::sync::{Arc, Mutex};
     use tokio::io::AsyncWriteExt;
     // A backend that records each request's line and holds its answer to
@@ -644,7 +628,7 @@ async fn decided_while_waiting(before: Option<&str>, meanwhile: Meanwhile) -> St
         let refused = second.await.unwrap().unwrap();
         assert_eq!(refused.header("x-client-cert-error"), Some("revoked"));
         assert_eq!(*seen.lock().unwrap(), ["GET /hold HTTP/1.1"]);
-        return stats.metrics.encode();
+        return counted_decisions(&stats.metrics.encode());
     }
     if meanwhile == Meanwhile::GiveUp {
         // the client gives the waiting request up (its stream is reset)
@@ -655,7 +639,7 @@ async fn decided_while_waiting(before: Option<&str>, meanwhile: Meanwhile) -> St
         );
         release_tx.send(()).unwrap();
         assert_eq!(first.await.unwrap().unwrap().status, 200);
-        return stats.metrics.encode();
+        return counted_decisions(&stats.metrics.encode());
     }
     // Meanwhile a policy comes that keeps the API from this certificate.
     let policy = write(
@@ -677,5 +661,5 @@ async fn decided_while_waiting(before: Option<&str>, meanwhile: Meanwhile) -> St
         ["GET /hold HTTP/1.1"],
         "only the request before the policy reached WebORCA"
     );
-    stats.metrics.encode()
+    counted_decisions(&stats.metrics.encode())
 }
