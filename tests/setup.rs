@@ -363,17 +363,25 @@ fn setup_refuses_with_nothing_changed_when_a_key_or_file_is_missing_or_a_check_f
     );
     assert_eq!(root.snapshot(), before);
 
-    // A file that is not there.
+    // Two files that are not there: both are named.
     std::fs::write(
         root.real(JMA_CONF),
-        weborca_conf(8000).replace(CRT, "gone.crt"),
+        weborca_conf(8000)
+            .replace(CRT, "gone.crt")
+            .replace("ca.crt", "gone-ca.crt"),
     )
     .unwrap();
     let before = root.snapshot();
     let out = root.run(&["setup", "--host", "localhost"]);
     assert_eq!(out.status.code(), Some(78), "{}", text(&out));
+    for named in [
+        format!("SERVER_CRT ...file does not exist: {CONF_DIR}/gone.crt"),
+        format!("CA_CRT ...file does not exist: {CONF_DIR}/gone-ca.crt"),
+    ] {
+        assert!(text(&out).contains(&named), "{named}: {}", text(&out));
+    }
     assert!(
-        text(&out).contains("SERVER_CRT ...file does not exist"),
+        !text(&out).contains("SERVER_PEM ...file does not exist"),
         "{}",
         text(&out)
     );
@@ -426,4 +434,99 @@ fn setup_without_root_says_root_is_needed() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let t = text(&out);
     assert!(t.contains("needs root") && t.contains("--dry-run"), "{t}");
+}
+
+/// `--root` with neither SYSTEMCTL nor NFT prepares another system: every
+/// file is written, jma-receipt.conf too (the root's systemd reads the
+/// drop-in, which starts WebORCA only with the guard), no name of this
+/// machine is asked of the certificate, and rollback (its dry run naming the
+/// drop-in it removes) puts every file back.
+#[test]
+fn setup_under_root_alone_writes_every_file_and_rollback_takes_them_back() {
+    let root = FakeRoot::new();
+    let original = weborca_conf(8000);
+    std::fs::write(root.real(JMA_CONF), &original).unwrap();
+    let out = root.run_bare(&["setup"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let t = text(&out);
+    assert!(t.contains("the names clients use are not checked"), "{t}");
+    assert!(!t.contains("FAIL"), "{t}");
+    let moved = String::from_utf8(root.read(JMA_CONF)).unwrap();
+    assert!(
+        moved.contains("#weborca-mtls-proxy# export SERVER_CRT=")
+            && moved.ends_with(
+                "# >>> weborca-mtls-proxy\r\nHTTP_PORT=8001\r\n# <<< weborca-mtls-proxy\r\n"
+            ),
+        "{moved}"
+    );
+    let backup = format!("{JMA_CONF}.before-weborca-mtls-proxy");
+    assert_eq!(root.read(&backup), original.as_bytes());
+    let drop_in = "/etc/systemd/system/jma-receipt-weborca.service.d/weborca-mtls-proxy-guard.conf";
+    assert!(
+        String::from_utf8(root.read(drop_in))
+            .unwrap()
+            .contains("Requires=weborca-mtls-proxy-guard.service"),
+    );
+    assert!(root.real("/etc/weborca-mtls-proxy/guard.nft").is_file());
+    assert!(
+        String::from_utf8(root.read(PROXY_CONF))
+            .unwrap()
+            .contains("BACKEND_URL=http://127.0.0.1:8001\n")
+    );
+    assert!(root.take_calls().is_empty(), "no systemctl ran");
+
+    // The second run changes nothing.
+    let after = root.snapshot();
+    let out = root.run_bare(&["setup"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(root.snapshot(), after);
+
+    let before_rollback = root.snapshot();
+    let out = root.run_bare(&["setup", "--rollback", "--dry-run"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("remove {drop_in}")),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(root.snapshot(), before_rollback);
+
+    let out = root.run_bare(&["setup", "--rollback"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(root.read(JMA_CONF), original.as_bytes());
+    assert!(!root.real(drop_in).exists());
+    assert!(root.take_calls().is_empty(), "no systemctl ran");
+}
+
+/// `--root` with a SYSTEMCTL but no NFT: the guard cannot be asked about
+/// (this machine's ruleset is not the root's), so setup says so and goes on,
+/// the drop-in starting WebORCA there only with the guard.
+#[tokio::test(flavor = "multi_thread")]
+async fn setup_under_root_with_systemctl_but_no_nft_does_not_ask_this_machines_nft() {
+    // WebORCA's new port: the stand-in systemctl starts the stand-in WebORCA there
+    let port = free_port().to_string();
+    let root = FakeRoot::new();
+    std::fs::write(root.real(JMA_CONF), weborca_conf(8000)).unwrap();
+    let out = root.run_with(
+        &["setup", "--backend-port", &port, "--host", "localhost"],
+        ["systemctl"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let t = text(&out);
+    assert!(
+        t.contains("the guard's table is not confirmed with nft"),
+        "{t}"
+    );
+    assert!(
+        String::from_utf8(root.read(JMA_CONF))
+            .unwrap()
+            .contains(&format!("HTTP_PORT={port}\r\n"))
+    );
+    let calls = root.take_calls();
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.contains("restart jma-receipt-weborca.service")),
+        "{calls:?}"
+    );
 }

@@ -12,7 +12,7 @@ pub(super) fn check_server_cert(
     r: &mut Report,
     config: &Config,
     cert: &CertInfo,
-    hosts: &[String],
+    hosts: Option<&[String]>,
 ) {
     let now = chrono::Utc::now();
     let days = cert.days_left(now);
@@ -40,10 +40,16 @@ pub(super) fn check_server_cert(
             "server certificate {subject} is valid, {days} days left"
         ));
     }
-    let hosts = if hosts.is_empty() {
-        this_machine()
-    } else {
-        hosts.to_vec()
+    let hosts = match hosts {
+        None => {
+            r.warn(
+                "the names clients use are not checked: no --host was given, and under --root this machine's names say nothing about the root's",
+                "give --host NAME_OR_IP for each name clients type (https://NAME:8000)",
+            );
+            return;
+        }
+        Some([]) => this_machine(),
+        Some(hosts) => hosts.to_vec(),
     };
     for host in hosts {
         if cert.covers_host(&host) {

@@ -102,7 +102,7 @@ impl Report {
 pub fn run(config_path: &Path, hosts: &[String]) -> Vec<Line> {
     let mut steps = Checks {
         r: Report::default(),
-        hosts,
+        hosts: Some(hosts),
     };
     let Ok(config) = load::read_config(config_path, &mut steps) else {
         return steps.r.lines;
@@ -115,8 +115,10 @@ pub fn run(config_path: &Path, hosts: &[String]) -> Vec<Line> {
 }
 
 /// The certificate part of the list (files, permissions, key, dates, hosts,
-/// chain, CRL), which `setup` runs before it changes anything.
-pub fn certificates(config: &Config, hosts: &[String]) -> Vec<Line> {
+/// chain, CRL), which `setup` runs before it changes anything. `hosts`:
+/// the names clients use (empty: this machine's; `None`: not checked, said
+/// in a warn line).
+pub fn certificates(config: &Config, hosts: Option<&[String]>) -> Vec<Line> {
     let mut steps = Checks {
         r: Report::default(),
         hosts,
@@ -128,7 +130,8 @@ pub fn certificates(config: &Config, hosts: &[String]) -> Vec<Line> {
 /// The load's steps, as lines of the report.
 struct Checks<'a> {
     r: Report,
-    hosts: &'a [String],
+    /// The names clients use (empty: this machine's; `None`: not checked).
+    hosts: Option<&'a [String]>,
 }
 
 impl Checks<'_> {

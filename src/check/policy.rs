@@ -60,7 +60,7 @@ pub(super) fn check_policy(r: &mut Report, p: &Policy) {
 pub fn as_cert(config_path: &Path, cert_file: &Path, path: &str, method: &str) -> Vec<Line> {
     let mut steps = Checks {
         r: Report::default(),
-        hosts: &[],
+        hosts: Some(&[]),
     };
     let Ok(config) = load::read_config(config_path, &mut steps) else {
         return steps.r.lines;

@@ -122,6 +122,13 @@ pub fn systemctl_applies(root: &Option<PathBuf>) -> bool {
     root.is_none() || std::env::var_os("SYSTEMCTL").is_some_and(|v| !v.is_empty())
 }
 
+/// Whether `nft` says anything about the system setup acts on: always
+/// without `--root`; under `--root` only when `NFT` names a program for it
+/// (this machine's ruleset says nothing about the root's).
+pub fn nft_applies(root: &Option<PathBuf>) -> bool {
+    root.is_none() || std::env::var_os("NFT").is_some_and(|v| !v.is_empty())
+}
+
 /// Runs `setup` (or `setup --rollback`) with the proxy's config at `config_path`.
 pub fn run(args: &SetupArgs, config_path: &Path) -> Result<(), Stop> {
     require_root("setup", &args.root, args.dry_run)?;
@@ -143,7 +150,12 @@ pub fn run(args: &SetupArgs, config_path: &Path) -> Result<(), Stop> {
     }
     let plan = plan(args, &root, config_path)?;
     if args.dry_run {
-        return dry_run(&plan.changes(), &setup_commands(&plan), args.no_restart);
+        return dry_run(
+            &plan.changes(),
+            &[],
+            &setup_commands(&plan),
+            args.no_restart,
+        );
     }
     // WebORCA moves to plain HTTP (jma-receipt.conf) only once the guard
     // that keeps that port from the LAN is in force: a WebORCA restart in
@@ -154,10 +166,17 @@ pub fn run(args: &SetupArgs, config_path: &Path) -> Result<(), Stop> {
         "nothing else was changed",
     )?;
     if args.no_restart {
-        // Under --root, this machine's nft says nothing about the root's
-        // system: only a named NFT is asked.
-        let asked = args.root.is_none() || std::env::var_os("NFT").is_some_and(|v| !v.is_empty());
-        if asked && matches!(guard::state(plan.port), guard::State::Loaded) {
+        if !nft_applies(&args.root) {
+            // Another system's files: no guard can be asked about here. Its
+            // systemd reads the drop-in before it starts WebORCA, and the
+            // drop-in's Requires= starts WebORCA only with the guard loaded.
+            write_changes(&[jma], "nothing else was changed")?;
+            println!(
+                "--root without NFT: WebORCA is moved to port {} in the root; there, {WEBORCA_DROP_IN} lets it start only once {} has loaded the guard",
+                plan.port,
+                guard::UNIT
+            );
+        } else if matches!(guard::state(plan.port), guard::State::Loaded) {
             write_changes(&[jma], "nothing else was changed")?;
             println!(
                 "--no-restart: no service was restarted; to move WebORCA and start the proxy: sudo systemctl daemon-reload && sudo systemctl restart {WEBORCA_UNIT} && sudo systemctl enable --now {PROXY_UNIT}"
@@ -172,7 +191,7 @@ pub fn run(args: &SetupArgs, config_path: &Path) -> Result<(), Stop> {
         }
     } else {
         let undo = "\nThe files were changed; undo everything with: sudo weborca-mtls-proxy setup --rollback";
-        start_guard(&plan).map_err(|m| {
+        start_guard(&plan, nft_applies(&args.root)).map_err(|m| {
             Stop::other(format!(
                 "{m}; WebORCA was not moved ({} is as it was){undo}",
                 jma.shown.display()
@@ -233,12 +252,22 @@ fn read_stop(path: &Path, e: std::io::Error) -> Stop {
     Stop::other(format!("cannot read {}: {e}", path.display()))
 }
 
-fn dry_run(changes: &[&Change], commands: &[String], no_restart: bool) -> Result<(), Stop> {
+/// Prints what would change: each file's diff, each file removed, and
+/// (unless `no_restart`) each command.
+fn dry_run(
+    changes: &[&Change],
+    removed: &[&str],
+    commands: &[String],
+    no_restart: bool,
+) -> Result<(), Stop> {
     println!("--dry-run: nothing is changed. setup would:");
     for c in changes.iter().filter(|c| c.is_change()) {
         print!("{}", c.diff());
     }
-    if changes.iter().all(|c| !c.is_change()) {
+    for r in removed {
+        println!("remove {r}");
+    }
+    if changes.iter().all(|c| !c.is_change()) && removed.is_empty() {
         println!("(no file changes)");
     }
     if !no_restart {

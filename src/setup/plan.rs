@@ -105,14 +105,18 @@ pub(super) fn plan(args: &SetupArgs, root: &Root, config_path: &Path) -> Result<
             jma_path.display()
         )));
     }
-    for (key, path) in jma_conf::TLS_KEYS.iter().zip(&paths) {
-        if !root.path(path).is_file() {
-            return Err(Stop::config(format!(
-                "{key} ...file does not exist: {} (named in {}); put the file there or correct {key}",
-                path.display(),
-                jma_path.display()
-            )));
-        }
+    let missing: Vec<String> = jma_conf::TLS_KEYS
+        .iter()
+        .zip(&paths)
+        .filter(|(_, path)| !root.path(path).is_file())
+        .map(|(key, path)| format!("{key} ...file does not exist: {}", path.display()))
+        .collect();
+    if !missing.is_empty() {
+        return Err(Stop::config(format!(
+            "{} (named in {}); put the files there or correct the keys",
+            missing.join("; "),
+            jma_path.display()
+        )));
     }
     // 3 (decided now). proxy.conf with the keys; the others are kept.
     let backend_url = format!("http://127.0.0.1:{port}");
@@ -158,7 +162,9 @@ pub(super) fn plan(args: &SetupArgs, root: &Root, config_path: &Path) -> Result<
     for p in &mut rooted.ca_crl {
         *p = root.path(p);
     }
-    let lines = crate::check::certificates(&rooted, &args.host);
+    // Under --root, this machine's names are not the root's: only --host counts.
+    let hosts = (args.root.is_none() || !args.host.is_empty()).then_some(&args.host[..]);
+    let lines = crate::check::certificates(&rooted, hosts);
     let failed = lines.iter().any(|l| l.level == crate::check::Level::Fail);
     for l in &lines {
         println!("{l}");

@@ -43,11 +43,9 @@ pub(super) fn rollback(args: &SetupArgs, root: &Root, config_path: &Path) -> Res
     }
     commands.push(vec!["disable", "--now", guard::UNIT]);
     if args.dry_run {
-        let mut shown: Vec<String> = commands.iter().map(|c| sc.shown(c)).collect();
-        if has_drop_in {
-            shown.insert(0, format!("remove {WEBORCA_DROP_IN}"));
-        }
-        return dry_run(&[&change], &shown, args.no_restart);
+        let shown: Vec<String> = commands.iter().map(|c| sc.shown(c)).collect();
+        let removed: &[&str] = if has_drop_in { &[WEBORCA_DROP_IN] } else { &[] };
+        return dry_run(&[&change], removed, &shown, args.no_restart);
     }
     if change.is_change() {
         let kept = change

@@ -48,7 +48,8 @@ fn run(args: &[&str]) -> Result<(), String> {
 
 /// Brings the guard into force for the plan's port (systemd reads the new
 /// units and drop-in first), and confirms that its table is loaded.
-pub(super) fn start_guard(plan: &Plan) -> Result<(), String> {
+/// `confirm`: whether `nft` can be asked (not under `--root` without `NFT`).
+pub(super) fn start_guard(plan: &Plan, confirm: bool) -> Result<(), String> {
     run(&["daemon-reload"])?;
     let was_active = Program::systemctl()
         .run(&["is-active", "--quiet", guard::UNIT])
@@ -65,6 +66,14 @@ pub(super) fn start_guard(plan: &Plan) -> Result<(), String> {
             run(&["stop", WEBORCA_UNIT])?;
         }
         run(&["restart", guard::UNIT])?;
+    }
+    if !confirm {
+        println!(
+            "--root without NFT: the guard's table is not confirmed with nft (this machine's ruleset says nothing about the root's); the drop-in {} starts WebORCA there only with {} started",
+            super::WEBORCA_DROP_IN,
+            guard::UNIT
+        );
+        return Ok(());
     }
     match guard::state(plan.port) {
         guard::State::Loaded => {

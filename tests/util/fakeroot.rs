@@ -198,12 +198,32 @@ impl FakeRoot {
 
     /// Runs the binary with `args`, the stand-ins and `--root` appended.
     pub fn run(&self, args: &[&str]) -> Output {
-        let out = Command::new(bin())
+        self.run_with(args, ["systemctl", "nft"])
+    }
+
+    /// Runs the binary with `args` and `--root` appended, and no stand-in
+    /// named (neither SYSTEMCTL nor NFT): as when preparing another
+    /// system's files.
+    pub fn run_bare(&self, args: &[&str]) -> Output {
+        self.run_with(args, [])
+    }
+
+    /// Runs the binary with `args` and `--root` appended, with the stand-ins
+    /// `named` ("systemctl", "nft") in SYSTEMCTL and NFT and the others unset.
+    pub fn run_with<const N: usize>(&self, args: &[&str], named: [&str; N]) -> Output {
+        let mut cmd = Command::new(bin());
+        for program in ["systemctl", "nft"] {
+            let var = program.to_uppercase();
+            if named.contains(&program) {
+                cmd.env(var, self.bin_dir.path().join(program));
+            } else {
+                cmd.env_remove(var);
+            }
+        }
+        let out = cmd
             .args(args)
             .arg("--root")
             .arg(self.dir.path())
-            .env("SYSTEMCTL", self.bin_dir.path().join("systemctl"))
-            .env("NFT", self.bin_dir.path().join("nft"))
             .output()
             .unwrap();
         eprintln!(
