@@ -75,10 +75,16 @@ impl Steps for Log {
     /// The all-unset case logs WebORCA's `...none` lines, so the operator
     /// sees what the proxy looked for.
     fn config_failed(&mut self, error: &ConfigError) {
-        if let ConfigError::NoTls { .. } = error {
-            for key in ["CA_CRT", "SERVER_CRT", "SERVER_PEM"] {
-                tracing::info!("{key} ...none");
+        match error {
+            ConfigError::NoTls { .. } => {
+                for key in ["CA_CRT", "SERVER_CRT", "SERVER_PEM"] {
+                    tracing::info!("{key} ...none");
+                }
             }
+            ConfigError::Missing { files, .. } => {
+                file_lines(files.iter().map(|(key, path)| (*key, path.as_deref())));
+            }
+            _ => {}
         }
     }
 
@@ -156,15 +162,9 @@ pub fn read_config(path: &Path, steps: &mut dyn Steps) -> Result<Config, Failure
     }
 }
 
-/// Logs WebORCA's `KEY ...file exists` lines; fails if a named file is missing.
-pub fn check_files(config: &TlsFiles) -> Result<(), Failure> {
-    let mut keys: Vec<(&str, Option<&Path>)> = vec![("CA_CRT", config.ca_crt.as_deref())];
-    if config.server_p12.is_some() {
-        keys.push(("SERVER_P12", config.server_p12.as_deref()));
-    } else {
-        keys.push(("SERVER_CRT", config.server_crt.as_deref()));
-        keys.push(("SERVER_PEM", config.server_pem.as_deref()));
-    }
+/// Logs WebORCA's `KEY ...none`, `...file exists` and `...file does not
+/// exist` lines for `keys`; the missing ones as `KEY=PATH`.
+fn file_lines<'a>(keys: impl IntoIterator<Item = (&'a str, Option<&'a Path>)>) -> Vec<String> {
     let mut missing = Vec::new();
     for (key, path) in keys {
         match path {
@@ -176,6 +176,19 @@ pub fn check_files(config: &TlsFiles) -> Result<(), Failure> {
             }
         }
     }
+    missing
+}
+
+/// Logs WebORCA's `KEY ...file exists` lines; fails if a named file is missing.
+pub fn check_files(config: &TlsFiles) -> Result<(), Failure> {
+    let mut keys: Vec<(&str, Option<&Path>)> = vec![("CA_CRT", config.ca_crt.as_deref())];
+    if config.server_p12.is_some() {
+        keys.push(("SERVER_P12", config.server_p12.as_deref()));
+    } else {
+        keys.push(("SERVER_CRT", config.server_crt.as_deref()));
+        keys.push(("SERVER_PEM", config.server_pem.as_deref()));
+    }
+    let missing = file_lines(keys);
     if missing.is_empty() {
         return Ok(());
     }

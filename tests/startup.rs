@@ -78,6 +78,67 @@ async fn no_tls_keys_means_no_start_and_no_plain_http() {
     );
 }
 
+/// One key of the three unset: WebORCA's lines for all three (`...none` for
+/// it, what the others name), then what to set, exit 78.
+#[tokio::test]
+async fn an_unset_key_is_logged_as_none_with_the_others_then_exit_78() {
+    let setup = Setup::new();
+    let conf = setup.write_config("http://127.0.0.1:9");
+    let full = std::fs::read_to_string(&conf).unwrap();
+    let d = setup.dir.path().display().to_string();
+    let cases = [
+        (
+            "CA_CRT",
+            [
+                "CA_CRT ...none",
+                "SERVER_CRT ...file exists",
+                "SERVER_PEM ...file exists",
+            ],
+        ),
+        (
+            "SERVER_PEM",
+            [
+                "CA_CRT ...file exists",
+                "SERVER_CRT ...file exists",
+                "SERVER_PEM ...none",
+            ],
+        ),
+    ];
+    for (unset, expected) in cases {
+        let text: String = full
+            .lines()
+            .filter(|l| !l.starts_with(&format!("{unset}=")))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        // and a set path that is missing is said as such
+        let text = text.replace("SERVER_CRT=", &format!("SERVER_CRT={d}/gone.crt\n#"));
+        std::fs::write(&conf, &text).unwrap();
+        let (code, lines) = Proc::start(&conf, &[]).exit();
+        assert_eq!(code, 78, "{unset}: {lines:#?}");
+        let file_lines: Vec<&str> = lines
+            .iter()
+            .map(String::as_str)
+            .filter(|l| l.contains(" ...") && !l.contains(" is not set"))
+            .collect();
+        let expected: Vec<String> = expected
+            .iter()
+            .map(|l| {
+                l.replace(
+                    "SERVER_CRT ...file exists",
+                    "SERVER_CRT ...file does not exist",
+                )
+            })
+            .collect();
+        assert_eq!(file_lines, expected, "{unset}: {lines:#?}");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains(&format!("{unset} is not set in"))),
+            "{unset}: {lines:#?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn encrypted_key_without_passphrase_says_password_input_was_canceled() {
     let setup = Setup::new();

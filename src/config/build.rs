@@ -187,11 +187,19 @@ pub(super) fn check_tls_keys(known: &Known<'_>) -> Result<(), ConfigError> {
             });
         }
     }
+    let dir = known.path.parent().unwrap_or(Path::new(""));
+    let file = |key: &'static str| (key, known.get(key).map(|s| dir.join(&s.value)));
+    let files = if p12.is_some() {
+        vec![file("CA_CRT"), file("SERVER_P12")]
+    } else {
+        vec![file("CA_CRT"), file("SERVER_CRT"), file("SERVER_PEM")]
+    };
     let missing = |key: &'static str, fix: &str| {
         Err(ConfigError::Missing {
             key,
             path: known.path.to_path_buf(),
             fix: fix.to_string(),
+            files: files.clone(),
         })
     };
     match (crt, pem, ca, p12) {

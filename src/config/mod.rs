@@ -308,6 +308,9 @@ pub enum ConfigError {
         path: PathBuf,
         /// What to set it to.
         fix: String,
+        /// WebORCA's file keys as they are set (`None`: unset), for its
+        /// `...none` and `...file exists` lines.
+        files: Vec<(&'static str, Option<PathBuf>)>,
     },
 }
 
