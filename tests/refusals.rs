@@ -352,3 +352,66 @@ async fn handshake_mode_refuses_every_reason_with_a_tls_alert() {
     env.assert_serves_user1().await;
     assert_eq!(env.backend.count(), 1);
 }
+
+/// In handshake mode a client that would resume its session is not let past
+/// the verifier: after its certificate is revoked it gets the
+/// `certificate_revoked` alert, not a dropped connection (nor a 403 page).
+#[tokio::test]
+async fn handshake_mode_answers_a_client_that_would_resume_with_the_alert() {
+    let (s, c) = setup(&["CLIENT_CERT_ERRORS=handshake"]);
+    let env = s.start().await;
+    for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(env.ca.der.clone()).unwrap();
+        use rustls::pki_types::pem::PemObject;
+        let key =
+            rustls::pki_types::PrivateKeyDer::from_pem_slice(c.revoked_later.key_pem.as_bytes())
+                .unwrap();
+        // one config, so that its session store offers the first session again
+        let config = rustls::ClientConfig::builder_with_protocol_versions(&[version])
+            .with_root_certificates(roots)
+            .with_client_auth_cert(vec![c.revoked_later.der.clone()], key)
+            .unwrap();
+        let client = Client {
+            config: std::sync::Arc::new(config),
+        };
+        let crl = env.ca.crl(&[c.revoked.serial]);
+        crate::util::pki::write(env.dir.path(), "ca.crl", &crl);
+        env.reload().expect("reload");
+        let first = client.get(env.addr, "/").await.unwrap();
+        assert_eq!(first.status, 200, "{version:?}");
+        let forwarded = env.backend.count();
+        let crl = env.ca.crl(&[c.revoked.serial, c.revoked_later.serial]);
+        crate::util::pki::write(env.dir.path(), "ca.crl", &crl);
+        env.reload().expect("reload");
+        let error = alert_of(&client, &env).await;
+        assert!(
+            error.contains("CertificateRevoked"),
+            "{version:?}: expected the certificate_revoked alert, got {error}"
+        );
+        assert_eq!(env.backend.count(), forwarded, "{version:?}");
+    }
+}
+
+/// What a client that sends a request on a new connection is told: the
+/// error (a TLS alert shows as `received fatal alert: …`), or what came.
+async fn alert_of(client: &Client, env: &Env) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tls = match client.connect(env.addr).await {
+        Err(e) => return e.to_string(),
+        Ok(tls) => tls,
+    };
+    // TLS 1.3: the verdict on the client's certificate comes after its Finished.
+    if let Err(e) = tls
+        .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+    {
+        return e.to_string();
+    }
+    let mut buf = vec![0; 4096];
+    match tls.read(&mut buf).await {
+        Err(e) => e.to_string(),
+        Ok(0) => "closed with no alert".to_string(),
+        Ok(n) => format!("answered {:?}", String::from_utf8_lossy(&buf[..n])),
+    }
+}

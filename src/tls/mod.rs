@@ -21,7 +21,7 @@ use rustls::sign::CertifiedKey;
 use rustls::{RootCertStore, ServerConfig};
 
 use crate::config::parts::{TlsFiles, Verification};
-use crate::config::{Config, CrlStale};
+use crate::config::{ClientCertErrors, Config, CrlStale};
 use crate::policy::Policy;
 use crate::x509::CertInfo;
 pub use load::{KeyError, LoadError};
@@ -236,8 +236,17 @@ impl TlsState {
                 certified,
             ))));
         server_config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        server_config.session_storage = sessions.cache.clone();
-        server_config.ticketer = sessions.ticketer.clone();
+        if verification.client_cert_errors == ClientCertErrors::Handshake {
+            // A resumed session skips the verifier, so a certificate refused
+            // since its first handshake could be told only by a dropped
+            // connection: here every handshake is a full one, and a refusal
+            // is the TLS alert this mode promises.
+            server_config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+            server_config.send_tls13_tickets = 0;
+        } else {
+            server_config.session_storage = sessions.cache.clone();
+            server_config.ticketer = sessions.ticketer.clone();
+        }
         let ca_subjects: Arc<[String]> =
             ca_certs.iter().map(|c| c.subject_oneline.clone()).collect();
         Ok(TlsState {
