@@ -202,3 +202,66 @@ async fn log_file_is_appended_and_reopened_on_sighup() {
     let reopened = std::fs::read_to_string(&log).unwrap();
     assert!(reopened.contains("reload"), "{reopened}");
 }
+
+/// Under systemd (stderr is the stream JOURNAL_STREAM names) each text line
+/// on stderr carries the `<N>` priority journald reads, and LOG_FILE has the
+/// lines as WebORCA writes them; a JOURNAL_STREAM inherited with stderr
+/// going elsewhere adds no prefix.
+#[test]
+fn the_journal_priority_goes_to_the_journal_only() {
+    use std::io::{BufRead, BufReader};
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+    let setup = Setup::new();
+    let conf = setup.write_config("http://127.0.0.1:9");
+    let log = setup.dir.path().join("proxy.log");
+    let mut text = std::fs::read_to_string(&conf).unwrap();
+    text.push_str(&format!("LOG_FILE={}\n", log.display()));
+    std::fs::write(&conf, text).unwrap();
+    for journal in [true, false] {
+        let _ = std::fs::remove_file(&log);
+        let (reader, writer) = std::io::pipe().unwrap();
+        let meta = std::fs::File::from(writer.as_fd().try_clone_to_owned().unwrap())
+            .metadata()
+            .unwrap();
+        let stream = if journal {
+            format!("{}:{}", meta.dev(), meta.ino())
+        } else {
+            format!("{}:{}", meta.dev(), meta.ino() + 1)
+        };
+        let mut child = std::process::Command::new(crate::util::process::bin())
+            .arg("-c")
+            .arg(&conf)
+            .env("RUST_LOG", "info")
+            .env("NFT", "false")
+            .env_remove("NOTIFY_SOCKET")
+            .env("JOURNAL_STREAM", &stream)
+            .stdout(std::process::Stdio::null())
+            .stderr(writer)
+            .spawn()
+            .unwrap();
+        let mut stderr = Vec::new();
+        for line in BufReader::new(reader).lines() {
+            let line = line.unwrap();
+            let done = line.contains("listening on");
+            stderr.push(line);
+            if done {
+                break;
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        let prefixed = |l: &String| l.starts_with("<6>2") || l.starts_with("<4>2");
+        assert!(!stderr.is_empty());
+        if journal {
+            assert!(stderr.iter().all(prefixed), "{stderr:#?}");
+        } else {
+            assert!(!stderr.iter().any(|l| l.starts_with('<')), "{stderr:#?}");
+        }
+        let file = std::fs::read_to_string(&log).unwrap();
+        assert!(file.contains("Server Mode: HTTPS"), "{file}");
+        for line in file.lines() {
+            crate::util::process::unstamp(line);
+        }
+    }
+}

@@ -190,7 +190,7 @@ impl Queue {
             // finds it in the file too.
             if let Some(f) = file.lock().unwrap_or_else(PoisonError::into_inner).as_mut() {
                 // A full disk must not stop the proxy; stderr still has the lines.
-                let _ = f.write_all(&batch);
+                let _ = f.write_all(&without_priorities(&batch));
             }
             let _ = io::stderr().write_all(&batch);
             batch.clear();
@@ -272,6 +272,39 @@ impl LogHandle {
 }
 
 /// Installs the global logger. `RUST_LOG` may raise or lower the level (default info).
+/// Whether stderr is the journal's stream: systemd names that stream in
+/// JOURNAL_STREAM (`DEVICE:INODE`), which a child of the service inherits
+/// even when its stderr goes elsewhere (a shell, a pipe).
+fn stderr_is_the_journal() -> bool {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+    let Some(named) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Ok(fd) = io::stderr().as_fd().try_clone_to_owned() else {
+        return false;
+    };
+    let Ok(meta) = File::from(fd).metadata() else {
+        return false;
+    };
+    named.to_str() == Some(&format!("{}:{}", meta.dev(), meta.ino()))
+}
+
+/// `batch` without the `<N>` priority that begins each text line for the
+/// journal: LOG_FILE holds the lines as WebORCA writes them. (JSON lines
+/// begin with `{`, text lines with the date.)
+fn without_priorities(batch: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let prefixed = |line: &[u8]| matches!(line, [b'<', d, b'>', ..] if d.is_ascii_digit());
+    if !batch.split_inclusive(|b| *b == b'\n').any(prefixed) {
+        return batch.into();
+    }
+    let mut out = Vec::with_capacity(batch.len());
+    for line in batch.split_inclusive(|b| *b == b'\n') {
+        out.extend_from_slice(if prefixed(line) { &line[3..] } else { line });
+    }
+    out.into()
+}
+
 pub fn init(log_file: Option<&Path>) -> io::Result<LogHandle> {
     let file = Arc::new(Mutex::new(log_file.map(open_append).transpose()?));
     let queue = Arc::new(Queue {
@@ -288,7 +321,7 @@ pub fn init(log_file: Option<&Path>) -> io::Result<LogHandle> {
             let (queue, file) = (queue.clone(), file.clone());
             move || queue.write_out(&file)
         })?;
-    let journald = std::env::var_os("JOURNAL_STREAM").is_some();
+    let journald = stderr_is_the_journal();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,hyper=warn,rustls=warn"));
     let _ = tracing_subscriber::fmt()
