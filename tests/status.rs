@@ -106,6 +106,50 @@ async fn status_and_metrics_reflect_real_traffic() {
     assert!(metrics.contains("weborca_proxy_request_duration_seconds_bucket"));
 }
 
+/// WebORCA stopping right after it answered: `/readyz` and `/status` say so
+/// at once, not once an earlier answer has grown old; back, they say so too.
+#[tokio::test]
+async fn readyz_and_status_see_weborca_stop_right_after_it_answered() {
+    let weborca = Backend::start().await;
+    let weborca_addr = weborca.addr;
+    let mut setup = Setup::new();
+    setup.conf.push("STATUS_LISTEN=127.0.0.1:0".into());
+    setup
+        .conf
+        .push(format!("BACKEND_URL=http://{weborca_addr}"));
+    let env = setup.start_with_backend(Backend::start().await).await;
+    let status = env.status.unwrap();
+    let answer = env
+        .client(Some(&env.user1))
+        .get(env.addr, "/")
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 200);
+    assert_eq!(weborca.count(), 1);
+    assert_eq!(get(status, "/readyz").await.0, 200);
+    drop(weborca);
+    // the listener closes when its task has been cancelled
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while TcpStream::connect(weborca_addr).await.is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stand-in kept listening"
+        );
+        tokio::task::yield_now().await;
+    }
+    let (code, body) = get(status, "/readyz").await;
+    assert_eq!(code, 503, "{body}");
+    let (_, body) = get(status, "/status").await;
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["backend"]["state"], "not answering", "{json}");
+    assert!(json["backend"]["last_ok"].is_string(), "{json}");
+    let _back = Backend::start_on(weborca_addr).await;
+    assert_eq!(get(status, "/readyz").await.0, 200);
+    let (_, body) = get(status, "/status").await;
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["backend"]["state"], "answering", "{json}");
+}
+
 #[tokio::test]
 async fn readyz_follows_the_backend() {
     let backend = Backend::start().await;

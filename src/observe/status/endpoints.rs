@@ -126,19 +126,21 @@ pub(super) fn local_host(host: Option<&header::HeaderValue>) -> bool {
     name.eq_ignore_ascii_case("localhost") || name == "127.0.0.1" || name == "[::1]"
 }
 
-/// Whether WebORCA answered recently or answers a TCP connect within `limit`.
+/// Whether WebORCA accepts a TCP connection now, within `limit`: an answer
+/// a moment ago says nothing about a WebORCA stopped since.
 async fn backend_answers(ctx: &StatusContext, limit: Duration) -> bool {
-    let ready = ctx.stats.backend_fresh()
-        || matches!(
-            tokio::time::timeout(
-                limit,
-                tokio::net::TcpStream::connect(&ctx.backend_authority)
-            )
-            .await,
-            Ok(Ok(_))
-        );
+    let ready = matches!(
+        tokio::time::timeout(
+            limit,
+            tokio::net::TcpStream::connect(&ctx.backend_authority)
+        )
+        .await,
+        Ok(Ok(_))
+    );
     if ready {
         ctx.stats.backend_ok();
+    } else {
+        ctx.stats.backend_unreachable();
     }
     ready
 }
@@ -161,6 +163,8 @@ async fn readyz(State(ctx): State<StatusContext>) -> Response {
 }
 
 async fn status(State(ctx): State<StatusContext>) -> Response {
+    // the backend's state is as of now, like `/readyz`
+    backend_answers(&ctx, PROBE_TIMEOUT).await;
     axum::Json(super::json::status(&ctx)).into_response()
 }
 

@@ -148,7 +148,7 @@ pub(super) fn status(ctx: &StatusContext) -> Status {
             state: if stats.backend_fresh() {
                 "answering"
             } else {
-                "unknown or not answering"
+                "not answering"
             },
             last_error: stats
                 .backend_error

@@ -12,7 +12,7 @@
 //! - `/`: the operator console (see `console`); `view.rs` gathers what it shows.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -34,7 +34,8 @@ pub use view::console_view;
 
 /// Client certificates remembered for `/status`; the least recently seen go first.
 const MAX_CLIENTS_TRACKED: usize = 1024;
-/// A backend answer younger than this makes `/readyz` green without a probe.
+/// A backend answer younger than this (and no failure since) shows WebORCA
+/// as answering on the main port's console, which does not probe.
 const BACKEND_FRESH: Duration = Duration::from_secs(30);
 
 /// A client certificate seen in use.
@@ -79,6 +80,8 @@ pub struct Stats {
     started_at: DateTime<Utc>,
     /// when WebORCA last answered (Unix seconds, 0 = never)
     backend_ok_at: AtomicI64,
+    /// whether WebORCA's last outcome (a request, a probe) was a failure
+    backend_failing: AtomicBool,
     /// WebORCA's last failure, for `/status`
     backend_error: Mutex<Option<String>>,
     last_reload: Mutex<Option<ReloadRecord>>,
@@ -97,6 +100,7 @@ impl Stats {
             started: Instant::now(),
             started_at: Utc::now(),
             backend_ok_at: AtomicI64::new(0),
+            backend_failing: AtomicBool::new(false),
             backend_error: Mutex::new(None),
             last_reload: Mutex::new(None),
             clients: Mutex::new(HashMap::new()),
@@ -109,11 +113,21 @@ impl Stats {
     pub fn backend_ok(&self) {
         self.backend_ok_at
             .store(Utc::now().timestamp(), Ordering::Relaxed);
+        if self.backend_failing.load(Ordering::Relaxed) {
+            self.backend_failing.store(false, Ordering::Relaxed);
+        }
+    }
+
+    /// WebORCA did not accept a probe's connection (no request failed, so
+    /// no metric counts it).
+    pub fn backend_unreachable(&self) {
+        self.backend_failing.store(true, Ordering::Relaxed);
     }
 
     /// WebORCA failed; `kind` is the metric label.
     pub fn backend_failed(&self, kind: &str, detail: &str) {
         Metrics::count(&self.metrics.backend_errors, kind);
+        self.backend_failing.store(true, Ordering::Relaxed);
         *self
             .backend_error
             .lock()
@@ -206,9 +220,12 @@ impl Stats {
         client
     }
 
+    /// Whether WebORCA answered within BACKEND_FRESH and has not failed since.
     fn backend_fresh(&self) -> bool {
         let at = self.backend_ok_at.load(Ordering::Relaxed);
-        at > 0 && Utc::now().timestamp() - at < BACKEND_FRESH.as_secs() as i64
+        at > 0
+            && Utc::now().timestamp() - at < BACKEND_FRESH.as_secs() as i64
+            && !self.backend_failing.load(Ordering::Relaxed)
     }
 }
 
