@@ -79,11 +79,25 @@ impl Cast {
 
     /// A refused request (its own connection) by `who`, or without a certificate.
     async fn refused(&self, sent: &mut Sent, addr: SocketAddr, who: Option<&Leaf>, reason: &str) {
+        self.refused_at(sent, addr, who, "/api01rv2/patientgetv2?id=9", reason)
+            .await;
+    }
+
+    /// The same, asking for `path`.
+    async fn refused_at(
+        &self,
+        sent: &mut Sent,
+        addr: SocketAddr,
+        who: Option<&Leaf>,
+        path: &str,
+        reason: &str,
+    ) {
         let answer = Client::h1(&self.ca_pem, who)
-            .send(addr, request("GET", "/api01rv2/patientgetv2?id=9"))
+            .send(addr, request("GET", path))
             .await
             .unwrap();
         assert_eq!(answer.status, 403, "{reason}");
+        assert_eq!(answer.header("x-client-cert-error"), Some(reason));
         let key = who.map_or(("-".into(), "-".into()), |w| (w.cn.clone(), serial(w)));
         let user = sent.users.entry(key).or_default();
         user.0 += 1;
@@ -218,7 +232,7 @@ async fn traffic_then_audit(format: &str) {
     let conf = setup.write_config(&backend.url());
     let mut text = std::fs::read_to_string(&conf).unwrap();
     text.push_str(&format!(
-        "LOG_FILE={}\nLOG_FORMAT={format}\nCA_CRL={}/ca.crl\nALLOW_CN=user1,user2,soon,revoked-user\n",
+        "LOG_FILE={}\nLOG_FORMAT={format}\nCA_CRL={}/ca.crl\nALLOW_CN=user1,user2,soon,revoked-user\nADMIN_CN=user1\n",
         log.display(),
         d.display()
     ));
@@ -284,6 +298,15 @@ async fn traffic_then_audit(format: &str) {
     .await;
     c.refused(&mut sent, addr, Some(&c.outsider), "not-allowed")
         .await;
+    // the operator console, to a user not in ADMIN_CN
+    c.refused_at(
+        &mut sent,
+        addr,
+        Some(&c.user2),
+        "/.well-known/weborca-mtls-proxy/",
+        "not-permitted",
+    )
+    .await;
     c.refused(&mut sent, addr, None, "missing").await;
     let forwarded: u64 = sent.users.values().map(|(r, f)| r - f).sum();
     assert_eq!(
@@ -355,6 +378,22 @@ async fn traffic_then_audit(format: &str) {
         user_rows.iter().map(|r| r.requests.unwrap()).sum::<u64>(),
         user2
     );
+
+    // --user: that CN's refused connections too, by reason.
+    let only = rows(&audit(&[
+        "-c",
+        conf_s.as_str(),
+        "--format",
+        "csv",
+        "--user",
+        "revoked-user",
+    ]));
+    let refused: Vec<(&str, u64)> = only
+        .iter()
+        .filter(|r| r.section == "refused")
+        .map(|r| (r.reason.as_str(), r.count.unwrap()))
+        .collect();
+    assert_eq!(refused, [("revoked", 1)], "{only:?}");
 
     // The HTML report, files named on the command line.
     let mut args = vec!["-c", conf_s.as_str(), "--format", "html"];

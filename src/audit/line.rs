@@ -123,6 +123,7 @@ const REFUSALS: &[&str] = &[
     "client certificate of an open connection now refused",
     "websocket closed with 1008",
     "ACCESS_POLICY refused ",
+    "operator console refused: ",
 ];
 /// The message prefixes of the lines that refuse a request without judging
 /// its certificate (a malformed request, an unsafe spelling of a path).

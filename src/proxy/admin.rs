@@ -227,7 +227,7 @@ impl Proxy {
             .console
             .is_admin(identity.info.common_name.as_deref())
         {
-            tracing::info!(peer = %conn.peer, cn = %log_safe(identity.cn()), reason = "not-permitted", "operator console refused: CN not in ADMIN_CN");
+            tracing::info!(name: "refused", peer = %conn.peer, cn = %log_safe(identity.cn()), serial = %log_safe(&identity.info.serial_hex), reason = "not-permitted", "operator console refused: CN not in ADMIN_CN");
             self.stats
                 .refused(conn.peer, "not-permitted", &identity.info.subject_oneline);
             return not_permitted(

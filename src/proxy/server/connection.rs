@@ -75,11 +75,13 @@ pub(super) async fn serve_conn(
         Err(r) => {
             let seen = r.info.as_ref().map_or("-", |i| i.subject_oneline.as_str());
             shared.stats.refused(peer, r.kind.as_str(), seen);
-            let subject = r
-                .info
-                .as_ref()
-                .map_or_else(|| "-".to_string(), |i| log_safe(&clip(&i.subject_oneline)));
-            tracing::info!(name: "refused", %peer, reason = r.kind.as_str(), subject = subject.as_str(), "client certificate refused: {}", log_safe(&r.detail));
+            let info = r.info.as_ref();
+            let subject =
+                info.map_or_else(|| "-".to_string(), |i| log_safe(&clip(&i.subject_oneline)));
+            // the CN and serial too, so that the audit finds a user's refusals
+            let cn = log_safe(info.and_then(|i| i.common_name.as_deref()).unwrap_or("-"));
+            let serial = log_safe(info.map_or("-", |i| i.serial_hex.as_str()));
+            tracing::info!(name: "refused", %peer, cn = cn.as_str(), serial = serial.as_str(), reason = r.kind.as_str(), subject = subject.as_str(), "client certificate refused: {}", log_safe(&r.detail));
             if tls_state.verifier.mode() == ClientCertErrors::Handshake
                 && r.kind != CertErrorKind::CrlStale
             {
