@@ -88,6 +88,27 @@ async fn check_fails_on_an_expired_server_certificate() {
     assert!(line.contains("orca-catool issue_server_cert"), "{line}");
 }
 
+/// A CA made again under the same name: the server certificate of the old
+/// one names CA_CRT's CA as issuer, but its signature is not that CA's.
+#[tokio::test(flavor = "multi_thread")]
+async fn check_fails_on_a_server_certificate_of_another_ca_of_the_same_name() {
+    let backend = Backend::start().await;
+    let (mut setup, _) = good_setup(&backend);
+    let again = crate::util::pki::Ca::new("test-ca");
+    setup.server = again.server(&["localhost"], 365);
+    let conf = setup.write_config(&backend.url());
+    let (code, lines) = check(&conf, &["localhost"]);
+    assert_eq!(code, 1, "{lines:#?}");
+    let line = failing(&lines, "is not signed by its key");
+    assert!(line.contains("install-cert"), "{line}");
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.contains("issued by the CA of CA_CRT") && l.starts_with("ok")),
+        "{lines:#?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn check_fails_on_a_host_the_certificate_does_not_name() {
     let backend = Backend::start().await;

@@ -1,4 +1,4 @@
-//! `install-crl FILE`: a CRL not signed by CA_CRT, out of date or not a CRL is refused with
+//! `install-crl FILE`: a CRL not signed by CA_CRT, out of date, not yet current or not a CRL is refused with
 //! nothing written; a good one is copied 0400 and set as CA_CRL; against the
 //! running proxy, the reload makes it refuse the revoked client, and the
 //! command names the recently seen clients the CRL revokes.
@@ -36,11 +36,23 @@ fn install_crl_refuses_a_foreign_or_broken_crl_and_installs_a_good_one() {
         "-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n",
     );
     let stale = write(w, "stale.crl", &stale_crl(&root.ca));
+    let future = {
+        use time::{Duration, OffsetDateTime};
+        let now = OffsetDateTime::now_utc();
+        let crl = root.ca.crl_with(
+            1,
+            &[],
+            now,
+            (now + Duration::days(1), now + Duration::days(30)),
+        );
+        write(w, "future.crl", &crl)
+    };
     let before = root.snapshot();
     for (file, needle) in [
         (&foreign, "which is not a CA in CA_CRT"),
         (&garbage, "CRL"),
         (&stale, "the CRL is out of date (nextUpdate"),
+        (&future, "the CRL is not current yet (thisUpdate"),
     ] {
         let out = root.install("install-crl", file, &[]);
         let t = text(&out);

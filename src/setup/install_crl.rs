@@ -71,6 +71,13 @@ pub fn install_crl(args: &CrlArgs, config_path: &Path) -> Result<(), Stop> {
     for crl in &crls {
         let info = crate::tls::crl::check(&args.file, crl, &cas)
             .map_err(|e| refuse(format!("{}; {}", e.problem, e.fix)))?;
+        // a few minutes' difference between clocks is not a future CRL
+        if info.this_update > now + chrono::Duration::minutes(5) {
+            return Err(refuse(format!(
+                "the CRL is not current yet (thisUpdate {}): check the clock of this machine and of the one that made it, or make a new one with orca-catool issue_crl",
+                info.this_update
+            )));
+        }
         if info.next_update.is_some_and(|n| n < now) {
             return Err(refuse(format!(
                 "the CRL is out of date (nextUpdate {}): make a new one with orca-catool issue_crl",

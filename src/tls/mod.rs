@@ -62,6 +62,10 @@ pub struct TlsState {
     pub server_cert: CertInfo,
     /// the CA certificates of CA_CRT
     pub ca_certs: Vec<CertInfo>,
+    /// whether the server certificate is signed by a CA of CA_CRT (through
+    /// the intermediates SERVER_CRT holds): what a browser that imported
+    /// ca.crt checks, beyond the issuer's name
+    pub server_signed_by_ca: bool,
     /// the CRLs of CA_CRL
     pub crls: Vec<crl::CrlInfo>,
     /// CA subjects in one-line form, for the error pages
@@ -77,6 +81,39 @@ pub struct TlsState {
     /// ACCESS_POLICY, when set: which paths each certificate may use. It is
     /// part of `judging_inputs`, so a changed file re-judges open connections.
     pub policy: Option<Arc<Policy>>,
+}
+
+/// Whether `chain[0]` is signed by one of `cas`, directly or through the
+/// intermediates after it in `chain`: each step's issuer found by name and
+/// its signature checked with that issuer's key (x509-parser). Dates are not
+/// looked at here; `check` says them on their own lines.
+fn signed_by_any(chain: &[CertificateDer<'_>], cas: &[CertificateDer<'_>]) -> bool {
+    use x509_parser::certificate::X509Certificate;
+    fn parse<'a>(der: &'a CertificateDer<'_>) -> Option<X509Certificate<'a>> {
+        x509_parser::parse_x509_certificate(der.as_ref())
+            .ok()
+            .map(|(_, c)| c)
+    }
+    let cas: Vec<_> = cas.iter().filter_map(parse).collect();
+    let above: Vec<_> = chain.iter().skip(1).filter_map(parse).collect();
+    let Some(mut cert) = chain.first().and_then(parse) else {
+        return false;
+    };
+    let signs = |issuer: &X509Certificate<'_>, cert: &X509Certificate<'_>| {
+        issuer.subject().as_raw() == cert.issuer().as_raw()
+            && cert.verify_signature(Some(issuer.public_key())).is_ok()
+    };
+    // each intermediate once at most: a chain cannot loop
+    for _ in 0..=above.len() {
+        if cas.iter().any(|ca| signs(ca, &cert)) {
+            return true;
+        }
+        match above.iter().find(|i| signs(i, &cert)) {
+            Some(next) => cert = next.clone(),
+            None => return false,
+        }
+    }
+    false
 }
 
 /// The crypto provider: aws-lc-rs, rustls' default, for its fast RSA and ECDSA.
@@ -167,6 +204,7 @@ impl TlsState {
         for (path, crl) in &crls {
             crl_infos.push(crl::check(path, crl, &ca_der)?);
         }
+        let server_signed_by_ca = signed_by_any(&chain, &ca_der);
         let judging_inputs = judging_inputs(verification, &ca_der, &crls);
         let crl_deadline = match verification.crl_stale {
             CrlStale::Refuse => crl::deadline(&crl_infos),
@@ -257,6 +295,7 @@ impl TlsState {
             crls: crl_infos,
             ca_subjects,
             judging_inputs,
+            server_signed_by_ca,
             generation: 0,
             crl_stale: verification.crl_stale,
             policy: None,
