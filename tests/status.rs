@@ -26,6 +26,26 @@ async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     (code, body)
 }
 
+/// The Content-Type of a GET of `path` with `accept`.
+async fn content_type(addr: std::net::SocketAddr, path: &str, accept: Option<&str>) -> String {
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    let accept = accept
+        .map(|a| format!("Accept: {a}\r\n"))
+        .unwrap_or_default();
+    tcp.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n{accept}\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    tcp.read_to_string(&mut out).await.unwrap();
+    out.lines()
+        .find_map(|l| {
+            l.split_once(':')
+                .filter(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| panic!("no Content-Type: {out}"))
+}
+
 #[tokio::test]
 async fn status_and_metrics_reflect_real_traffic() {
     let mut setup = Setup::new();
@@ -89,11 +109,21 @@ async fn status_and_metrics_reflect_real_traffic() {
     assert_eq!(json["backend"]["state"], "answering");
 
     let (_, metrics) = get(status, "/metrics").await;
+    // classic text for curl and most tools, OpenMetrics when asked for
+    for (accept, expected) in [
+        (None, "text/plain; version=0.0.4; charset=utf-8"),
+        (
+            Some("application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"),
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        ),
+    ] {
+        assert_eq!(content_type(status, "/metrics", accept).await, expected);
+    }
     for line in [
         "weborca_proxy_client_cert_refusals_total{reason=\"revoked\"} 1",
         "weborca_proxy_client_cert_refusals_total{reason=\"missing\"} 1",
-        "weborca_proxy_requests_total{class=\"2xx\"} 2",
-        "weborca_proxy_requests_total{class=\"4xx\"} 2",
+        "weborca_proxy_requests_total{class=\"2xx\",code=\"200\"} 2",
+        "weborca_proxy_requests_total{class=\"4xx\",code=\"403\"} 2",
         "weborca_proxy_tls_handshakes_total{result=\"ok\"} 4",
     ] {
         assert!(

@@ -34,9 +34,22 @@ macro_rules! one_label {
 
 one_label!(Outcome, result);
 one_label!(Reason, reason);
-one_label!(Class, class);
 one_label!(Kind, kind);
 one_label!(RuleName, rule);
+
+/// Labels of a request counter: the status class (`2xx`) and the status
+/// (`200`), so that a query may sum by either.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Status {
+    /// `1xx` … `5xx`
+    pub class: String,
+    /// the status code, `200`
+    pub code: String,
+}
+
+/// The lowest and highest status a request is counted under (hyper answers
+/// nothing outside them).
+const STATUS_CODES: std::ops::RangeInclusive<u16> = 100..=599;
 
 /// Labels of a certificate's expiry gauge.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -70,8 +83,8 @@ pub struct Metrics {
     /// requests decided by ACCESS_POLICY, by deciding rule (`FILE:LINE`, `-`
     /// when no rule matched), allowed and refused alike
     pub policy_rules: Family<RuleName, Counter>,
-    /// requests answered, by status class (2xx…)
-    pub requests: Family<Class, Counter>,
+    /// requests answered, by status class (2xx…) and status
+    pub requests: Family<Status, Counter>,
     /// time from request to response headers, seconds
     pub request_duration: Histogram,
     /// backend failures: connect, timeout, other
@@ -86,10 +99,10 @@ pub struct Metrics {
     pub crl_stale: Gauge,
     /// 1 while that refuses every client (CRL_STALE=refuse)
     pub crl_stale_refusing: Gauge,
-    /// `requests`' counter of each status class (1xx…5xx), taken from the
-    /// family on first use: a family lookup allocates its label and hashes
-    /// it (SipHash) under a lock, which every request would pay.
-    request_classes: [std::sync::OnceLock<Counter>; 5],
+    /// `requests`' counter of each status (100…599), taken from the family
+    /// on first use: a family lookup allocates its labels and hashes them
+    /// (SipHash) under a lock, which every request would pay.
+    request_codes: Box<[std::sync::OnceLock<Counter>]>,
 }
 
 impl Default for Metrics {
@@ -117,7 +130,7 @@ impl Metrics {
             expiry: Family::default(),
             crl_stale: Gauge::default(),
             crl_stale_refusing: Gauge::default(),
-            request_classes: Default::default(),
+            request_codes: STATUS_CODES.map(|_| std::sync::OnceLock::new()).collect(),
         };
         let r = &mut registry;
         r.register(
@@ -214,15 +227,17 @@ impl Metrics {
         family.get_or_create(&L::from(value)).inc();
     }
 
-    /// Counts one request answered with `status` in `requests`, by its class.
+    /// Counts one request answered with `status` in `requests`, by its
+    /// class and code.
     pub fn count_request(&self, status: u16) {
-        const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
-        let i = usize::from(status / 100).clamp(1, 5) - 1;
-        self.request_classes[i]
+        let status = status.clamp(*STATUS_CODES.start(), *STATUS_CODES.end());
+        self.request_codes[usize::from(status - STATUS_CODES.start())]
             .get_or_init(|| {
-                self.requests
-                    .get_or_create(&Class::from(CLASSES[i]))
-                    .clone()
+                let labels = Status {
+                    class: format!("{}xx", status / 100),
+                    code: status.to_string(),
+                };
+                self.requests.get_or_create(&labels).clone()
             })
             .inc();
     }

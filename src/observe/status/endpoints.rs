@@ -168,14 +168,25 @@ async fn status(State(ctx): State<StatusContext>) -> Response {
     axum::Json(super::json::status(&ctx)).into_response()
 }
 
-async fn metrics(State(ctx): State<StatusContext>) -> Response {
+/// The metrics as OpenMetrics when the scraper asks for it (Prometheus
+/// does), else as Prometheus' classic text format (curl, most tools): the
+/// same lines, which the classic parser reads too (`# EOF` and `# UNIT` are
+/// comments to it).
+async fn metrics(State(ctx): State<StatusContext>, headers: http::HeaderMap) -> Response {
     ctx.stats.metrics.set_crl_state(&ctx.tls.load(), Utc::now());
+    let openmetrics = headers
+        .get_all(http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    let content_type = if openmetrics {
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    } else {
+        "text/plain; version=0.0.4; charset=utf-8"
+    };
     (
         StatusCode::OK,
-        [(
-            http::header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
+        [(http::header::CONTENT_TYPE, content_type)],
         ctx.stats.metrics.encode(),
     )
         .into_response()
