@@ -499,14 +499,38 @@ fn setup_under_root_alone_writes_every_file_and_rollback_takes_them_back() {
 }
 
 /// `--root` with a SYSTEMCTL but no NFT: the guard cannot be asked about
-/// (this machine's ruleset is not the root's), so setup says so and goes on,
-/// the drop-in starting WebORCA there only with the guard.
+/// (this machine's ruleset is not the root's), so setup says so and goes on
+/// once `daemon-reload` has given the root's systemd the drop-in, which starts
+/// WebORCA there only with the guard; with `--no-restart` (no daemon-reload)
+/// WebORCA is not moved.
 #[tokio::test(flavor = "multi_thread")]
 async fn setup_under_root_with_systemctl_but_no_nft_does_not_ask_this_machines_nft() {
     // WebORCA's new port: the stand-in systemctl starts the stand-in WebORCA there
     let port = free_port().to_string();
     let root = FakeRoot::new();
-    std::fs::write(root.real(JMA_CONF), weborca_conf(8000)).unwrap();
+    let original = weborca_conf(8000);
+    std::fs::write(root.real(JMA_CONF), &original).unwrap();
+    // --no-restart: no daemon-reload, so the root's running systemd does not
+    // know the drop-in yet; WebORCA stays where it is
+    let out = root.run_with(
+        &[
+            "setup",
+            "--no-restart",
+            "--backend-port",
+            &port,
+            "--host",
+            "localhost",
+        ],
+        ["systemctl"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(root.read(JMA_CONF), original.as_bytes());
+    assert!(
+        text(&out).contains("is left as it is: WebORCA must not move to plain HTTP"),
+        "{}",
+        text(&out)
+    );
+    assert!(root.take_calls().is_empty());
     let out = root.run_with(
         &["setup", "--backend-port", &port, "--host", "localhost"],
         ["systemctl"],

@@ -122,6 +122,20 @@ pub fn systemctl_applies(root: &Option<PathBuf>) -> bool {
     root.is_none() || std::env::var_os("SYSTEMCTL").is_some_and(|v| !v.is_empty())
 }
 
+/// Whether `--root` names a system that is not running here: a root other
+/// than this machine's `/`, with neither SYSTEMCTL nor NFT named for it (a
+/// program named for it says that it runs). Only there may jma-receipt.conf
+/// move before the guard is confirmed: a running systemd would restart
+/// WebORCA with its unit as it knows it, without the drop-in, until a
+/// `daemon-reload`.
+fn offline_root(root: &Option<PathBuf>) -> bool {
+    let named = |var: &str| std::env::var_os(var).is_some_and(|v| !v.is_empty());
+    root.as_deref()
+        .is_some_and(|r| std::fs::canonicalize(r).map_or(true, |r| r != Path::new("/")))
+        && !named("SYSTEMCTL")
+        && !named("NFT")
+}
+
 /// Whether `nft` says anything about the system setup acts on: always
 /// without `--root`; under `--root` only when `NFT` names a program for it
 /// (this machine's ruleset says nothing about the root's).
@@ -150,12 +164,8 @@ pub fn run(args: &SetupArgs, config_path: &Path) -> Result<(), Stop> {
     }
     let plan = plan(args, &root, config_path)?;
     if args.dry_run {
-        return dry_run(
-            &plan.changes(),
-            &[],
-            &setup_commands(&plan),
-            args.no_restart,
-        );
+        let commands = setup_commands(&plan, nft_applies(&args.root));
+        return dry_run(&plan.changes(), &[], &commands, args.no_restart);
     }
     // WebORCA moves to plain HTTP (jma-receipt.conf) only once the guard
     // that keeps that port from the LAN is in force: a WebORCA restart in
@@ -166,17 +176,18 @@ pub fn run(args: &SetupArgs, config_path: &Path) -> Result<(), Stop> {
         "nothing else was changed",
     )?;
     if args.no_restart {
-        if !nft_applies(&args.root) {
-            // Another system's files: no guard can be asked about here. Its
-            // systemd reads the drop-in before it starts WebORCA, and the
-            // drop-in's Requires= starts WebORCA only with the guard loaded.
+        if offline_root(&args.root) {
+            // Another system's files, which no program here can ask about.
+            // Its systemd reads the drop-in when it starts, before WebORCA,
+            // and the drop-in's Requires= starts WebORCA only with the guard.
             write_changes(&[jma], "nothing else was changed")?;
             println!(
                 "--root without NFT: WebORCA is moved to port {} in the root; there, {WEBORCA_DROP_IN} lets it start only once {} has loaded the guard",
                 plan.port,
                 guard::UNIT
             );
-        } else if matches!(guard::state(plan.port), guard::State::Loaded) {
+        } else if nft_applies(&args.root) && matches!(guard::state(plan.port), guard::State::Loaded)
+        {
             write_changes(&[jma], "nothing else was changed")?;
             println!(
                 "--no-restart: no service was restarted; to move WebORCA and start the proxy: sudo systemctl daemon-reload && sudo systemctl restart {WEBORCA_UNIT} && sudo systemctl enable --now {PROXY_UNIT}"

@@ -8,8 +8,9 @@ use super::fsutil::Program;
 use super::plan::Plan;
 use super::{PROXY_UNIT, START_WAIT, WEBORCA_UNIT, guard, wait_until};
 
-/// The systemctl commands of setup, for `--dry-run` (those run depend on what changed).
-pub(super) fn setup_commands(plan: &Plan) -> Vec<String> {
+/// The systemctl commands of setup, for `--dry-run` (those run depend on
+/// what changed); `confirm`: whether nft is asked about the guard.
+pub(super) fn setup_commands(plan: &Plan, confirm: bool) -> Vec<String> {
     let sc = Program::systemctl();
     let mut cmds = vec![
         sc.shown(&["daemon-reload"]),
@@ -26,7 +27,9 @@ pub(super) fn setup_commands(plan: &Plan) -> Vec<String> {
             sc.shown(&["restart", guard::UNIT])
         ));
     }
-    cmds.push(Program::nft().shown(&["list", "table", "inet", guard::TABLE]));
+    if confirm {
+        cmds.push(Program::nft().shown(&["list", "table", "inet", guard::TABLE]));
+    }
     cmds.push(sc.shown(&["restart", WEBORCA_UNIT]));
     cmds.push(sc.shown(&["enable", PROXY_UNIT]));
     cmds.push(sc.shown(&[
