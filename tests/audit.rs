@@ -445,3 +445,48 @@ fn audit_without_log_file_names_the_key() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("LOG_FILE is not set"), "{err}");
 }
+
+/// `CLIENT_CERT_ERRORS=handshake`, text and JSON: the refusals happen inside
+/// the TLS handshake, and their lines still name the certificate, so
+/// `--user` keeps that user's refusals.
+#[tokio::test(flavor = "multi_thread")]
+async fn audit_names_the_users_refused_in_the_handshake() {
+    for format in ["text", "json"] {
+        let backend = Backend::start().await;
+        let setup = Setup::new();
+        let d = setup.dir.path().to_path_buf();
+        let revoked = setup.ca.client("revoked-user");
+        let outsider = setup.ca.client("outsider");
+        write(&d, "ca.crl", &setup.ca.crl(&[revoked.serial]));
+        let log = d.join("proxy.log");
+        let conf = setup.write_config(&backend.url());
+        let mut text = std::fs::read_to_string(&conf).unwrap();
+        text.push_str(&format!(
+            "LOG_FILE={}\nLOG_FORMAT={format}\nCA_CRL={}/ca.crl\nALLOW_CN=user1,revoked-user\nCLIENT_CERT_ERRORS=handshake\n",
+            log.display(),
+            d.display()
+        ));
+        std::fs::write(&conf, text).unwrap();
+        let proxy = Proxy::start(&conf);
+        let addr = proxy.listening();
+        for (who, reason) in [(&revoked, "revoked"), (&outsider, "not-allowed")] {
+            let outcome = Client::h1(&setup.ca.pem, Some(who))
+                .send(addr, request("GET", "/"))
+                .await;
+            assert!(outcome.is_err(), "{reason}: {outcome:?}");
+            proxy.wait_for("client certificate refused in the handshake");
+        }
+        proxy.stop();
+        assert_eq!(backend.count(), 0);
+        let conf_s = conf.display().to_string();
+        for (user, reason) in [("revoked-user", "revoked"), ("outsider", "not-allowed")] {
+            let only = rows(&audit(&["-c", &conf_s, "--format", "csv", "--user", user]));
+            let refused: Vec<(&str, u64)> = only
+                .iter()
+                .filter(|r| r.section == "refused")
+                .map(|r| (r.reason.as_str(), r.count.unwrap()))
+                .collect();
+            assert_eq!(refused, [(reason, 1)], "{format} {user}: {only:?}");
+        }
+    }
+}

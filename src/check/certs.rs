@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use super::Report;
 use crate::config::{Config, CrlStale};
-use crate::tls::TlsState;
+use crate::tls::{ServerChain, TlsState};
 use crate::x509::CertInfo;
 
 pub(super) fn check_server_cert(
@@ -88,15 +88,19 @@ fn this_machine() -> Vec<String> {
 /// Is the server certificate issued by a CA of CA_CRT (browsers that imported ca.crt trust it)?
 pub(super) fn check_chain(r: &mut Report, tls: &TlsState) {
     let issuer = tls.server_cert.issuer_oneline.clone();
-    if tls.server_signed_by_ca {
+    if tls.server_chain == ServerChain::Verified {
         r.ok(format!(
             "server certificate is issued by the CA of CA_CRT ({issuer})"
         ));
-    } else if tls.ca_subjects.contains(&issuer) {
+    } else if tls.server_chain == ServerChain::WrongKey {
         r.fail(
             format!("server certificate names the CA of CA_CRT ({issuer}) as its issuer but is not signed by its key: it comes from another CA of that name (one made again?), and browsers that imported ca.crt refuse it"),
             "install the server certificate issued by the CA of CA_CRT (weborca-mtls-proxy install-cert ZIP), or set CA_CRT to the ca.crt that came with the server certificate",
         );
+    } else if tls.ca_subjects.contains(&issuer) {
+        r.ok(format!(
+            "server certificate is issued by the CA of CA_CRT ({issuer}) by name; its signature could not be checked here (an algorithm or a spelling of the name this check does not know)"
+        ));
     } else {
         r.warn(
             format!("server certificate is issued by {issuer}, not by the CA of CA_CRT ({})", tls.ca_subjects.join(", ")),

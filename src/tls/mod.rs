@@ -65,7 +65,7 @@ pub struct TlsState {
     /// whether the server certificate is signed by a CA of CA_CRT (through
     /// the intermediates SERVER_CRT holds): what a browser that imported
     /// ca.crt checks, beyond the issuer's name
-    pub server_signed_by_ca: bool,
+    pub server_chain: ServerChain,
     /// the CRLs of CA_CRL
     pub crls: Vec<crl::CrlInfo>,
     /// CA subjects in one-line form, for the error pages
@@ -83,12 +83,28 @@ pub struct TlsState {
     pub policy: Option<Arc<Policy>>,
 }
 
+/// Whether the server certificate is signed by a CA of CA_CRT.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerChain {
+    /// Signed by a CA of CA_CRT, directly or through SERVER_CRT's
+    /// intermediates.
+    Verified,
+    /// Its issuer is a CA of CA_CRT by name, whose key did not make its
+    /// signature: another CA of the same name (one made again).
+    WrongKey,
+    /// Neither could be shown: another issuer, or a signature algorithm the
+    /// check does not know (browsers may still accept it).
+    Unknown,
+}
+
 /// Whether `chain[0]` is signed by one of `cas`, directly or through the
 /// intermediates after it in `chain`: each step's issuer found by name and
-/// its signature checked with that issuer's key (x509-parser). Dates are not
-/// looked at here; `check` says them on their own lines.
-fn signed_by_any(chain: &[CertificateDer<'_>], cas: &[CertificateDer<'_>]) -> bool {
+/// its signature checked with that issuer's key (x509-parser, which knows
+/// RSA, ECDSA P-256/P-384 and Ed25519). Dates are not looked at here;
+/// `check` says them on their own lines.
+fn server_chain(chain: &[CertificateDer<'_>], cas: &[CertificateDer<'_>]) -> ServerChain {
     use x509_parser::certificate::X509Certificate;
+    use x509_parser::error::X509Error;
     fn parse<'a>(der: &'a CertificateDer<'_>) -> Option<X509Certificate<'a>> {
         x509_parser::parse_x509_certificate(der.as_ref())
             .ok()
@@ -96,24 +112,39 @@ fn signed_by_any(chain: &[CertificateDer<'_>], cas: &[CertificateDer<'_>]) -> bo
     }
     let cas: Vec<_> = cas.iter().filter_map(parse).collect();
     let above: Vec<_> = chain.iter().skip(1).filter_map(parse).collect();
-    let Some(mut cert) = chain.first().and_then(parse) else {
-        return false;
+    let Some(leaf) = chain.first().and_then(parse) else {
+        return ServerChain::Unknown;
+    };
+    let named = |issuer: &X509Certificate<'_>, cert: &X509Certificate<'_>| {
+        issuer.subject().as_raw() == cert.issuer().as_raw()
     };
     let signs = |issuer: &X509Certificate<'_>, cert: &X509Certificate<'_>| {
-        issuer.subject().as_raw() == cert.issuer().as_raw()
-            && cert.verify_signature(Some(issuer.public_key())).is_ok()
+        named(issuer, cert) && cert.verify_signature(Some(issuer.public_key())).is_ok()
     };
+    let mut cert = leaf.clone();
     // each intermediate once at most: a chain cannot loop
     for _ in 0..=above.len() {
         if cas.iter().any(|ca| signs(ca, &cert)) {
-            return true;
+            return ServerChain::Verified;
         }
         match above.iter().find(|i| signs(i, &cert)) {
             Some(next) => cert = next.clone(),
-            None => return false,
+            None => break,
         }
     }
-    false
+    // a CA of that name whose key, checked, is not the signer's
+    let wrong = cas.iter().any(|ca| {
+        named(ca, &leaf)
+            && matches!(
+                leaf.verify_signature(Some(ca.public_key())),
+                Err(X509Error::SignatureVerificationError)
+            )
+    });
+    if wrong {
+        ServerChain::WrongKey
+    } else {
+        ServerChain::Unknown
+    }
 }
 
 /// The crypto provider: aws-lc-rs, rustls' default, for its fast RSA and ECDSA.
@@ -204,7 +235,7 @@ impl TlsState {
         for (path, crl) in &crls {
             crl_infos.push(crl::check(path, crl, &ca_der)?);
         }
-        let server_signed_by_ca = signed_by_any(&chain, &ca_der);
+        let server_chain = server_chain(&chain, &ca_der);
         let judging_inputs = judging_inputs(verification, &ca_der, &crls);
         let crl_deadline = match verification.crl_stale {
             CrlStale::Refuse => crl::deadline(&crl_infos),
@@ -295,7 +326,7 @@ impl TlsState {
             crls: crl_infos,
             ca_subjects,
             judging_inputs,
-            server_signed_by_ca,
+            server_chain,
             generation: 0,
             crl_stale: verification.crl_stale,
             policy: None,
@@ -428,4 +459,87 @@ fn load_server_identity(
     let chain = load::load_certs("SERVER_CRT", crt)?;
     let key = load::load_key("SERVER_PEM", pem, config.server_pass_file.as_deref())?;
     Ok((chain, key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+
+    /// A CA named `cn` (a new key each time): its certificate and issuer.
+    fn ca(cn: &str) -> (CertificateDer<'static>, Issuer<'static, KeyPair>) {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(DnType::CommonName, cn);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let der = params.self_signed(&key).unwrap().der().clone();
+        (der, Issuer::new(params, key))
+    }
+
+    fn leaf(by: &Issuer<'_, KeyPair>) -> CertificateDer<'static> {
+        let key = KeyPair::generate().unwrap();
+        let params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        params.signed_by(&key, by).unwrap().der().clone()
+    }
+
+    #[test]
+    fn the_server_chain_is_checked_by_signature_not_by_name() {
+        let (root, root_issuer) = ca("clinic-ca");
+        let (again, again_issuer) = ca("clinic-ca");
+        let (other, _) = ca("other-ca");
+        // directly, and through an intermediate
+        assert_eq!(
+            server_chain(&[leaf(&root_issuer)], std::slice::from_ref(&root)),
+            ServerChain::Verified
+        );
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "clinic-sub-ca");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let sub = params.signed_by(&key, &root_issuer).unwrap().der().clone();
+        let sub_issuer = Issuer::new(params, key);
+        let by_sub = leaf(&sub_issuer);
+        assert_eq!(
+            server_chain(&[by_sub.clone(), sub.clone()], std::slice::from_ref(&root)),
+            ServerChain::Verified
+        );
+        // without the intermediate it cannot be shown; nor against another CA
+        assert_eq!(
+            server_chain(std::slice::from_ref(&by_sub), std::slice::from_ref(&root)),
+            ServerChain::Unknown
+        );
+        assert_eq!(
+            server_chain(&[by_sub, sub], std::slice::from_ref(&other)),
+            ServerChain::Unknown
+        );
+        // a CA made again under the same name: its key did not sign
+        assert_eq!(
+            server_chain(&[leaf(&again_issuer)], std::slice::from_ref(&root)),
+            ServerChain::WrongKey
+        );
+        assert_eq!(
+            server_chain(&[leaf(&root_issuer)], &[again, root.clone()]),
+            ServerChain::Verified
+        );
+        // self-signed, and garbage
+        assert_eq!(
+            server_chain(std::slice::from_ref(&other), std::slice::from_ref(&root)),
+            ServerChain::Unknown
+        );
+        let garbage = CertificateDer::from(vec![0x30, 0x03, 0x01, 0x01, 0xff]);
+        assert_eq!(
+            server_chain(std::slice::from_ref(&garbage), std::slice::from_ref(&root)),
+            ServerChain::Unknown
+        );
+        assert_eq!(
+            server_chain(&[], std::slice::from_ref(&root)),
+            ServerChain::Unknown
+        );
+        assert_eq!(
+            server_chain(&[leaf(&root_issuer)], &[garbage]),
+            ServerChain::Unknown
+        );
+    }
 }

@@ -50,10 +50,12 @@ pub(super) async fn serve_conn(
     let activity = Activity::new();
     let local = tcp.local_addr().ok();
     let acceptor = TlsAcceptor::from(tls_state.server_config.clone());
-    let stream = match tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await {
+    let handshake = tokio::time::timeout_at(deadline, acceptor.accept(tcp));
+    let (accepted, refused_cert) = crate::tls::verify::named(handshake).await;
+    let stream = match accepted {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
-            handshake_failed(&shared, peer, &e);
+            handshake_failed(&shared, peer, &e, refused_cert.as_ref());
             return;
         }
         Err(_) => {
@@ -128,8 +130,13 @@ pub(super) fn clip(s: &str) -> String {
 }
 
 /// Logs and counts a failed handshake; in `handshake` mode this is where
-/// client certificates are refused.
-pub(super) fn handshake_failed(shared: &Shared, peer: SocketAddr, e: &std::io::Error) {
+/// client certificates are refused (`cert`: the refused one, named).
+pub(super) fn handshake_failed(
+    shared: &Shared,
+    peer: SocketAddr,
+    e: &std::io::Error,
+    cert: Option<&crate::tls::verify::RefusedCert>,
+) {
     let metrics = &shared.stats.metrics;
     Metrics::count(&metrics.handshakes, "failed");
     let reason = e
@@ -142,8 +149,12 @@ pub(super) fn handshake_failed(shared: &Shared, peer: SocketAddr, e: &std::io::E
         });
     match reason {
         Some(kind) => {
-            shared.stats.refused(peer, kind.as_str(), "-");
-            tracing::info!(name: "refused", %peer, reason = kind.as_str(), "client certificate refused in the handshake: {e}");
+            let subject = cert.map_or("-", |c| c.subject.as_str());
+            shared.stats.refused(peer, kind.as_str(), subject);
+            let cn = log_safe(cert.map_or("-", |c| c.cn.as_str()));
+            let serial = log_safe(cert.map_or("-", |c| c.serial.as_str()));
+            let subject = log_safe(&clip(subject));
+            tracing::info!(name: "refused", %peer, cn = cn.as_str(), serial = serial.as_str(), reason = kind.as_str(), subject = subject.as_str(), "client certificate refused in the handshake: {e}");
         }
         None => tracing::info!(%peer, "TLS handshake failed: {e}"),
     }

@@ -36,6 +36,48 @@ use crate::config::ClientCertErrors;
 use crate::x509::CertInfo;
 use cache::VerdictCache;
 
+/// The certificate refused in a handshake (`CLIENT_CERT_ERRORS=handshake`),
+/// for the line that logs the refusal. rustls' error says why, not whose:
+/// the verifier, called while the task that accepts the connection polls
+/// the handshake, leaves it here when that task has set one up ([`named`]).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RefusedCert {
+    /// the CN, `-` when it has none
+    pub cn: String,
+    /// the serial, hex
+    pub serial: String,
+    /// the subject, one-line form
+    pub subject: String,
+}
+
+tokio::task_local! {
+    static REFUSED_IN_HANDSHAKE: std::cell::RefCell<Option<RefusedCert>>;
+}
+
+/// Runs `handshake` so that a certificate the verifier refuses in it is
+/// given back with its outcome.
+pub async fn named<T>(handshake: impl std::future::Future<Output = T>) -> (T, Option<RefusedCert>) {
+    REFUSED_IN_HANDSHAKE
+        .scope(std::cell::RefCell::new(None), async {
+            let outcome = handshake.await;
+            (outcome, REFUSED_IN_HANDSHAKE.with(|r| r.take()))
+        })
+        .await
+}
+
+/// Leaves the refused `end_entity` for [`named`], when the handshake runs in it.
+fn note_refused(end_entity: &CertificateDer<'_>) {
+    let _ = REFUSED_IN_HANDSHAKE.try_with(|r| {
+        *r.borrow_mut() = CertInfo::from_der(end_entity.as_ref())
+            .ok()
+            .map(|i| RefusedCert {
+                cn: i.common_name.unwrap_or_else(|| "-".to_string()),
+                serial: i.serial_hex,
+                subject: i.subject_oneline,
+            });
+    });
+}
+
 /// The verifier given to rustls, and the judge of each connection after the handshake.
 #[derive(Debug)]
 pub struct ClientVerifier {
@@ -191,13 +233,19 @@ impl ClientCertVerifier for ClientVerifier {
             // still has to prove it holds the key, in the signature checks below.
             return Ok(ClientCertVerified::assertion());
         }
-        self.inner
-            .verify_client_cert(end_entity, intermediates, now)?;
+        if let Err(e) = self
+            .inner
+            .verify_client_cert(end_entity, intermediates, now)
+        {
+            note_refused(end_entity);
+            return Err(e);
+        }
         if self.allow_cn.is_some() {
             let cn = CertInfo::from_der(end_entity.as_ref())
                 .ok()
                 .and_then(|i| i.common_name);
             if !self.cn_allowed(cn.as_deref()) {
+                note_refused(end_entity);
                 return Err(Error::InvalidCertificate(
                     CertificateError::ApplicationVerificationFailure,
                 ));

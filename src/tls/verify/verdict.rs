@@ -149,6 +149,8 @@ pub fn classify(e: &Error) -> CertErrorKind {
                 CertErrorKind::NotYetValid
             }
             CertificateError::Revoked => CertErrorKind::Revoked,
+            // only this verifier says it, for ALLOW_CN (rustls' WebPKI never does)
+            CertificateError::ApplicationVerificationFailure => CertErrorKind::NotAllowed,
             _ => CertErrorKind::UnknownCa,
         },
         _ => CertErrorKind::UnknownCa,
