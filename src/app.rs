@@ -48,7 +48,7 @@ impl Started {
 }
 
 /// The start-up sequence after the config is read, with WebORCA's log lines:
-/// LOG_FILE, `KEY ...file exists`, TLS, expiry warnings, `Server Mode: HTTPS`,
+/// LOG_FILE, `KEY ...file exists`, TLS, `Server Mode: HTTPS`, expiry warnings,
 /// bind, one `listening on` line per address (and the status address).
 /// Must be called inside a tokio runtime.
 pub fn start(config: Config, log: &LogHandle) -> Result<Started, Failure> {
@@ -59,8 +59,7 @@ pub fn start(config: Config, log: &LogHandle) -> Result<Started, Failure> {
     crate::log::set_format(config.log_format);
     let sessions =
         Sessions::new().map_err(|e| Failure::Runtime(format!("TLS session setup failed: {e}")))?;
-    let Loaded { config, tls } = load::load_from(config, &sessions, &mut load::Log)?;
-    tracing::info!("Server Mode: HTTPS");
+    let Loaded { config, tls } = load::load_from(config, &sessions, &mut load::Start)?;
     let ca = tls.ca_subjects.join(", ");
     let parts = config.server_parts();
     let backend = parts.backend.url.url.clone();

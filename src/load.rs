@@ -98,29 +98,61 @@ impl Steps for Log {
         }
     }
 
+    /// The rules' line, then the expiry warnings: after WebORCA's four lines
+    /// at start-up ([`Start`]).
     fn tls_loaded(&mut self, config: &Config, tls: &TlsState) {
+        if let Some(p) = &tls.policy {
+            log_policy(p);
+        }
         warn_expiring(tls, config.cert_warn_days);
     }
+}
 
-    fn policy_loaded(&mut self, policy: Option<&Policy>) {
-        let Some(p) = policy else {
-            return;
-        };
-        let file = p.file().display();
-        if p.rules().is_empty() {
-            tracing::warn!(
-                "ACCESS_POLICY {file}: no rules, every request is refused (not-permitted); add rules (see access-policy.example) or unset ACCESS_POLICY"
-            );
-        } else {
-            tracing::info!("ACCESS_POLICY {file}: {} rules", p.rules().len());
-        }
-        for dead in p.dead_rules() {
-            tracing::warn!(
-                "ACCESS_POLICY rule {} never decides: the earlier rule {} of the same prefix admits every certificate and method it admits",
-                dead.rule,
-                dead.covered_by
-            );
-        }
+/// The steps at start-up: as [`Log`], with WebORCA's `Server Mode: HTTPS`
+/// right after its `...file exists` lines, once everything has loaded; the
+/// rules' line and the expiry warnings follow it.
+pub struct Start;
+
+impl Steps for Start {
+    fn config_read(&mut self, path: &Path, warnings: &[String]) {
+        Log.config_read(path, warnings);
+    }
+
+    fn config_failed(&mut self, error: &ConfigError) {
+        Log.config_failed(error);
+    }
+
+    fn files(&mut self, config: &Config) -> Result<(), Failure> {
+        Log.files(config)
+    }
+
+    fn tls_failed(&mut self, error: &KeyError) {
+        Log.tls_failed(error);
+    }
+
+    fn tls_loaded(&mut self, config: &Config, tls: &TlsState) {
+        tracing::info!("Server Mode: HTTPS");
+        Log.tls_loaded(config, tls);
+    }
+}
+
+/// ACCESS_POLICY's line: how many rules (none: a warning), and each rule
+/// that can never decide.
+fn log_policy(p: &Policy) {
+    let file = p.file().display();
+    if p.rules().is_empty() {
+        tracing::warn!(
+            "ACCESS_POLICY {file}: no rules, every request is refused (not-permitted); add rules (see access-policy.example) or unset ACCESS_POLICY"
+        );
+    } else {
+        tracing::info!("ACCESS_POLICY {file}: {} rules", p.rules().len());
+    }
+    for dead in p.dead_rules() {
+        tracing::warn!(
+            "ACCESS_POLICY rule {} never decides: the earlier rule {} of the same prefix admits every certificate and method it admits",
+            dead.rule,
+            dead.covered_by
+        );
     }
 }
 

@@ -13,7 +13,14 @@ fn started(setup: &Setup) -> (Proc, std::path::PathBuf) {
 
 #[tokio::test]
 async fn logs_weborca_startup_lines_in_order() {
-    let setup = Setup::new();
+    // with an ACCESS_POLICY and a server certificate about to expire, whose
+    // lines come after WebORCA's four, which stay together
+    let mut setup = Setup::new();
+    setup.server = setup.ca.server(&["localhost"], 10);
+    let policy = write(setup.dir.path(), "access-policy", "/ any\n");
+    setup
+        .conf
+        .push(format!("ACCESS_POLICY={}", policy.display()));
     let (mut p, _) = started(&setup);
     p.listening();
     let expected = [
@@ -22,14 +29,25 @@ async fn logs_weborca_startup_lines_in_order() {
         "SERVER_PEM ...file exists",
         "Server Mode: HTTPS",
     ];
-    let got: Vec<&String> = p
+    let first = p
         .seen
         .iter()
-        .filter(|l| expected.iter().any(|e| l == e))
-        .collect();
+        .position(|l| l == expected[0])
+        .unwrap_or_else(|| panic!("log: {:#?}", p.seen));
     assert_eq!(
-        got,
-        expected.iter().collect::<Vec<_>>(),
+        p.seen[first..first + expected.len()],
+        expected,
+        "log: {:#?}",
+        p.seen
+    );
+    let after = &p.seen[first + expected.len()..];
+    assert!(
+        after[0].starts_with("ACCESS_POLICY ") && after[0].ends_with(": 1 rules"),
+        "log: {:#?}",
+        p.seen
+    );
+    assert!(
+        after[1].starts_with("The certificate(/C=JP/O=orca/CN=localhost) will be expired in"),
         "log: {:#?}",
         p.seen
     );
