@@ -173,6 +173,12 @@ async fn readyz_and_status_see_weborca_stop_right_after_it_answered() {
     let json: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(json["backend"]["state"], "not answering", "{json}");
     assert!(json["backend"]["last_ok"].is_string(), "{json}");
+    assert!(
+        json["backend"]["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains(&format!("{weborca_addr} does not accept a connection"))),
+        "{json}"
+    );
     let _back = Backend::start_on(weborca_addr).await;
     assert_eq!(get(status, "/readyz").await.0, 200);
     let (_, body) = get(status, "/status").await;

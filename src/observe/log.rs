@@ -271,7 +271,6 @@ impl LogHandle {
     }
 }
 
-/// Installs the global logger. `RUST_LOG` may raise or lower the level (default info).
 /// Whether stderr is the journal's stream: systemd names that stream in
 /// JOURNAL_STREAM (`DEVICE:INODE`), which a child of the service inherits
 /// even when its stderr goes elsewhere (a shell, a pipe).
@@ -305,6 +304,7 @@ fn without_priorities(batch: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     out.into()
 }
 
+/// Installs the global logger. `RUST_LOG` may raise or lower the level (default info).
 pub fn init(log_file: Option<&Path>) -> io::Result<LogHandle> {
     let file = Arc::new(Mutex::new(log_file.map(open_append).transpose()?));
     let queue = Arc::new(Queue {

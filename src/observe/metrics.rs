@@ -47,9 +47,9 @@ pub struct Status {
     pub code: String,
 }
 
-/// The lowest and highest status a request is counted under (hyper answers
-/// nothing outside them).
-const STATUS_CODES: std::ops::RangeInclusive<u16> = 100..=599;
+/// The statuses a request is counted under: all that HTTP's three digits
+/// (and the http crate) allow, WebORCA's own answers passed through included.
+const STATUS_CODES: std::ops::RangeInclusive<u16> = 100..=999;
 
 /// Labels of a certificate's expiry gauge.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -99,7 +99,7 @@ pub struct Metrics {
     pub crl_stale: Gauge,
     /// 1 while that refuses every client (CRL_STALE=refuse)
     pub crl_stale_refusing: Gauge,
-    /// `requests`' counter of each status (100…599), taken from the family
+    /// `requests`' counter of each status (100…999), taken from the family
     /// on first use: a family lookup allocates its labels and hashes them
     /// (SipHash) under a lock, which every request would pay.
     request_codes: Box<[std::sync::OnceLock<Counter>]>,
@@ -274,5 +274,29 @@ impl Metrics {
             out.clear();
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_counted_by_class_and_code() {
+        let m = Metrics::new();
+        for status in [200, 200, 404, 799, 0, u16::MAX] {
+            m.count_request(status);
+        }
+        let text = m.encode();
+        for line in [
+            "weborca_proxy_requests_total{class=\"2xx\",code=\"200\"} 2",
+            "weborca_proxy_requests_total{class=\"4xx\",code=\"404\"} 1",
+            "weborca_proxy_requests_total{class=\"7xx\",code=\"799\"} 1",
+            // outside HTTP's three digits: at the nearest end
+            "weborca_proxy_requests_total{class=\"1xx\",code=\"100\"} 1",
+            "weborca_proxy_requests_total{class=\"9xx\",code=\"999\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+        }
     }
 }

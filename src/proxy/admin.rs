@@ -237,6 +237,11 @@ impl Proxy {
                 html,
             );
         }
+        if path == ADMIN_PATH || path == RELOAD_PATH {
+            // WebORCA's state as of now, as on STATUS_LISTEN's console
+            let limit = std::time::Duration::from_secs(1);
+            crate::status::probe_backend(&self.stats, self.backend_authority.as_str(), limit).await;
+        }
         let page = |result| {
             let view = match conn.judgement.serving() {
                 Some(tls) => crate::status::console_view(&self.stats, &tls, &self.backend_url),

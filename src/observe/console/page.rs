@@ -122,7 +122,7 @@ fn states(view: &View) -> Markup {
         table #states {
             tr #backend .(if view.backend_ok { "ok" } else { "bad" }) {
                 th { "WebORCA" }
-                td.state { @if view.backend_ok { "応答あり / answering" } @else { "応答なし・未確認 / not answering or unknown" } }
+                td.state { @if view.backend_ok { "応答あり / answering" } @else { "応答なし / not answering" } }
                 td.detail { (view.backend_url) @if let Some(e) = &view.backend_error { " — " (e) } }
             }
             @match &view.guard {

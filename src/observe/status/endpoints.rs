@@ -126,23 +126,32 @@ pub(super) fn local_host(host: Option<&header::HeaderValue>) -> bool {
     name.eq_ignore_ascii_case("localhost") || name == "127.0.0.1" || name == "[::1]"
 }
 
-/// Whether WebORCA accepts a TCP connection now, within `limit`: an answer
-/// a moment ago says nothing about a WebORCA stopped since.
+/// Whether WebORCA accepts a TCP connection now, within `limit`.
 async fn backend_answers(ctx: &StatusContext, limit: Duration) -> bool {
-    let ready = matches!(
-        tokio::time::timeout(
-            limit,
-            tokio::net::TcpStream::connect(&ctx.backend_authority)
-        )
-        .await,
-        Ok(Ok(_))
-    );
-    if ready {
-        ctx.stats.backend_ok();
-    } else {
-        ctx.stats.backend_unreachable();
+    probe_backend(&ctx.stats, &ctx.backend_authority, limit).await
+}
+
+/// Whether WebORCA at `authority` accepts a TCP connection now, within
+/// `limit`, recorded in `stats`: an answer a moment ago says nothing about a
+/// WebORCA stopped since.
+pub async fn probe_backend(stats: &Stats, authority: &str, limit: Duration) -> bool {
+    match tokio::time::timeout(limit, tokio::net::TcpStream::connect(authority)).await {
+        Ok(Ok(_)) => {
+            stats.backend_ok();
+            true
+        }
+        Ok(Err(e)) => {
+            stats.backend_unreachable(&format!("{authority} does not accept a connection: {e}"));
+            false
+        }
+        Err(_) => {
+            let secs = limit.as_secs();
+            stats.backend_unreachable(&format!(
+                "{authority} did not accept a connection within {secs} s"
+            ));
+            false
+        }
     }
-    ready
 }
 
 async fn readyz(State(ctx): State<StatusContext>) -> Response {

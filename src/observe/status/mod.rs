@@ -29,13 +29,13 @@ mod endpoints;
 mod json;
 mod view;
 
-pub use endpoints::{STATUS_MAX_CONNECTIONS, StatusContext, serve};
+pub use endpoints::{STATUS_MAX_CONNECTIONS, StatusContext, probe_backend, serve};
 pub use view::console_view;
 
 /// Client certificates remembered for `/status`; the least recently seen go first.
 const MAX_CLIENTS_TRACKED: usize = 1024;
 /// A backend answer younger than this (and no failure since) shows WebORCA
-/// as answering on the main port's console, which does not probe.
+/// as answering; the pages that show it probe first.
 const BACKEND_FRESH: Duration = Duration::from_secs(30);
 
 /// A client certificate seen in use.
@@ -119,9 +119,13 @@ impl Stats {
     }
 
     /// WebORCA did not accept a probe's connection (no request failed, so
-    /// no metric counts it).
-    pub fn backend_unreachable(&self) {
+    /// no metric counts it); `detail` becomes the last error.
+    pub fn backend_unreachable(&self, detail: &str) {
         self.backend_failing.store(true, Ordering::Relaxed);
+        *self
+            .backend_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(detail.to_string());
     }
 
     /// WebORCA failed; `kind` is the metric label.
