@@ -17,6 +17,7 @@
 use super::*;
 
 use crate::policy::{self, Policy, Unsafe};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// What ACCESS_POLICY says about one request.
 pub(super) enum Access {
@@ -134,15 +135,25 @@ fn tunnel_path<'p>(
 /// Whether an open tunnel may carry the client's next bytes: its certificate
 /// is accepted now and the policy now serving permits its `path`. Logs
 /// nothing: [`tunnel_permitted`], woken by the same reload, does.
-pub(super) fn tunnel_may_carry(conn: &ConnInfo, path: &str) -> bool {
+/// `permitted_in` is the judgement generation the path was last permitted
+/// in (`u64::MAX`: none): the policy is part of the generation, so within
+/// one the path is not normalised and decided again on every read.
+pub(super) fn tunnel_may_carry(conn: &ConnInfo, path: &str, permitted_in: &AtomicU64) -> bool {
     let judged = conn.judgement.now();
-    match &judged.verdict {
-        Ok(identity) => matches!(
-            tunnel_path(judged.policy.as_deref(), identity, path),
-            TunnelPath::Permitted
-        ),
-        Err(_) => false,
+    let Ok(identity) = &judged.verdict else {
+        return false;
+    };
+    if permitted_in.load(Ordering::Relaxed) == judged.generation {
+        return true;
     }
+    let permitted = matches!(
+        tunnel_path(judged.policy.as_deref(), identity, path),
+        TunnelPath::Permitted
+    );
+    if permitted {
+        permitted_in.store(judged.generation, Ordering::Relaxed);
+    }
+    permitted
 }
 
 /// Whether an open tunnel's path is still permitted for its certificate by

@@ -33,7 +33,8 @@ impl Proxy {
             };
             let by_shutdown = shutdown.clone();
             let refused = CancellationToken::new();
-            let may_carry = || tunnel_may_carry(&conn, &path);
+            let permitted_in = std::sync::atomic::AtomicU64::new(u64::MAX);
+            let may_carry = || tunnel_may_carry(&conn, &path, &permitted_in);
             let tunnel = crate::ws::tunnel(
                 TokioIo::new(client),
                 TokioIo::new(backend),
