@@ -23,7 +23,18 @@ impl Root {
     pub fn path(&self, p: &Path) -> PathBuf {
         match &self.dir {
             None => p.to_path_buf(),
-            Some(dir) => in_root(dir, p),
+            Some(dir) => in_root(dir, p, false),
+        }
+    }
+
+    /// As [`Root::path`], for a file that is only read: a link there is
+    /// followed too, within the root, as a chroot would (so a root's
+    /// `/etc/passwd -> /etc/passwd.real`, or an absolute link to a
+    /// certificate, is read from the root, never from this machine).
+    pub fn read_path(&self, p: &Path) -> PathBuf {
+        match &self.dir {
+            None => p.to_path_buf(),
+            Some(dir) => in_root(dir, p, true),
         }
     }
 }
@@ -37,10 +48,11 @@ const LINK_LOOP: &str = "symbolic-link-loop\0";
 /// `--root` reaches outside it: `..` stops at `dir`, and a symbolic link
 /// among the parent folders is followed within `dir` (an absolute target is
 /// taken under it, a relative one from the link's folder). The last
-/// component is not followed: the commands refuse a link there themselves.
+/// component is followed the same way only with `follow_last` (a file that
+/// is only read); otherwise the commands refuse a link there themselves.
 /// Written here because the kernel's own way (`openat2` with
 /// `RESOLVE_IN_ROOT`) works on descriptors, and these commands on paths.
-fn in_root(dir: &Path, p: &Path) -> PathBuf {
+fn in_root(dir: &Path, p: &Path, follow_last: bool) -> PathBuf {
     use std::collections::VecDeque;
     use std::ffi::OsString;
     use std::path::Component;
@@ -63,7 +75,7 @@ fn in_root(dir: &Path, p: &Path) -> PathBuf {
             continue;
         };
         resolved.push(name);
-        if pending.is_empty() {
+        if pending.is_empty() && !follow_last {
             break;
         }
         let here: PathBuf = resolved.iter().collect();
@@ -304,7 +316,7 @@ pub fn effective_uid() -> Option<u32> {
 
 /// uid and gid of `user` from the passwd file under `root`.
 pub fn lookup_user(root: &Root, user: &str) -> Option<(u32, u32)> {
-    let passwd = std::fs::read_to_string(root.path(Path::new("/etc/passwd"))).ok()?;
+    let passwd = std::fs::read_to_string(root.read_path(Path::new("/etc/passwd"))).ok()?;
     passwd.lines().find_map(|l| {
         let f: Vec<&str> = l.split(':').collect();
         if f.first() == Some(&user) && f.len() > 3 {
@@ -374,6 +386,36 @@ mod tests {
             std::fs::read_dir(d).unwrap().count(),
             4,
             "nothing was made in the root"
+        );
+    }
+
+    #[test]
+    fn a_file_that_is_only_read_is_followed_within_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let root = Root {
+            dir: Some(d.to_path_buf()),
+        };
+        std::fs::create_dir_all(d.join("etc")).unwrap();
+        std::fs::create_dir_all(d.join("opt/real")).unwrap();
+        std::fs::write(d.join("etc/passwd.real"), "orca:x:1000:1000::/:/bin/sh\n").unwrap();
+        // absolute links that name this machine's files, outside the root
+        std::os::unix::fs::symlink("/etc/passwd.real", d.join("etc/passwd")).unwrap();
+        std::os::unix::fs::symlink("/opt/real/a.crt", d.join("etc/a.crt")).unwrap();
+        std::os::unix::fs::symlink("../../../../../etc/hostname", d.join("opt/up")).unwrap();
+        std::os::unix::fs::symlink("loop2", d.join("etc/loop1")).unwrap();
+        std::os::unix::fs::symlink("loop1", d.join("etc/loop2")).unwrap();
+        let read = |p: &str| root.read_path(Path::new(p));
+        assert_eq!(read("/etc/passwd"), d.join("etc/passwd.real"));
+        assert_eq!(read("/etc/a.crt"), d.join("opt/real/a.crt"));
+        assert_eq!(read("/opt/up"), d.join("etc/hostname"));
+        assert!(std::fs::read(read("/etc/loop1")).is_err());
+        assert!(read("/etc/loop1").starts_with(d));
+        // a file to be written keeps its link, which the commands refuse
+        assert_eq!(root.path(Path::new("/etc/passwd")), d.join("etc/passwd"));
+        assert_eq!(
+            Root::default().read_path(Path::new("/etc/x")),
+            PathBuf::from("/etc/x")
         );
     }
 

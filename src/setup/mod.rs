@@ -249,7 +249,7 @@ fn write_changes(changes: &[&Change], after_failure: &str) -> Result<(), Stop> {
 }
 
 fn read_text(root: &Root, shown: &Path, what: &str, fix: &str) -> Result<String, Stop> {
-    std::fs::read(root.path(shown))
+    std::fs::read(root.read_path(shown))
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .map_err(|e| {
             Stop::config(format!(

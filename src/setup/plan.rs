@@ -57,7 +57,7 @@ pub(super) fn plan(args: &SetupArgs, root: &Root, config_path: &Path) -> Result<
             config_path.display()
         )));
     }
-    let old_proxy = match std::fs::read(root.path(config_path)) {
+    let old_proxy = match std::fs::read(root.read_path(config_path)) {
         Ok(b) => String::from_utf8_lossy(&b).into_owned(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => {
@@ -108,7 +108,7 @@ pub(super) fn plan(args: &SetupArgs, root: &Root, config_path: &Path) -> Result<
     let missing: Vec<String> = jma_conf::TLS_KEYS
         .iter()
         .zip(&paths)
-        .filter(|(_, path)| !root.path(path).is_file())
+        .filter(|(_, path)| !root.read_path(path).is_file())
         .map(|(key, path)| format!("{key} ...file does not exist: {}", path.display()))
         .collect();
     if !missing.is_empty() {
@@ -157,10 +157,10 @@ pub(super) fn plan(args: &SetupArgs, root: &Root, config_path: &Path) -> Result<
     .into_iter()
     .flatten()
     {
-        *p = root.path(p);
+        *p = root.read_path(p);
     }
     for p in &mut rooted.ca_crl {
-        *p = root.path(p);
+        *p = root.read_path(p);
     }
     // Under --root, this machine's names are not the root's: only --host counts.
     let hosts = (args.root.is_none() || !args.host.is_empty()).then_some(&args.host[..]);

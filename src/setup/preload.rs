@@ -78,7 +78,7 @@ pub(super) fn check_loads(
     let place = |p: &mut PathBuf| {
         *p = match staged.iter().find(|(s, _)| *s == p.as_path()) {
             Some((_, real)) => real.clone(),
-            None => root.path(p),
+            None => root.read_path(p),
         };
     };
     let mut rooted = config.clone();

@@ -96,7 +96,7 @@ fn lost_protections(
     restored: &jma_conf::WebOrcaConf,
     jma_path: &Path,
 ) -> Vec<String> {
-    let Ok(bytes) = std::fs::read(root.path(config_path)) else {
+    let Ok(bytes) = std::fs::read(root.read_path(config_path)) else {
         return Vec::new();
     };
     let text = String::from_utf8_lossy(&bytes);
