@@ -23,13 +23,39 @@ impl Drop for Proc {
     }
 }
 
-/// A port free on 127.0.0.1 now, for a config that names its port.
+/// A port free on 127.0.0.1 now, for a config that names its port. It is
+/// taken below the kernel's ephemeral range (`ip_local_port_range`), where
+/// the other tests' outgoing connections and port-0 listeners never land,
+/// so that nothing takes it between now and the bind of the program that is
+/// given it; each call of this process starts from another port.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    if low < 2048 {
+        // no room below the range: any free port
+        return std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+    }
+    // 10000 ports below the range (or what there is above 1024)
+    let first = low.saturating_sub(10_000).max(1025);
+    let span = low - first;
+    // processes of the same run start apart: the pid picks the first offset
+    let start = (std::process::id() % u32::from(span)) as u16;
+    for _ in 0..span {
+        let offset = (start + NEXT.fetch_add(1, Ordering::Relaxed)) % span;
+        let port = first + offset;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port on 127.0.0.1 between {first} and {low}");
 }
 
 pub fn bin() -> &'static str {
