@@ -476,10 +476,19 @@ async fn audit_names_the_users_refused_in_the_handshake() {
             assert!(outcome.is_err(), "{reason}: {outcome:?}");
             proxy.wait_for("client certificate refused in the handshake");
         }
+        // user1's certificate, shown by a client that has another key
+        let impostor = Client::impostor(&setup.ca.pem, &setup.user1, &outsider);
+        let outcome = impostor.send(addr, request("GET", "/")).await;
+        assert!(outcome.is_err(), "no-key: {outcome:?}");
+        proxy.wait_for("client certificate refused in the handshake");
         proxy.stop();
         assert_eq!(backend.count(), 0);
         let conf_s = conf.display().to_string();
-        for (user, reason) in [("revoked-user", "revoked"), ("outsider", "not-allowed")] {
+        for (user, reason) in [
+            ("revoked-user", "revoked"),
+            ("outsider", "not-allowed"),
+            ("user1", "no-key"),
+        ] {
             let only = rows(&audit(&["-c", &conf_s, "--format", "csv", "--user", user]));
             let refused: Vec<(&str, u64)> = only
                 .iter()

@@ -554,3 +554,41 @@ async fn setup_under_root_with_systemctl_but_no_nft_does_not_ask_this_machines_n
         "{calls:?}"
     );
 }
+
+/// A jma-receipt.conf with an EUC-JP comment (not UTF-8): setup changes only
+/// its own lines, every other byte stays, and rollback gives the file back
+/// byte for byte.
+#[test]
+fn setup_keeps_the_bytes_of_a_jma_receipt_conf_that_is_not_utf8() {
+    let root = FakeRoot::new();
+    // 「証明書の設定」 in EUC-JP
+    let comment: &[u8] = &[
+        0xbe, 0xda, 0xcc, 0xc0, 0xbd, 0xf1, 0xa4, 0xce, 0xc0, 0xdf, 0xc4, 0xea,
+    ];
+    let mut original = b"# ".to_vec();
+    original.extend_from_slice(comment);
+    original.extend_from_slice(b"\n");
+    original.extend_from_slice(weborca_conf(8000).replace("\r\n", "\n").as_bytes());
+    std::fs::write(root.real(JMA_CONF), &original).unwrap();
+    let out = root.run_bare(&["setup"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let moved = root.read(JMA_CONF);
+    assert!(
+        moved.starts_with(&original[..2 + comment.len() + 1]),
+        "{moved:?}"
+    );
+    assert!(
+        moved
+            .windows(b"#weborca-mtls-proxy# export SERVER_CRT=".len())
+            .any(|w| w == b"#weborca-mtls-proxy# export SERVER_CRT="),
+        "{}",
+        String::from_utf8_lossy(&moved)
+    );
+    assert!(
+        !moved.windows(3).any(|w| w == "\u{fffd}".as_bytes()),
+        "no replacement characters"
+    );
+    let out = root.run_bare(&["setup", "--rollback"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(root.read(JMA_CONF), original);
+}

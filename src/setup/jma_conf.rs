@@ -9,6 +9,43 @@ use std::path::Path;
 
 use crate::config::parse_raw;
 
+/// How a file's bytes were read as text ([`decode`]), to be written back
+/// the same way ([`encode`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Spelling {
+    /// UTF-8, as it is.
+    Utf8,
+    /// Other bytes (EUC-JP or Shift_JIS comments, as older ORCA files may
+    /// have): one char per byte.
+    Bytes,
+}
+
+/// `bytes` as text for the edits. A file that is not UTF-8 is read one char
+/// per byte (U+0000–U+00FF), not with replacement characters: the edits add
+/// and remove only ASCII, so every byte they do not touch is written back as
+/// it was ("no other byte of the file changes").
+pub fn decode(bytes: &[u8]) -> (String, Spelling) {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => (text.to_string(), Spelling::Utf8),
+        Err(_) => (
+            bytes.iter().map(|&b| char::from(b)).collect(),
+            Spelling::Bytes,
+        ),
+    }
+}
+
+/// `text` back to the bytes of a file read as `how`.
+pub fn encode(text: String, how: Spelling) -> Vec<u8> {
+    match how {
+        Spelling::Utf8 => text.into_bytes(),
+        // every char is one of the file's bytes, or ASCII an edit added
+        Spelling::Bytes => text
+            .chars()
+            .map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?'))
+            .collect(),
+    }
+}
+
 /// Put in front of each line setup comments out.
 pub const PREFIX: &str = "#weborca-mtls-proxy# ";
 /// First line of the block setup adds.
@@ -179,6 +216,35 @@ mod tests {
     use super::*;
 
     const P: &str = "/opt/jma/weborca/conf/jma-receipt.conf";
+
+    #[test]
+    fn a_file_that_is_not_utf8_keeps_every_other_byte() {
+        // an EUC-JP comment (「証明書」), and a Shift_JIS one (「設定」)
+        let mut original: Vec<u8> = b"# ".to_vec();
+        original.extend_from_slice(&[0xbe, 0xda, 0xcc, 0xc0, 0xbd, 0xf1]);
+        original
+            .extend_from_slice(b"\r\nSERVER_CRT=/a.crt\r\nSERVER_PEM=/a.pem\r\nCA_CRT=/ca.crt # ");
+        original.extend_from_slice(&[0x90, 0xdd, 0x92, 0xe8]);
+        original.extend_from_slice(b"\r\n");
+        let (text, how) = decode(&original);
+        assert_eq!(how, Spelling::Bytes);
+        let conf = read(&text, Path::new("/j.conf"));
+        assert_eq!(
+            conf.keys[2].as_ref().map(|(v, _)| v.as_str()),
+            Some("/ca.crt")
+        );
+        let moved = encode(apply(&text, Path::new("/j.conf"), 8001), how);
+        let mut expected: Vec<u8> = b"# ".to_vec();
+        expected.extend_from_slice(&[0xbe, 0xda, 0xcc, 0xc0, 0xbd, 0xf1]);
+        expected.extend_from_slice(b"\r\n#weborca-mtls-proxy# SERVER_CRT=/a.crt\r\n#weborca-mtls-proxy# SERVER_PEM=/a.pem\r\n#weborca-mtls-proxy# CA_CRT=/ca.crt # ");
+        expected.extend_from_slice(&[0x90, 0xdd, 0x92, 0xe8]);
+        expected.extend_from_slice(
+            b"\r\n# >>> weborca-mtls-proxy\r\nHTTP_PORT=8001\r\n# <<< weborca-mtls-proxy\r\n",
+        );
+        assert_eq!(moved, expected);
+        let (moved_text, how) = decode(&moved);
+        assert_eq!(encode(rollback(&moved_text), how), original);
+    }
 
     #[test]
     fn apply_and_rollback_keep_every_other_byte() {

@@ -248,15 +248,39 @@ fn write_changes(changes: &[&Change], after_failure: &str) -> Result<(), Stop> {
     Ok(())
 }
 
-fn read_text(root: &Root, shown: &Path, what: &str, fix: &str) -> Result<String, Stop> {
-    std::fs::read(root.read_path(shown))
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .map_err(|e| {
-            Stop::config(format!(
-                "cannot read {what} {}: {e}; {fix}",
-                shown.display()
-            ))
-        })
+/// WebORCA's config at `shown`: its bytes, and those bytes as text for the
+/// edits ([`jma_conf::decode`]).
+fn read_weborca_conf(
+    root: &Root,
+    shown: &Path,
+) -> Result<(Vec<u8>, String, jma_conf::Spelling), Stop> {
+    let bytes = std::fs::read(root.read_path(shown)).map_err(|e| {
+        Stop::config(format!(
+            "cannot read WebORCA's config {}: {e}; give its path with --weborca-conf",
+            shown.display()
+        ))
+    })?;
+    let (text, how) = jma_conf::decode(&bytes);
+    Ok((bytes, text, how))
+}
+
+/// The change of WebORCA's config at `shown` to `new`, planned from `read`
+/// (what [`read_weborca_conf`] read): refused when the file changed since,
+/// so that no edit made in between is overwritten unseen.
+fn weborca_conf_change(
+    root: &Root,
+    shown: &Path,
+    read: &[u8],
+    new: Vec<u8>,
+) -> Result<Change, Stop> {
+    let change = Change::new(root, shown, new, 0o644).map_err(|e| read_stop(shown, e))?;
+    if change.old.as_deref() != Some(read) {
+        return Err(Stop::other(format!(
+            "{} changed while setup read it (edited, or replaced by a link): run setup again; nothing was changed",
+            shown.display()
+        )));
+    }
+    Ok(change)
 }
 
 fn read_stop(path: &Path, e: std::io::Error) -> Stop {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use super::fsutil::{Change, Root};
 use super::holders;
 use super::{DROP_IN_TEXT, SetupArgs, Stop, WEBORCA_DEFAULT_PORT, WEBORCA_DROP_IN, WEBORCA_UNIT};
-use super::{guard, jma_conf, read_stop, read_text};
+use super::{guard, jma_conf, read_stop, read_weborca_conf, weborca_conf_change};
 
 /// What setup will do, decided before anything is written.
 pub(super) struct Plan {
@@ -35,12 +35,7 @@ impl Plan {
 pub(super) fn plan(args: &SetupArgs, root: &Root, config_path: &Path) -> Result<Plan, Stop> {
     let port = args.backend_port;
     let jma_path = &args.weborca_conf;
-    let jma_text = read_text(
-        root,
-        jma_path,
-        "WebORCA's config",
-        "give its path with --weborca-conf",
-    )?;
+    let (jma_bytes, jma_text, spelling) = read_weborca_conf(root, jma_path)?;
     // 1. The three keys and HTTP_PORT, with the proxy's own parser.
     let weborca = jma_conf::read(&jma_text, jma_path);
     let missing: Vec<&str> = jma_conf::TLS_KEYS
@@ -201,8 +196,12 @@ pub(super) fn plan(args: &SetupArgs, root: &Root, config_path: &Path) -> Result<
         .map_err(|e| read_stop(Path::new(WEBORCA_DROP_IN), e))?,
         proxy_conf: Change::new(root, config_path, new_proxy.into_bytes(), 0o644)
             .map_err(|e| read_stop(config_path, e))?,
-        jma_conf: Change::new(root, jma_path, new_jma.into_bytes(), 0o644)
-            .map_err(|e| read_stop(jma_path, e))?,
+        jma_conf: weborca_conf_change(
+            root,
+            jma_path,
+            &jma_bytes,
+            jma_conf::encode(new_jma, spelling),
+        )?,
     })
 }
 

@@ -6,18 +6,15 @@ use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::Duration;
 
-use super::fsutil::{Change, Program, Root};
+use super::fsutil::{Program, Root};
 use super::{PROXY_UNIT, START_WAIT, SetupArgs, Stop, WEBORCA_DEFAULT_PORT, WEBORCA_DROP_IN};
-use super::{WEBORCA_UNIT, dry_run, guard, jma_conf, read_text, wait_until};
+use super::{
+    WEBORCA_UNIT, dry_run, guard, jma_conf, read_weborca_conf, wait_until, weborca_conf_change,
+};
 
 pub(super) fn rollback(args: &SetupArgs, root: &Root, config_path: &Path) -> Result<(), Stop> {
     let jma_path = &args.weborca_conf;
-    let text = read_text(
-        root,
-        jma_path,
-        "WebORCA's config",
-        "give its path with --weborca-conf",
-    )?;
+    let (bytes, text, spelling) = read_weborca_conf(root, jma_path)?;
     let restored = jma_conf::rollback(&text);
     let weborca = jma_conf::read(&restored, jma_path);
     let own_port = weborca
@@ -28,8 +25,7 @@ pub(super) fn rollback(args: &SetupArgs, root: &Root, config_path: &Path) -> Res
     for warning in lost_protections(root, config_path, &weborca, jma_path) {
         println!("WARNING: {warning}");
     }
-    let change = Change::new(root, jma_path, restored.into_bytes(), 0o644)
-        .map_err(|e| Stop::other(format!("cannot read {}: {e}", jma_path.display())))?;
+    let change = weborca_conf_change(root, jma_path, &bytes, jma_conf::encode(restored, spelling))?;
     let sc = Program::systemctl();
     let drop_in = root.path(Path::new(WEBORCA_DROP_IN));
     let has_drop_in = drop_in.exists();

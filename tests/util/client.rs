@@ -84,6 +84,40 @@ impl Client {
         }
     }
 
+    /// A client showing `cert` but signing with the key of `key_of`: someone
+    /// else's certificate without its key. (rustls checks that a client's
+    /// key matches its certificate, so the pair goes in through a resolver.)
+    pub fn impostor(ca_pem: &str, cert: &Leaf, key_of: &Leaf) -> Client {
+        #[derive(Debug)]
+        struct Always(Arc<rustls::sign::CertifiedKey>);
+        impl rustls::client::ResolvesClientCert for Always {
+            fn resolve(
+                &self,
+                _: &[&[u8]],
+                _: &[rustls::SignatureScheme],
+            ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+                Some(self.0.clone())
+            }
+            fn has_certs(&self) -> bool {
+                true
+            }
+        }
+        let mut roots = RootCertStore::empty();
+        for c in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let key = PrivateKeyDer::from_pem_slice(key_of.key_pem.as_bytes()).unwrap();
+        let signing = rustls::crypto::aws_lc_rs::sign::any_supported_type(&key).unwrap();
+        let certified = rustls::sign::CertifiedKey::new(vec![cert.der.clone()], signing);
+        let mut config = ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_client_cert_resolver(Arc::new(Always(Arc::new(certified))));
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Client {
+            config: Arc::new(config),
+        }
+    }
+
     /// HTTP/1.1 only.
     pub fn h1(ca_pem: &str, cert: Option<&Leaf>) -> Client {
         Self::new(ca_pem, cert, &[b"http/1.1"])

@@ -45,12 +45,12 @@ pub fn free_port() -> u16 {
     }
     // 10000 ports below the range (or what there is above 1024)
     let first = low.saturating_sub(10_000).max(1025);
-    let span = low - first;
-    // processes of the same run start apart: the pid picks the first offset
-    let start = (std::process::id() % u32::from(span)) as u16;
+    let span = u32::from(low - first);
+    // processes started together start far apart: a prime stride by pid
+    let start = std::process::id().wrapping_mul(7919) % span;
     for _ in 0..span {
-        let offset = (start + NEXT.fetch_add(1, Ordering::Relaxed)) % span;
-        let port = first + offset;
+        let offset = (start + u32::from(NEXT.fetch_add(1, Ordering::Relaxed))) % span;
+        let port = first + offset as u16;
         if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }

@@ -129,6 +129,9 @@ pub(super) fn clip(s: &str) -> String {
     crate::text::one_line(s, LOG_SUBJECT_CHARS, crate::text::Controls::Keep, "")
 }
 
+/// The reason of a client that showed a certificate without its key.
+const NO_KEY: &str = "no-key";
+
 /// Logs and counts a failed handshake; in `handshake` mode this is where
 /// client certificates are refused (`cert`: the refused one, named).
 pub(super) fn handshake_failed(
@@ -149,12 +152,19 @@ pub(super) fn handshake_failed(
         });
     match reason {
         Some(kind) => {
+            // no page can tell this one (the handshake failed in either
+            // mode), so it has a reason of its own in the log and metrics
+            let reason = if cert.is_some_and(|c| c.no_key) {
+                NO_KEY
+            } else {
+                kind.as_str()
+            };
             let subject = cert.map_or("-", |c| c.subject.as_str());
-            shared.stats.refused(peer, kind.as_str(), subject);
+            shared.stats.refused(peer, reason, subject);
             let cn = log_safe(cert.map_or("-", |c| c.cn.as_str()));
             let serial = log_safe(cert.map_or("-", |c| c.serial.as_str()));
             let subject = log_safe(&clip(subject));
-            tracing::info!(name: "refused", %peer, cn = cn.as_str(), serial = serial.as_str(), reason = kind.as_str(), subject = subject.as_str(), "client certificate refused in the handshake: {e}");
+            tracing::info!(name: "refused", %peer, cn = cn.as_str(), serial = serial.as_str(), reason, subject = subject.as_str(), "client certificate refused in the handshake: {e}");
         }
         None => tracing::info!(%peer, "TLS handshake failed: {e}"),
     }

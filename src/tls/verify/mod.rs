@@ -48,6 +48,10 @@ pub struct RefusedCert {
     pub serial: String,
     /// the subject, one-line form
     pub subject: String,
+    /// the client did not prove that it holds the certificate's key (its
+    /// handshake signature is not the certificate's): someone else's
+    /// certificate, shown without its key
+    pub no_key: bool,
 }
 
 tokio::task_local! {
@@ -65,8 +69,9 @@ pub async fn named<T>(handshake: impl std::future::Future<Output = T>) -> (T, Op
         .await
 }
 
-/// Leaves the refused `end_entity` for [`named`], when the handshake runs in it.
-fn note_refused(end_entity: &CertificateDer<'_>) {
+/// Leaves the refused `end_entity` for [`named`], when the handshake runs in
+/// it; `no_key`: refused for a handshake signature that is not its key's.
+fn note_refused(end_entity: &CertificateDer<'_>, no_key: bool) {
     let _ = REFUSED_IN_HANDSHAKE.try_with(|r| {
         *r.borrow_mut() = CertInfo::from_der(end_entity.as_ref())
             .ok()
@@ -74,6 +79,7 @@ fn note_refused(end_entity: &CertificateDer<'_>) {
                 cn: i.common_name.unwrap_or_else(|| "-".to_string()),
                 serial: i.serial_hex,
                 subject: i.subject_oneline,
+                no_key,
             });
     });
 }
@@ -237,7 +243,7 @@ impl ClientCertVerifier for ClientVerifier {
             .inner
             .verify_client_cert(end_entity, intermediates, now)
         {
-            note_refused(end_entity);
+            note_refused(end_entity, false);
             return Err(e);
         }
         if self.allow_cn.is_some() {
@@ -245,7 +251,7 @@ impl ClientCertVerifier for ClientVerifier {
                 .ok()
                 .and_then(|i| i.common_name);
             if !self.cn_allowed(cn.as_deref()) {
-                note_refused(end_entity);
+                note_refused(end_entity, false);
                 return Err(Error::InvalidCertificate(
                     CertificateError::ApplicationVerificationFailure,
                 ));
@@ -260,7 +266,9 @@ impl ClientCertVerifier for ClientVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
+        self.inner
+            .verify_tls12_signature(message, cert, dss)
+            .inspect_err(|_| note_refused(cert, true))
     }
 
     fn verify_tls13_signature(
@@ -269,7 +277,9 @@ impl ClientCertVerifier for ClientVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
+        self.inner
+            .verify_tls13_signature(message, cert, dss)
+            .inspect_err(|_| note_refused(cert, true))
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
