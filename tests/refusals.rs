@@ -339,6 +339,29 @@ async fn refused_in_handshake(env: &Env, cert: Option<&Leaf>, what: &str) {
     );
 }
 
+/// Each reason's own TLS alert, as a client reads it.
+#[tokio::test]
+async fn handshake_mode_names_each_reason_in_its_alert() {
+    let (s, c) = setup(&["CLIENT_CERT_ERRORS=handshake"]);
+    let env = s.start().await;
+    for (cert, alert) in [
+        (None, "CertificateRequired"),
+        (Some(&c.expired), "CertificateExpired"),
+        (Some(&c.not_yet_valid), "CertificateExpired"),
+        (Some(&c.foreign), "UnknownCA"),
+        (Some(&c.revoked), "CertificateRevoked"),
+        (Some(&c.not_allowed), "AccessDenied"),
+    ] {
+        let client = Client::h1(&env.ca.pem, cert);
+        let told = alert_of(&client, &env).await;
+        assert!(
+            told.contains(&format!("received fatal alert: {alert}")),
+            "{alert}: {told}"
+        );
+    }
+    assert_eq!(env.backend.count(), 0);
+}
+
 #[tokio::test]
 async fn handshake_mode_refuses_every_reason_with_a_tls_alert() {
     let (s, c) = setup(&["CLIENT_CERT_ERRORS=handshake"]);
