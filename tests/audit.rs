@@ -213,6 +213,28 @@ fn check_csv(csv_text: &str, sent: &Sent, cast: &Cast, garbage: u64) {
     assert_eq!(expiring[0].days_left, Some(9), "{csv_text}");
 }
 
+/// The proxy as a process for `setup`, logging to LOG_FILE in `format`,
+/// with the CRL `ca.crl` of the setup's folder and the config lines
+/// `extra`: (the proxy, its config, LOG_FILE).
+fn logging_proxy(
+    setup: &Setup,
+    backend: &Backend,
+    format: &str,
+    extra: &str,
+) -> (Proxy, PathBuf, PathBuf) {
+    let d = setup.dir.path();
+    let log = d.join("proxy.log");
+    let conf = setup.write_config(&backend.url());
+    let mut text = std::fs::read_to_string(&conf).unwrap();
+    text.push_str(&format!(
+        "LOG_FILE={}\nLOG_FORMAT={format}\nCA_CRL={}/ca.crl\n{extra}",
+        log.display(),
+        d.display()
+    ));
+    std::fs::write(&conf, text).unwrap();
+    (Proxy::start(&conf), conf, log)
+}
+
 async fn traffic_then_audit(format: &str) {
     let backend = Backend::start().await;
     let setup = Setup::new();
@@ -228,16 +250,12 @@ async fn traffic_then_audit(format: &str) {
         stranger: Ca::new("stranger-ca").client("stranger"),
     };
     write(&d, "ca.crl", &ca.crl(&[cast.revoked.serial]));
-    let log = d.join("proxy.log");
-    let conf = setup.write_config(&backend.url());
-    let mut text = std::fs::read_to_string(&conf).unwrap();
-    text.push_str(&format!(
-        "LOG_FILE={}\nLOG_FORMAT={format}\nCA_CRL={}/ca.crl\nALLOW_CN=user1,user2,soon,revoked-user\nADMIN_CN=user1\n",
-        log.display(),
-        d.display()
-    ));
-    std::fs::write(&conf, text).unwrap();
-    let proxy = Proxy::start(&conf);
+    let (proxy, conf, log) = logging_proxy(
+        &setup,
+        &backend,
+        format,
+        "ALLOW_CN=user1,user2,soon,revoked-user\nADMIN_CN=user1\n",
+    );
     let addr = proxy.listening();
     let mut sent = Sent::default();
     let c = &cast;
@@ -458,16 +476,12 @@ async fn audit_names_the_users_refused_in_the_handshake() {
         let revoked = setup.ca.client("revoked-user");
         let outsider = setup.ca.client("outsider");
         write(&d, "ca.crl", &setup.ca.crl(&[revoked.serial]));
-        let log = d.join("proxy.log");
-        let conf = setup.write_config(&backend.url());
-        let mut text = std::fs::read_to_string(&conf).unwrap();
-        text.push_str(&format!(
-            "LOG_FILE={}\nLOG_FORMAT={format}\nCA_CRL={}/ca.crl\nALLOW_CN=user1,revoked-user\nCLIENT_CERT_ERRORS=handshake\n",
-            log.display(),
-            d.display()
-        ));
-        std::fs::write(&conf, text).unwrap();
-        let proxy = Proxy::start(&conf);
+        let (proxy, conf, _) = logging_proxy(
+            &setup,
+            &backend,
+            format,
+            "ALLOW_CN=user1,revoked-user\nCLIENT_CERT_ERRORS=handshake\n",
+        );
         let addr = proxy.listening();
         for (who, reason) in [(&revoked, "revoked"), (&outsider, "not-allowed")] {
             let outcome = Client::h1(&setup.ca.pem, Some(who))
