@@ -170,6 +170,14 @@ fn rows(csv_text: &str) -> Vec<Row> {
     reader.deserialize().map(|r| r.unwrap()).collect()
 }
 
+/// The `refused` section of a report: (reason, count) per row.
+fn refused_rows(rows: &[Row]) -> Vec<(&str, u64)> {
+    rows.iter()
+        .filter(|r| r.section == "refused")
+        .map(|r| (r.reason.as_str(), r.count.unwrap()))
+        .collect()
+}
+
 /// Every figure of the CSV against what was sent.
 fn check_csv(csv_text: &str, sent: &Sent, cast: &Cast, garbage: u64) {
     let rows = rows(csv_text);
@@ -406,12 +414,7 @@ async fn traffic_then_audit(format: &str) {
         "--user",
         "revoked-user",
     ]));
-    let refused: Vec<(&str, u64)> = only
-        .iter()
-        .filter(|r| r.section == "refused")
-        .map(|r| (r.reason.as_str(), r.count.unwrap()))
-        .collect();
-    assert_eq!(refused, [("revoked", 1)], "{only:?}");
+    assert_eq!(refused_rows(&only), [("revoked", 1)], "{only:?}");
 
     // The HTML report, files named on the command line.
     let mut args = vec!["-c", conf_s.as_str(), "--format", "html"];
@@ -504,12 +507,11 @@ async fn audit_names_the_users_refused_in_the_handshake() {
             ("user1", "no-key"),
         ] {
             let only = rows(&audit(&["-c", &conf_s, "--format", "csv", "--user", user]));
-            let refused: Vec<(&str, u64)> = only
-                .iter()
-                .filter(|r| r.section == "refused")
-                .map(|r| (r.reason.as_str(), r.count.unwrap()))
-                .collect();
-            assert_eq!(refused, [(reason, 1)], "{format} {user}: {only:?}");
+            assert_eq!(
+                refused_rows(&only),
+                [(reason, 1)],
+                "{format} {user}: {only:?}"
+            );
         }
     }
 }

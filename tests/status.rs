@@ -10,14 +10,24 @@ use crate::util::env::Setup;
 use crate::util::pki::write;
 use crate::util::process::Proc;
 
-/// A plain HTTP/1.0 GET to the status listener: (status code, body).
-async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+/// A plain HTTP/1.0 GET of `path` (with `accept`, if any) to the status
+/// listener: the whole answer, head and body.
+async fn raw_get(addr: std::net::SocketAddr, path: &str, accept: Option<&str>) -> String {
     let mut tcp = TcpStream::connect(addr).await.unwrap();
-    tcp.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
+    let accept = accept
+        .map(|a| format!("Accept: {a}\r\n"))
+        .unwrap_or_default();
+    tcp.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n{accept}\r\n").as_bytes())
         .await
         .unwrap();
     let mut out = String::new();
     tcp.read_to_string(&mut out).await.unwrap();
+    out
+}
+
+/// A GET to the status listener: (status code, body).
+async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let out = raw_get(addr, path, None).await;
     let code = out[9..12].parse().unwrap();
     let body = out
         .split_once("\r\n\r\n")
@@ -28,15 +38,7 @@ async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
 
 /// The Content-Type of a GET of `path` with `accept`.
 async fn content_type(addr: std::net::SocketAddr, path: &str, accept: Option<&str>) -> String {
-    let mut tcp = TcpStream::connect(addr).await.unwrap();
-    let accept = accept
-        .map(|a| format!("Accept: {a}\r\n"))
-        .unwrap_or_default();
-    tcp.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n{accept}\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut out = String::new();
-    tcp.read_to_string(&mut out).await.unwrap();
+    let out = raw_get(addr, path, accept).await;
     out.lines()
         .find_map(|l| {
             l.split_once(':')
@@ -157,16 +159,7 @@ async fn readyz_and_status_see_weborca_stop_right_after_it_answered() {
     assert_eq!(answer.status, 200);
     assert_eq!(weborca.count(), 1);
     assert_eq!(get(status, "/readyz").await.0, 200);
-    drop(weborca);
-    // the listener closes when its task has been cancelled
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while TcpStream::connect(weborca_addr).await.is_ok() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the stand-in kept listening"
-        );
-        tokio::task::yield_now().await;
-    }
+    weborca.stop().await;
     let (code, body) = get(status, "/readyz").await;
     assert_eq!(code, 503, "{body}");
     let (_, body) = get(status, "/status").await;

@@ -121,6 +121,21 @@ impl Backend {
         }
     }
 
+    /// Stops the backend and waits (10 s at most) until its port refuses
+    /// connections: the listener closes once its task has been cancelled.
+    pub async fn stop(self) {
+        let addr = self.addr;
+        drop(self);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while tokio::net::TcpStream::connect(addr).await.is_ok() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the stand-in kept listening"
+            );
+            tokio::task::yield_now().await;
+        }
+    }
+
     /// How many requests arrived.
     pub fn count(&self) -> usize {
         self.seen.lock().unwrap().len()
