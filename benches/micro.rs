@@ -326,6 +326,7 @@ async fn through_proxy(backend: SocketAddr, p: &pki::Pki, access_log: bool) -> S
         default_host: None,
         forwarded_for: ConnInfo::forwarded_for(peer),
         browser: std::sync::OnceLock::new(),
+        host_seen: Default::default(),
     });
     let (client_io, server_io) = tokio::io::duplex(64 * 1024);
     tokio::spawn(async move {

@@ -34,8 +34,9 @@ pub struct ConnInfo {
     pub activity: Arc<Activity>,
     /// the verified client's entry in `/status`
     pub client: Option<Arc<SeenClient>>,
-    /// cancelled once a refused client has had its page: the connection is
-    /// then closed (GOAWAY on HTTP/2, `Connection: close` on HTTP/1.1)
+    /// cancelled once a refused client has had its page, or the proxy shuts
+    /// down: the connection is then closed (GOAWAY on HTTP/2, `Connection:
+    /// close` on HTTP/1.1)
     pub close: CancellationToken,
     /// the Host an HTTP/1.0 request without one is forwarded with: the TLS
     /// server name (SNI), else the address the client connected to
@@ -46,6 +47,9 @@ pub struct ConnInfo {
     /// the browser a refusal page's steps are written for, told from the
     /// first request's User-Agent (see [`ConnInfo::browser`])
     pub browser: OnceLock<Browser>,
+    /// the first valid Host the client sent, so that the same one again is
+    /// not parsed again
+    pub host_seen: super::request::HostSeen,
 }
 
 impl ConnInfo {

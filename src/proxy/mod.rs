@@ -47,7 +47,7 @@ pub use answer::{not_permitted, page};
 use headers::*;
 pub use outbound::default_host;
 use request::*;
-pub use request::{Malformed, check_request};
+pub use request::{Checked, HostSeen, Malformed, check_request};
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -190,17 +190,17 @@ impl Proxy {
                 }
                 (self.refused(&conn, refusal, req.version(), html), None)
             }
-            Ok(identity) => match check_request(&req) {
+            Ok(identity) => match check_on(&req, &conn.host_seen) {
                 Err(bad) => {
                     tracing::info!(name: "request-refused", peer = %conn.peer, cn = %log_safe(identity.cn()), "request refused, not forwarded: {}", bad.why);
                     (bad.response(req.version()), None)
                 }
                 // the operator console: answered here, never forwarded
-                Ok(()) if admin::is_admin_path(req.uri().path()) => {
+                Ok(_) if admin::is_admin_path(req.uri().path()) => {
                     // boxed: a rare path, kept out of every request's future
                     (Box::pin(self.admin(&conn, identity, req, html)).await, None)
                 }
-                Ok(()) => {
+                Ok(checked) => {
                     let mut access = self.access(
                         &conn,
                         &judged,
@@ -220,7 +220,8 @@ impl Proxy {
                             if let Some(client) = &conn.client {
                                 client.request();
                             }
-                            self.forward(&conn, &judged, identity, req, html, &mut decided)
+                            let (judged, d) = (&judged, &mut decided);
+                            self.forward(&conn, judged, identity, req, checked, html, d, started)
                                 .await
                         }
                     }
@@ -248,21 +249,25 @@ impl Proxy {
         }))
     }
 
-    /// Forwards `req` of `identity`, accepted (and allowed) under `first`.
+    /// Forwards `req` of `identity`, accepted (and allowed) under `first`,
+    /// as [`check_request`] found it.
     /// A request decided again on its way (a reload while it waited for a
     /// backend slot) puts that decision in `decided`: none when its
     /// certificate is now refused, since it then never reaches WebORCA.
+    #[allow(clippy::too_many_arguments)]
     async fn forward(
         &self,
         conn: &Arc<ConnInfo>,
         first: &Arc<Judged>,
         identity: &Identity,
         mut req: Request<Incoming>,
+        checked: Checked,
         html: bool,
         decided: &mut Decided<'_>,
+        started: Instant,
     ) -> Forwarded {
         let version = req.version();
-        let upgrade = is_websocket_upgrade(req.headers());
+        let upgrade = checked.upgrade;
         // the path the tunnel is kept to ACCESS_POLICY by
         let tunnel_path = upgrade.then(|| req.uri().path().to_string());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
@@ -272,7 +277,8 @@ impl Proxy {
             Err(status) => return (simple(status), None),
         };
         // BACKEND_TIMEOUT covers waiting for a slot, a replay and the answer's head.
-        let deadline = Deadline::now() + self.backend_timeout;
+        // (from the request's arrival: its clock is read once)
+        let deadline = Deadline::from_std(started + self.backend_timeout);
         // A free slot is taken at once; only a wait for one needs a timer.
         let slot = match self.backend_slots.clone().try_acquire_owned() {
             Ok(slot) => slot,

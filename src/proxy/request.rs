@@ -4,6 +4,8 @@
 #[allow(unused_imports)]
 use super::*;
 
+use std::sync::OnceLock;
+
 /// A request the proxy answers itself because WebORCA might read it differently.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Malformed {
@@ -40,10 +42,42 @@ impl Malformed {
     }
 }
 
+/// What [`check_request`] learnt of a request it let through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checked {
+    /// an HTTP/1.1 WebSocket handshake (checked, see [`check_websocket`])
+    pub upgrade: bool,
+}
+
+/// The first valid Host a connection sent. A connection's requests nearly
+/// always name the same host, so a later Host that is the same bytes is
+/// known valid without being parsed again.
+#[derive(Debug, Default)]
+pub struct HostSeen(OnceLock<HeaderValue>);
+
+impl HostSeen {
+    /// [`valid_host`], remembering the first valid one.
+    pub(super) fn valid<'v>(&self, value: &'v HeaderValue) -> Option<&'v str> {
+        if self.0.get() == Some(value) {
+            // the same bytes as a Host that passed: visible ASCII
+            return value.to_str().ok();
+        }
+        let text = valid_host(value)?;
+        let _ = self.0.set(value.clone());
+        Some(text)
+    }
+}
+
 /// Refuses what must not reach WebORCA: methods a reverse proxy does not
 /// serve, Host confusion, ambiguous body framing (request smuggling) and
 /// WebSocket handshakes WebORCA would have to reject anyway.
-pub fn check_request<B>(req: &Request<B>) -> Result<(), Malformed> {
+pub fn check_request<B>(req: &Request<B>) -> Result<Checked, Malformed> {
+    check_on(req, &HostSeen::default())
+}
+
+/// [`check_request`] for a request of a connection that has sent the
+/// valid Host `seen` before.
+pub(super) fn check_on<B>(req: &Request<B>, seen: &HostSeen) -> Result<Checked, Malformed> {
     use StatusCode as S;
     if req.method() == Method::CONNECT {
         return Err(Malformed::new(
@@ -58,9 +92,10 @@ pub fn check_request<B>(req: &Request<B>) -> Result<(), Malformed> {
         return Err(Malformed::new(S::BAD_REQUEST, "more than one Host header"));
     }
     let host = match host {
-        Some(h) => {
-            Some(valid_host(h).ok_or(Malformed::new(S::BAD_REQUEST, "invalid Host header"))?)
-        }
+        Some(h) => Some(
+            seen.valid(h)
+                .ok_or(Malformed::new(S::BAD_REQUEST, "invalid Host header"))?,
+        ),
         None => None,
     };
     // HTTP/1.0 need not send Host (RFC 9112 §3.2); it is forwarded with the
@@ -87,10 +122,11 @@ pub fn check_request<B>(req: &Request<B>) -> Result<(), Malformed> {
     if req.version() <= Version::HTTP_11 {
         check_framing(headers)?;
     }
-    if is_websocket_upgrade(headers) {
+    let upgrade = is_websocket_upgrade(headers);
+    if upgrade {
         check_websocket(req)?;
     }
-    Ok(())
+    Ok(Checked { upgrade })
 }
 
 /// Request targets WebORCA could read otherwise than the proxy: bytes outside

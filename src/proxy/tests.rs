@@ -86,6 +86,43 @@ fn requests_that_could_be_read_two_ways_are_refused() {
 }
 
 #[test]
+fn a_connection_s_host_is_parsed_again_unless_it_is_the_one_that_passed() {
+    let h1 = Version::HTTP_11;
+    let seen = HostSeen::default();
+    let status = |host: &str| {
+        check_on(&req(&[("host", host)], "GET", "/", h1), &seen)
+            .err()
+            .map(|m| m.status.as_u16())
+    };
+    // an invalid one first is not remembered
+    assert_eq!(status("a/b"), Some(400));
+    assert_eq!(status("localhost:8000"), None);
+    assert_eq!(status("localhost:8000"), None, "the same again");
+    // any other bytes are checked in full
+    for bad in ["a/b", "localhost:8000@evil", "localhost:8000 ", "[::1"] {
+        assert_eq!(status(bad), Some(400), "{bad:?}");
+    }
+    assert_eq!(status("other:8000"), None);
+    assert_eq!(status("localhost:8000"), None);
+}
+
+#[test]
+fn check_request_tells_a_websocket_handshake() {
+    let h1 = Version::HTTP_11;
+    let ws = [
+        ("host", "localhost"),
+        ("connection", "Upgrade"),
+        ("upgrade", "websocket"),
+        ("sec-websocket-version", "13"),
+        ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+    ];
+    let upgrade =
+        |lines: &[(&str, &str)]| check_request(&req(lines, "GET", "/ws", h1)).map(|c| c.upgrade);
+    assert_eq!(upgrade(&ws), Ok(true));
+    assert_eq!(upgrade(&ws[..1]), Ok(false));
+}
+
+#[test]
 fn client_sent_identity_headers_are_recognised_in_any_spelling() {
     for name in [
         "x-ssl-client-verify",

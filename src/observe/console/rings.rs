@@ -12,6 +12,8 @@ use std::sync::{Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
 
+use crate::tls::judgement::unix_now;
+
 /// Refusals the console lists.
 pub const REFUSALS_KEPT: usize = 100;
 /// Seconds per chart bucket.
@@ -110,12 +112,12 @@ impl Chart {
 
     /// Counts one request answered now.
     pub fn request(&self) {
-        self.add(Utc::now().timestamp(), 1, 0);
+        self.add(unix_now(), 1, 0);
     }
 
     /// Counts one refusal now.
     pub fn refusal(&self) {
-        self.add(Utc::now().timestamp(), 0, 1);
+        self.add(unix_now(), 0, 1);
     }
 
     /// The [`BUCKETS`] slots ending with the one holding `now`, oldest first;

@@ -24,6 +24,7 @@ use http::header;
 use crate::metrics::Metrics;
 use crate::observe::console::Console;
 use crate::tls::Identity;
+use crate::tls::judgement::unix_now;
 
 mod endpoints;
 mod json;
@@ -59,8 +60,7 @@ impl SeenClient {
     /// Counts one request.
     pub fn request(&self) {
         self.requests.fetch_add(1, Ordering::Relaxed);
-        self.last_seen
-            .store(Utc::now().timestamp(), Ordering::Relaxed);
+        store_changed(&self.last_seen, unix_now());
     }
 }
 
@@ -111,8 +111,7 @@ impl Stats {
 
     /// WebORCA answered.
     pub fn backend_ok(&self) {
-        self.backend_ok_at
-            .store(Utc::now().timestamp(), Ordering::Relaxed);
+        store_changed(&self.backend_ok_at, unix_now());
         if self.backend_failing.load(Ordering::Relaxed) {
             self.backend_failing.store(false, Ordering::Relaxed);
         }
@@ -228,7 +227,7 @@ impl Stats {
     fn backend_fresh(&self) -> bool {
         let at = self.backend_ok_at.load(Ordering::Relaxed);
         at > 0
-            && Utc::now().timestamp() - at < BACKEND_FRESH.as_secs() as i64
+            && unix_now() - at < BACKEND_FRESH.as_secs() as i64
             && !self.backend_failing.load(Ordering::Relaxed)
     }
 }
@@ -240,6 +239,14 @@ fn evict_oldest(clients: &mut HashMap<String, Arc<SeenClient>>) {
         .map(|(k, _)| k.clone());
     if let Some(k) = oldest {
         clients.remove(&k);
+    }
+}
+
+/// Stores `now` unless the cell holds it already: a request path that runs
+/// many times a second writes the shared cell once a second, not each time.
+fn store_changed(cell: &AtomicI64, now: i64) {
+    if cell.load(Ordering::Relaxed) != now {
+        cell.store(now, Ordering::Relaxed);
     }
 }
 

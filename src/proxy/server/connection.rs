@@ -111,10 +111,13 @@ pub(super) async fn serve_conn(
         client,
         ca_subjects,
         activity,
-        close: CancellationToken::new(),
+        // a child of the shutdown: the connection's watchdog waits on one
+        // token, not two, each time the connection wakes
+        close: shared.shutdown.child_token(),
         default_host,
         forwarded_for: ConnInfo::forwarded_for(peer),
         browser: std::sync::OnceLock::new(),
+        host_seen: Default::default(),
     });
     drop(tls_state);
     serve_http(&shared, stream, conn, h2).await;
@@ -177,7 +180,8 @@ where
     let proxy = shared.proxy.clone();
     let activity = conn.activity.clone();
     let peer = conn.peer;
-    let refused = conn.close.clone();
+    // cancelled by a refusal or by the shutdown (a child of its token)
+    let close = conn.close.clone();
     let service = service_fn(move |req| proxy.clone().handle(conn.clone(), req));
     let builder = if h2 { &shared.h2 } else { &shared.h1 };
     let serving = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
@@ -193,13 +197,10 @@ where
                 }
                 return;
             }
-            _ = shared.shutdown.cancelled(), if !closing => {
-                closing = true;
-                serving.as_mut().graceful_shutdown();
-            }
-            // A refused client got its page: HTTP/2 gets GOAWAY (the page's
-            // stream still finishes), HTTP/1.1 closes after the response.
-            _ = refused.cancelled(), if !closing => {
+            // The shutdown, or a refused client got its page: HTTP/2 gets
+            // GOAWAY (the page's stream still finishes), HTTP/1.1 closes
+            // after the response.
+            _ = close.cancelled(), if !closing => {
                 closing = true;
                 serving.as_mut().graceful_shutdown();
             }
