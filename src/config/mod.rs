@@ -244,6 +244,22 @@ pub struct RawConfig {
     pub entries: Vec<RawEntry>,
     /// One message per ignored line or unset `$VAR`, each naming file and line.
     pub warnings: Vec<String>,
+    /// Ignored lines that set a key (`KEY=a b`, `KEY = v`, `KEY=$(...)`):
+    /// for one of the proxy's keys, not a line to pass over (see [`parse`]).
+    pub unreadable: Vec<Unreadable>,
+}
+
+/// An ignored line that would have set `key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreadable {
+    /// The key the line names, as written.
+    pub key: String,
+    /// The 1-based line number.
+    pub line: usize,
+    /// What follows the key's `=` on the line, as written.
+    pub text: String,
+    /// Why it could not be read.
+    pub reason: String,
 }
 
 /// Why the config could not be used. Every message names the file, and the key where
@@ -381,6 +397,29 @@ fn read_limited(path: &Path) -> io::Result<String> {
 /// paths.
 pub fn parse(text: &str, path: &Path) -> Result<Loaded, ConfigError> {
     let raw = parse_raw(text, path);
+    // An unreadable line setting one of the proxy's keys is refused, not
+    // passed over: skipping `CA_CRL=a.pem b.pem` or `ALLOW_CN=user1 user2`
+    // would start the proxy without the revocation or the allow-list meant.
+    // (A later line that sets the key as it can be read is what counts, as
+    // it would be in the shell.)
+    if let Some(bad) = raw.unreadable.iter().find(|bad| {
+        !raw.entries
+            .iter()
+            .any(|e| e.key == bad.key && e.line > bad.line)
+    }) && let Some(&key) = KNOWN_KEYS.iter().find(|known| **known == bad.key)
+    {
+        return Err(ConfigError::Invalid {
+            key,
+            path: path.to_path_buf(),
+            line: bad.line,
+            value: printable(&bad.text),
+            expected: format!(
+                "a value this file format can hold ({}); put the value in quotes, e.g. \
+                 {key}=\"a b\", with no blanks around `=`",
+                bad.reason
+            ),
+        });
+    }
     let mut warnings = raw.warnings;
     let known = Known::collect(&raw.entries, path, &mut warnings);
     let config = build(&known, &mut warnings)?;

@@ -147,14 +147,38 @@ pub fn parse_raw(text: &str, path: &Path) -> RawConfig {
                     line: number,
                 });
             }
-            Err(reason) => raw.warnings.push(format!(
-                "{} line {number}: ignored, not a plain KEY=VALUE assignment ({reason}): {}",
-                path.display(),
-                printable(line.trim_matches(is_blank))
-            )),
+            Err(reason) => {
+                raw.warnings.push(format!(
+                    "{} line {number}: ignored, not a plain KEY=VALUE assignment ({reason}): {}",
+                    path.display(),
+                    printable(line.trim_matches(is_blank))
+                ));
+                if let Some((key, text)) = named_assignment(line) {
+                    raw.unreadable.push(Unreadable {
+                        key: key.to_string(),
+                        line: number,
+                        text: text.to_string(),
+                        reason: reason.to_string(),
+                    });
+                }
+            }
         }
     }
     raw
+}
+
+/// The key an unreadable line sets and what follows its `=`: `KEY=…` or
+/// `KEY = …` (after an `export`); `None` for a line that assigns nothing.
+fn named_assignment(line: &str) -> Option<(&str, &str)> {
+    let mut scanner = Scanner {
+        rest: strip_export(line.trim_start_matches(is_blank)),
+    };
+    let key = scanner.take_name()?;
+    let rest = scanner
+        .rest
+        .trim_start_matches(is_blank)
+        .strip_prefix('=')?;
+    Some((key, rest.trim_matches(is_blank)))
 }
 
 /// One line: `Ok(None)` for blank and comment lines, the assignment, or why it was skipped.
