@@ -77,6 +77,30 @@ pub fn log_safe(value: &str) -> String {
     one_line(value, LOG_VALUE_CHARS, Controls::Hex, "…")
 }
 
+/// A value for a text log line's `key=value`: as it is when it is one word
+/// (no blank, no `"`), else in double quotes (`cn="Yamada Taro"`, inner `"`
+/// and `\\` escaped), so
+/// that a CN holding ` serial=99` or `"GET /x"` cannot pass for another
+/// field or for a request. A reader splits fields on blanks outside quotes.
+pub struct Token<'a>(pub &'a str);
+
+impl std::fmt::Display for Token<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let plain = !self.0.is_empty() && !self.0.chars().any(|c| c == '"' || c.is_whitespace());
+        if plain {
+            return f.write_str(self.0);
+        }
+        f.write_str("\"")?;
+        for c in self.0.chars() {
+            if c == '"' || c == '\\' {
+                f.write_str("\\")?;
+            }
+            write!(f, "{c}")?;
+        }
+        f.write_str("\"")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,6 +114,21 @@ mod tests {
         assert_eq!(one_line("abcdef", 3, Controls::Keep, "…"), "abc…");
         assert_eq!(one_line("abc", 3, Controls::Keep, "…"), "abc");
         assert_eq!(one_line("日本語です", 2, Controls::Hex, ""), "日本");
+    }
+
+    #[test]
+    fn a_log_token_is_quoted_unless_it_is_one_word() {
+        let t = |s: &str| Token(s).to_string();
+        assert_eq!(t("user1"), "user1");
+        assert_eq!(t("山田"), "山田");
+        assert_eq!(t(r"x\x0ay"), r"x\x0ay", "one word, escapes and all");
+        assert_eq!(t(""), "\"\"");
+        assert_eq!(t("Yamada Taro"), "\"Yamada Taro\"");
+        assert_eq!(t("山田\u{3000}太郎"), "\"山田\u{3000}太郎\"");
+        assert_eq!(
+            t(r#"x serial=99 "GET /x" \"#),
+            r#""x serial=99 \"GET /x\" \\""#
+        );
     }
 
     #[test]

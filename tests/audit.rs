@@ -515,3 +515,77 @@ async fn audit_names_the_users_refused_in_the_handshake() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_cn_with_blanks_and_quotes_stays_one_field_in_the_log_and_the_audit() {
+    // A CN is whatever the certificate's maker wrote: here one that reads as
+    // a second `serial=` and `cn=`, and one that reads as a request.
+    let backend = Backend::start().await;
+    let setup = Setup::new();
+    let d = setup.dir.path().to_path_buf();
+    write(&d, "ca.crl", &setup.ca.crl(&[]));
+    let odd = setup.ca.client("x serial=99 cn=admin");
+    let request_like = setup
+        .ca
+        .client("u \"GET /api01rv2/patientgetv2 HTTP/1.1\" 200 9 1ms");
+    write(&d, "policy", "/api01rv2 cn:user1\n/ any\n");
+    let policy = d.join("policy");
+    let (proxy, conf, log) = logging_proxy(
+        &setup,
+        &backend,
+        "text",
+        &format!("ACCESS_POLICY={}\n", policy.display()),
+    );
+    let addr = proxy.listening();
+    for who in [&odd, &request_like] {
+        let client = Client::h1(&setup.ca.pem, Some(who));
+        let open = client.send(addr, request("GET", "/")).await.unwrap();
+        assert_eq!(open.status, 200);
+        let api = request("GET", "/api01rv2/patientgetv2?id=1");
+        assert_eq!(client.send(addr, api).await.unwrap().status, 403);
+    }
+    proxy.wait_for("ACCESS_POLICY refused");
+    proxy.stop();
+    assert_eq!(backend.count(), 2, "only the two requests to /");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let odd_serial = serial(&odd);
+    assert!(
+        text.contains(&format!(
+            r#" cn="x serial=99 cn=admin" serial={odd_serial} "GET / HTTP/1.1" 200 "#
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"cn="u \"GET /api01rv2/patientgetv2 HTTP/1.1\" 200 9 1ms""#),
+        "{text}"
+    );
+    let rows = rows(&audit(&[
+        "-c",
+        &conf.display().to_string(),
+        "--format",
+        "csv",
+    ]));
+    let summary = |name: &str| {
+        rows.iter()
+            .find(|r| r.section == "summary" && r.name == name)
+            .and_then(|r| r.count)
+    };
+    assert_eq!(summary("unreadable"), Some(0), "{rows:?}");
+    assert_eq!(refused_rows(&rows), [("not-permitted", 2)], "{rows:?}");
+    // no call reached WebORCA's API
+    assert!(rows.iter().all(|r| r.section != "api"), "{rows:?}");
+    let users: Vec<(&str, &str, u64)> = rows
+        .iter()
+        .filter(|r| r.section == "user-day")
+        .map(|r| (r.cn.as_str(), r.serial.as_str(), r.refused.unwrap()))
+        .collect();
+    let request_like_serial = serial(&request_like);
+    let mut expected = vec![
+        ("x serial=99 cn=admin", odd_serial.as_str(), 1),
+        (request_like.cn.as_str(), request_like_serial.as_str(), 1),
+    ];
+    let mut users = users;
+    users.sort();
+    expected.sort();
+    assert_eq!(users, expected, "{rows:?}");
+}

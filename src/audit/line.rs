@@ -167,6 +167,14 @@ fn access_text(addr: &str, after: &str) -> Option<Access> {
     let (who, request) = after.rsplit_once(" \"")?;
     let (cn_part, serial_part) = who.rsplit_once(" serial=")?;
     let cn = cn_part.strip_prefix("cn=")?;
+    // a CN with blanks or quotes is written quoted (`text::Token`)
+    let cn = match cn.starts_with('"') {
+        true => match unquote(cn)? {
+            (cn, "") => cn,
+            _ => return None,
+        },
+        false => cn.to_string(),
+    };
     let serial = serial_part.split(' ').next()?;
     // The path never holds a `"` (the http crate refuses it in a URI).
     let (quoted, tail) = request.split_once("\" ")?;
@@ -175,7 +183,7 @@ fn access_text(addr: &str, after: &str) -> Option<Access> {
     let status = tail.split(' ').next()?.parse().ok()?;
     Some(Access {
         addr: addr.to_string(),
-        cn: cn.to_string(),
+        cn,
         serial: serial.to_string(),
         method: method.to_string(),
         path: path.to_string(),

@@ -57,6 +57,65 @@ impl Visit for MessageOnly<'_, '_> {
     }
 }
 
+/// The fields of a text line: the message, then ` key=value` each, a value
+/// as [`Token`](crate::text::Token) writes it (quoted unless it is one word).
+/// tracing-subscriber's own field formatter quotes a `&str` field and leaves
+/// a `%value` bare, so a CN with blanks given as `%cn` could pass for other
+/// fields; this one decides by the value, whichever way it was given.
+pub struct TextFields;
+
+impl<'w> FormatFields<'w> for TextFields {
+    fn format_fields<R: tracing_subscriber::field::RecordFields>(
+        &self,
+        writer: Writer<'w>,
+        fields: R,
+    ) -> std::fmt::Result {
+        let mut visitor = TextVisitor {
+            writer,
+            first: true,
+            result: Ok(()),
+        };
+        fields.record(&mut visitor);
+        visitor.result
+    }
+}
+
+struct TextVisitor<'w> {
+    writer: Writer<'w>,
+    first: bool,
+    result: std::fmt::Result,
+}
+
+impl TextVisitor<'_> {
+    fn write(&mut self, field: &Field, value: &str) {
+        if self.result.is_err() {
+            return;
+        }
+        let pad = if std::mem::take(&mut self.first) {
+            ""
+        } else {
+            " "
+        };
+        let name = field.name();
+        self.result = if name == "message" {
+            write!(self.writer, "{pad}{value}")
+        } else {
+            let name = name.strip_prefix("r#").unwrap_or(name);
+            write!(self.writer, "{pad}{name}={}", crate::text::Token(value))
+        };
+    }
+}
+
+impl Visit for TextVisitor<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.write(field, value);
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.write(field, &format!("{value:?}"));
+    }
+}
+
 /// Formats one event as `YYYY/MM/DD HH:MM:SS message key=value …`.
 pub struct WeborcaFormat {
     /// prefix `<N>` syslog priorities for journald
@@ -329,6 +388,7 @@ pub fn init(log_file: Option<&Path>) -> io::Result<LogHandle> {
         .with_ansi(false)
         .with_env_filter(filter)
         .with_writer(QueueWriter(queue.clone()))
+        .fmt_fields(TextFields)
         .event_format(WeborcaFormat { journald })
         .try_init();
     Ok(LogHandle {
