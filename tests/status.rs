@@ -48,6 +48,43 @@ async fn content_type(addr: std::net::SocketAddr, path: &str, accept: Option<&st
         .unwrap_or_else(|| panic!("no Content-Type: {out}"))
 }
 
+/// Prometheus' classic text as its parsers read it: every sample belongs
+/// to the family the `# TYPE` before it names (a counter's name with its
+/// `_total`, a histogram's with `_bucket`, `_sum`, `_count`), and no
+/// OpenMetrics-only line.
+fn classic_text_is_whole(text: &str) {
+    let mut family: Option<(&str, &str)> = None;
+    let mut samples = 0;
+    for line in text.lines() {
+        assert!(
+            line != "# EOF" && !line.starts_with("# UNIT "),
+            "{line}\n{text}"
+        );
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap();
+            assert!(kind != "counter" || name.ends_with("_total"), "{line}");
+            family = Some((name, kind));
+            continue;
+        }
+        if line.starts_with('#') || line.is_empty() {
+            continue;
+        }
+        let name = line.split(['{', ' ']).next().unwrap();
+        let (typed, kind) = family.unwrap_or_else(|| panic!("no # TYPE before {line}"));
+        let belongs = name == typed
+            || (kind == "histogram"
+                && ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .any(|s| name.strip_suffix(s) == Some(typed)));
+        assert!(
+            belongs,
+            "{line} is not of the family {typed} ({kind})\n{text}"
+        );
+        samples += 1;
+    }
+    assert!(samples > 10, "{text}");
+}
+
 #[tokio::test]
 async fn status_and_metrics_reflect_real_traffic() {
     let mut setup = Setup::new();
@@ -111,6 +148,13 @@ async fn status_and_metrics_reflect_real_traffic() {
     assert_eq!(json["backend"]["state"], "answering");
 
     let (_, metrics) = get(status, "/metrics").await;
+    classic_text_is_whole(&metrics);
+    let open = raw_get(status, "/metrics", Some("application/openmetrics-text")).await;
+    assert!(open.trim_end().ends_with("# EOF"), "{open}");
+    assert!(
+        open.contains("# TYPE weborca_proxy_connections counter"),
+        "{open}"
+    );
     // classic text for curl and most tools, OpenMetrics when asked for
     for (accept, expected) in [
         (None, "text/plain; version=0.0.4; charset=utf-8"),

@@ -275,11 +275,60 @@ impl Metrics {
         }
         out
     }
+
+    /// The metrics in Prometheus' classic text format (`text/plain;
+    /// version=0.0.4`), made from the OpenMetrics text, which
+    /// prometheus-client alone writes: the two differ only in that a
+    /// counter's `# HELP` and `# TYPE` name it with its `_total` (OpenMetrics
+    /// names the family without it), and that `# UNIT` and `# EOF` are not
+    /// part of the classic format.
+    pub fn encode_classic(&self) -> String {
+        classic(&self.encode())
+    }
+}
+
+/// OpenMetrics text as Prometheus' classic text (see [`Metrics::encode_classic`]).
+fn classic(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len() + 64 * counters.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|p| line.strip_prefix(p).map(|rest| (p, rest)));
+        match meta.and_then(|(p, rest)| rest.split_once(' ').map(|(n, tail)| (p, n, tail))) {
+            Some((p, name, tail)) if counters.contains(name) => {
+                out.push_str(&format!("{p}{name}_total {tail}\n"));
+            }
+            _ => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_classic_text_names_a_counter_with_its_samples_name() {
+        let open = "# HELP a_conn Connections.\n# TYPE a_conn counter\n# UNIT a_conn x\n\
+                    a_conn_total 3\n# HELP b Open.\n# TYPE b gauge\nb 1\n# EOF\n";
+        assert_eq!(
+            classic(open),
+            "# HELP a_conn_total Connections.\n# TYPE a_conn_total counter\na_conn_total 3\n\
+             # HELP b Open.\n# TYPE b gauge\nb 1\n"
+        );
+    }
 
     #[test]
     fn requests_are_counted_by_class_and_code() {

@@ -178,9 +178,7 @@ async fn status(State(ctx): State<StatusContext>) -> Response {
 }
 
 /// The metrics as OpenMetrics when the scraper asks for it (Prometheus
-/// does), else as Prometheus' classic text format (curl, most tools): the
-/// same lines, which the classic parser reads too (`# EOF` and `# UNIT` are
-/// comments to it).
+/// does), else in Prometheus' classic text format (curl, most tools).
 async fn metrics(State(ctx): State<StatusContext>, headers: http::HeaderMap) -> Response {
     ctx.stats.metrics.set_crl_state(&ctx.tls.load(), Utc::now());
     let openmetrics = headers
@@ -188,15 +186,17 @@ async fn metrics(State(ctx): State<StatusContext>, headers: http::HeaderMap) -> 
         .iter()
         .filter_map(|v| v.to_str().ok())
         .any(|v| v.contains("application/openmetrics-text"));
-    let content_type = if openmetrics {
-        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    let (content_type, body) = if openmetrics {
+        let open = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+        (open, ctx.stats.metrics.encode())
     } else {
-        "text/plain; version=0.0.4; charset=utf-8"
+        let classic = "text/plain; version=0.0.4; charset=utf-8";
+        (classic, ctx.stats.metrics.encode_classic())
     };
     (
         StatusCode::OK,
         [(http::header::CONTENT_TYPE, content_type)],
-        ctx.stats.metrics.encode(),
+        body,
     )
         .into_response()
 }
