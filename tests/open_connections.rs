@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use futures_util::SinkExt;
+use futures_util::{SinkExt, StreamExt};
 use time::OffsetDateTime;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -176,6 +176,42 @@ async fn a_certificate_that_expires_while_its_connections_are_open_is_refused_on
             .iter()
             .any(|m| m == "after expiry"),
         "a WebSocket message went up after notAfter"
+    );
+}
+
+#[tokio::test]
+async fn a_websocket_closed_by_its_own_frame_at_expiry_is_logged_and_counted() {
+    // The tunnel's watcher looks at the clock a whole second after notAfter,
+    // from the fraction of a second it started at; a frame WebORCA pushes
+    // before that finds the certificate expired itself and closes the
+    // tunnel. That close is a refusal all the same: counted (and logged).
+    let s = Setup::new();
+    let not_after = OffsetDateTime::now_utc() + time::Duration::seconds(4);
+    let brief = s.ca.client_until("brief", not_after);
+    let env = s.start().await;
+    // start the tunnel late in a second, so the watcher wakes late in one
+    let frac = OffsetDateTime::now_utc().nanosecond() as u64 / 1_000_000;
+    tokio::time::sleep(Duration::from_millis((1_800 - frac) % 1_000)).await;
+    let mut ws = open(&env, &brief).await;
+    echo(&mut ws, "while valid").await;
+    // WebORCA pushes a message 1.2 s after notAfter (its dates have seconds)
+    let push_at = not_after + time::Duration::milliseconds(1_200);
+    let wait = (push_at - OffsetDateTime::now_utc()).whole_milliseconds();
+    ws.send(Message::text(format!("later:{wait}:pushed")))
+        .await
+        .unwrap();
+    assert_eq!(close_code(&mut ws).await, Some(CloseCode::Policy));
+    // the client's Close in answer goes out as a browser's does, at once
+    let _ = ws.next().await;
+    env.backend.ws_ended(1).await;
+    let expired = "weborca_proxy_client_cert_refusals_total{reason=\"expired\"} 1";
+    let counted = || {
+        let metrics = env.handle.stats().metrics.encode();
+        metrics.lines().any(|l| l == expired)
+    };
+    assert!(
+        eventually(counted).await,
+        "the expiry close was not counted"
     );
 }
 

@@ -51,7 +51,16 @@ impl Proxy {
                     refused.cancel();
                     tunnel.await
                 }
-                carried = &mut tunnel => carried,
+                carried = &mut tunnel => {
+                    // The tunnel closes with 1008 by itself when a frame
+                    // finds the certificate refused before the clock's
+                    // look above does (a certificate running out under
+                    // traffic): told and counted all the same.
+                    if !by_shutdown.is_cancelled() && refused_now(&conn, &stats, &path) {
+                        refused.cancel();
+                    }
+                    carried
+                }
             };
             let how = if refused.is_cancelled() {
                 "closed (1008): client certificate now refused or not permitted"
@@ -82,19 +91,10 @@ async fn tunnel_refused(conn: &ConnInfo, stats: &Stats, path: &str) {
     // None once the server is gone: then only the clock can still refuse
     let mut changes = Some(conn.judgement.changes());
     loop {
+        if refused_now(conn, stats, path) {
+            return;
+        }
         let judged = conn.judgement.now();
-        if let Err(r) = &judged.verdict {
-            let subject = r.info.as_ref().map_or("-", |i| i.subject_oneline.as_str());
-            stats.refused(conn.peer, r.kind.as_str(), subject);
-            let (cn, serial) = Judgement::who(&judged);
-            tracing::info!(name: "refused", peer = %conn.peer, cn = %cn, serial = %serial, reason = r.kind.as_str(), "websocket closed with 1008: the client certificate is now refused: {}", log_safe(&r.detail));
-            return;
-        }
-        if let Ok(identity) = &judged.verdict
-            && !tunnel_permitted(conn, judged.policy.as_deref(), identity, path, stats)
-        {
-            return;
-        }
         let secs = judged
             .window
             .1
@@ -115,5 +115,21 @@ async fn tunnel_refused(conn: &ConnInfo, stats: &Stats, path: &str) {
             }
             () = tokio::time::sleep(Duration::from_secs(secs.unsigned_abs())) => {}
         }
+    }
+}
+
+/// Whether the tunnel's certificate is refused now, or ACCESS_POLICY no
+/// longer permits its `path`; if so, logged (CN, serial, reason) and counted.
+fn refused_now(conn: &ConnInfo, stats: &Stats, path: &str) -> bool {
+    let judged = conn.judgement.now();
+    match &judged.verdict {
+        Err(r) => {
+            let subject = r.info.as_ref().map_or("-", |i| i.subject_oneline.as_str());
+            stats.refused(conn.peer, r.kind.as_str(), subject);
+            let (cn, serial) = Judgement::who(&judged);
+            tracing::info!(name: "refused", peer = %conn.peer, cn = %cn, serial = %serial, reason = r.kind.as_str(), "websocket closed with 1008: the client certificate is now refused: {}", log_safe(&r.detail));
+            true
+        }
+        Ok(identity) => !tunnel_permitted(conn, judged.policy.as_deref(), identity, path, stats),
     }
 }

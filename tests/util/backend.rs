@@ -335,6 +335,14 @@ fn websocket(
                                 r#"{"command":"event","data":{"event":"patient_infomation"}}"#,
                             ))
                             .await;
+                    } else if let Some((ms, text)) = t
+                        .strip_prefix("later:")
+                        .and_then(|rest| rest.split_once(':'))
+                    {
+                        // `later:MS:TEXT`: WebORCA pushing TEXT after MS
+                        let ms = ms.parse().unwrap_or(0);
+                        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                        let _ = ws.send(Message::text(text)).await;
                     } else {
                         let _ = ws.send(Message::Text(t)).await;
                     }
