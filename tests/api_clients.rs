@@ -89,6 +89,30 @@ async fn post(env: &Env, cert: Cert<'_>, path: &str, content_type: &str, body: &
 }
 
 #[tokio::test]
+async fn curl_http1_0_which_asks_for_it_by_alpn_is_served() {
+    // `curl --http1.0` offers ALPN `http/1.0` alone: refused in the handshake
+    // unless the server offers it too
+    let env = Env::start().await;
+    let files = catool_files(env.dir.path(), 3, &env.user1, &env.ca.pem).await;
+    let url = format!("https://127.0.0.1:{}/one-zero", env.addr.port());
+    let out = curl(
+        &env,
+        Cert::Pem(&files),
+        &[
+            "--http1.0",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_version}",
+            &url,
+        ],
+    )
+    .await;
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "1");
+    assert_eq!(env.backend.last().target, "/one-zero");
+}
+
+#[tokio::test]
 async fn curl_with_pem_and_with_p12_sends_xml_and_json_unchanged() {
     let env = Env::start().await;
     let files = catool_files(env.dir.path(), 3, &env.user1, &env.ca.pem).await;

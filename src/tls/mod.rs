@@ -304,7 +304,11 @@ impl TlsState {
             .with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(Arc::new(
                 certified,
             ))));
-        server_config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        // `http/1.0` too, as nginx offers it: `curl --http1.0` and old
+        // scripts ask for it, and rustls refuses a client whose every
+        // protocol is unknown (RFC 7301 §3.2)
+        server_config.alpn_protocols =
+            vec![b"h2".to_vec(), b"http/1.1".to_vec(), b"http/1.0".to_vec()];
         if verification.client_cert_errors == ClientCertErrors::Handshake {
             // A resumed session skips the verifier, so a certificate refused
             // since its first handshake could be told only by a dropped
