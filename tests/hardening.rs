@@ -327,7 +327,12 @@ async fn http10_without_host_is_forwarded_with_the_server_name() {
 #[tokio::test]
 async fn crl_stale_refuse_refuses_every_client_until_a_current_crl_is_loaded() {
     let mut setup = Setup::new();
-    let crl = write(setup.dir.path(), "ca.crl", &setup.ca.stale_crl(&[]));
+    let revoked = setup.ca.client("lost-laptop");
+    let crl = write(
+        setup.dir.path(),
+        "ca.crl",
+        &setup.ca.stale_crl(&[revoked.serial]),
+    );
     setup.conf.push(format!("CA_CRL={}", crl.display()));
     setup.conf.push("CRL_STALE=refuse".into());
     setup.conf.push("STATUS_LISTEN=127.0.0.1:0".into());
@@ -345,7 +350,14 @@ async fn crl_stale_refuse_refuses_every_client_until_a_current_crl_is_loaded() {
         "{}",
         page.text()
     );
+    // a certificate the old CRL revokes is told it is revoked, not that
+    // only the list is out of date
+    let lost = env.client(Some(&revoked)).get(env.addr, "/").await.unwrap();
+    assert_eq!(lost.header("x-client-cert-error"), Some("revoked"));
     assert_eq!(env.backend.count(), 0);
+    let (code, body) = status_get(status, Some("localhost"), "/readyz").await;
+    assert_eq!(code, 503, "every client is refused: not ready");
+    assert!(body.contains("CRL_STALE=refuse"), "{body}");
     let (_, body) = status_get(status, Some("localhost"), "/status").await;
     let json: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(json["crls"][0]["state"], "stale");
@@ -361,6 +373,10 @@ async fn crl_stale_refuse_refuses_every_client_until_a_current_crl_is_loaded() {
     env.reload().unwrap();
     env.assert_serves_user1().await;
     assert_eq!(env.backend.count(), 1);
+    assert_eq!(
+        status_get(status, Some("localhost"), "/readyz").await.0,
+        200
+    );
     let (_, body) = status_get(status, Some("localhost"), "/status").await;
     let json: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(json["crls"][0]["state"], "current");

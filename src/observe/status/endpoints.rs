@@ -155,13 +155,24 @@ pub async fn probe_backend(stats: &Stats, authority: &str, limit: Duration) -> b
 }
 
 async fn readyz(State(ctx): State<StatusContext>) -> Response {
-    if backend_answers(&ctx, PROBE_TIMEOUT).await {
+    // CRL_STALE=refuse past CA_CRL's nextUpdate: every client is refused,
+    // which a load balancer or monitor must not read as serving
+    let deadline = ctx.tls.load().verifier.crl_deadline();
+    let refusing = deadline.is_some_and(|d| crate::tls::judgement::unix_now() > d);
+    if !refusing && backend_answers(&ctx, PROBE_TIMEOUT).await {
         text(StatusCode::OK, "ready\n")
     } else {
-        let body = format!(
-            "not ready: WebORCA at {} is not answering\n",
-            ctx.backend_url
-        );
+        let body = if refusing {
+            "not ready: CA_CRL is past its nextUpdate and CRL_STALE=refuse, so every client \
+             is refused; make a new CRL with orca-catool issue_crl and put it in place with \
+             install-crl\n"
+                .to_string()
+        } else {
+            format!(
+                "not ready: WebORCA at {} is not answering\n",
+                ctx.backend_url
+            )
+        };
         (
             StatusCode::SERVICE_UNAVAILABLE,
             [(http::header::CONTENT_TYPE, "text/plain")],

@@ -153,7 +153,14 @@ impl ClientVerifier {
             return Err(Box::new(Refusal::missing()));
         };
         if let Some(mut stale) = self.crl_stale(now) {
-            stale.info = CertInfo::from_der(leaf.as_ref()).ok();
+            let info = CertInfo::from_der(leaf.as_ref()).ok();
+            // A certificate the chain or the old CRL already refuses (revoked,
+            // expired…) is told so: the crl-stale page says the certificate
+            // itself is fine, which is only true of the others.
+            if let Err(e) = self.inner.verify_client_cert(leaf, intermediates, now) {
+                return Err(Refusal::new(classify(&e), info, e.to_string()));
+            }
+            stale.info = info;
             return Err(stale);
         }
         let key = VerdictCache::key(chain);
