@@ -39,16 +39,31 @@ pub(super) fn join_cookies(headers: &mut HeaderMap) {
 /// `X-SSL-*` (also HAProxy's `X-SSL-Cert`), and the other spellings of a
 /// client identity some backend or framework trusts (`X-Client-*`,
 /// `SSL-Client-*`, each family's bare name (`SSL-Client`, `X-SSL`), `X-Forwarded-Client-Cert`, `Client-Cert-Chain`,
-/// `X-Amzn-Mtls-*`, IIS ARR's `X-ARR-ClientCert`) — also
+/// `X-Amzn-Mtls-*`, IIS ARR's `X-ARR-ClientCert`, `X-Tls-Client-*`,
+/// `X-Mtls-*`, `X-Cert-*`, `Cert-Subject`, and the user names
+/// `Remote-User`, `X-Remote-User`, `X-Authenticated-User`) — also
 /// spelled with `_` for `-`, which CGI-style backends read as the same variable.
 pub(super) fn is_ours(name: &HeaderName) -> bool {
     /// Prefixes of header names only the proxy may set.
-    const OURS: [&str; 5] = [
+    const OURS: [&str; 8] = [
         "x-ssl-",
         "x-forwarded-",
         "x-client-",
         "ssl-client-",
         "x-amzn-mtls-",
+        "x-tls-client-",
+        "x-mtls-",
+        "x-cert-",
+    ];
+    /// Single names a backend or its framework may take a user from.
+    const NAMES: [&str; 7] = [
+        "forwarded",
+        "x-real-ip",
+        "x-arr-clientcert",
+        "remote-user",
+        "x-remote-user",
+        "x-authenticated-user",
+        "cert-subject",
     ];
     let raw = name.as_str();
     let name: std::borrow::Cow<'_, str> = if raw.contains('_') {
@@ -63,9 +78,7 @@ pub(super) fn is_ours(name: &HeaderName) -> bool {
         || OURS
             .iter()
             .any(|p| name.starts_with(p) || name == p.trim_end_matches('-'))
-        || name == "forwarded"
-        || name == "x-real-ip"
-        || name == "x-arr-clientcert"
+        || NAMES.contains(&name)
 }
 
 /// Is this an HTTP/1.1 WebSocket handshake (`Connection: upgrade`, `Upgrade: websocket`)?
