@@ -180,6 +180,24 @@ impl Reloader {
             );
         }
         let serial = tls.server_cert.serial_hex.clone();
+        // A CA_CRT that no longer holds a CA it held refuses every client
+        // certificate that CA issued, on open connections too: said here,
+        // as install-cert --new-ca says it, not left to the refusals.
+        let before = self.handle.tls().ca_subjects.clone();
+        let dropped: Vec<&String> = before
+            .iter()
+            .filter(|ca| !tls.ca_subjects.contains(ca))
+            .collect();
+        if !dropped.is_empty() {
+            let now: Vec<&str> = tls.ca_subjects.iter().map(String::as_str).collect();
+            for ca in dropped {
+                tracing::warn!(
+                    "CA_CRT in {} no longer holds the CA {ca}: every client certificate it issued is refused from now on, on open connections too (CA_CRT now: {})",
+                    self.path.display(),
+                    now.join("; ")
+                );
+            }
+        }
         self.handle.replace_tls(tls);
         *self.files.lock().unwrap_or_else(PoisonError::into_inner) = (files, st);
         *self.config.lock().unwrap_or_else(PoisonError::into_inner) = config;

@@ -85,3 +85,40 @@ fn install_cert_new_ca_drops_the_old_cas_crl_and_the_new_set_loads() {
     let mut proxy = Proc::start(&conf, &[]);
     proxy.listening();
 }
+
+#[test]
+fn a_reload_that_drops_a_ca_from_ca_crt_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let old_ca = Ca::new("old-clinic-ca");
+    let new_ca = Ca::new("new-clinic-ca");
+    let server = old_ca.server(&["localhost", "127.0.0.1"], 825);
+    write(d, "s.crt", &server.pem);
+    write(d, "s.pem", &server.key_pem);
+    write(d, "ca.crt", &old_ca.pem);
+    let conf = write(
+        d,
+        "proxy.conf",
+        &format!(
+            "SERVER_CRT={c}/s.crt\nSERVER_PEM={c}/s.pem\nCA_CRT={c}/ca.crt\nLISTEN=127.0.0.1:0\nBACKEND_URL=http://127.0.0.1:9\n",
+            c = d.display()
+        ),
+    );
+    let mut proxy = Proc::start(&conf, &[]);
+    proxy.listening();
+    // both CAs: nothing dropped, nothing said
+    write(d, "ca.crt", &format!("{}{}", old_ca.pem, new_ca.pem));
+    proxy.signal("HUP");
+    let line = proxy.wait_for("reload: ").unwrap();
+    assert!(line.contains("reload: ok"), "{line}");
+    write(d, "ca.crt", &new_ca.pem);
+    proxy.signal("HUP");
+    let line = proxy.wait_for("no longer holds the CA").unwrap();
+    assert!(
+        line.contains("CN=old-clinic-ca")
+            && line.contains("CN=new-clinic-ca")
+            && line.contains("CA_CRT in "),
+        "{line}"
+    );
+    assert!(proxy.wait_for("reload: ").unwrap().contains("reload: ok"));
+}
