@@ -104,6 +104,15 @@ impl Steps for Log {
         if let Some(p) = &tls.policy {
             log_policy(p);
         }
+        if !tls.server_auth {
+            let files = config.tls_files();
+            let (key, path) = crate::tls::server_cert_key(&files);
+            tracing::warn!(
+                "{key} ({}): {} is not a server certificate (its extended key usage has no serverAuth): browsers refuse it; use the one orca-catool issue_server_cert made",
+                path.display(),
+                tls.server_cert.subject_oneline
+            );
+        }
         warn_expiring(tls, config.cert_warn_days);
     }
 }
@@ -249,7 +258,10 @@ pub fn load_tls(
 /// Logs WebORCA's expiry warning for each server and CA certificate within CERT_WARN_DAYS.
 pub fn warn_expiring(tls: &TlsState, warn_days: u32) {
     let now = chrono::Utc::now();
-    for cert in std::iter::once(&tls.server_cert).chain(&tls.ca_certs) {
+    let certs = std::iter::once(&tls.server_cert)
+        .chain(&tls.server_intermediates)
+        .chain(&tls.ca_certs);
+    for cert in certs {
         let days = cert.days_left(now);
         if days <= i64::from(warn_days) {
             tracing::warn!(

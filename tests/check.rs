@@ -88,6 +88,45 @@ async fn check_fails_on_an_expired_server_certificate() {
     assert!(line.contains("orca-catool issue_server_cert"), "{line}");
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn check_fails_on_a_client_certificate_as_the_server_certificate_and_the_proxy_warns() {
+    let backend = Backend::start().await;
+    let (mut setup, _) = good_setup(&backend);
+    // a client certificate (clientAuth only) put in SERVER_CRT by mistake
+    setup.server = setup.ca.client("localhost");
+    let conf = setup.write_config(&backend.url());
+    let (code, lines) = check(&conf, &["localhost"]);
+    assert_eq!(code, 1, "{lines:#?}");
+    let line = failing(&lines, "is not a server certificate");
+    assert!(
+        line.contains("serverAuth") && line.contains("issue_server_cert"),
+        "{line}"
+    );
+    let mut proxy = crate::util::process::Proc::start(&conf, &[]);
+    let warned = proxy.wait_for("is not a server certificate").unwrap();
+    assert!(
+        warned.contains("SERVER_CRT (") && warned.contains("browsers refuse it"),
+        "{warned}"
+    );
+    proxy.listening();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_intermediate_of_server_crt_that_expires_soon_is_warned_about() {
+    let backend = Backend::start().await;
+    let (mut setup, _) = good_setup(&backend);
+    let soon = time::OffsetDateTime::now_utc() + time::Duration::days(3);
+    let sub = setup.ca.intermediate("short-sub-ca", soon);
+    let mut leaf = sub.server(&["localhost"], 365);
+    leaf.pem = format!("{}{}", leaf.pem, sub.pem);
+    setup.server = leaf;
+    let conf = setup.write_config(&backend.url());
+    let mut proxy = crate::util::process::Proc::start(&conf, &[]);
+    let warned = proxy.wait_for("will be expired in").unwrap();
+    assert!(warned.contains("CN=short-sub-ca"), "{warned}");
+    proxy.listening();
+}
+
 /// A CA made again under the same name: the server certificate of the old
 /// one names CA_CRT's CA as issuer, but its signature is not that CA's.
 #[tokio::test(flavor = "multi_thread")]

@@ -191,6 +191,15 @@ impl Steps for Checks<'_> {
         self.r
             .ok("server key matches the certificate; CA_CRT and CA_CRL load");
         check_server_cert(&mut self.r, config, &tls.server_cert, self.hosts);
+        if !tls.server_auth {
+            self.r.fail(
+                format!(
+                    "{} is not a server certificate: its extended key usage has no serverAuth, so browsers refuse it",
+                    tls.server_cert.subject_oneline
+                ),
+                "use the server certificate orca-catool issue_server_cert made (not a client certificate) for SERVER_CRT/SERVER_PEM",
+            );
+        }
         check_chain(&mut self.r, tls);
         check_crls(&mut self.r, tls);
     }

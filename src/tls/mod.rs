@@ -60,6 +60,12 @@ pub struct TlsState {
     pub verifier: Arc<ClientVerifier>,
     /// the server certificate (leaf)
     pub server_cert: CertInfo,
+    /// the intermediate certificates SERVER_CRT holds after the leaf
+    pub server_intermediates: Vec<CertInfo>,
+    /// whether the server certificate may serve TLS: no extended key usage,
+    /// or one naming serverAuth (a client certificate put there by mistake
+    /// is refused by every browser)
+    pub server_auth: bool,
     /// the CA certificates of CA_CRT
     pub ca_certs: Vec<CertInfo>,
     /// whether the server certificate is signed by a CA of CA_CRT (through
@@ -210,6 +216,13 @@ impl TlsState {
                 "replace it",
             )
         })?;
+        // the intermediates SERVER_CRT sends with it: browsers refuse the
+        // chain once one of them runs out, so their dates are warned about too
+        let server_intermediates: Vec<CertInfo> = chain[1..]
+            .iter()
+            .filter_map(|der| CertInfo::from_der(der.as_ref()).ok())
+            .collect();
+        let server_auth = crate::x509::serves_tls(chain[0].as_ref());
         let mut roots = RootCertStore::empty();
         let mut ca_certs = Vec::new();
         for der in &ca_der {
@@ -326,6 +339,8 @@ impl TlsState {
             server_config: Arc::new(server_config),
             verifier,
             server_cert,
+            server_intermediates,
+            server_auth,
             ca_certs,
             crls: crl_infos,
             ca_subjects,
@@ -411,7 +426,7 @@ struct Material<'a> {
 }
 
 /// The key and file the server certificate came from.
-fn server_cert_key(config: &TlsFiles) -> (&'static str, &std::path::Path) {
+pub fn server_cert_key(config: &TlsFiles) -> (&'static str, &std::path::Path) {
     match (&config.server_p12, &config.server_crt) {
         (Some(p), _) => ("SERVER_P12", p),
         (None, Some(p)) => ("SERVER_CRT", p),

@@ -68,6 +68,20 @@ pub struct CertInfo {
     pub ip_addresses: Vec<IpAddr>,
 }
 
+/// Whether the certificate `der` may serve TLS: it has no extended key
+/// usage, or one with serverAuth (or anyExtendedKeyUsage). `false` too for
+/// a certificate that cannot be read.
+pub fn serves_tls(der: &[u8]) -> bool {
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
+        return false;
+    };
+    match cert.extended_key_usage() {
+        Ok(Some(eku)) => eku.value.server_auth || eku.value.any,
+        Ok(None) => true,
+        Err(_) => false,
+    }
+}
+
 /// Why a certificate could not be read; carries a human-readable message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct X509Error {

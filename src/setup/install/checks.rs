@@ -19,10 +19,7 @@ pub(super) fn check_cert(z: &ZipCert, hosts: &[String]) -> Result<CertInfo, Stri
         .map_err(|e| format!("{crt_name}: {}", e.message()))?;
     let (_, leaf) = x509_parser::parse_x509_certificate(leaf_der.as_ref())
         .map_err(|e| format!("{crt_name}: {e}"))?;
-    if let Ok(Some(eku)) = leaf.extended_key_usage()
-        && !eku.value.server_auth
-        && !eku.value.any
-    {
+    if !crate::x509::serves_tls(leaf_der.as_ref()) {
         return Err(format!(
             "{crt_name} is a client certificate (no serverAuth): use the zip of orca-catool issue_server_cert, not issue_client_cert"
         ));
