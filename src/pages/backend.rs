@@ -83,7 +83,7 @@ pub(super) fn plain_http_ja() -> Text {
 pub(super) fn plain_http_en() -> Text {
     Text {
         title: "This port only speaks HTTPS".into(),
-        lead: vec![line().t("A plain HTTP request without a Host header arrived on the TLS port, so the proxy cannot even redirect it.")],
+        lead: vec![line().t("A plain HTTP request without a Host header naming one host:port arrived on the TLS port, so the proxy cannot even redirect it.")],
         steps: vec![
             line().t("Use ").c("https://(server):8000").t("."),
             line().t("Fix bookmarks, shortcuts or client settings that still use http://."),

@@ -99,7 +99,7 @@ pub enum Page<'a> {
     BackendDown { backend: &'a str, detail: &'a str },
     /// Backend did not answer in time (504); timeout in seconds.
     BackendTimeout { backend: &'a str, timeout_secs: u64 },
-    /// Plain `http://` sent to the TLS port without a Host header (400),
+    /// Plain `http://` sent to the TLS port without a usable Host header (400),
     /// so there is nothing to redirect to.
     PlainHttpNoHost,
 }
@@ -270,7 +270,7 @@ fn build(page: &Page<'_>) -> Content {
             facts: vec![fact(
                 "理由",
                 "Reason",
-                "plain HTTP request on the TLS port, without a Host header",
+                "plain HTTP request on the TLS port, without a Host header naming one host:port",
             )],
         },
     }

@@ -23,6 +23,9 @@ use crate::pages::{self, Page};
 
 /// The first byte of a TLS handshake record.
 const TLS_HANDSHAKE: u8 = 0x16;
+/// What a path keeps of itself in a Location: visible ASCII.
+const NOT_ASCII_VISIBLE: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS.add(b' ');
+
 /// Largest request head answered: a redirect needs only the request line and Host.
 const MAX_HEAD_BYTES: usize = 16 * 1024;
 
@@ -80,12 +83,26 @@ fn https_redirect<B>(req: &Request<B>) -> Option<Response<Full<Bytes>>> {
     if hosts.next().is_some() {
         return None; // two Hosts: no way to tell which one is meant
     }
-    // Only a well-formed host[:port] may become part of the Location header.
+    // Only a well-formed host[:port] (a number for the port) may become
+    // part of the Location header.
     let authority: http::uri::Authority = host.parse().ok()?;
-    if host.contains('@') {
+    let canonical = match authority.port_u16() {
+        Some(port) => format!("{}:{port}", authority.host()),
+        None => authority.host().to_string(),
+    };
+    if canonical != host {
         return None;
     }
-    let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    // `OPTIONS *` names no path: the server's root
+    let path = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .filter(|p| p.starts_with('/'))
+        .unwrap_or("/");
+    // bytes outside ASCII (a raw UTF-8 path) are percent-encoded, as a
+    // Location must be ASCII to be read back
+    let path = percent_encoding::percent_encode(path.as_bytes(), NOT_ASCII_VISIBLE);
     let location = format!("https://{authority}{path}");
     let location = HeaderValue::from_str(&location).ok()?;
     let status = if req.method() == Method::GET || req.method() == Method::HEAD {

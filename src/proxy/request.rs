@@ -163,11 +163,15 @@ pub(super) fn same_host(host: &str, authority: &http::uri::Authority) -> bool {
         && (h.port().is_none() || authority.port().is_none())
 }
 
-/// A Host value that is `host[:port]` and nothing else.
+/// A Host value that is `host[:port]` and nothing else (the port a number).
 pub(super) fn valid_host(value: &HeaderValue) -> Option<&str> {
     let text = value.to_str().ok()?;
     let authority: http::uri::Authority = text.parse().ok()?;
-    (authority.as_str() == text && !text.contains('@') && !text.is_empty()).then_some(text)
+    let canonical = match authority.port_u16() {
+        Some(port) => format!("{}:{port}", authority.host()),
+        None => authority.host().to_string(),
+    };
+    (canonical == text && !text.is_empty()).then_some(text)
 }
 
 /// HTTP/1.x body framing that two parsers could read two ways (RFC 9112 §6.1, §6.3).

@@ -99,10 +99,19 @@ fn a_connection_s_host_is_parsed_again_unless_it_is_the_one_that_passed() {
     assert_eq!(status("localhost:8000"), None);
     assert_eq!(status("localhost:8000"), None, "the same again");
     // any other bytes are checked in full
-    for bad in ["a/b", "localhost:8000@evil", "localhost:8000 ", "[::1"] {
+    for bad in [
+        "a/b",
+        "localhost:8000@evil",
+        "localhost:8000 ",
+        "[::1",
+        "localhost:abc",
+        "localhost:",
+    ] {
         assert_eq!(status(bad), Some(400), "{bad:?}");
     }
     assert_eq!(status("other:8000"), None);
+    assert_eq!(status("[::1]:8000"), None);
+    assert_eq!(status("192.168.1.10"), None);
     assert_eq!(status("localhost:8000"), None);
 }
 
