@@ -124,6 +124,19 @@ async fn status_listener_answers_only_loopback_hosts() {
         assert!(!body.contains("server_certificate"), "{host}: {body}");
     }
     assert_eq!(status_get(status, None, "/status").await.0, 421, "no Host");
+    // two Hosts, or a request target naming another host (which wins over Host)
+    for head in [
+        "GET /status HTTP/1.1\r\nHost: localhost\r\nHost: evil.example\r\n\r\n".to_string(),
+        "GET http://evil.example/status HTTP/1.1\r\nHost: localhost\r\n\r\n".to_string(),
+    ] {
+        let mut tcp = TcpStream::connect(status).await.unwrap();
+        tcp.write_all(head.as_bytes()).await.unwrap();
+        let mut out = Vec::new();
+        let _ = tcp.read_to_end(&mut out).await;
+        let out = String::from_utf8_lossy(&out);
+        assert!(out.starts_with("HTTP/1.1 421"), "{head:?}: {out}");
+        assert!(!out.contains("server_certificate"), "{out}");
+    }
 }
 
 #[tokio::test]

@@ -97,12 +97,19 @@ fn text(status: StatusCode, body: &'static str) -> Response {
     (status, [(http::header::CONTENT_TYPE, "text/plain")], body).into_response()
 }
 
-/// Refuses (421) a request whose Host is not a loopback name.
+/// Refuses (421) a request whose Host is not one loopback name, or whose
+/// request target names another host (it would win over the Host).
 async fn loopback_only(req: Request, next: Next) -> Response {
-    if !local_host(req.headers().get(header::HOST)) {
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    let (host, second) = (hosts.next(), hosts.next());
+    let target_ok = req.uri().authority().is_none_or(|a| {
+        header::HeaderValue::from_str(a.as_str()).is_ok_and(|v| local_host(Some(&v)))
+    });
+    if second.is_some() || !target_ok || !local_host(host) {
         return text(
             StatusCode::MISDIRECTED_REQUEST,
-            "the status listener answers only Host: localhost, 127.0.0.1 or [::1]\n",
+            "状態表示は Host: localhost、127.0.0.1、[::1] だけに答えます（SSH のトンネル越しでも、手元のブラウザーで localhost として開いてください）。\n\
+             the status listener answers only one Host: localhost, 127.0.0.1 or [::1]\n",
         );
     }
     next.run(req).await
@@ -119,10 +126,14 @@ pub(super) fn local_host(host: Option<&header::HeaderValue>) -> bool {
     let Ok(authority) = text.parse::<http::uri::Authority>() else {
         return false;
     };
-    if authority.as_str() != text || text.contains('@') {
+    let name = authority.host();
+    let canonical = match authority.port_u16() {
+        Some(port) => format!("{name}:{port}"),
+        None => name.to_string(),
+    };
+    if canonical != text {
         return false;
     }
-    let name = authority.host();
     name.eq_ignore_ascii_case("localhost") || name == "127.0.0.1" || name == "[::1]"
 }
 

@@ -276,6 +276,8 @@ mod tests {
             "u@localhost",
             "[::2]",
             "",
+            "localhost:abc",
+            "localhost:",
         ] {
             assert!(!ok(h), "{h}");
         }
