@@ -307,6 +307,72 @@ async fn setup_leaves_weborca_where_it_is_when_the_guard_does_not_come_into_forc
     assert_eq!(String::from_utf8(root.read(JMA_CONF)).unwrap(), original);
 }
 
+/// The regression of a guard that fails to start (its unit exits 1 and
+/// prints nothing): setup had left the drop-in (`Requires=` the guard) and
+/// proxy.conf written, so WebORCA would not have started at its next
+/// restart. Now every file it wrote is put back, systemd reloaded without
+/// the drop-in, the guard stopped and disabled again, and the message says
+/// so, and that the command printed nothing.
+#[test]
+fn setup_puts_back_what_it_wrote_when_the_guard_fails_to_start() {
+    let port = free_port().to_string();
+    let root = FakeRoot::new();
+    std::fs::write(root.real(JMA_CONF), weborca_conf(free_port())).unwrap();
+    std::fs::write(root.real(PROXY_CONF), "# proxy\nACCESS_LOG=off\n").unwrap();
+    let real = root.systemctl().with_file_name("systemctl-real");
+    std::fs::copy(root.systemctl(), &real).unwrap();
+    std::fs::write(
+        root.systemctl(),
+        format!(
+            "#!/bin/sh\ncase \"$*\" in 'enable --now weborca-mtls-proxy-guard.service'|'start weborca-mtls-proxy-guard.service') echo \"$*\" >> '{}'; exit 1 ;; esac\nexec '{}' \"$@\"\n",
+            root.calls.display(),
+            real.display()
+        ),
+    )
+    .unwrap();
+    let before = root.snapshot();
+    let out = root.run(&["setup", "--backend-port", &port, "--host", "localhost"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    let drop_in = "/etc/systemd/system/jma-receipt-weborca.service.d/weborca-mtls-proxy-guard.conf";
+    assert!(
+        t.contains("enable --now weborca-mtls-proxy-guard.service failed (exit status: 1): it printed nothing")
+            && t.contains("WebORCA was not moved")
+            && t.contains(&format!("removed {drop_in}"))
+            && t.contains("removed /etc/weborca-mtls-proxy/guard.nft")
+            && t.contains(&format!("put back {PROXY_CONF} as it was"))
+            && t.contains("the guard is stopped and disabled again")
+            && !t.contains("setup --rollback"),
+        "{t}"
+    );
+    // Every file as it was; only the copy kept of proxy.conf is new.
+    let after: Vec<_> = root
+        .snapshot()
+        .into_iter()
+        .filter(|(p, _)| !p.to_string_lossy().ends_with(".before-weborca-mtls-proxy"))
+        .collect();
+    assert_eq!(after, before);
+    assert!(
+        !root
+            .real("/etc/systemd/system/jma-receipt-weborca.service.d")
+            .exists(),
+        "the drop-in's folder, made by this run, goes too"
+    );
+    let calls = root.take_calls();
+    let failed = calls
+        .iter()
+        .position(|c| c == "enable --now weborca-mtls-proxy-guard.service")
+        .expect("the guard was started");
+    assert_eq!(
+        calls[failed + 1..],
+        [
+            "daemon-reload",
+            "disable --now weborca-mtls-proxy-guard.service"
+        ],
+        "{calls:?}"
+    );
+}
+
 #[test]
 fn setup_refuses_with_nothing_changed_when_another_program_listens_on_the_backend_port() {
     // Another program on the port WebORCA is to move to (it would keep WebORCA
