@@ -564,6 +564,69 @@ fn setup_under_root_alone_writes_every_file_and_rollback_takes_them_back() {
     assert!(root.take_calls().is_empty(), "no systemctl ran");
 }
 
+/// The regression of a rollback that reported success on a damaged block
+/// and left `HTTP_PORT=8001` in force: a missing end or start marker is
+/// refused with nothing changed, naming the file and the line; a line the
+/// operator added inside the block is kept (with a note naming it), not dropped.
+#[test]
+fn setup_rollback_refuses_a_damaged_block_and_keeps_lines_added_inside_it() {
+    let root = FakeRoot::new();
+    let original = weborca_conf(8000);
+    std::fs::write(root.real(JMA_CONF), &original).unwrap();
+    let out = root.run_bare(&["setup"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let moved = String::from_utf8(root.read(JMA_CONF)).unwrap();
+    let block_line = moved.lines().count() - 2; // `# >>> …`, 1-based
+    for (damage, line, needle) in [
+        (
+            "# <<< weborca-mtls-proxy\r\n",
+            block_line,
+            "`# >>> weborca-mtls-proxy` has no `# <<< weborca-mtls-proxy` after it",
+        ),
+        (
+            "# >>> weborca-mtls-proxy\r\n",
+            block_line + 1,
+            "`# <<< weborca-mtls-proxy` has no `# >>> weborca-mtls-proxy` before it",
+        ),
+    ] {
+        std::fs::write(root.real(JMA_CONF), moved.replace(damage, "")).unwrap();
+        let before = root.snapshot();
+        for args in [&["setup", "--rollback"][..], &["setup"][..]] {
+            let out = root.run_bare(args);
+            let t = text(&out);
+            assert_eq!(out.status.code(), Some(78), "{args:?}: {t}");
+            assert!(
+                t.contains(&format!(
+                    "{JMA_CONF} line {line}: the block setup added is damaged"
+                )) && t.contains(needle)
+                    && t.contains("Nothing was changed"),
+                "{args:?}: {t}"
+            );
+            assert_eq!(root.snapshot(), before, "{args:?}");
+        }
+    }
+    // A line of the operator's inside the block stays.
+    let edited = moved.replace(
+        "HTTP_PORT=8001\r\n",
+        "HTTP_PORT=8001\r\nJAVA_OPTS=-Xmx2g\r\n",
+    );
+    std::fs::write(root.real(JMA_CONF), &edited).unwrap();
+    let out = root.run_bare(&["setup", "--rollback"]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains(&format!(
+            "note: {JMA_CONF} line {} (JAVA_OPTS=-Xmx2g) is inside setup's block but setup did not write it: it is kept",
+            block_line + 2
+        )),
+        "{t}"
+    );
+    assert_eq!(
+        String::from_utf8(root.read(JMA_CONF)).unwrap(),
+        format!("{original}JAVA_OPTS=-Xmx2g\r\n")
+    );
+}
+
 /// `--root` with a SYSTEMCTL but no NFT: the guard cannot be asked about
 /// (this machine's ruleset is not the root's), so setup says so and goes on
 /// once `daemon-reload` has given the root's systemd the drop-in, which starts

@@ -15,6 +15,16 @@ use super::{
 pub(super) fn rollback(args: &SetupArgs, root: &Root, config_path: &Path) -> Result<(), Stop> {
     let jma_path = &args.weborca_conf;
     let (bytes, text, spelling) = read_weborca_conf(root, jma_path)?;
+    // A damaged block (a marker missing): which lines are setup's cannot be
+    // told, and going on would leave HTTP_PORT=PORT in force while saying
+    // WebORCA is back on its own port.
+    jma_conf::check_block(&text).map_err(|(line, what)| damaged(jma_path, line, &what))?;
+    for (line, added) in jma_conf::added_in_block(&text) {
+        println!(
+            "note: {} line {line} ({added}) is inside setup's block but setup did not write it: it is kept, where the block was",
+            jma_path.display()
+        );
+    }
     let restored = jma_conf::rollback(&text);
     let weborca = jma_conf::read(&restored, jma_path);
     let own_port = weborca
@@ -81,6 +91,15 @@ pub(super) fn rollback(args: &SetupArgs, root: &Root, config_path: &Path) -> Res
     .map_err(Stop::other)?;
     println!("WebORCA answers on its own port {own_port} again, with its own TLS");
     Ok(())
+}
+
+/// The refusal of a jma-receipt.conf whose marked block is damaged
+/// ([`jma_conf::check_block`]): the file, the line, what to mend by hand.
+pub(super) fn damaged(jma_path: &Path, line: usize, what: &str) -> Stop {
+    Stop::config(format!(
+        "{} line {line}: the block setup added is damaged: {what}; then run the command again. Nothing was changed",
+        jma_path.display()
+    ))
 }
 
 /// What the proxy enforces now that WebORCA's own TLS will not: said before
