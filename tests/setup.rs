@@ -627,6 +627,44 @@ fn setup_rollback_refuses_a_damaged_block_and_keeps_lines_added_inside_it() {
     );
 }
 
+/// The regression of setup under `--root` looking the service user (orca)
+/// up in this machine's /etc/passwd: the root's own decides. An orca there
+/// that cannot read the key (another uid, key mode 0400) stops setup with
+/// nothing changed; an orca there that owns the files is found, whatever
+/// this machine's passwd says.
+#[test]
+fn setup_under_root_checks_the_service_user_of_the_roots_passwd() {
+    let root = FakeRoot::new();
+    std::fs::write(root.real(JMA_CONF), weborca_conf(8000)).unwrap();
+    std::fs::write(
+        root.real("/etc/passwd"),
+        "root:x:0:0::/root:/bin/sh\norca:x:4242:4242::/home/orca:/bin/sh\n",
+    )
+    .unwrap();
+    let before = root.snapshot();
+    let out = root.run_bare(&["setup"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(78), "{t}");
+    assert!(
+        t.contains(&format!(
+            "SERVER_PEM {}",
+            root.real(&format!("{CONF_DIR}/{KEY}")).display()
+        )) && t.contains("is not readable by user orca (owner uid")
+            && !t.contains("does not exist"),
+        "{t}"
+    );
+    assert_eq!(root.snapshot(), before);
+
+    crate::util::zips::passwd_with_orca(root.dir.path());
+    let out = root.run_bare(&["setup", "--dry-run"]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains("exists and is readable by orca") && !t.contains("does not exist"),
+        "{t}"
+    );
+}
+
 /// `--root` with a SYSTEMCTL but no NFT: the guard cannot be asked about
 /// (this machine's ruleset is not the root's), so setup says so and goes on
 /// once `daemon-reload` has given the root's systemd the drop-in, which starts

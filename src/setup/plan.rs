@@ -162,7 +162,10 @@ pub(super) fn plan(args: &SetupArgs, root: &Root, config_path: &Path) -> Result<
     }
     // Under --root, this machine's names are not the root's: only --host counts.
     let hosts = (args.root.is_none() || !args.host.is_empty()).then_some(&args.host[..]);
-    let lines = crate::check::certificates(&rooted, hosts);
+    // The service user as the system being set up knows it: under --root,
+    // the root's passwd (as install-cert's --owner), not this machine's.
+    let passwd = root.read_path(Path::new("/etc/passwd"));
+    let lines = crate::check::certificates(&rooted, hosts, &passwd);
     let failed = lines.iter().any(|l| l.level == crate::check::Level::Fail);
     for l in &lines {
         println!("{l}");
