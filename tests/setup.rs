@@ -158,8 +158,17 @@ async fn setup_then_rollback_changes_jma_receipt_conf_byte_for_byte_and_back() {
     let mut proxy_conf = String::from_utf8(root.read(PROXY_CONF)).unwrap();
     proxy_conf.push_str("ALLOW_CN=user1\n");
     std::fs::write(root.real(PROXY_CONF), proxy_conf).unwrap();
+    // The port is WebORCA's again: the stand-in WebORCA serves TLS there.
+    drop(own);
     let out = root.run(&["setup", "--rollback"]);
     assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!(
+            "WebORCA answers on its own port {own_port} again, with its own TLS"
+        )),
+        "{}",
+        text(&out)
+    );
     for warning in [
         "WARNING: ALLOW_CN in /etc/weborca-mtls-proxy/proxy.conf (user1): WebORCA's own TLS accepts every certificate its CA issued",
         &format!("WARNING: SERVER_CRT: WebORCA goes back to {CONF_DIR}/{CRT}"),
@@ -181,7 +190,6 @@ async fn setup_then_rollback_changes_jma_receipt_conf_byte_for_byte_and_back() {
         ]
     );
     assert!(!root.real(drop_in).exists(), "rollback removes the drop-in");
-    drop(own);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -301,7 +309,14 @@ async fn setup_leaves_weborca_where_it_is_when_the_guard_does_not_come_into_forc
             .any(|c| c.contains("jma-receipt-weborca") || c.contains("weborca-mtls-proxy.service")),
         "{calls:?}"
     );
-    // and rollback puts the rest back
+    // and rollback puts the rest back, with WebORCA (the stand-in, in TLS)
+    // on its own port
+    drop(own);
+    let started = std::process::Command::new(root.systemctl())
+        .args(["start", "jma-receipt-weborca.service"])
+        .status()
+        .unwrap();
+    assert!(started.success());
     let out = root.run(&["setup", "--rollback"]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(String::from_utf8(root.read(JMA_CONF)).unwrap(), original);
@@ -661,6 +676,45 @@ fn setup_under_root_checks_the_service_user_of_the_roots_passwd() {
     assert!(out.status.success(), "{t}");
     assert!(
         t.contains("exists and is readable by orca") && !t.contains("does not exist"),
+        "{t}"
+    );
+}
+
+/// The regression of a rollback that called a TCP connect "its own TLS":
+/// when WebORCA's own port answers plain HTTP (its SSL keys not in force),
+/// rollback exits 1 with an error naming jma-receipt.conf's keys and the
+/// restart, instead of claiming success.
+#[test]
+fn setup_rollback_fails_when_weborca_answers_plain_http_on_its_own_port() {
+    use std::io::{Read, Write};
+    let port = free_port().to_string();
+    // WebORCA's own port, answering plain HTTP (400 to a TLS ClientHello, as
+    // an HTTP server does); it keeps the stand-in WebORCA from binding there.
+    let own = TcpListener::bind("127.0.0.1:0").unwrap();
+    let own_port = own.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut conn in own.incoming().flatten() {
+            let mut buf = [0u8; 1024];
+            let _ = conn.read(&mut buf);
+            let _ = conn.write_all(
+                b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    let root = FakeRoot::new();
+    std::fs::write(root.real(JMA_CONF), weborca_conf(own_port)).unwrap();
+    let out = root.run(&["setup", "--backend-port", &port, "--host", "localhost"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = root.run(&["setup", "--rollback"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains(&format!(
+            "ERROR: WebORCA answers on port {own_port} in plain HTTP, without TLS"
+        )) && t.contains(&format!(
+            "SERVER_CRT, SERVER_PEM and CA_CRT are set (not commented out) in {JMA_CONF}"
+        )) && t.contains("sudo systemctl restart jma-receipt-weborca.service")
+            && !t.contains("with its own TLS"),
         "{t}"
     );
 }

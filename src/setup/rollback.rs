@@ -1,15 +1,16 @@
 //! `setup --rollback`: WebORCA's own TLS back in jma-receipt.conf (after a
 //! backup), the drop-in removed, the proxy and the guard stopped, and WebORCA
-//! waited for on its own port.
+//! waited for on its own port until it answers a TLS handshake (plain HTTP
+//! there is an error).
 
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
-use std::time::Duration;
 
 use super::fsutil::{Program, Root};
 use super::{PROXY_UNIT, START_WAIT, SetupArgs, Stop, WEBORCA_DEFAULT_PORT, WEBORCA_DROP_IN};
 use super::{
     WEBORCA_UNIT, dry_run, guard, jma_conf, read_weborca_conf, wait_until, weborca_conf_change,
+    wire,
 };
 
 pub(super) fn rollback(args: &SetupArgs, root: &Root, config_path: &Path) -> Result<(), Stop> {
@@ -83,12 +84,28 @@ pub(super) fn rollback(args: &SetupArgs, root: &Root, config_path: &Path) -> Res
         sc.run(c).map_err(Stop::other)?;
     }
     let own = SocketAddr::from((Ipv4Addr::LOCALHOST, own_port));
-    wait_until(START_WAIT, || {
-        TcpStream::connect_timeout(&own, Duration::from_secs(2))
-            .map(drop)
-            .map_err(|e| format!("WebORCA does not answer on port {own_port}: {e}; see journalctl -u {WEBORCA_UNIT}"))
+    // "With its own TLS" is what a TLS handshake shows (the certificate is
+    // only recorded, not verified: the question is whether it speaks TLS),
+    // not a TCP connect. A port that answers plain HTTP instead is no
+    // rollback: every LAN machine would reach WebORCA without a certificate.
+    let mut plain = false;
+    wait_until(START_WAIT, || match wire::served_cert(own) {
+        Ok(_) => Ok(()),
+        Err(_) if crate::check::http_probe(own, &own.to_string()).is_ok() => {
+            plain = true;
+            Ok(())
+        }
+        Err(e) => Err(format!(
+            "WebORCA does not answer TLS on port {own_port}: {e}; see journalctl -u {WEBORCA_UNIT}"
+        )),
     })
     .map_err(Stop::other)?;
+    if plain {
+        return Err(Stop::other(format!(
+            "ERROR: WebORCA answers on port {own_port} in plain HTTP, without TLS: every machine on the LAN reaches it without a client certificate. Check that SERVER_CRT, SERVER_PEM and CA_CRT are set (not commented out) in {} and name files WebORCA can read, then: sudo systemctl restart {WEBORCA_UNIT} (or put the proxy back in front with: sudo weborca-mtls-proxy setup)",
+            jma_path.display()
+        )));
+    }
     println!("WebORCA answers on its own port {own_port} again, with its own TLS");
     Ok(())
 }
