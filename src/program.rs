@@ -40,7 +40,8 @@ impl Program {
         s
     }
 
-    /// Runs it; an error (not started, or a non-zero exit) says what it printed.
+    /// Runs it; an error (not started, or a non-zero exit) says what it
+    /// printed (stderr, else stdout), or that it printed nothing.
     pub fn run(&self, args: &[&str]) -> Result<String, String> {
         let out = Command::new(&self.program)
             .args(args)
@@ -48,15 +49,20 @@ impl Program {
             .map_err(|e| format!("cannot run {}: {e}", self.shown(args)))?;
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         if out.status.success() {
-            Ok(stdout)
-        } else {
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            Err(format!(
-                "{} failed ({}): {}",
-                self.shown(args),
-                out.status,
-                stderr.trim()
-            ))
+            return Ok(stdout);
         }
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let said = [stderr.trim(), stdout.trim()]
+            .into_iter()
+            .find(|s| !s.is_empty())
+            .map_or_else(
+                || "it printed nothing (see journalctl for the unit)".to_string(),
+                |s| format!("it said: {s}"),
+            );
+        Err(format!(
+            "{} failed ({}): {said}",
+            self.shown(args),
+            out.status
+        ))
     }
 }

@@ -3,7 +3,8 @@
 //! key that does not match, a broken chain, an expired certificate, a host not
 //! covered, another CA) with nothing written; a good zip copied 0400 for the
 //! owner with the config set after a backup; and, against the real proxy, the
-//! reload confirmed by the serial it serves.
+//! reload confirmed by the certificate it serves (its whole DER, not its
+//! serial: another CA's old certificate may share that).
 
 use std::os::unix::fs::MetadataExt;
 
@@ -322,4 +323,72 @@ fn install_cert_reloads_the_running_proxy_and_confirms_the_served_serial() {
         "reload weborca-mtls-proxy.service\n"
     );
     assert!(proxy.wait_for("reload").is_some(), "{:?}", proxy.seen);
+}
+
+/// The regression of a serial-only check: every orca-catool CA numbers from
+/// 01, so the old certificate of another CA may have the new one's serial.
+/// With a reload that does not take (the stand-in systemctl only records
+/// it), the proxy still serves the old certificate: that is no success, and
+/// the message names both certificates.
+#[test]
+fn install_cert_does_not_take_another_cas_certificate_with_the_same_serial_for_the_new_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (old_ca, new_ca) = (Ca::new("old-clinic-ca"), Ca::new("new-clinic-ca"));
+    let old = old_ca.server(&["localhost", "127.0.0.1"], 825);
+    let new = new_ca.server(&["localhost", "127.0.0.1"], 825);
+    assert_eq!(old.serial, new.serial, "both CAs number alike");
+    write(d, "old.crt", &old.pem);
+    write(d, "old.pem", &old.key_pem);
+    write(d, "ca.crt", &old_ca.pem);
+    let port = free_port();
+    let conf = write(
+        d,
+        "proxy.conf",
+        &format!(
+            "SERVER_CRT={d}/old.crt\nSERVER_PEM={d}/old.pem\nCA_CRT={d}/ca.crt\nLISTEN=127.0.0.1:{port}\nBACKEND_URL=http://127.0.0.1:9\n",
+            d = d.display()
+        ),
+    );
+    let mut proxy = Proc::start(&conf, &[]);
+    assert_eq!(proxy.listening().port(), port);
+    let systemctl = d.join("systemctl");
+    write(d, "systemctl", "#!/bin/sh\nexit 0\n");
+    std::fs::set_permissions(
+        &systemctl,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let zip = catool_zip(d, STEM, &new, &new_ca.pem);
+    let (user, _, _) = current_user();
+    let out = std::process::Command::new(bin())
+        .args(["install-cert"])
+        .arg(&zip)
+        .arg("-c")
+        .arg(&conf)
+        .arg("--dir")
+        .arg(d.join("conf"))
+        .args(["--owner", &user, "--new-ca"])
+        .env("SYSTEMCTL", &systemctl)
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    let fingerprint = |der: &[u8]| {
+        use sha2::Digest;
+        sha2::Sha256::digest(der)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    assert!(
+        t.contains("does not serve the new certificate")
+            && t.contains(&fingerprint(new.der.as_ref()))
+            && t.contains("it serves /C=JP/O=orca/CN=localhost issued by")
+            && t.contains(&fingerprint(old.der.as_ref()))
+            && t.contains("old-clinic-ca")
+            && t.contains("new-clinic-ca"),
+        "{t}"
+    );
+    assert!(!t.contains("serves the new certificate /C=JP"), "{t}");
 }

@@ -158,8 +158,17 @@ async fn setup_then_rollback_changes_jma_receipt_conf_byte_for_byte_and_back() {
     let mut proxy_conf = String::from_utf8(root.read(PROXY_CONF)).unwrap();
     proxy_conf.push_str("ALLOW_CN=user1\n");
     std::fs::write(root.real(PROXY_CONF), proxy_conf).unwrap();
+    // The port is WebORCA's again: the stand-in WebORCA serves TLS there.
+    drop(own);
     let out = root.run(&["setup", "--rollback"]);
     assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!(
+            "WebORCA answers on its own port {own_port} again, with its own TLS"
+        )),
+        "{}",
+        text(&out)
+    );
     for warning in [
         "WARNING: ALLOW_CN in /etc/weborca-mtls-proxy/proxy.conf (user1): WebORCA's own TLS accepts every certificate its CA issued",
         &format!("WARNING: SERVER_CRT: WebORCA goes back to {CONF_DIR}/{CRT}"),
@@ -181,7 +190,6 @@ async fn setup_then_rollback_changes_jma_receipt_conf_byte_for_byte_and_back() {
         ]
     );
     assert!(!root.real(drop_in).exists(), "rollback removes the drop-in");
-    drop(own);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -301,10 +309,83 @@ async fn setup_leaves_weborca_where_it_is_when_the_guard_does_not_come_into_forc
             .any(|c| c.contains("jma-receipt-weborca") || c.contains("weborca-mtls-proxy.service")),
         "{calls:?}"
     );
-    // and rollback puts the rest back
+    // and rollback puts the rest back, with WebORCA (the stand-in, in TLS)
+    // on its own port
+    drop(own);
+    let started = std::process::Command::new(root.systemctl())
+        .args(["start", "jma-receipt-weborca.service"])
+        .status()
+        .unwrap();
+    assert!(started.success());
     let out = root.run(&["setup", "--rollback"]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(String::from_utf8(root.read(JMA_CONF)).unwrap(), original);
+}
+
+/// The regression of a guard that fails to start (its unit exits 1 and
+/// prints nothing): setup had left the drop-in (`Requires=` the guard) and
+/// proxy.conf written, so WebORCA would not have started at its next
+/// restart. Now every file it wrote is put back, systemd reloaded without
+/// the drop-in, the guard stopped and disabled again, and the message says
+/// so, and that the command printed nothing.
+#[test]
+fn setup_puts_back_what_it_wrote_when_the_guard_fails_to_start() {
+    let port = free_port().to_string();
+    let root = FakeRoot::new();
+    std::fs::write(root.real(JMA_CONF), weborca_conf(free_port())).unwrap();
+    std::fs::write(root.real(PROXY_CONF), "# proxy\nACCESS_LOG=off\n").unwrap();
+    let real = root.systemctl().with_file_name("systemctl-real");
+    std::fs::copy(root.systemctl(), &real).unwrap();
+    std::fs::write(
+        root.systemctl(),
+        format!(
+            "#!/bin/sh\ncase \"$*\" in 'enable --now weborca-mtls-proxy-guard.service'|'start weborca-mtls-proxy-guard.service') echo \"$*\" >> '{}'; exit 1 ;; esac\nexec '{}' \"$@\"\n",
+            root.calls.display(),
+            real.display()
+        ),
+    )
+    .unwrap();
+    let before = root.snapshot();
+    let out = root.run(&["setup", "--backend-port", &port, "--host", "localhost"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    let drop_in = "/etc/systemd/system/jma-receipt-weborca.service.d/weborca-mtls-proxy-guard.conf";
+    assert!(
+        t.contains("enable --now weborca-mtls-proxy-guard.service failed (exit status: 1): it printed nothing")
+            && t.contains("WebORCA was not moved")
+            && t.contains(&format!("removed {drop_in}"))
+            && t.contains("removed /etc/weborca-mtls-proxy/guard.nft")
+            && t.contains(&format!("put back {PROXY_CONF} as it was"))
+            && t.contains("the guard is stopped and disabled again")
+            && !t.contains("setup --rollback"),
+        "{t}"
+    );
+    // Every file as it was; only the copy kept of proxy.conf is new.
+    let after: Vec<_> = root
+        .snapshot()
+        .into_iter()
+        .filter(|(p, _)| !p.to_string_lossy().ends_with(".before-weborca-mtls-proxy"))
+        .collect();
+    assert_eq!(after, before);
+    assert!(
+        !root
+            .real("/etc/systemd/system/jma-receipt-weborca.service.d")
+            .exists(),
+        "the drop-in's folder, made by this run, goes too"
+    );
+    let calls = root.take_calls();
+    let failed = calls
+        .iter()
+        .position(|c| c == "enable --now weborca-mtls-proxy-guard.service")
+        .expect("the guard was started");
+    assert_eq!(
+        calls[failed + 1..],
+        [
+            "daemon-reload",
+            "disable --now weborca-mtls-proxy-guard.service"
+        ],
+        "{calls:?}"
+    );
 }
 
 #[test]
@@ -496,6 +577,146 @@ fn setup_under_root_alone_writes_every_file_and_rollback_takes_them_back() {
     assert_eq!(root.read(JMA_CONF), original.as_bytes());
     assert!(!root.real(drop_in).exists());
     assert!(root.take_calls().is_empty(), "no systemctl ran");
+}
+
+/// The regression of a rollback that reported success on a damaged block
+/// and left `HTTP_PORT=8001` in force: a missing end or start marker is
+/// refused with nothing changed, naming the file and the line; a line the
+/// operator added inside the block is kept (with a note naming it), not dropped.
+#[test]
+fn setup_rollback_refuses_a_damaged_block_and_keeps_lines_added_inside_it() {
+    let root = FakeRoot::new();
+    let original = weborca_conf(8000);
+    std::fs::write(root.real(JMA_CONF), &original).unwrap();
+    let out = root.run_bare(&["setup"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let moved = String::from_utf8(root.read(JMA_CONF)).unwrap();
+    let block_line = moved.lines().count() - 2; // `# >>> …`, 1-based
+    for (damage, line, needle) in [
+        (
+            "# <<< weborca-mtls-proxy\r\n",
+            block_line,
+            "`# >>> weborca-mtls-proxy` has no `# <<< weborca-mtls-proxy` after it",
+        ),
+        (
+            "# >>> weborca-mtls-proxy\r\n",
+            block_line + 1,
+            "`# <<< weborca-mtls-proxy` has no `# >>> weborca-mtls-proxy` before it",
+        ),
+    ] {
+        std::fs::write(root.real(JMA_CONF), moved.replace(damage, "")).unwrap();
+        let before = root.snapshot();
+        for args in [&["setup", "--rollback"][..], &["setup"][..]] {
+            let out = root.run_bare(args);
+            let t = text(&out);
+            assert_eq!(out.status.code(), Some(78), "{args:?}: {t}");
+            assert!(
+                t.contains(&format!(
+                    "{JMA_CONF} line {line}: the block setup added is damaged"
+                )) && t.contains(needle)
+                    && t.contains("Nothing was changed"),
+                "{args:?}: {t}"
+            );
+            assert_eq!(root.snapshot(), before, "{args:?}");
+        }
+    }
+    // A line of the operator's inside the block stays.
+    let edited = moved.replace(
+        "HTTP_PORT=8001\r\n",
+        "HTTP_PORT=8001\r\nJAVA_OPTS=-Xmx2g\r\n",
+    );
+    std::fs::write(root.real(JMA_CONF), &edited).unwrap();
+    let out = root.run_bare(&["setup", "--rollback"]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains(&format!(
+            "note: {JMA_CONF} line {} (JAVA_OPTS=-Xmx2g) is inside setup's block but setup did not write it: it is kept",
+            block_line + 2
+        )),
+        "{t}"
+    );
+    assert_eq!(
+        String::from_utf8(root.read(JMA_CONF)).unwrap(),
+        format!("{original}JAVA_OPTS=-Xmx2g\r\n")
+    );
+}
+
+/// The regression of setup under `--root` looking the service user (orca)
+/// up in this machine's /etc/passwd: the root's own decides. An orca there
+/// that cannot read the key (another uid, key mode 0400) stops setup with
+/// nothing changed; an orca there that owns the files is found, whatever
+/// this machine's passwd says.
+#[test]
+fn setup_under_root_checks_the_service_user_of_the_roots_passwd() {
+    let root = FakeRoot::new();
+    std::fs::write(root.real(JMA_CONF), weborca_conf(8000)).unwrap();
+    std::fs::write(
+        root.real("/etc/passwd"),
+        "root:x:0:0::/root:/bin/sh\norca:x:4242:4242::/home/orca:/bin/sh\n",
+    )
+    .unwrap();
+    let before = root.snapshot();
+    let out = root.run_bare(&["setup"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(78), "{t}");
+    assert!(
+        t.contains(&format!(
+            "SERVER_PEM {}",
+            root.real(&format!("{CONF_DIR}/{KEY}")).display()
+        )) && t.contains("is not readable by user orca (owner uid")
+            && !t.contains("does not exist"),
+        "{t}"
+    );
+    assert_eq!(root.snapshot(), before);
+
+    crate::util::zips::passwd_with_orca(root.dir.path());
+    let out = root.run_bare(&["setup", "--dry-run"]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains("exists and is readable by orca") && !t.contains("does not exist"),
+        "{t}"
+    );
+}
+
+/// The regression of a rollback that called a TCP connect "its own TLS":
+/// when WebORCA's own port answers plain HTTP (its SSL keys not in force),
+/// rollback exits 1 with an error naming jma-receipt.conf's keys and the
+/// restart, instead of claiming success.
+#[test]
+fn setup_rollback_fails_when_weborca_answers_plain_http_on_its_own_port() {
+    use std::io::{Read, Write};
+    let port = free_port().to_string();
+    // WebORCA's own port, answering plain HTTP (400 to a TLS ClientHello, as
+    // an HTTP server does); it keeps the stand-in WebORCA from binding there.
+    let own = TcpListener::bind("127.0.0.1:0").unwrap();
+    let own_port = own.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut conn in own.incoming().flatten() {
+            let mut buf = [0u8; 1024];
+            let _ = conn.read(&mut buf);
+            let _ = conn.write_all(
+                b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    let root = FakeRoot::new();
+    std::fs::write(root.real(JMA_CONF), weborca_conf(own_port)).unwrap();
+    let out = root.run(&["setup", "--backend-port", &port, "--host", "localhost"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = root.run(&["setup", "--rollback"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains(&format!(
+            "ERROR: WebORCA answers on port {own_port} in plain HTTP, without TLS"
+        )) && t.contains(&format!(
+            "SERVER_CRT, SERVER_PEM and CA_CRT are set (not commented out) in {JMA_CONF}"
+        )) && t.contains("sudo systemctl restart jma-receipt-weborca.service")
+            && !t.contains("with its own TLS"),
+        "{t}"
+    );
 }
 
 /// `--root` with a SYSTEMCTL but no NFT: the guard cannot be asked about

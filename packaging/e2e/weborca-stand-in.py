@@ -4,15 +4,20 @@ HTTP_PORT, SERVER_CRT, SERVER_PEM and CA_CRT from its environment (the unit
 sources jma-receipt.conf), listens on every interface, and speaks TLS with
 client certificates when the three keys are set, plain HTTP otherwise.
 STAND_IN_BIND, when set, is the one address it listens on instead (the
-fake-root tests listen on 127.0.0.1 only)."""
+fake-root tests listen on 127.0.0.1 only). STAND_IN_ROOT, when set, is the
+folder the three files' paths are taken under (the fake root's)."""
 import http.server
 import os
 import socket
 import ssl
 
 port = int(os.environ.get("HTTP_PORT") or "8000")
-crt, pem, ca = (os.environ.get(k, "") for k in ("SERVER_CRT", "SERVER_PEM", "CA_CRT"))
+# stripped: a jma-receipt.conf with CRLF line ends, sourced by sh, leaves a CR at the end
+crt, pem, ca = (os.environ.get(k, "").strip() for k in ("SERVER_CRT", "SERVER_PEM", "CA_CRT"))
 mode = "https" if crt and pem and ca else "http"
+under = os.environ.get("STAND_IN_ROOT", "")
+if under:
+    crt, pem, ca = (under + p if p.startswith("/") else p for p in (crt, pem, ca))
 bind = os.environ.get("STAND_IN_BIND", "")
 
 

@@ -10,12 +10,21 @@ use crate::config::Config;
 /// The user WebORCA and the proxy's unit run as.
 const SERVICE_USER: &str = "orca";
 
-/// Every file named by the config: there, readable by the service user, keys private.
-pub(super) fn check_files(r: &mut Report, config: &Config) {
-    let user = service_user();
+/// This machine's passwd file.
+pub(super) const PASSWD: &str = "/etc/passwd";
+
+/// Every file named by the config: there, readable by the service user
+/// (looked up in `passwd`), keys private.
+pub(super) fn check_files(r: &mut Report, config: &Config, passwd: &Path) {
+    let user = service_user(passwd);
     if user.is_none() {
+        let place = if passwd == Path::new(PASSWD) {
+            "on this machine".to_string()
+        } else {
+            format!("in {}", passwd.display())
+        };
         r.warn(
-            format!("user {SERVICE_USER} does not exist on this machine"),
+            format!("user {SERVICE_USER} does not exist {place}"),
             "the unit runs as orca (WebORCA's user); install WebORCA or edit User= in the unit",
         );
     }
@@ -107,9 +116,9 @@ fn readable_by(meta: &std::fs::Metadata, uid: u32, gid: u32) -> bool {
         || mode & 0o004 != 0
 }
 
-/// uid and gid of the service user, from /etc/passwd.
-fn service_user() -> Option<(u32, u32)> {
-    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+/// uid and gid of the service user, from the passwd file at `passwd`.
+fn service_user(passwd: &Path) -> Option<(u32, u32)> {
+    let passwd = std::fs::read_to_string(passwd).ok()?;
     passwd.lines().find_map(|l| {
         let f: Vec<&str> = l.split(':').collect();
         (f.first() == Some(&SERVICE_USER) && f.len() > 3)

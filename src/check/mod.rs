@@ -22,7 +22,7 @@ use crate::tls::{KeyError, Sessions, TlsState};
 pub use backend::{Listening, http_probe, listening, listening_sockets};
 use backend::{check_backend, check_backend_exposure};
 use certs::{check_chain, check_crls, check_server_cert};
-use files::check_files;
+use files::{PASSWD, check_files};
 pub use policy::as_cert;
 use policy::check_policy;
 
@@ -103,6 +103,7 @@ pub fn run(config_path: &Path, hosts: &[String]) -> Vec<Line> {
     let mut steps = Checks {
         r: Report::default(),
         hosts: Some(hosts),
+        passwd: Path::new(PASSWD),
     };
     let Ok(config) = load::read_config(config_path, &mut steps) else {
         return steps.r.lines;
@@ -117,11 +118,13 @@ pub fn run(config_path: &Path, hosts: &[String]) -> Vec<Line> {
 /// The certificate part of the list (files, permissions, key, dates, hosts,
 /// chain, CRL), which `setup` runs before it changes anything. `hosts`:
 /// the names clients use (empty: this machine's; `None`: not checked, said
-/// in a warn line).
-pub fn certificates(config: &Config, hosts: Option<&[String]>) -> Vec<Line> {
+/// in a warn line). `passwd`: where the service user is looked up (the
+/// passwd file of the system being set up, under `--root` its own).
+pub fn certificates(config: &Config, hosts: Option<&[String]>, passwd: &Path) -> Vec<Line> {
     let mut steps = Checks {
         r: Report::default(),
         hosts,
+        passwd,
     };
     steps.load(config.clone());
     steps.r.lines
@@ -132,6 +135,8 @@ struct Checks<'a> {
     r: Report,
     /// The names clients use (empty: this machine's; `None`: not checked).
     hosts: Option<&'a [String]>,
+    /// The passwd file the service user is looked up in.
+    passwd: &'a Path,
 }
 
 impl Checks<'_> {
@@ -141,7 +146,7 @@ impl Checks<'_> {
             // The outcome is in the report: a failed step has its FAIL line.
             Ok(sessions) => drop(load::load_from(config, &sessions, self)),
             Err(e) => {
-                check_files(&mut self.r, &config);
+                check_files(&mut self.r, &config, self.passwd);
                 self.r.fail(
                     format!("TLS session setup failed: {e}"),
                     "report this: the TLS library could not start",
@@ -170,7 +175,7 @@ impl Steps for Checks<'_> {
     /// Never stops the load: a missing file has its FAIL line, and the TLS
     /// step says what that means for the certificates.
     fn files(&mut self, config: &Config) -> Result<(), Failure> {
-        check_files(&mut self.r, config);
+        check_files(&mut self.r, config, self.passwd);
         Ok(())
     }
 

@@ -61,6 +61,7 @@ pub fn as_cert(config_path: &Path, cert_file: &Path, path: &str, method: &str) -
     let mut steps = Checks {
         r: Report::default(),
         hosts: Some(&[]),
+        passwd: Path::new(super::PASSWD),
     };
     let Ok(config) = load::read_config(config_path, &mut steps) else {
         return steps.r.lines;

@@ -122,7 +122,12 @@ pub(super) fn dry_run(
 }
 
 /// Copies the files in (owner `owner`, mode 0400), then writes the config
-/// that sets `keys` (after a backup); the config is left alone when a copy fails.
+/// that sets `keys` (after a backup). When a copy or the config fails, the
+/// files this run copied are removed again and named: only those, since a
+/// destination is one where no file was ([`destination`]) and [`copy_in`]
+/// never writes over one. (Removing afterwards, rather than testing first
+/// whether the config can be written: a test can pass and the write still
+/// fail, the disk full or the folder changed in between.)
 pub(super) fn write(
     root: &Root,
     copies: &[(&Path, &[u8])],
@@ -131,14 +136,22 @@ pub(super) fn write(
     config_path: &Path,
     keys: &str,
 ) -> Result<(), Stop> {
+    let mut copied: Vec<&Path> = Vec::new();
     for (dest, data) in copies {
-        copy_in(root, dest, data, owner.0)?;
+        if let Err(e) = copy_in(root, dest, data, owner.0) {
+            return Err(remove_copied(root, &copied, e));
+        }
+        copied.push(dest);
         println!("copied {} (owner {}, mode 0400)", dest.display(), owner.1);
     }
     if change.is_change() {
-        let kept = change
-            .apply()
-            .map_err(|e| Stop::other(format!("cannot write {}: {e}", config_path.display())))?;
+        let kept = change.apply().map_err(|e| {
+            remove_copied(
+                root,
+                &copied,
+                Stop::other(format!("cannot write {}: {e}", config_path.display())),
+            )
+        })?;
         match kept {
             Some(k) => println!(
                 "set {keys} in {} (the old one is kept as {})",
@@ -149,6 +162,37 @@ pub(super) fn write(
         }
     }
     Ok(())
+}
+
+/// `stop`, after the files of `copied` (created by this run) are removed
+/// again: its message says which were removed, and which could not be.
+fn remove_copied(root: &Root, copied: &[&Path], stop: Stop) -> Stop {
+    if copied.is_empty() {
+        return Stop {
+            message: format!("{}; nothing was installed", stop.message),
+            ..stop
+        };
+    }
+    let (mut removed, mut left) = (Vec::new(), Vec::new());
+    for shown in copied.iter().rev() {
+        match std::fs::remove_file(root.path(shown)) {
+            Ok(()) => removed.push(shown.display().to_string()),
+            Err(e) => left.push(format!("{} ({e}: remove it by hand)", shown.display())),
+        }
+    }
+    let mut message = stop.message;
+    if !removed.is_empty() {
+        message.push_str(&format!(
+            "; removed the files this run had copied: {}",
+            removed.join(", ")
+        ));
+    }
+    if left.is_empty() {
+        message.push_str("; nothing was installed");
+    } else {
+        message.push_str(&format!("; NOT removed: {}", left.join(", ")));
+    }
+    Stop { message, ..stop }
 }
 
 /// The config `new_text` as the proxy would load it, checked with the files
@@ -236,4 +280,63 @@ pub(super) fn reload() -> Result<(), Stop> {
 /// Lower-case hex, two digits a byte.
 pub(super) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The regression of a config that cannot be written after the copies
+    /// were made: the copies made by this run go again and are named; a file
+    /// that was there before stays. (A folder under a regular file cannot be
+    /// made even by root, whom a read-only folder would not stop.)
+    #[test]
+    fn a_config_that_cannot_be_written_takes_this_runs_copies_away_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root {
+            dir: Some(dir.path().to_path_buf()),
+        };
+        let conf_dir = dir.path().join("conf");
+        std::fs::create_dir_all(&conf_dir).unwrap();
+        std::fs::write(conf_dir.join("ca.crt"), "there before\n").unwrap();
+        std::fs::write(dir.path().join("etc"), "a file, not a folder\n").unwrap();
+        let (crt, pem) = (Path::new("/conf/new.crt"), Path::new("/conf/new.pem"));
+        let copies: [(&Path, &[u8]); 2] = [(crt, b"crt"), (pem, b"pem")];
+        let config = Path::new("/etc/proxy.conf");
+        let change = Change {
+            shown: config.to_path_buf(),
+            path: root.path(config),
+            old: None,
+            new: b"SERVER_CRT=/conf/new.crt\n".to_vec(),
+            mode: 0o644,
+        };
+        let (uid, gid) = {
+            use std::os::unix::fs::MetadataExt;
+            let m = std::fs::metadata(dir.path()).unwrap();
+            (m.uid(), m.gid())
+        };
+        let stop = write(
+            &root,
+            &copies,
+            ((uid, gid), "orca"),
+            &change,
+            config,
+            "SERVER_CRT",
+        )
+        .unwrap_err();
+        assert_eq!(stop.code, 1);
+        assert!(
+            stop.message.starts_with("cannot write /etc/proxy.conf: ")
+                && stop.message.contains(
+                    "removed the files this run had copied: /conf/new.pem, /conf/new.crt; nothing was installed"
+                ),
+            "{}",
+            stop.message
+        );
+        assert!(!conf_dir.join("new.crt").exists() && !conf_dir.join("new.pem").exists());
+        assert_eq!(
+            std::fs::read_to_string(conf_dir.join("ca.crt")).unwrap(),
+            "there before\n"
+        );
+    }
 }

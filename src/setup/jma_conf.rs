@@ -76,8 +76,85 @@ fn block(lines: &[&str]) -> Option<(usize, usize)> {
     Some((begin, end))
 }
 
+/// Whether line `i` of `lines` is one setup wrote in the block `(begin, end)`:
+/// the markers, and its `HTTP_PORT=` line. Any `HTTP_PORT=` line there counts
+/// as setup's, wherever lines added by hand have moved it: kept, it would
+/// leave WebORCA on the backend port after rollback.
+fn written_by_setup(lines: &[&str], (begin, end): (usize, usize), i: usize) -> bool {
+    let line = content(lines[i]).trim_start();
+    let line = line.strip_prefix("export ").unwrap_or(line).trim_start();
+    i == begin || i == end || line.starts_with("HTTP_PORT=")
+}
+
+/// Where the marked block is damaged, as `(line, what is wrong and what to
+/// do)`: a start marker without an end marker after it, an end marker
+/// without a start before it, or a second block. Rollback cannot tell then
+/// which lines are setup's, so nothing is changed (the caller names the file).
+pub fn check_block(text: &str) -> Result<(), (usize, String)> {
+    let mut open: Option<usize> = None;
+    let mut blocks = 0;
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        let n = i + 1;
+        match (content(line), open) {
+            (BEGIN, Some(first)) => {
+                return Err((
+                    n,
+                    format!(
+                        "a second `{BEGIN}` while the one of line {first} has no `{END}` yet: remove the extra line, or put `{END}` after line {first}'s `HTTP_PORT=` line"
+                    ),
+                ));
+            }
+            (BEGIN, None) if blocks > 0 => {
+                return Err((
+                    n,
+                    format!(
+                        "a second block `{BEGIN}` … `{END}`: setup writes one; delete this one (keep what you added to it above it)"
+                    ),
+                ));
+            }
+            (BEGIN, None) => open = Some(n),
+            (END, Some(_)) => {
+                open = None;
+                blocks += 1;
+            }
+            (END, None) => {
+                return Err((
+                    n,
+                    format!(
+                        "`{END}` has no `{BEGIN}` before it: put `{BEGIN}` back on the line above the block's `HTTP_PORT=` line, or delete this line and that `HTTP_PORT=` line by hand"
+                    ),
+                ));
+            }
+            _ => {}
+        }
+    }
+    match open {
+        Some(first) => Err((
+            first,
+            format!(
+                "`{BEGIN}` has no `{END}` after it: put `{END}` on the line after the block's `HTTP_PORT=` line, or delete this line and that `HTTP_PORT=` line by hand"
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The lines inside the marked block that setup did not write (added by
+/// hand since), as (line number, line): rollback keeps them.
+pub fn added_in_block(text: &str) -> Vec<(usize, String)> {
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let Some(marked) = block(&lines) else {
+        return Vec::new();
+    };
+    (marked.0..=marked.1)
+        .filter(|&i| !written_by_setup(&lines, marked, i))
+        .map(|i| (i + 1, content(lines[i]).to_string()))
+        .collect()
+}
+
 /// Undoes [`apply`]: removes the marked block and the prefixes; everything else
-/// (edits made since, too) is kept.
+/// (edits made since, too, and lines added inside the block, which stay
+/// where the block was) is kept.
 pub fn rollback(text: &str) -> String {
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
     let marked = block(&lines);
@@ -86,6 +163,10 @@ pub fn rollback(text: &str) -> String {
         if let Some((begin, end)) = marked
             && (begin..=end).contains(&i)
         {
+            if !written_by_setup(&lines, (begin, end), i) {
+                out.push_str(line);
+                continue;
+            }
             // The END line without a line end means the file had none before
             // setup, which then added one in front of BEGIN: take it off again.
             if i == end && i + 1 == lines.len() && !line.ends_with('\n') {
@@ -277,6 +358,39 @@ mod tests {
         let set = apply("SERVER_CRT=/a\nX=1\n", Path::new(P), 8001);
         let edited = set.replace("X=1", "X=2") + "Y=3\n";
         assert_eq!(rollback(&edited), "SERVER_CRT=/a\nX=2\nY=3\n");
+    }
+
+    #[test]
+    fn a_damaged_block_is_named_by_its_line() {
+        let set = apply("SERVER_CRT=/a\nX=1\n", Path::new(P), 8001);
+        assert_eq!(check_block(&set), Ok(()));
+        let no_end = set.replace(&format!("{END}\n"), "");
+        assert!(
+            matches!(check_block(&no_end), Err((3, m)) if m.contains("has no `# <<< weborca-mtls-proxy` after it"))
+        );
+        let no_begin = set.replace(&format!("{BEGIN}\n"), "");
+        assert!(
+            matches!(check_block(&no_begin), Err((4, m)) if m.contains("has no `# >>> weborca-mtls-proxy` before it"))
+        );
+        assert!(
+            matches!(check_block(&format!("{set}{set}")), Err((8, m)) if m.contains("a second block"))
+        );
+    }
+
+    #[test]
+    fn rollback_keeps_lines_added_inside_the_block() {
+        let set = apply("SERVER_CRT=/a\n", Path::new(P), 8001);
+        let edited = set.replace("HTTP_PORT=8001\n", "HTTP_PORT=8001\nMY_KEY=1\n");
+        assert_eq!(added_in_block(&edited), [(4, "MY_KEY=1".to_string())]);
+        assert_eq!(rollback(&edited), "SERVER_CRT=/a\nMY_KEY=1\n");
+        assert!(added_in_block(&set).is_empty());
+        // a line added above setup's HTTP_PORT= line does not make that one the operator's
+        let above = set.replace(
+            "# >>> weborca-mtls-proxy\n",
+            "# >>> weborca-mtls-proxy\nMY_KEY=1\n",
+        );
+        assert_eq!(added_in_block(&above), [(3, "MY_KEY=1".to_string())]);
+        assert_eq!(rollback(&above), "SERVER_CRT=/a\nMY_KEY=1\n");
     }
 
     #[test]

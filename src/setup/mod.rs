@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use fsutil::{Change, Root};
 use plan::plan;
 use rollback::rollback;
-use services::{setup_commands, start_guard, start_services};
+use services::{setup_commands, start_guard, start_services, undo_guard};
 
 /// WebORCA's config file.
 pub const DEFAULT_WEBORCA_CONF: &str = "/opt/jma/weborca/conf/jma-receipt.conf";
@@ -171,7 +171,14 @@ pub fn run(args: &SetupArgs, config_path: &Path) -> Result<(), Stop> {
     // that keeps that port from the LAN is in force: a WebORCA restart in
     // between (a crash, an update) would otherwise serve it to the LAN.
     let [guard_script, drop_in, proxy_conf, jma] = plan.changes();
-    write_changes(
+    // The drop-in's folder, when this run makes it: taken away again with
+    // the drop-in if the guard fails.
+    let drop_in_dir = drop_in
+        .path
+        .parent()
+        .filter(|d| !d.exists())
+        .map(Path::to_path_buf);
+    let written = write_changes(
         &[guard_script, drop_in, proxy_conf],
         "nothing else was changed",
     )?;
@@ -202,12 +209,30 @@ pub fn run(args: &SetupArgs, config_path: &Path) -> Result<(), Stop> {
         }
     } else {
         let undo = "\nThe files were changed; undo everything with: sudo weborca-mtls-proxy setup --rollback";
-        start_guard(&plan, nft_applies(&args.root)).map_err(|m| {
-            Stop::other(format!(
-                "{m}; WebORCA was not moved ({} is as it was){undo}",
-                jma.shown.display()
-            ))
-        })?;
+        // The guard did not come into force: WebORCA stays where it is, and
+        // what this run wrote goes (SPEC: "stopping at the first problem with
+        // nothing changed"). The drop-in above all: left in place, its
+        // Requires= would keep WebORCA from starting at its next restart.
+        if let Err(failed) = start_guard(&plan, nft_applies(&args.root)) {
+            let (mut said, all_back) = undo_written(&written);
+            if let Some(dir) = &drop_in_dir {
+                // only when empty: nothing else is ever removed
+                let _ = std::fs::remove_dir(dir);
+            }
+            said.extend(undo_guard(failed.started));
+            let after = if all_back {
+                String::new()
+            } else {
+                "\nNot everything could be put back; undo the rest with: sudo weborca-mtls-proxy setup --rollback".to_string()
+            };
+            return Err(Stop::other(format!(
+                "{}; WebORCA was not moved ({} is as it was); setup put back what it had written: {}{after}\nFix the guard (journalctl -u {}), then run setup again",
+                failed.message,
+                jma.shown.display(),
+                said.join("; "),
+                guard::UNIT
+            )));
+        }
         write_changes(
             &[jma],
             &format!(
@@ -230,8 +255,11 @@ pub fn run(args: &SetupArgs, config_path: &Path) -> Result<(), Stop> {
 /// Writes those of `changes` that change something (all or none of them)
 /// and says what was written and where the old content is kept.
 /// `after_failure` says what stands when a write fails (the failed set is
-/// put back whole).
-fn write_changes(changes: &[&Change], after_failure: &str) -> Result<(), Stop> {
+/// put back whole). Returns the changes written, each with its kept copy.
+fn write_changes<'a>(
+    changes: &[&'a Change],
+    after_failure: &str,
+) -> Result<Vec<(&'a Change, Option<PathBuf>)>, Stop> {
     let changed: Vec<&Change> = changes.iter().copied().filter(|c| c.is_change()).collect();
     let kept =
         fsutil::apply_all(&changed).map_err(|m| Stop::other(format!("{m}; {after_failure}")))?;
@@ -245,7 +273,35 @@ fn write_changes(changes: &[&Change], after_failure: &str) -> Result<(), Stop> {
             None => println!("created {}", c.shown.display()),
         }
     }
-    Ok(())
+    Ok(changed.into_iter().zip(kept).collect())
+}
+
+/// Puts back the files [`write_changes`] wrote (last first): a file that
+/// did not exist is removed, another gets its old content again. What was
+/// done for each, and whether every one is back. The copies kept stay (they
+/// hold the file as it was).
+fn undo_written(written: &[(&Change, Option<PathBuf>)]) -> (Vec<String>, bool) {
+    let mut all_back = true;
+    let said = written
+        .iter()
+        .rev()
+        .map(|(c, kept)| match (c.undo(), &c.old) {
+            (Ok(()), None) => format!("removed {}", c.shown.display()),
+            (Ok(()), Some(_)) => format!("put back {} as it was", c.shown.display()),
+            (Err(e), _) => {
+                all_back = false;
+                format!(
+                    "{} NOT put back ({e}; {})",
+                    c.shown.display(),
+                    match kept {
+                        Some(k) => format!("its old content is in {}", c.shown_kept(k).display()),
+                        None => "it did not exist before: remove it".to_string(),
+                    }
+                )
+            }
+        })
+        .collect();
+    (said, all_back)
 }
 
 /// WebORCA's config at `shown`: its bytes, and those bytes as text for the

@@ -36,6 +36,9 @@ pub(super) fn plan(args: &SetupArgs, root: &Root, config_path: &Path) -> Result<
     let port = args.backend_port;
     let jma_path = &args.weborca_conf;
     let (jma_bytes, jma_text, spelling) = read_weborca_conf(root, jma_path)?;
+    // A damaged block would be added to, not replaced, on a rerun.
+    jma_conf::check_block(&jma_text)
+        .map_err(|(line, what)| super::rollback::damaged(jma_path, line, &what))?;
     // 1. The three keys and HTTP_PORT, with the proxy's own parser.
     let weborca = jma_conf::read(&jma_text, jma_path);
     let missing: Vec<&str> = jma_conf::TLS_KEYS
@@ -159,7 +162,10 @@ pub(super) fn plan(args: &SetupArgs, root: &Root, config_path: &Path) -> Result<
     }
     // Under --root, this machine's names are not the root's: only --host counts.
     let hosts = (args.root.is_none() || !args.host.is_empty()).then_some(&args.host[..]);
-    let lines = crate::check::certificates(&rooted, hosts);
+    // The service user as the system being set up knows it: under --root,
+    // the root's passwd (as install-cert's --owner), not this machine's.
+    let passwd = root.read_path(Path::new("/etc/passwd"));
+    let lines = crate::check::certificates(&rooted, hosts, &passwd);
     let failed = lines.iter().any(|l| l.level == crate::check::Level::Fail);
     for l in &lines {
         println!("{l}");

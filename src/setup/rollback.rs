@@ -1,20 +1,31 @@
 //! `setup --rollback`: WebORCA's own TLS back in jma-receipt.conf (after a
 //! backup), the drop-in removed, the proxy and the guard stopped, and WebORCA
-//! waited for on its own port.
+//! waited for on its own port until it answers a TLS handshake (plain HTTP
+//! there is an error).
 
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
-use std::time::Duration;
 
 use super::fsutil::{Program, Root};
 use super::{PROXY_UNIT, START_WAIT, SetupArgs, Stop, WEBORCA_DEFAULT_PORT, WEBORCA_DROP_IN};
 use super::{
     WEBORCA_UNIT, dry_run, guard, jma_conf, read_weborca_conf, wait_until, weborca_conf_change,
+    wire,
 };
 
 pub(super) fn rollback(args: &SetupArgs, root: &Root, config_path: &Path) -> Result<(), Stop> {
     let jma_path = &args.weborca_conf;
     let (bytes, text, spelling) = read_weborca_conf(root, jma_path)?;
+    // A damaged block (a marker missing): which lines are setup's cannot be
+    // told, and going on would leave HTTP_PORT=PORT in force while saying
+    // WebORCA is back on its own port.
+    jma_conf::check_block(&text).map_err(|(line, what)| damaged(jma_path, line, &what))?;
+    for (line, added) in jma_conf::added_in_block(&text) {
+        println!(
+            "note: {} line {line} ({added}) is inside setup's block but setup did not write it: it is kept, where the block was",
+            jma_path.display()
+        );
+    }
     let restored = jma_conf::rollback(&text);
     let weborca = jma_conf::read(&restored, jma_path);
     let own_port = weborca
@@ -73,14 +84,39 @@ pub(super) fn rollback(args: &SetupArgs, root: &Root, config_path: &Path) -> Res
         sc.run(c).map_err(Stop::other)?;
     }
     let own = SocketAddr::from((Ipv4Addr::LOCALHOST, own_port));
-    wait_until(START_WAIT, || {
-        TcpStream::connect_timeout(&own, Duration::from_secs(2))
-            .map(drop)
-            .map_err(|e| format!("WebORCA does not answer on port {own_port}: {e}; see journalctl -u {WEBORCA_UNIT}"))
+    // "With its own TLS" is what a TLS handshake shows (the certificate is
+    // only recorded, not verified: the question is whether it speaks TLS),
+    // not a TCP connect. A port that answers plain HTTP instead is no
+    // rollback: every LAN machine would reach WebORCA without a certificate.
+    let mut plain = false;
+    wait_until(START_WAIT, || match wire::served_cert(own) {
+        Ok(_) => Ok(()),
+        Err(_) if crate::check::http_probe(own, &own.to_string()).is_ok() => {
+            plain = true;
+            Ok(())
+        }
+        Err(e) => Err(format!(
+            "WebORCA does not answer TLS on port {own_port}: {e}; see journalctl -u {WEBORCA_UNIT}"
+        )),
     })
     .map_err(Stop::other)?;
+    if plain {
+        return Err(Stop::other(format!(
+            "ERROR: WebORCA answers on port {own_port} in plain HTTP, without TLS: every machine on the LAN reaches it without a client certificate. Check that SERVER_CRT, SERVER_PEM and CA_CRT are set (not commented out) in {} and name files WebORCA can read, then: sudo systemctl restart {WEBORCA_UNIT} (or put the proxy back in front with: sudo weborca-mtls-proxy setup)",
+            jma_path.display()
+        )));
+    }
     println!("WebORCA answers on its own port {own_port} again, with its own TLS");
     Ok(())
+}
+
+/// The refusal of a jma-receipt.conf whose marked block is damaged
+/// ([`jma_conf::check_block`]): the file, the line, what to mend by hand.
+pub(super) fn damaged(jma_path: &Path, line: usize, what: &str) -> Stop {
+    Stop::config(format!(
+        "{} line {line}: the block setup added is damaged: {what}; then run the command again. Nothing was changed",
+        jma_path.display()
+    ))
 }
 
 /// What the proxy enforces now that WebORCA's own TLS will not: said before

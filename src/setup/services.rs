@@ -49,15 +49,26 @@ fn run(args: &[&str]) -> Result<(), String> {
     sc.run(args).map(|_| ())
 }
 
+/// Why the guard did not come into force, and whether this run started it
+/// (so that putting things back stops and disables it again).
+pub(super) struct GuardFailed {
+    /// what failed, with what the program said
+    pub(super) message: String,
+    /// `enable --now` ran while the guard was not active before
+    pub(super) started: bool,
+}
+
 /// Brings the guard into force for the plan's port (systemd reads the new
 /// units and drop-in first), and confirms that its table is loaded.
 /// `confirm`: whether `nft` can be asked (not under `--root` without `NFT`).
-pub(super) fn start_guard(plan: &Plan, confirm: bool) -> Result<(), String> {
-    run(&["daemon-reload"])?;
+pub(super) fn start_guard(plan: &Plan, confirm: bool) -> Result<(), GuardFailed> {
+    let failed = |started: bool| move |message: String| GuardFailed { message, started };
+    run(&["daemon-reload"]).map_err(failed(false))?;
     let was_active = Program::systemctl()
         .run(&["is-active", "--quiet", guard::UNIT])
         .is_ok();
-    run(&["enable", "--now", guard::UNIT])?;
+    let started = !was_active;
+    run(&["enable", "--now", guard::UNIT]).map_err(failed(started))?;
     // A guard that was running has the old script's table: it loads the new
     // one by a restart, which restarts WebORCA with it (the drop-in's
     // Requires=). If WebORCA is also moving (a new port), it is stopped
@@ -66,9 +77,9 @@ pub(super) fn start_guard(plan: &Plan, confirm: bool) -> Result<(), String> {
     // running has just loaded the new script: no restart.
     if was_active && plan.guard.is_change() {
         if plan.jma_conf.is_change() {
-            run(&["stop", WEBORCA_UNIT])?;
+            run(&["stop", WEBORCA_UNIT]).map_err(failed(started))?;
         }
-        run(&["restart", guard::UNIT])?;
+        run(&["restart", guard::UNIT]).map_err(failed(started))?;
     }
     if !confirm {
         println!(
@@ -86,12 +97,36 @@ pub(super) fn start_guard(plan: &Plan, confirm: bool) -> Result<(), String> {
             );
             Ok(())
         }
-        other => Err(format!(
+        other => Err(failed(started)(format!(
             "the guard is not in force for port {} ({other:?}); see journalctl -u {}",
             plan.port,
             guard::UNIT
-        )),
+        ))),
     }
+}
+
+/// After [`start_guard`] failed and the caller removed the files it wrote:
+/// `daemon-reload`, so that systemd forgets the drop-in, then (only then:
+/// with the drop-in still known, stopping the guard would stop WebORCA) the
+/// guard stopped and disabled again when this run started it. What was
+/// done, and what failed.
+pub(super) fn undo_guard(started: bool) -> Vec<String> {
+    let mut said = Vec::new();
+    let mut step = |args: &[&str], done: &str| match run(args) {
+        Ok(()) => said.push(done.to_string()),
+        Err(e) => said.push(format!("{e} (run it by hand)")),
+    };
+    step(
+        &["daemon-reload"],
+        "systemd has reloaded the units without the drop-in",
+    );
+    if started {
+        step(
+            &["disable", "--now", guard::UNIT],
+            "the guard is stopped and disabled again",
+        );
+    }
+    said
 }
 
 /// With the guard in force: WebORCA on its new port, then the proxy, waited

@@ -1,5 +1,5 @@
 //! What the running proxy shows, read over the network after a reload: the
-//! serial of the certificate it serves (a TLS handshake that records the
+//! certificate it serves (a TLS handshake that records the
 //! server's certificate, whatever the client-certificate outcome), and the
 //! recently seen clients and the CRLs in use from the status listener's
 //! `/status`.
@@ -29,8 +29,8 @@ pub fn local(addr: SocketAddr) -> SocketAddr {
     }
 }
 
-/// Records the server's certificate and accepts it: only its serial is wanted
-/// here, no data is sent over this connection.
+/// Records the server's certificate and accepts it: only the certificate is
+/// wanted here, no data is sent over this connection.
 #[derive(Debug)]
 struct Recorder {
     seen: Mutex<Option<CertificateDer<'static>>>,
@@ -84,9 +84,10 @@ impl ServerCertVerifier for Recorder {
     }
 }
 
-/// The serial (lowercase hex, as [`crate::x509::CertInfo::serial_hex`]) of the
-/// certificate the server at `addr` presents.
-pub fn served_serial(addr: SocketAddr) -> Result<String, String> {
+/// The leaf certificate (DER) the server at `addr` presents. Compared whole
+/// by the caller: a serial alone says nothing, since every orca-catool CA
+/// numbers its certificates from 01.
+pub fn served_cert(addr: SocketAddr) -> Result<CertificateDer<'static>, String> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let recorder = Arc::new(Recorder {
         seen: Mutex::new(None),
@@ -110,15 +111,32 @@ pub fn served_serial(addr: SocketAddr) -> Result<String, String> {
     // The handshake may end in a refusal (no client certificate); the server's
     // certificate has come before that.
     let _ = conn.complete_io(&mut tcp);
-    let der = recorder
+    recorder
         .seen
         .lock()
         .ok()
         .and_then(|s| s.clone())
-        .ok_or_else(|| format!("{addr} presented no certificate"))?;
-    crate::x509::CertInfo::from_der(der.as_ref())
-        .map(|i| i.serial_hex)
-        .map_err(|e| e.message().to_string())
+        .ok_or_else(|| format!("{addr} presented no certificate"))
+}
+
+/// A certificate as the messages name it: subject, issuer, serial and
+/// SHA-256 fingerprint (what tells two certificates of two CAs apart).
+pub fn describe(der: &[u8]) -> String {
+    use sha2::Digest;
+    let fingerprint: String = sha2::Sha256::digest(der)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    match crate::x509::CertInfo::from_der(der) {
+        Ok(i) => format!(
+            "{} issued by {}, serial {}, SHA-256 {fingerprint}",
+            i.subject_oneline, i.issuer_oneline, i.serial_hex
+        ),
+        Err(e) => format!(
+            "an unreadable certificate ({}), SHA-256 {fingerprint}",
+            e.message()
+        ),
+    }
 }
 
 /// The recently seen clients (CN, serial) from `http://STATUS/status`.

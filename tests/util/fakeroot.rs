@@ -116,7 +116,8 @@ impl FakeRoot {
         let guard_script = root.real("/etc/weborca-mtls-proxy/guard.nft");
         // WebORCA's unit: the stand-in WebORCA of the end-to-end test, started
         // with jma-receipt.conf as its environment (so it listens where that
-        // file says, plain HTTP once setup moved it), on 127.0.0.1 only. A
+        // file says, plain HTTP once setup moved it, TLS with the root's
+        // files once rollback moved it back), on 127.0.0.1 only. A
         // shell stays its parent and reaps it (whatever this machine's PID 1
         // does with orphans); its pid comes back through a FIFO (waited for
         // 10 s at most), so it is in the pid file before systemctl returns;
@@ -132,7 +133,7 @@ impl FakeRoot {
                  'enable --now weborca-mtls-proxy-guard.service'|'start weborca-mtls-proxy-guard.service'|'restart weborca-mtls-proxy-guard.service') exec cp '{script}' '{loaded}' ;;\n\
                  'disable --now weborca-mtls-proxy-guard.service'|'stop weborca-mtls-proxy-guard.service') rm -f '{loaded}' ;;\n\
                  'is-active --quiet weborca-mtls-proxy-guard.service') exec test -e '{loaded}' ;;\n\
-                 'start jma-receipt-weborca.service'|'restart jma-receipt-weborca.service') weborca_stop; rm -f '{fifo}'; mkfifo '{fifo}'; (set -a; . '{jma}'; set +a; STAND_IN_BIND=127.0.0.1 python3 '{stand_in}' </dev/null >>'{log}' 2>&1 & echo $! > '{fifo}'; wait) </dev/null >/dev/null 2>&1 & p=$(timeout 10 sh -c 'read p < \"$0\" && echo \"$p\"' '{fifo}'); rm -f '{fifo}'; echo \"$p\" > '{pid}' ;;\n\
+                 'start jma-receipt-weborca.service'|'restart jma-receipt-weborca.service') weborca_stop; rm -f '{fifo}'; mkfifo '{fifo}'; (set -a; . '{jma}'; set +a; STAND_IN_BIND=127.0.0.1 STAND_IN_ROOT='{root_dir}' python3 '{stand_in}' </dev/null >>'{log}' 2>&1 & echo $! > '{fifo}'; wait) </dev/null >/dev/null 2>&1 & p=$(timeout 10 sh -c 'read p < \"$0\" && echo \"$p\"' '{fifo}'); rm -f '{fifo}'; echo \"$p\" > '{pid}' ;;\n\
                  'stop jma-receipt-weborca.service') weborca_stop ;;\n\
                  esac\nexit 0\n",
                 calls = root.calls.display(),
@@ -140,6 +141,7 @@ impl FakeRoot {
                 loaded = loaded.display(),
                 pid = pid.display(),
                 jma = root.real(JMA_CONF).display(),
+                root_dir = root.dir.path().display(),
                 stand_in = concat!(
                     env!("CARGO_MANIFEST_DIR"),
                     "/packaging/e2e/weborca-stand-in.py"

@@ -195,10 +195,16 @@ pub fn install_cert(args: &CertArgs, config_path: &Path) -> Result<(), Stop> {
         return Ok(());
     };
     let addr = wire::local(listen);
+    // The whole leaf is compared, not its serial: every orca-catool CA
+    // numbers from 01, so the old certificate of another CA may share it.
+    let new_leaf = parse_pem_certs("the new certificate", &z.crt).map_err(refuse)?[0].clone();
     let start = Instant::now();
     loop {
-        let served = wire::served_serial(addr);
-        if served.as_deref() == Ok(info.serial_hex.as_str()) {
+        let served = wire::served_cert(addr);
+        if served
+            .as_ref()
+            .is_ok_and(|d| d.as_ref() == new_leaf.as_ref())
+        {
             println!(
                 "the proxy at {addr} serves the new certificate {} (serial {})",
                 info.subject_oneline, info.serial_hex
@@ -206,10 +212,13 @@ pub fn install_cert(args: &CertArgs, config_path: &Path) -> Result<(), Stop> {
             return Ok(());
         }
         if start.elapsed() > command::RELOAD_WAIT {
-            let now = served.unwrap_or_else(|e| e);
+            let now = match served {
+                Ok(d) => format!("it serves {}", wire::describe(d.as_ref())),
+                Err(e) => e,
+            };
             return Err(Stop::other(format!(
-                "after the reload the proxy at {addr} does not serve serial {} ({now}); see journalctl -u {PROXY_UNIT}",
-                info.serial_hex
+                "after the reload the proxy at {addr} does not serve the new certificate {} ({now}); see journalctl -u {PROXY_UNIT}",
+                wire::describe(new_leaf.as_ref())
             )));
         }
         // SIGHUP reloads asynchronously and nothing outside the proxy signals when it is done.
