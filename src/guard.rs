@@ -73,16 +73,33 @@ pub fn state(port: u16) -> State {
     }
 }
 
-/// The ports `nft list table` shows dropped from interfaces other than lo.
+/// The ports `nft list table` shows dropped from interfaces other than lo,
+/// in a chain on the input hook (a chain on another hook, `output` say,
+/// drops nothing that arrives from the LAN).
 fn dropped_ports(listing: &str) -> Vec<u16> {
-    listing
-        .lines()
-        .filter(|l| l.contains("iifname != \"lo\"") && l.trim_end().ends_with("drop"))
-        .filter_map(|l| {
-            let rest = l.split("dport").nth(1)?;
-            rest.split_whitespace().next()?.parse().ok()
-        })
-        .collect()
+    let mut on_input = false;
+    let mut ports = Vec::new();
+    for l in listing.lines() {
+        let l = l.trim();
+        if l.starts_with("chain ") {
+            on_input = false;
+        }
+        if let Some(rest) = l.strip_prefix("type filter hook ") {
+            on_input = rest.split_whitespace().next() == Some("input");
+        }
+        if on_input
+            && l.contains("iifname != \"lo\"")
+            && l.ends_with("drop")
+            && let Some(port) = l
+                .split("dport")
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|p| p.parse().ok())
+        {
+            ports.push(port);
+        }
+    }
+    ports
 }
 
 #[cfg(test)]
@@ -102,5 +119,10 @@ mod tests {
     fn listing_is_read_for_ports() {
         let listing = "table inet weborca_mtls_proxy {\n\tchain input {\n\t\ttype filter hook input priority filter; policy accept;\n\t\tiifname != \"lo\" tcp dport 8001 drop\n\t}\n}\n";
         assert_eq!(dropped_ports(listing), vec![8001]);
+        // the same rule on the output hook drops nothing from the LAN
+        let output = listing.replace("hook input", "hook output");
+        assert_eq!(dropped_ports(&output), Vec::<u16>::new());
+        let two = "table inet weborca_mtls_proxy {\n\tchain out {\n\t\ttype filter hook output priority 0; policy accept;\n\t\tiifname != \"lo\" tcp dport 9 drop\n\t}\n\tchain input {\n\t\ttype filter hook input priority 0; policy accept;\n\t\tiifname != \"lo\" tcp dport 8001 drop\n\t}\n}\n";
+        assert_eq!(dropped_ports(two), vec![8001]);
     }
 }

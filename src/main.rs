@@ -71,8 +71,9 @@ enum GuardAction {
     /// print the guard's nftables script (what setup writes to /etc/weborca-mtls-proxy/guard.nft)
     Print {
         /// WebORCA's plain-HTTP port, reachable only from this machine
-        #[arg(long, default_value_t = 8001)]
-        port: u16,
+        /// [default: BACKEND_URL's port in the config, else 8001]
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+        port: Option<u16>,
     },
 }
 
@@ -170,10 +171,9 @@ fn run_tool(cli: &Cli) -> Option<ExitCode> {
         Some(Command::InstallCrl(args)) => setup::install_crl::install_crl(args, &cli.config),
         Some(Command::Guard {
             action: GuardAction::Print { port },
-        }) => {
-            print!("{}", weborca_mtls_proxy::guard::script(*port));
-            Ok(())
-        }
+        }) => guard_port(*port, &cli.config).map(|port| {
+            print!("{}", weborca_mtls_proxy::guard::script(port));
+        }),
         _ => return None,
     };
     Some(match result {
@@ -183,4 +183,23 @@ fn run_tool(cli: &Cli) -> Option<ExitCode> {
             ExitCode::from(stop.code)
         }
     })
+}
+
+/// The port `guard print` guards: `--port`, else BACKEND_URL's port in the
+/// config (a guard for another port would leave WebORCA's open), else, when
+/// the default config does not exist, WebORCA's usual 8001. A config named
+/// with `-c` that cannot be read is an error, not a silent 8001.
+fn guard_port(port: Option<u16>, config: &std::path::Path) -> Result<u16, setup::Stop> {
+    if let Some(port) = port {
+        return Ok(port);
+    }
+    if config == std::path::Path::new(DEFAULT_CONFIG) && !config.exists() {
+        return Ok(8001);
+    }
+    match weborca_mtls_proxy::config::load(config) {
+        Ok(loaded) => Ok(loaded.config.backend.port),
+        Err(e) => Err(setup::Stop::config(format!(
+            "guard print: {e}; or name the port with --port PORT"
+        ))),
+    }
 }

@@ -45,7 +45,8 @@ async fn setup_then_rollback_changes_jma_receipt_conf_byte_for_byte_and_back() {
             "# proxy\nSERVER_CRT={CONF_DIR}/{CRT}\nACCESS_LOG=off\nSERVER_PEM={CONF_DIR}/{KEY}\nCA_CRT={CONF_DIR}/ca.crt\nBACKEND_URL=http://127.0.0.1:{port}\nLISTEN=[::]:{own_port}\n"
         )
     );
-    // The guard file is what `guard print` prints for the port.
+    // The guard file is what `guard print` prints for the port, named or
+    // read from the proxy.conf setup wrote (its BACKEND_URL)
     let printed = std::process::Command::new(bin())
         .args(["guard", "print", "--port", &port])
         .output()
@@ -54,6 +55,32 @@ async fn setup_then_rollback_changes_jma_receipt_conf_byte_for_byte_and_back() {
         root.read("/etc/weborca-mtls-proxy/guard.nft"),
         printed.stdout
     );
+    let from_conf = std::process::Command::new(bin())
+        .args(["guard", "print", "-c"])
+        .arg(root.real(PROXY_CONF))
+        .output()
+        .unwrap();
+    assert_eq!(
+        from_conf.stdout,
+        printed.stdout,
+        "{}",
+        String::from_utf8_lossy(&from_conf.stderr)
+    );
+    let missing = std::process::Command::new(bin())
+        .args(["guard", "print", "-c", "/nonexistent/proxy.conf"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        missing.status.code(),
+        Some(78),
+        "a config named but unreadable"
+    );
+    assert!(missing.stdout.is_empty());
+    let zero = std::process::Command::new(bin())
+        .args(["guard", "print", "--port", "0"])
+        .output()
+        .unwrap();
+    assert!(!zero.status.success() && zero.stdout.is_empty());
     // WebORCA runs only with the guard.
     let drop_in = "/etc/systemd/system/jma-receipt-weborca.service.d/weborca-mtls-proxy-guard.conf";
     let drop_in_text = String::from_utf8(root.read(drop_in)).unwrap();
