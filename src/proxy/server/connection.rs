@@ -134,6 +134,9 @@ pub(super) fn clip(s: &str) -> String {
 
 /// The reason of a client that showed a certificate without its key.
 const NO_KEY: &str = "no-key";
+/// The reason of a certificate this TLS stack cannot verify a handshake
+/// signature with (X.509 v1, an unknown critical extension, a short RSA key).
+const UNSUPPORTED: &str = "unsupported-cert";
 
 /// Logs and counts a failed handshake; in `handshake` mode this is where
 /// client certificates are refused (`cert`: the refused one, named).
@@ -157,10 +160,10 @@ pub(super) fn handshake_failed(
         Some(kind) => {
             // no page can tell this one (the handshake failed in either
             // mode), so it has a reason of its own in the log and metrics
-            let reason = if cert.is_some_and(|c| c.no_key) {
-                NO_KEY
-            } else {
-                kind.as_str()
+            let reason = match cert {
+                Some(c) if c.no_key => NO_KEY,
+                Some(c) if c.unsupported => UNSUPPORTED,
+                _ => kind.as_str(),
             };
             let subject = cert.map_or("-", |c| c.subject.as_str());
             shared.stats.refused(peer, reason, subject);

@@ -52,6 +52,10 @@ pub struct RefusedCert {
     /// handshake signature is not the certificate's): someone else's
     /// certificate, shown without its key
     pub no_key: bool,
+    /// the certificate is one this TLS stack cannot verify a handshake
+    /// signature with at all (X.509 v1, an unknown critical extension, an
+    /// RSA key under 2048 bits): not a sign of a stolen certificate
+    pub unsupported: bool,
 }
 
 tokio::task_local! {
@@ -72,6 +76,10 @@ pub async fn named<T>(handshake: impl std::future::Future<Output = T>) -> (T, Op
 /// Leaves the refused `end_entity` for [`named`], when the handshake runs in
 /// it; `no_key`: refused for a handshake signature that is not its key's.
 fn note_refused(end_entity: &CertificateDer<'_>, no_key: bool) {
+    note(end_entity, no_key, false);
+}
+
+fn note(end_entity: &CertificateDer<'_>, no_key: bool, unsupported: bool) {
     let _ = REFUSED_IN_HANDSHAKE.try_with(|r| {
         *r.borrow_mut() = CertInfo::from_der(end_entity.as_ref())
             .ok()
@@ -80,8 +88,34 @@ fn note_refused(end_entity: &CertificateDer<'_>, no_key: bool) {
                 serial: i.serial_hex,
                 subject: i.subject_oneline,
                 no_key,
+                unsupported,
             });
     });
+}
+
+/// A handshake signature of `cert` failed with `e`: the client does not
+/// hold the certificate's key (a bad signature with a key this stack takes),
+/// or the certificate cannot be used here at all.
+fn signature_refused(cert: &CertificateDer<'_>, e: &Error) {
+    let bad = matches!(
+        e,
+        Error::InvalidCertificate(rustls::CertificateError::BadSignature)
+    );
+    if bad && !weak_rsa(cert) {
+        note(cert, true, false);
+    } else {
+        note(cert, false, true);
+    }
+}
+
+/// Whether `cert`'s key is RSA under 2048 bits, which the signature checks
+/// refuse as they refuse a wrong signature.
+fn weak_rsa(cert: &CertificateDer<'_>) -> bool {
+    use x509_parser::public_key::PublicKey;
+    let Ok((_, parsed)) = x509_parser::parse_x509_certificate(cert.as_ref()) else {
+        return false;
+    };
+    matches!(parsed.public_key().parsed(), Ok(PublicKey::RSA(rsa)) if rsa.key_size() < 2048)
 }
 
 /// The verifier given to rustls, and the judge of each connection after the handshake.
@@ -275,7 +309,7 @@ impl ClientCertVerifier for ClientVerifier {
     ) -> Result<HandshakeSignatureValid, Error> {
         self.inner
             .verify_tls12_signature(message, cert, dss)
-            .inspect_err(|_| note_refused(cert, true))
+            .inspect_err(|e| signature_refused(cert, e))
     }
 
     fn verify_tls13_signature(
@@ -286,10 +320,25 @@ impl ClientCertVerifier for ClientVerifier {
     ) -> Result<HandshakeSignatureValid, Error> {
         self.inner
             .verify_tls13_signature(message, cert, dss)
-            .inspect_err(|_| note_refused(cert, true))
+            .inspect_err(|e| signature_refused(cert, e))
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.inner.supported_verify_schemes()
+    }
+}
+
+#[cfg(test)]
+mod weak_key_tests {
+    use super::*;
+
+    #[test]
+    fn an_rsa_key_under_2048_bits_is_told_from_a_wrong_key() {
+        // made with `openssl req -x509 -newkey rsa:1024` (and rsa:2048)
+        let short = include_bytes!("../../../tests/data/rsa1024-client.der");
+        let long = include_bytes!("../../../tests/data/rsa2048-client.der");
+        assert!(weak_rsa(&CertificateDer::from(&short[..])));
+        assert!(!weak_rsa(&CertificateDer::from(&long[..])));
+        assert!(!weak_rsa(&CertificateDer::from(&b"garbage"[..])));
     }
 }
