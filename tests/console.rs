@@ -242,13 +242,14 @@ async fn the_console_shows_each_fact_of_real_traffic() {
     assert!(classes(backend).contains(&"ok".into()));
     assert!(cell(backend, "td.detail").contains(&c.backend.url()));
     let guard = doc.select(&sel("#guard")).next().unwrap();
-    assert_eq!(cell(guard, "td.state"), "unknown");
+    assert_eq!(cell(guard, "td.state .code"), "unknown");
+    assert_eq!(cell(guard, "td.state"), "不明 / unknown", "Japanese first");
     assert!(cell(guard, "td.detail").contains("no-such-nft"));
     assert!(cell(guard, ".exposure").contains("loopback only"));
 
     // the reload
     let reload = doc.select(&sel("#reload")).next().unwrap();
-    assert_eq!(cell(reload, ".result"), "ok");
+    assert_eq!(cell(reload, ".result .code"), "ok");
     assert!(cell(reload, ".message").starts_with("SIGHUP"));
 
     // clients seen: by CN
@@ -276,13 +277,14 @@ async fn the_console_shows_each_fact_of_real_traffic() {
     // refusals: each reason once, with the address and the subject
     let refusals: BTreeMap<String, ElementRef<'_>> = doc
         .select(&sel("#refusals tr.refusal"))
-        .map(|r| (cell(r, "td.reason"), r))
+        .map(|r| (cell(r, "td.reason .code"), r))
         .collect();
     assert_eq!(
         refusals.keys().map(String::as_str).collect::<Vec<_>>(),
         ["expired", "missing", "not-allowed", "revoked", "unknown-ca"]
     );
     assert_eq!(doc.select(&sel("#refusals tr.refusal")).count(), 5);
+    assert_eq!(cell(refusals["revoked"], "td.reason"), "失効済み / revoked");
     assert_eq!(cell(refusals["missing"], "td.subject"), "-");
     assert_eq!(
         cell(refusals["revoked"], "td.subject"),
@@ -425,7 +427,7 @@ async fn the_console_on_the_main_port_is_for_admin_cn_only_and_never_forwarded()
     let doc = c.page().await;
     let rows: Vec<(String, String)> = doc
         .select(&sel("#refusals tr.refusal"))
-        .map(|r| (cell(r, "td.reason"), cell(r, "td.subject")))
+        .map(|r| (cell(r, "td.reason .code"), cell(r, "td.subject")))
         .collect();
     assert_eq!(
         rows,
@@ -516,5 +518,5 @@ async fn a_broken_reload_from_the_button_shows_its_failure() {
     let (_, body) = status_get(c.status, "/").await;
     let doc = Html::parse_document(&body);
     let reload = doc.select(&sel("#reload")).next().unwrap();
-    assert_eq!(cell(reload, ".result"), "failed");
+    assert_eq!(cell(reload, ".result .code"), "failed");
 }

@@ -276,7 +276,10 @@ impl Proxy {
                 let message = self.stats.last_reload().map(|(_, m)| m).unwrap_or_default();
                 page(Some((ok, message)))
             }
-            (&Method::GET | &Method::HEAD, _) => plain(StatusCode::NOT_FOUND, "not found\n"),
+            (&Method::GET | &Method::HEAD, _) => plain(
+                StatusCode::NOT_FOUND,
+                "このページはありません / not found\n",
+            ),
             _ => plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
         }
     }

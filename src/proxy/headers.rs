@@ -66,6 +66,14 @@ pub(super) fn is_ours(name: &HeaderName) -> bool {
         "cert-subject",
     ];
     let raw = name.as_str();
+    // Every name below starts with one of these letters (a HeaderName is
+    // lower case): the common headers are told apart by their first byte.
+    if !matches!(
+        raw.as_bytes().first(),
+        Some(b'x' | b's' | b'c' | b'f' | b'r')
+    ) {
+        return false;
+    }
     let name: std::borrow::Cow<'_, str> = if raw.contains('_') {
         raw.replace('_', "-").into()
     } else {

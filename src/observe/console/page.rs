@@ -97,6 +97,39 @@ fn admin(result: &Option<(bool, String)>) -> Markup {
     }
 }
 
+/// Japanese, then the English (or the code a script or test reads, in
+/// `span.code`).
+fn both(ja: &str, code: &str) -> Markup {
+    html! { span.ja { (ja) } " / " span.code { (code) } }
+}
+
+/// A certificate row's kind in Japanese.
+fn kind_ja(kind: &str) -> &'static str {
+    match kind {
+        "server" => "サーバー証明書",
+        "ca" => "CA 証明書",
+        "crl" => "失効リスト",
+        _ => "その他",
+    }
+}
+
+/// A refusal reason in Japanese.
+fn reason_ja(reason: &str) -> &'static str {
+    match reason {
+        "missing" => "証明書なし",
+        "expired" => "期限切れ",
+        "not-yet-valid" => "有効期間の前",
+        "unknown-ca" => "別の CA の証明書",
+        "revoked" => "失効済み",
+        "not-allowed" => "ALLOW_CN にない CN",
+        "not-permitted" => "ACCESS_POLICY で許可なし",
+        "crl-stale" => "失効リストの期限切れ",
+        "no-key" => "秘密鍵を持たない提示",
+        "unsupported-cert" => "使えない形式の証明書",
+        _ => "その他",
+    }
+}
+
 fn certs(view: &View) -> Markup {
     html! {
         (heading("証明書と CRL", "Certificates and CRL"))
@@ -105,7 +138,7 @@ fn certs(view: &View) -> Markup {
             @for c in &view.certs {
                 @let class = c.days_left.map_or("ok", |d| days_class(d, view.warn_days));
                 tr.cert.(class) data-kind=(c.kind) {
-                    td.kind { (c.kind) }
+                    td.kind { (both(kind_ja(c.kind), c.kind)) }
                     td.subject { (c.subject) }
                     td.serial { (c.serial) }
                     td.until { (c.until.map(when).unwrap_or_else(|| "-".into())) }
@@ -126,12 +159,12 @@ fn states(view: &View) -> Markup {
                 td.detail { (view.backend_url) @if let Some(e) = &view.backend_error { " — " (e) } }
             }
             @match &view.guard {
-                None => tr #guard .warn { th { "保護 / guard" } td.state { "unknown" } td.detail { "まだ確認していません / not looked at yet" } }
+                None => tr #guard .warn { th { "保護 / guard" } td.state { (both("不明", "unknown")) } td.detail { "まだ確認していません / not looked at yet" } }
                 Some(g) => {
-                    @let (state, class) = match g.loaded { Some(true) => ("loaded", "ok"), Some(false) => ("not-loaded", if g.exposed.is_empty() { "warn" } else { "bad" }), None => ("unknown", if g.exposed.is_empty() { "warn" } else { "bad" }) };
+                    @let (ja, state, class) = match g.loaded { Some(true) => ("適用中", "loaded", "ok"), Some(false) => ("未適用", "not-loaded", if g.exposed.is_empty() { "warn" } else { "bad" }), None => ("不明", "unknown", if g.exposed.is_empty() { "warn" } else { "bad" }) };
                     tr #guard .(class) {
                         th { "保護 / guard" }
-                        td.state { (state) }
+                        td.state { (both(ja, state)) }
                         td.detail {
                             (g.detail) br;
                             span.exposure {
@@ -154,7 +187,7 @@ fn reload(view: &View) -> Markup {
             None => p #reload .none { "起動後まだ再読み込みしていません / no reload since start" }
             Some(r) => p #reload .(if r.ok { "ok" } else { "bad" }) {
                 span.at { (when(r.at)) } " "
-                span.result { @if r.ok { "ok" } @else { "failed" } } " "
+                span.result { @if r.ok { (both("成功", "ok")) } @else { (both("失敗", "failed")) } } " "
                 span.message { (r.message) }
             }
         }
@@ -189,7 +222,7 @@ fn refusals(view: &View) -> Markup {
                 tr.refusal {
                     td.time { (when(r.at)) }
                     td.address { (r.peer) }
-                    td.reason { (r.reason) }
+                    td.reason { (both(reason_ja(&r.reason), &r.reason)) }
                     td.subject { (r.subject) }
                 }
             }
