@@ -291,14 +291,15 @@ impl TlsState {
             )
         })?;
         let certified = CertifiedKey::new(chain, signing_key);
-        certified.keys_match().map_err(|e| {
+        certified.keys_match().map_err(|_| {
             let (k, p) = server_key_key(config);
             LoadError::new(
                 k,
                 p,
                 format!(
-                    "the private key does not match the certificate in {} ({e})",
-                    crt_path.display()
+                    "the private key does not match the certificate in {}: {}",
+                    crt_path.display(),
+                    mismatch_reason(&certified)
                 ),
                 format!("use the key issued together with {crt_key} (same NNNNNN__JP_orca_ name)"),
             )
@@ -425,6 +426,25 @@ struct Material<'a> {
     ca_path: &'a std::path::Path,
 }
 
+/// Why `certified`'s key does not go with its chain, in words (rustls says
+/// only `KeyMismatch`): when it is the key of a later certificate of the
+/// chain, the chain is in the wrong order, since the server's certificate
+/// must come first.
+pub fn mismatch_reason(certified: &CertifiedKey) -> String {
+    let later = certified.cert.iter().skip(1).position(|c| {
+        CertifiedKey::new(vec![c.clone()], certified.key.clone())
+            .keys_match()
+            .is_ok()
+    });
+    match later {
+        Some(i) => format!(
+            "it is the key of certificate {} of the file, so the certificates are in the wrong order: the server's certificate must come first, then its intermediates",
+            i + 2
+        ),
+        None => "its public key is not the certificate's".to_string(),
+    }
+}
+
 /// The key and file the server certificate came from.
 pub fn server_cert_key(config: &TlsFiles) -> (&'static str, &std::path::Path) {
     match (&config.server_p12, &config.server_crt) {
@@ -499,6 +519,25 @@ mod tests {
         let key = KeyPair::generate().unwrap();
         let params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
         params.signed_by(&key, by).unwrap().der().clone()
+    }
+
+    #[test]
+    fn a_key_mismatch_says_when_the_chain_is_in_the_wrong_order() {
+        let (_, issuer) = ca("clinic-ca");
+        let key = KeyPair::generate().unwrap();
+        let params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        let ours = params.signed_by(&key, &issuer).unwrap().der().clone();
+        let other = leaf(&issuer);
+        let der = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap();
+        let signing = provider().key_provider.load_private_key(der).unwrap();
+        let swapped = CertifiedKey::new(vec![other.clone(), ours], signing.clone());
+        assert!(swapped.keys_match().is_err());
+        assert!(mismatch_reason(&swapped).contains("certificate 2 of the file"));
+        let wrong = CertifiedKey::new(vec![other], signing);
+        assert_eq!(
+            mismatch_reason(&wrong),
+            "its public key is not the certificate's"
+        );
     }
 
     #[test]

@@ -110,8 +110,9 @@ pub(super) fn read_zip(path: &Path) -> Result<ZipCert, Stop> {
     for (folder, file, _) in &members {
         if folder.as_ref().is_some_and(|d| *d != stem) {
             return Err(refuse(format!(
-                "entry {:?} is in folder {folder:?}, not {stem:?}",
-                file
+                "entry {:?} is in folder {:?}, not {stem:?}",
+                file,
+                folder.as_deref().unwrap_or_default()
             )));
         }
         if !allowed.contains(file) {

@@ -58,11 +58,13 @@ pub(super) fn check_cert(z: &ZipCert, hosts: &[String]) -> Result<CertInfo, Stri
         .key_provider
         .load_private_key(key)
         .map_err(|e| format!("{pem_name}: unsupported private key: {e}"))?;
-    rustls::sign::CertifiedKey::new(chain.clone(), signing)
-        .keys_match()
-        .map_err(|e| {
-            format!("{pem_name} does not match {crt_name} ({e}): use the key issued with it")
-        })?;
+    let certified = rustls::sign::CertifiedKey::new(chain.clone(), signing);
+    certified.keys_match().map_err(|_| {
+        format!(
+            "{pem_name} does not match {crt_name} ({}): use the key issued with it",
+            crate::tls::mismatch_reason(&certified)
+        )
+    })?;
     // The chain: signed by the zip's CA.
     let signed = cas.iter().any(|ca| {
         x509_parser::parse_x509_certificate(ca.as_ref()).is_ok_and(|(_, ca)| {
