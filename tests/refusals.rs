@@ -520,3 +520,20 @@ async fn a_certificate_the_tls_stack_cannot_use_is_named_unsupported_not_no_key(
     assert!(line.contains("reason=unsupported-cert"), "{line}");
     assert_eq!(backend.count(), 0);
 }
+
+/// The clinic's own server certificate shown as a client's (its CA is the
+/// accepted one, its purpose is not a client's): the page does not say its
+/// CA is not accepted.
+#[tokio::test]
+async fn a_clinic_certificate_that_is_not_a_client_certificate_gets_a_page_that_says_so() {
+    let setup = Setup::new();
+    let server = setup.server.clone();
+    let env = setup.start().await;
+    let answer = env.client(Some(&server)).get(env.addr, "/").await.unwrap();
+    assert_eq!(answer.status, 403);
+    assert_eq!(answer.header("x-client-cert-error"), Some("unknown-ca"));
+    let page = answer.text();
+    assert!(page.contains("cannot be used to sign in"), "{page}");
+    assert!(!page.contains("is not accepted here"), "{page}");
+    assert_eq!(env.backend.count(), 0);
+}

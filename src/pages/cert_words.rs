@@ -161,7 +161,36 @@ pub(super) fn not_yet_valid_en(r: &CertRefusal<'_>) -> Text {
     }
 }
 
+/// Whether the refused certificate names an accepted CA as its issuer: then
+/// it is not the CA's name that is wrong, but the certificate (one that is not
+/// a client's, or of a form not taken) or the CA's key (made again under the
+/// same name).
+fn issuer_is_accepted(r: &CertRefusal<'_>) -> bool {
+    r.issuer
+        .is_some_and(|issuer| r.expected_ca.iter().any(|ca| ca == issuer))
+}
+
 pub(super) fn unknown_ca_ja(r: &CertRefusal<'_>) -> Text {
+    if issuer_is_accepted(r) {
+        return Text {
+            title: "この証明書ではログインできません".into(),
+            lead: vec![
+                line()
+                    .t("選ばれた証明書")
+                    .append(cert_ref_ja(r.subject, None))
+                    .t("の発行元は、このサーバーが受け付ける ")
+                    .c(r.issuer.unwrap_or_default())
+                    .t(" と同じ名前ですが、この証明書ではログインできません。"),
+                line().t("クライアント用ではない証明書（サーバー用や CA の証明書など）か、受け付けない形式の証明書か、同じ名前で作り直す前の CA が発行した証明書です。"),
+            ],
+            steps: vec![
+                r.browser.ask_again_ja(),
+                line().t("証明書の選択画面で、あなた用に発行されたクライアント証明書を選んでください。"),
+                line().t("見つからない場合は、管理者に orca-catool issue_client_cert で証明書を発行してもらい、インポートしてください。"),
+            ],
+            notes: vec![line().t("管理者の方へ：下の技術情報が理由です。CA を作り直した場合は、プロキシの CA_CRT と利用者の証明書が同じ CA のものか確認してください。")],
+        };
+    }
     let first = match r.issuer {
         Some(issuer) => line()
             .t("選ばれた証明書")
@@ -197,6 +226,23 @@ pub(super) fn unknown_ca_ja(r: &CertRefusal<'_>) -> Text {
 }
 
 pub(super) fn unknown_ca_en(r: &CertRefusal<'_>) -> Text {
+    if issuer_is_accepted(r) {
+        return Text {
+            title: "This certificate cannot be used to sign in".into(),
+            lead: vec![line()
+                .t("The chosen certificate")
+                .append(cert_ref_en(r.subject, None))
+                .t(" names ")
+                .c(r.issuer.unwrap_or_default())
+                .t(", a CA this server accepts, as its issuer, but it cannot be used to sign in: it is not a client certificate (a server or CA certificate, say), it is of a form not accepted, or it comes from a CA made again under the same name.")],
+            steps: vec![
+                r.browser.ask_again_en(),
+                line().t("Choose the client certificate issued to you."),
+                line().t("If there is none, ask the administrator for one (orca-catool issue_client_cert) and import it."),
+            ],
+            notes: vec![line().t("For the administrator: the technical details below give the reason. After a CA was made again, check that CA_CRT and the users' certificates come from the same CA.")],
+        };
+    }
     let mut lead = line()
         .t("The chosen certificate")
         .append(cert_ref_en(r.subject, None));

@@ -234,6 +234,29 @@ fn certificate_details_are_shown() {
         assert!(nyv.contains(needle), "not-yet-valid page lacks {needle}");
     }
 
+    // a certificate naming an accepted CA as issuer is not told that CA
+    // is not accepted
+    let same_name = String::from_utf8(
+        render(
+            &Page::CertRefused(CertRefusal {
+                issuer: Some(cas[0].as_str()),
+                ..refusal(CertErrorKind::UnknownCa, &cas)
+            }),
+            false,
+        )
+        .body
+        .to_vec(),
+    )
+    .expect("utf-8");
+    for needle in [
+        "ログインできません",
+        "issue_client_cert",
+        "cannot be used to sign in",
+    ] {
+        assert!(same_name.contains(needle), "same-name page lacks {needle}");
+    }
+    assert!(!same_name.contains("is not accepted here"), "{same_name}");
+
     let unknown = text(CertErrorKind::UnknownCa);
     for needle in [
         "CN=Other CA,O=elsewhere",
