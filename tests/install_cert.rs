@@ -267,6 +267,48 @@ fn install_cert_copies_0400_for_the_owner_and_sets_the_config_after_a_backup() {
 }
 
 #[test]
+fn install_cert_without_host_warns_of_each_name_the_new_certificate_drops() {
+    let root = root();
+    let work = tempfile::tempdir().unwrap();
+    let server = root.ca.server(&["localhost", "127.0.0.1"], 825);
+    let zip = catool_zip(work.path(), STEM, &server, &root.ca.pem);
+    let out = install(&root, &zip, &["--host", "localhost"]);
+    assert!(out.status.success(), "{}", text(&out));
+    // the next certificate names another host only; no --host given
+    let other = root.ca.server(&["orca.example"], 825);
+    let stem = "000003__JP_orca_orca.example";
+    let zip = catool_zip(work.path(), stem, &other, &root.ca.pem);
+    let out = install(&root, &zip, &["--dry-run"]);
+    assert!(out.status.success(), "{}", text(&out));
+    for name in ["localhost", "127.0.0.1"] {
+        assert!(
+            text(&out).contains(&format!("does not name {name}, which the one in use")),
+            "{name}: {}",
+            text(&out)
+        );
+    }
+    // a name it keeps is not warned about
+    let keeps = root.ca.server(&["localhost"], 825);
+    let zip = catool_zip(
+        work.path(),
+        "000004__JP_orca_localhost",
+        &keeps,
+        &root.ca.pem,
+    );
+    let out = install(&root, &zip, &["--dry-run"]);
+    assert!(
+        !text(&out).contains("does not name localhost"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        text(&out).contains("does not name 127.0.0.1"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
 fn install_cert_reloads_the_running_proxy_and_confirms_the_served_serial() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

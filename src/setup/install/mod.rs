@@ -51,6 +51,52 @@ pub struct CertArgs {
 }
 
 /// Runs `install-cert`.
+/// Without `--host`, the names clients use are not given: the names the
+/// certificate in use covers stand for them, and each one the new
+/// certificate does not cover is warned about (clients opening it would be
+/// refused by their browser).
+fn warn_names_dropped(
+    root: &crate::setup::fsutil::Root,
+    config_text: &str,
+    config_path: &Path,
+    new: &CertInfo,
+) {
+    let Some(current) = crate::config::parse_raw(config_text, config_path)
+        .entries
+        .iter()
+        .rev()
+        .find(|e| e.key == "SERVER_CRT" && !e.value.is_empty())
+        .map(|e| {
+            config_path
+                .parent()
+                .unwrap_or(Path::new("/"))
+                .join(&e.value)
+        })
+    else {
+        return;
+    };
+    let Ok(Some(pem)) = read_regular(&root.path(&current), &current) else {
+        return;
+    };
+    let Some(old) = parse_pem_certs("SERVER_CRT", &pem)
+        .ok()
+        .and_then(|c| c.first().and_then(|c| CertInfo::from_der(c.as_ref()).ok()))
+    else {
+        return;
+    };
+    let names = old
+        .dns_names
+        .iter()
+        .cloned()
+        .chain(old.ip_addresses.iter().map(|ip| ip.to_string()));
+    for name in names.filter(|n| !new.covers_host(n)) {
+        println!(
+            "warning: the new certificate does not name {name}, which the one in use ({}) names: clients that open https://{name}:8000 would be refused by their browser; pass --host {name} to require it",
+            current.display()
+        );
+    }
+}
+
 pub fn install_cert(args: &CertArgs, config_path: &Path) -> Result<(), Stop> {
     let run = command::prepare(&args.zip, &args.install);
     let (root, refuse) = (&run.root, run.refuse());
@@ -105,6 +151,9 @@ pub fn install_cert(args: &CertArgs, config_path: &Path) -> Result<(), Stop> {
                 ca_name = format!("ca-{hash}.crt");
             }
         }
+    }
+    if args.host.is_empty() {
+        warn_names_dropped(root, &config_text, config_path, &info);
     }
     let owner = command::owner(root, &args.owner, refuse)?;
     let files = [
