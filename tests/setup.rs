@@ -224,11 +224,9 @@ async fn setup_dry_run_prints_diffs_and_commands_and_changes_nothing() {
     // WebORCA's new port: the stand-in systemctl starts the stand-in WebORCA there
     let port = free_port().to_string();
     let root = FakeRoot::new();
-    std::fs::write(
-        root.real(JMA_CONF),
-        weborca_conf(8000).replace("\r\n", "\n"),
-    )
-    .unwrap();
+    // with a line the parser passes over, which setup names as check does
+    let conf = weborca_conf(8000).replace("\r\n", "\n") + "PGOPTS=$(cat /etc/pgopts)\n";
+    std::fs::write(root.real(JMA_CONF), conf).unwrap();
     let before = root.snapshot();
     let out = root.run(&[
         "setup",
@@ -240,6 +238,10 @@ async fn setup_dry_run_prints_diffs_and_commands_and_changes_nothing() {
     ]);
     assert!(out.status.success(), "{}", text(&out));
     let t = text(&out);
+    assert!(
+        t.contains("warning: ") && t.contains("line 11: ignored, not a plain KEY=VALUE assignment"),
+        "{t}"
+    );
     let needles: [String; 11] = [
         format!("--- {JMA_CONF}"),
         format!("+++ {JMA_CONF}"),

@@ -193,6 +193,8 @@ pub struct WebOrcaConf {
     pub keys: [Option<(String, usize)>; 3],
     /// HTTP_PORT, if set, with its line
     pub http_port: Option<(String, usize)>,
+    /// the lines the parser passed over, each naming file and line
+    pub warnings: Vec<String>,
 }
 
 /// Reads the keys from `text` as it was before setup (see [`rollback`]).
@@ -208,6 +210,7 @@ pub fn read(text: &str, path: &Path) -> WebOrcaConf {
     WebOrcaConf {
         keys: TLS_KEYS.map(last),
         http_port: last("HTTP_PORT"),
+        warnings: raw.warnings.clone(),
     }
 }
 

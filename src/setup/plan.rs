@@ -41,6 +41,10 @@ pub(super) fn plan(args: &SetupArgs, root: &Root, config_path: &Path) -> Result<
         .map_err(|(line, what)| super::rollback::damaged(jma_path, line, &what))?;
     // 1. The three keys and HTTP_PORT, with the proxy's own parser.
     let weborca = jma_conf::read(&jma_text, jma_path);
+    // what `check -c jma-receipt.conf` would say of its lines too
+    for w in &weborca.warnings {
+        println!("warning: {w}");
+    }
     let missing: Vec<&str> = jma_conf::TLS_KEYS
         .iter()
         .zip(&weborca.keys)
