@@ -300,3 +300,40 @@ async fn access_log_names_the_client_and_never_the_credentials() {
     assert_eq!(warnings.len(), 1, "{lines:#?}");
     assert!(warnings[0].contains("expires in 9 days"), "{}", warnings[0]);
 }
+
+#[tokio::test]
+async fn a_seen_client_refused_since_is_listed_refused_until_accepted_again() {
+    let mut setup = Setup::new();
+    let crl = write(setup.dir.path(), "ca.crl", &setup.ca.crl(&[]));
+    setup.conf.push(format!("CA_CRL={}", crl.display()));
+    setup.conf.push("STATUS_LISTEN=127.0.0.1:0".into());
+    let env = setup.start().await;
+    let status = env.status.expect("status listener");
+    env.assert_serves_user1().await;
+    let refused = || async {
+        let (_, body) = get(status, "/status").await;
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(json["clients"][0]["cn"], "user1", "{json}");
+        json["clients"][0]["refused"].clone()
+    };
+    assert_eq!(refused().await, serde_json::Value::Null);
+    write(env.dir.path(), "ca.crl", &env.ca.crl(&[env.user1.serial]));
+    env.reload().unwrap();
+    let answer = env
+        .client(Some(&env.user1))
+        .get(env.addr, "/")
+        .await
+        .unwrap();
+    assert_eq!(answer.header("x-client-cert-error"), Some("revoked"));
+    assert_eq!(refused().await, "revoked");
+    let (_, page) = get(status, "/").await;
+    assert!(
+        page.contains("拒否: ") && page.contains("revoked"),
+        "{page}"
+    );
+    // the CRL put right: accepted, and listed as in use again
+    write(env.dir.path(), "ca.crl", &env.ca.crl(&[]));
+    env.reload().unwrap();
+    env.assert_serves_user1().await;
+    assert_eq!(refused().await, serde_json::Value::Null);
+}

@@ -134,6 +134,9 @@ pub(super) fn refused_on_open_connection(
         .as_ref()
         .map_or("-", |i| i.subject_oneline.as_str());
     stats.refused(conn.peer, refusal.kind.as_str(), subject);
+    if let Some(info) = &refusal.info {
+        stats.seen_refused(&info.sha256_hex, refusal.kind.as_str());
+    }
     let (cn, serial) = Judgement::who(judged);
     tracing::info!(name: "refused", peer = %conn.peer, cn = %cn, serial = %serial, reason = refusal.kind.as_str(), "client certificate of an open connection now refused, closing it: {}", log_safe(&refusal.detail));
 }

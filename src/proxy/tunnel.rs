@@ -126,6 +126,9 @@ fn refused_now(conn: &ConnInfo, stats: &Stats, path: &str) -> bool {
         Err(r) => {
             let subject = r.info.as_ref().map_or("-", |i| i.subject_oneline.as_str());
             stats.refused(conn.peer, r.kind.as_str(), subject);
+            if let Some(info) = &r.info {
+                stats.seen_refused(&info.sha256_hex, r.kind.as_str());
+            }
             let (cn, serial) = Judgement::who(&judged);
             tracing::info!(name: "refused", peer = %conn.peer, cn = %cn, serial = %serial, reason = r.kind.as_str(), "websocket closed with 1008: the client certificate is now refused: {}", log_safe(&r.detail));
             true

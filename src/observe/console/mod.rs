@@ -153,6 +153,8 @@ pub struct ClientRow {
     pub address: String,
     /// requests
     pub requests: u64,
+    /// the reason it was refused since it was last accepted
+    pub refused: Option<String>,
 }
 
 /// The last reload.

@@ -198,15 +198,22 @@ fn clients(view: &View) -> Markup {
     html! {
         (heading("利用されたクライアント証明書", "Client certificates seen"))
         table #clients {
-            tr { th { "CN" } th { "シリアル / serial" } th { "残り日数 / days left" } th { "最終利用 / last seen" } th { "アドレス / address" } th { "要求数 / requests" } }
+            tr { th { "CN" } th { "シリアル / serial" } th { "残り日数 / days left" } th { "最終利用 / last seen" } th { "アドレス / address" } th { "要求数 / requests" } th { "状態 / state" } }
             @for c in &view.clients {
-                tr.client.(days_class(c.days_left, view.warn_days)) {
+                @let class = if c.refused.is_some() { "bad" } else { days_class(c.days_left, view.warn_days) };
+                tr.client.(class) {
                     td.cn { (c.cn) }
                     td.serial { (c.serial) }
                     td.days { (c.days_left) }
                     td.last-seen { (when(c.last_seen)) }
                     td.address { (c.address) }
                     td.requests { (c.requests) }
+                    td.state {
+                        @match &c.refused {
+                            Some(r) => { "拒否: " (both(reason_ja(r), r)) }
+                            None => (both("利用可", "ok")),
+                        }
+                    }
                 }
             }
         }

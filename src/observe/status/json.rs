@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{PoisonError, StatusContext};
+use super::{PoisonError, Stats, StatusContext};
 use std::sync::atomic::Ordering;
 
 /// A certificate with its days left.
@@ -61,6 +61,8 @@ struct Client {
     last_seen: String,
     requests: u64,
     expiring_soon: bool,
+    /// the reason it was refused since it was last accepted (`revoked`…)
+    refused: Option<String>,
 }
 
 /// The whole `/status` document.
@@ -119,6 +121,7 @@ pub(super) fn status(ctx: &StatusContext) -> Status {
                     last_seen: last.to_rfc3339(),
                     requests: c.requests.load(Ordering::Relaxed),
                     expiring_soon: days <= warn_days,
+                    refused: Stats::refused_of(c),
                 };
                 (at, client)
             })

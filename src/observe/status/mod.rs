@@ -54,6 +54,9 @@ pub struct SeenClient {
     requests: AtomicU64,
     /// the day (days since 1970) its expiry was last logged
     warned_day: AtomicI64,
+    /// the reason it was last refused (revoked, expired…) when it has not
+    /// been accepted since: the lists show it refused, not in use
+    refused: Mutex<Option<String>>,
 }
 
 impl SeenClient {
@@ -170,6 +173,23 @@ impl Stats {
         self.console.refused(peer, reason, subject);
     }
 
+    /// Marks the seen client with fingerprint `sha256_hex` (if it is one)
+    /// refused for `reason`, until it is accepted again.
+    pub fn seen_refused(&self, sha256_hex: &str, reason: &str) {
+        let clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(c) = clients.get(sha256_hex) {
+            *c.refused.lock().unwrap_or_else(PoisonError::into_inner) = Some(reason.to_string());
+        }
+    }
+
+    /// A seen client's refusal reason, if it is refused now.
+    fn refused_of(c: &SeenClient) -> Option<String> {
+        c.refused
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     /// Counts an answered request, by status class, in the metrics and the console's chart.
     pub fn answered(&self, status: u16) {
         self.metrics.count_request(status);
@@ -196,6 +216,7 @@ impl Stats {
                         address: Mutex::new(None),
                         requests: AtomicU64::new(0),
                         warned_day: AtomicI64::new(i64::MIN),
+                        refused: Mutex::new(None),
                     })
                 })
                 .clone()
@@ -204,6 +225,10 @@ impl Stats {
             .address
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = Some(peer);
+        *client
+            .refused
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
         let days = id.info.days_left(now);
         let today = now.timestamp().div_euclid(86_400);
         if days <= i64::from(self.warn_days.load(Ordering::Relaxed))

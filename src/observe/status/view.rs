@@ -56,6 +56,7 @@ pub fn console_view(stats: &Stats, tls: &TlsState, backend_url: &str) -> View {
                     .unwrap_or_else(PoisonError::into_inner)
                     .map_or_else(|| "-".to_string(), |a| a.to_string()),
                 requests: c.requests.load(Ordering::Relaxed),
+                refused: Stats::refused_of(c),
             })
             .collect()
     };

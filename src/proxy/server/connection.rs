@@ -77,6 +77,9 @@ pub(super) async fn serve_conn(
         Err(r) => {
             let seen = r.info.as_ref().map_or("-", |i| i.subject_oneline.as_str());
             shared.stats.refused(peer, r.kind.as_str(), seen);
+            if let Some(info) = &r.info {
+                shared.stats.seen_refused(&info.sha256_hex, r.kind.as_str());
+            }
             let info = r.info.as_ref();
             let subject =
                 info.map_or_else(|| "-".to_string(), |i| log_safe(&clip(&i.subject_oneline)));
