@@ -86,7 +86,11 @@ pub struct Token<'a>(pub &'a str);
 
 impl std::fmt::Display for Token<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let plain = !self.0.is_empty() && !self.0.chars().any(|c| c == '"' || c.is_whitespace());
+        let plain = !self.0.is_empty()
+            && !self
+                .0
+                .chars()
+                .any(|c| c == '"' || c.is_whitespace() || steers(c));
         if plain {
             return f.write_str(self.0);
         }
@@ -95,7 +99,13 @@ impl std::fmt::Display for Token<'_> {
             if c == '"' || c == '\\' {
                 f.write_str("\\")?;
             }
-            write!(f, "{c}")?;
+            if steers(c) {
+                // a value not made safe before: never a line break or a
+                // reordering mark in the line (`\u{a}` reads back in audit)
+                write!(f, "\\u{{{:x}}}", u32::from(c))?;
+            } else {
+                write!(f, "{c}")?;
+            }
         }
         f.write_str("\"")
     }
@@ -125,6 +135,11 @@ mod tests {
         assert_eq!(t(""), "\"\"");
         assert_eq!(t("Yamada Taro"), "\"Yamada Taro\"");
         assert_eq!(t("山田\u{3000}太郎"), "\"山田\u{3000}太郎\"");
+        assert_eq!(
+            t("a\nb"),
+            r#""a\u{a}b""#,
+            "a raw line break never ends the line"
+        );
         assert_eq!(
             t(r#"x serial=99 "GET /x" \"#),
             r#""x serial=99 \"GET /x\" \\""#

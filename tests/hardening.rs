@@ -349,6 +349,8 @@ async fn crl_stale_refuse_refuses_every_client_until_a_current_crl_is_loaded() {
     setup.conf.push(format!("CA_CRL={}", crl.display()));
     setup.conf.push("CRL_STALE=refuse".into());
     setup.conf.push("STATUS_LISTEN=127.0.0.1:0".into());
+    setup.conf.push("ALLOW_CN=user1,lost-laptop".into());
+    let outsider = setup.ca.client("outsider");
     let env = setup.start().await;
     let status = env.status.unwrap();
     let page = env
@@ -367,6 +369,12 @@ async fn crl_stale_refuse_refuses_every_client_until_a_current_crl_is_loaded() {
     // only the list is out of date
     let lost = env.client(Some(&revoked)).get(env.addr, "/").await.unwrap();
     assert_eq!(lost.header("x-client-cert-error"), Some("revoked"));
+    let outside = env
+        .client(Some(&outsider))
+        .get(env.addr, "/")
+        .await
+        .unwrap();
+    assert_eq!(outside.header("x-client-cert-error"), Some("not-allowed"));
     assert_eq!(env.backend.count(), 0);
     let (code, body) = status_get(status, Some("localhost"), "/readyz").await;
     assert_eq!(code, 503, "every client is refused: not ready");

@@ -402,12 +402,23 @@ pub fn parse(text: &str, path: &Path) -> Result<Loaded, ConfigError> {
     // would start the proxy without the revocation or the allow-list meant.
     // (A later line that sets the key as it can be read is what counts, as
     // it would be in the shell.)
-    if let Some(bad) = raw.unreadable.iter().find(|bad| {
-        !raw.entries
-            .iter()
-            .any(|e| e.key == bad.key && e.line > bad.line)
-    }) && let Some(&key) = KNOWN_KEYS.iter().find(|known| **known == bad.key)
-    {
+    // (Every unreadable line is looked at: one of WebORCA's own keys before
+    // it does not hide it.)
+    let refused = raw
+        .unreadable
+        .iter()
+        .filter(|bad| {
+            !raw.entries
+                .iter()
+                .any(|e| e.key == bad.key && e.line > bad.line)
+        })
+        .find_map(|bad| {
+            KNOWN_KEYS
+                .iter()
+                .find(|known| **known == bad.key)
+                .map(|&key| (bad, key))
+        });
+    if let Some((bad, key)) = refused {
         return Err(ConfigError::Invalid {
             key,
             path: path.to_path_buf(),

@@ -484,6 +484,19 @@ fn an_unreadable_line_setting_a_key_of_the_proxy_is_refused() {
     assert_eq!(loaded.config.allow_cn.as_ref().map(Vec::len), Some(2));
     // an earlier readable one does not make the later unreadable one harmless
     assert!(parse(&format!("{GUIDE_TLS}ALLOW_CN=a\nALLOW_CN=a b\n"), path()).is_err());
+    // an unreadable line of another key before it does not hide it
+    let hidden = format!("{GUIDE_TLS}DBHOST=$(hostname)\nCA_CRL=/a.pem /b.pem\n");
+    assert!(
+        matches!(
+            parse(&hidden, path()),
+            Err(ConfigError::Invalid {
+                key: "CA_CRL",
+                line: 5,
+                ..
+            })
+        ),
+        "a CA_CRL after an unreadable DBHOST was passed over"
+    );
     // WebORCA's own keys and other unknown ones stay warnings
     let loaded = ok("DBHOST=$(hostname)\nPGOPTS=-c x\n");
     assert_eq!(loaded.warnings.len(), 2, "{:?}", loaded.warnings);

@@ -91,12 +91,17 @@ impl TextVisitor<'_> {
         if self.result.is_err() {
             return;
         }
+        let name = field.name();
+        // the `log` crate's records (through tracing-log) carry where they
+        // came from; the text line, as tracing's own formatter, leaves it out
+        if name.starts_with("log.") {
+            return;
+        }
         let pad = if std::mem::take(&mut self.first) {
             ""
         } else {
             " "
         };
-        let name = field.name();
         self.result = if name == "message" {
             write!(self.writer, "{pad}{value}")
         } else {

@@ -194,6 +194,13 @@ impl ClientVerifier {
             if let Err(e) = self.inner.verify_client_cert(leaf, intermediates, now) {
                 return Err(Refusal::new(classify(&e), info, e.to_string()));
             }
+            if let Some(i) = &info
+                && !self.cn_allowed(i.common_name.as_deref())
+            {
+                let cn = i.common_name.as_deref().unwrap_or("");
+                let detail = format!("CN {cn:?} is not in ALLOW_CN");
+                return Err(Refusal::new(CertErrorKind::NotAllowed, info, detail));
+            }
             stale.info = info;
             return Err(stale);
         }
