@@ -9,7 +9,7 @@
 use std::os::unix::fs::MetadataExt;
 
 use crate::util::fakeroot::{CONF_DIR, FakeRoot, PROXY_CONF, reloading_systemctl, text};
-use crate::util::pki::{Ca, write};
+use crate::util::pki::{Ca, Leaf, write};
 use crate::util::process::{Proc, bin, free_port};
 use crate::util::zips::{Member, catool_zip, current_user, write_zip};
 
@@ -308,15 +308,12 @@ fn install_cert_without_host_warns_of_each_name_the_new_certificate_drops() {
     );
 }
 
-#[test]
-fn install_cert_reloads_the_running_proxy_and_confirms_the_served_serial() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let ca = Ca::new("test-ca");
-    let old = ca.server(&["localhost", "127.0.0.1"], 825);
+/// The proxy as a process in `d`, serving `old` with `ca_pem` as CA_CRT on
+/// a free loopback port: (its config, the process).
+fn running_proxy(d: &std::path::Path, old: &Leaf, ca_pem: &str) -> (std::path::PathBuf, Proc) {
     write(d, "old.crt", &old.pem);
     write(d, "old.pem", &old.key_pem);
-    write(d, "ca.crt", &ca.pem);
+    write(d, "ca.crt", ca_pem);
     let port = free_port();
     let conf = write(
         d,
@@ -328,6 +325,16 @@ fn install_cert_reloads_the_running_proxy_and_confirms_the_served_serial() {
     );
     let mut proxy = Proc::start(&conf, &[]);
     assert_eq!(proxy.listening().port(), port);
+    (conf, proxy)
+}
+
+#[test]
+fn install_cert_reloads_the_running_proxy_and_confirms_the_served_serial() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ca = Ca::new("test-ca");
+    let old = ca.server(&["localhost", "127.0.0.1"], 825);
+    let (conf, mut proxy) = running_proxy(d, &old, &ca.pem);
     let systemctl = reloading_systemctl(d, proxy.child.id());
     let new = ca.server(&["localhost", "127.0.0.1"], 825);
     assert_ne!(new.serial, old.serial);
@@ -380,20 +387,8 @@ fn install_cert_does_not_take_another_cas_certificate_with_the_same_serial_for_t
     let old = old_ca.server(&["localhost", "127.0.0.1"], 825);
     let new = new_ca.server(&["localhost", "127.0.0.1"], 825);
     assert_eq!(old.serial, new.serial, "both CAs number alike");
-    write(d, "old.crt", &old.pem);
-    write(d, "old.pem", &old.key_pem);
-    write(d, "ca.crt", &old_ca.pem);
-    let port = free_port();
-    let conf = write(
-        d,
-        "proxy.conf",
-        &format!(
-            "SERVER_CRT={d}/old.crt\nSERVER_PEM={d}/old.pem\nCA_CRT={d}/ca.crt\nLISTEN=127.0.0.1:{port}\nBACKEND_URL=http://127.0.0.1:9\n",
-            d = d.display()
-        ),
-    );
-    let mut proxy = Proc::start(&conf, &[]);
-    assert_eq!(proxy.listening().port(), port);
+    // held: the proxy serves the old certificate while install-cert runs
+    let (conf, _proxy) = running_proxy(d, &old, &old_ca.pem);
     let systemctl = d.join("systemctl");
     write(d, "systemctl", "#!/bin/sh\nexit 0\n");
     std::fs::set_permissions(

@@ -51,6 +51,23 @@ pub struct CertArgs {
 }
 
 /// Runs `install-cert`.
+/// The file the config's last non-empty `key` names (relative to the
+/// config's folder). Read raw: a config without a server certificate yet
+/// does not validate.
+fn file_named(config_text: &str, config_path: &Path, key: &str) -> Option<PathBuf> {
+    crate::config::parse_raw(config_text, config_path)
+        .entries
+        .iter()
+        .rev()
+        .find(|e| e.key == key && !e.value.is_empty())
+        .map(|e| {
+            config_path
+                .parent()
+                .unwrap_or(Path::new("/"))
+                .join(&e.value)
+        })
+}
+
 /// Without `--host`, the names clients use are not given: the names the
 /// certificate in use covers stand for them, and each one the new
 /// certificate does not cover is warned about (clients opening it would be
@@ -61,18 +78,7 @@ fn warn_names_dropped(
     config_path: &Path,
     new: &CertInfo,
 ) {
-    let Some(current) = crate::config::parse_raw(config_text, config_path)
-        .entries
-        .iter()
-        .rev()
-        .find(|e| e.key == "SERVER_CRT" && !e.value.is_empty())
-        .map(|e| {
-            config_path
-                .parent()
-                .unwrap_or(Path::new("/"))
-                .join(&e.value)
-        })
-    else {
+    let Some(current) = file_named(config_text, config_path, "SERVER_CRT") else {
         return;
     };
     let Ok(Some(pem)) = read_regular(&root.path(&current), &current) else {
@@ -104,18 +110,7 @@ pub fn install_cert(args: &CertArgs, config_path: &Path) -> Result<(), Stop> {
     let info = check_cert(&z, &args.host).map_err(refuse)?;
     let config_text = read_config(root, config_path)?;
     // The CA in use, when the config names one that can be read.
-    // Read raw: a config without a server certificate yet does not validate.
-    let current = crate::config::parse_raw(&config_text, config_path)
-        .entries
-        .iter()
-        .rev()
-        .find(|e| e.key == "CA_CRT" && !e.value.is_empty())
-        .map(|e| {
-            config_path
-                .parent()
-                .unwrap_or(Path::new("/"))
-                .join(&e.value)
-        });
+    let current = file_named(&config_text, config_path, "CA_CRT");
     let mut ca_name = "ca.crt".to_string();
     let new_certs = parse_pem_certs("ca.crt", &z.ca).map_err(refuse)?;
     let mut ca_changed = false;
