@@ -189,33 +189,46 @@ where
     // cancelled by a refusal or by the shutdown (a child of its token)
     let close = conn.close.clone();
     let service = service_fn(move |req| proxy.clone().handle(conn.clone(), req));
-    let builder = if h2 { &shared.h2 } else { &shared.h1 };
-    let serving = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-    tokio::pin!(serving);
-    let idle_limit = shared.listener.idle_timeout;
-    let mut closing = false;
-    loop {
-        let wait = activity.idle_remaining(idle_limit);
-        tokio::select! {
-            r = &mut serving => {
-                if let Err(e) = r {
-                    tracing::debug!(peer = %peer, "connection ended: {e}");
-                }
-                return;
-            }
-            // The shutdown, or a refused client got its page: HTTP/2 gets
-            // GOAWAY (the page's stream still finishes), HTTP/1.1 closes
-            // after the response.
-            _ = close.cancelled(), if !closing => {
-                closing = true;
-                serving.as_mut().graceful_shutdown();
-            }
-            _ = tokio::time::sleep(wait.unwrap_or_default()), if !closing => {
-                if activity.idle_remaining(idle_limit).is_none() {
-                    closing = true;
-                    serving.as_mut().graceful_shutdown();
-                }
-            }
-        }
+    let io = TokioIo::new(stream);
+    let watchdog = Watchdog::new(close.cancelled(), &activity, shared.listener.idle_timeout);
+    let served = if h2 {
+        let serving = shared.h2.serve_connection(io, service);
+        watched(serving, |c| c.graceful_shutdown(), watchdog).await
+    } else {
+        let serving = shared.h1.serve_connection(io, service).with_upgrades();
+        watched(serving, |c| c.graceful_shutdown(), watchdog).await
+    };
+    if let Err(e) = served {
+        tracing::debug!(peer = %peer, "connection ended: {e}");
     }
+}
+
+/// Serves a connection until it ends, shutting it down gracefully when the
+/// watchdog says so: the shutdown, a refused client that got its page, or
+/// IDLE_TIMEOUT. HTTP/2 gets GOAWAY (a page's stream still finishes),
+/// HTTP/1.1 closes after the response.
+async fn watched<F, E>(
+    serving: F,
+    mut graceful: impl FnMut(std::pin::Pin<&mut F>),
+    mut watchdog: Watchdog<'_>,
+) -> Result<(), E>
+where
+    F: std::future::Future<Output = Result<(), E>>,
+{
+    tokio::pin!(serving);
+    let mut closing = false;
+    std::future::poll_fn(|cx| {
+        loop {
+            if let Poll::Ready(r) = serving.as_mut().poll(cx) {
+                return Poll::Ready(r);
+            }
+            if closing || !watchdog.poll_finish(cx) {
+                return Poll::Pending;
+            }
+            closing = true;
+            // polled again so that the shutdown starts
+            graceful(serving.as_mut());
+        }
+    })
+    .await
 }

@@ -14,12 +14,12 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Poll;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
@@ -44,12 +44,14 @@ mod accept;
 mod bind;
 mod connection;
 mod spread;
+mod watchdog;
 mod workers;
 
 use accept::*;
 use bind::*;
 use connection::*;
 use spread::*;
+use watchdog::Watchdog;
 use workers::*;
 
 /// The kernel's queue of connections not yet accepted.
@@ -101,9 +103,9 @@ struct Shared {
     /// WebSocket tunnels, to wait for on shutdown
     tunnels: TaskTracker,
     /// HTTP/1.1 server settings
-    h1: auto::Builder<TokioExecutor>,
+    h1: hyper::server::conn::http1::Builder,
     /// HTTP/2 server settings
-    h2: auto::Builder<TokioExecutor>,
+    h2: hyper::server::conn::http2::Builder<TokioExecutor>,
     /// whether "MAX_CONNECTIONS reached" was logged within LIMIT_LOG_EVERY
     limit_logged: Arc<AtomicBool>,
 }
@@ -324,18 +326,26 @@ impl Server {
     }
 }
 
+/// hyper's own builders, one per protocol (ALPN has told which): not
+/// hyper-util's `auto`, which would put a rewinding layer under every read
+/// and write for a version it does not need to sniff.
 fn http_builders(
     listener: &Listener,
-) -> (auto::Builder<TokioExecutor>, auto::Builder<TokioExecutor>) {
-    let mut h1 = auto::Builder::new(TokioExecutor::new()).http1_only();
-    h1.http1()
-        .timer(TokioTimer::new())
+) -> (
+    hyper::server::conn::http1::Builder,
+    hyper::server::conn::http2::Builder<TokioExecutor>,
+) {
+    let mut h1 = hyper::server::conn::http1::Builder::new();
+    h1.timer(TokioTimer::new())
         .header_read_timeout(listener.header_timeout)
+        // a hard limit on the head: `max_buf_size` alone only stops a head
+        // that has not been parsed yet, so one that arrives whole in a
+        // single read can be larger
+        .max_header_size(MAX_HEADER_BYTES)
         .max_buf_size(MAX_HEADER_BYTES)
         .max_headers(MAX_HEADERS);
-    let mut h2 = auto::Builder::new(TokioExecutor::new()).http2_only();
-    h2.http2()
-        .timer(TokioTimer::new())
+    let mut h2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    h2.timer(TokioTimer::new())
         .max_concurrent_streams(H2_MAX_STREAMS)
         .max_header_list_size(MAX_HEADER_BYTES as u32)
         .max_pending_accept_reset_streams(H2_MAX_PENDING_RESETS)
