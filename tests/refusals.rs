@@ -252,6 +252,32 @@ async fn refuses_expired_certificate_naming_its_dates() {
 }
 
 #[tokio::test]
+async fn an_expired_intermediate_is_named_rather_than_the_valid_certificate_it_issued() {
+    let s = Setup::new();
+    let not_after = time::OffsetDateTime::now_utc() - time::Duration::days(2);
+    let intermediate = s.ca.intermediate("clinic sub-CA", not_after);
+    let leaf = intermediate.client("via-old-sub-ca");
+    let env = s.start().await;
+    let page = refused_page(&env, Some(&leaf), "expired").await;
+    assert!(page.contains("via-old-sub-ca"), "names the certificate");
+    assert!(
+        page.contains("証明書を発行した認証局の有効期限が切れています"),
+        "the Japanese title says the CA expired"
+    );
+    assert!(
+        page.contains("The CA that issued the client certificate has expired"),
+        "the English title says the CA expired"
+    );
+    assert!(page.contains("clinic sub-CA"), "names the expired CA");
+    let date = not_after.date().to_string();
+    assert!(page.contains(&date), "names the CA's expiry date {date}");
+    assert!(
+        !page.contains("証明書の有効期限が切れています"),
+        "does not say the certificate itself expired"
+    );
+}
+
+#[tokio::test]
 async fn refuses_not_yet_valid_certificate() {
     let (s, c) = setup(&[]);
     let env = s.start().await;

@@ -38,6 +38,14 @@ pub(super) fn cert_facts(r: &CertRefusal<'_>) -> Vec<Fact> {
     for (ja, en, value) in optional {
         facts.extend(value.map(|v| fact(ja, en, v)));
     }
+    if let Some((ca, at)) = r.expired_ca {
+        let value = format!("{ca} ({})", both_times(at));
+        facts.push(fact(
+            "期限切れの中間認証局",
+            "Expired intermediate CA",
+            value,
+        ));
+    }
     if !r.expected_ca.is_empty() {
         facts.push(Fact {
             ja: "受け付ける認証局",

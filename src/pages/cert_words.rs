@@ -59,6 +59,9 @@ pub(super) fn missing_en(r: &CertRefusal<'_>) -> Text {
 }
 
 pub(super) fn expired_ja(r: &CertRefusal<'_>) -> Text {
+    if let Some((ca, at)) = r.expired_ca {
+        return expired_ca_ja(r, ca, at);
+    }
     let when = match r.not_after {
         Some(at) => format!("は、{}（日本時間）に有効期限が切れたため", jst(at)),
         None => "は有効期限が切れているため".to_owned(),
@@ -85,7 +88,45 @@ pub(super) fn expired_ja(r: &CertRefusal<'_>) -> Text {
     }
 }
 
+/// The `expired` page when the certificate itself is within its dates and
+/// the intermediate CA that issued it (sent with it) has expired: the user
+/// cannot fix that by importing the same file again.
+fn expired_ca_ja(r: &CertRefusal<'_>, ca: &str, at: DateTime<Utc>) -> Text {
+    let mut notes = vec![
+        line()
+            .t("お使いの証明書そのものは有効期間内です。管理者の方へ: 中間認証局の証明書 ")
+            .c(ca)
+            .t(" を更新し、その認証局で証明書を発行し直してください。"),
+    ];
+    if let (Some(from), Some(to)) = (r.not_before, r.not_after) {
+        notes.push(line().t(format!(
+            "お使いの証明書の有効期間: {} 〜 {}（日本時間）",
+            jst(from),
+            jst(to)
+        )));
+    }
+    Text {
+        title: "証明書を発行した認証局の有効期限が切れています".into(),
+        lead: vec![
+            line()
+                .t("お使いの証明書")
+                .append(cert_ref_ja(r.subject, None))
+                .t("を発行した中間認証局の証明書（")
+                .c(ca)
+                .t(format!(
+                    "）が {}（日本時間）に有効期限が切れたため、WebORCA に接続できません。",
+                    jst(at)
+                )),
+        ],
+        steps: reissue_steps_ja(r.browser, "期限切れの認証局による"),
+        notes,
+    }
+}
+
 pub(super) fn expired_en(r: &CertRefusal<'_>) -> Text {
+    if let Some((ca, at)) = r.expired_ca {
+        return expired_ca_en(r, ca, at);
+    }
     let when = match r.not_after {
         Some(at) => format!(" expired at {} ({} JST)", iso_utc(at), jst(at)),
         None => " has expired".to_owned(),
@@ -100,13 +141,42 @@ pub(super) fn expired_en(r: &CertRefusal<'_>) -> Text {
                 .t(", so the connection was refused."),
         ],
         steps: reissue_steps_en(r.browser, "expired"),
+        notes: vec![clock_note_en()],
+    }
+}
+
+fn expired_ca_en(r: &CertRefusal<'_>, ca: &str, at: DateTime<Utc>) -> Text {
+    Text {
+        title: "The CA that issued the client certificate has expired".into(),
+        lead: vec![
+            line()
+                .t("The certificate")
+                .append(cert_ref_en(r.subject, None))
+                .t(" is within its own dates, but the intermediate CA certificate ")
+                .c(ca)
+                .t(format!(
+                    " that issued it expired at {} ({} JST), so the connection was refused.",
+                    iso_utc(at),
+                    jst(at)
+                )),
+        ],
+        steps: reissue_steps_en(r.browser, "old"),
         notes: vec![
             line()
-                .t("Expiry is judged by the proxy server's clock. If the dates look wrong, check the server's time (")
-                .c("timedatectl")
-                .t(")."),
+                .t("For the administrator: renew the intermediate CA certificate ")
+                .c(ca)
+                .t(" and issue the certificate again under it."),
+            clock_note_en(),
         ],
     }
+}
+
+/// Expiry is judged by the server's clock.
+fn clock_note_en() -> Line {
+    line()
+        .t("Expiry is judged by the proxy server's clock. If the dates look wrong, check the server's time (")
+        .c("timedatectl")
+        .t(").")
 }
 
 pub(super) fn not_yet_valid_ja(r: &CertRefusal<'_>) -> Text {

@@ -57,6 +57,9 @@ pub struct CertRefusal<'a> {
     pub path: Option<&'a str>,
     /// The browser whose menus the steps name.
     pub browser: Browser,
+    /// On an `expired` page whose certificate is itself within its dates:
+    /// the intermediate CA certificate that expired, its subject and end.
+    pub expired_ca: Option<(&'a str, DateTime<Utc>)>,
 }
 
 impl<'a> CertRefusal<'a> {
@@ -73,6 +76,7 @@ impl<'a> CertRefusal<'a> {
             detail: None,
             path: None,
             browser: Browser::Chrome,
+            expired_ca: None,
         }
     }
 }

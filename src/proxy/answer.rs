@@ -23,6 +23,10 @@ pub(super) fn refused(
         detail: Some(&refusal.detail),
         path: None,
         browser,
+        expired_ca: refusal
+            .expired_ca
+            .as_ref()
+            .map(|ca| (ca.subject_oneline.as_str(), ca.not_after)),
     };
     page(&Page::CertRefused(page_data), html)
 }

@@ -192,7 +192,7 @@ impl ClientVerifier {
             // expired…) is told so: the crl-stale page says the certificate
             // itself is fine, which is only true of the others.
             if let Err(e) = self.inner.verify_client_cert(leaf, intermediates, now) {
-                return Err(Refusal::new(classify(&e), info, e.to_string()));
+                return Err(chain_refused(&e, info, intermediates, now));
             }
             if let Some(i) = &info
                 && !self.cn_allowed(i.common_name.as_deref())
@@ -210,7 +210,7 @@ impl ClientVerifier {
         }
         let info = CertInfo::from_der(leaf.as_ref()).ok();
         if let Err(e) = self.inner.verify_client_cert(leaf, intermediates, now) {
-            return Err(Refusal::new(classify(&e), info, e.to_string()));
+            return Err(chain_refused(&e, info, intermediates, now));
         }
         let Some(info) = info else {
             let detail = "the certificate verified but its fields cannot be read";
@@ -261,6 +261,39 @@ impl ClientVerifier {
             (Some(_), None) => false,
         }
     }
+}
+
+/// The refusal of a chain the inner verifier refused with `e`. An `expired`
+/// chain whose leaf is itself within its dates names the intermediate that
+/// has expired, so the page does not tell the user that their own
+/// certificate, whose dates it shows as valid, has expired.
+fn chain_refused(
+    e: &rustls::Error,
+    info: Option<CertInfo>,
+    intermediates: &[CertificateDer<'_>],
+    now: UnixTime,
+) -> Box<Refusal> {
+    let kind = classify(e);
+    let mut refusal = Refusal::new(kind, info, e.to_string());
+    let now = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+    let leaf_valid = refusal
+        .info
+        .as_ref()
+        .is_some_and(|i| i.not_after.timestamp() >= now);
+    if kind == CertErrorKind::Expired && leaf_valid {
+        refusal.expired_ca = intermediates
+            .iter()
+            .filter_map(|c| CertInfo::from_der(c.as_ref()).ok())
+            .find(|i| i.not_after.timestamp() < now);
+        if let Some(ca) = &refusal.expired_ca {
+            let at = ca.not_after.to_rfc3339();
+            refusal.detail = format!(
+                "{}: the intermediate CA certificate {} expired at {at}",
+                refusal.detail, ca.subject_oneline
+            );
+        }
+    }
+    refusal
 }
 
 impl ClientCertVerifier for ClientVerifier {

@@ -121,11 +121,19 @@ pub struct Refusal {
     pub info: Option<CertInfo>,
     /// the verifier's own words, for the log and the page's detail box
     pub detail: String,
+    /// for an `expired` chain whose leaf is itself still valid: the
+    /// intermediate CA certificate the client sent that has expired
+    pub expired_ca: Option<CertInfo>,
 }
 
 impl Refusal {
     pub(super) fn new(kind: CertErrorKind, info: Option<CertInfo>, detail: String) -> Box<Refusal> {
-        Box::new(Refusal { kind, info, detail })
+        Box::new(Refusal {
+            kind,
+            info,
+            detail,
+            expired_ca: None,
+        })
     }
 
     /// No certificate was presented.
@@ -134,6 +142,7 @@ impl Refusal {
             kind: CertErrorKind::Missing,
             info: None,
             detail: "no client certificate was sent".into(),
+            expired_ca: None,
         }
     }
 }
