@@ -11,7 +11,9 @@
 #   the orca-api gem are Ruby);
 # - a Python virtualenv under target/test-venv with websockets (a
 #   push-exchanger-like client) and sslyze (TLS scan), pinned in
-#   tests/py/requirements.txt.
+#   tests/py/requirements.txt;
+# - nft and ip, which the backend guard's test runs inside network
+#   namespaces it makes (tests/guard_netns.rs).
 #
 # apt packages are installed when run as root on Debian/Ubuntu; otherwise the
 # missing ones are named and the tests that need them fail with this script's
@@ -27,6 +29,7 @@ packages=(
   openjdk-17-jdk-headless
   ruby ruby-websocket ruby-faye-websocket
   python3 python3-venv
+  nftables iproute2
 )
 
 missing=()
