@@ -748,6 +748,57 @@ fn setup_rollback_fails_when_weborca_answers_plain_http_on_its_own_port() {
     );
 }
 
+/// The regression of a rollback that took a TLS server for plain HTTP:
+/// WebORCA is a Go server, and Go answers a plain-HTTP request on its TLS
+/// port with `HTTP/1.0 400 Bad Request` and "Client sent an HTTP request to
+/// an HTTPS server.". When the handshake with it failed, rollback read that
+/// answer as plain HTTP and said every LAN machine reached WebORCA without
+/// a certificate. It now says that the port speaks TLS, quotes the
+/// handshake's error, and names jma-receipt.conf's keys and the restart.
+#[test]
+fn setup_rollback_tells_a_tls_port_whose_handshake_fails_from_plain_http() {
+    use std::io::{Read, Write};
+    let port = free_port().to_string();
+    // WebORCA's own port, answering as a Go TLS server that cannot agree on
+    // a handshake with the client: a handshake_failure alert to a
+    // ClientHello, Go's own 400 to a plain-HTTP request.
+    let own = TcpListener::bind("127.0.0.1:0").unwrap();
+    let own_port = own.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut conn in own.incoming().flatten() {
+            let mut first = [0u8; 1024];
+            let Ok(n) = conn.read(&mut first) else {
+                continue;
+            };
+            let answer: &[u8] = if n > 0 && first[0] == 0x16 {
+                // alert record: fatal (2), handshake_failure (40)
+                &[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28]
+            } else {
+                b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
+            };
+            let _ = conn.write_all(answer);
+        }
+    });
+    let root = FakeRoot::new();
+    std::fs::write(root.real(JMA_CONF), weborca_conf(own_port)).unwrap();
+    let out = root.run(&["setup", "--backend-port", &port, "--host", "localhost"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = root.run(&["setup", "--rollback"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains(&format!(
+            "WebORCA speaks TLS on its own port {own_port} again (to a plain-HTTP request it answers \"Client sent an HTTP request to an HTTPS server.\"), so it is not open in plain HTTP"
+        )) && t.contains("the TLS handshake failed")
+            && t.contains("HandshakeFailure")
+            && t.contains(&format!("SERVER_CRT, SERVER_PEM and CA_CRT in {JMA_CONF}"))
+            && t.contains("sudo systemctl restart jma-receipt-weborca.service")
+            && !t.contains("in plain HTTP, without TLS")
+            && !t.contains("with its own TLS"),
+        "{t}"
+    );
+}
+
 /// `--root` with a SYSTEMCTL but no NFT: the guard cannot be asked about
 /// (this machine's ruleset is not the root's), so setup says so and goes on
 /// once `daemon-reload` has given the root's systemd the drop-in, which starts

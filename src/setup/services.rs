@@ -152,14 +152,14 @@ pub(super) fn start_services(plan: &Plan) -> Result<(), String> {
     ])?;
     wait_until(START_WAIT, || {
         let active = sc.run(&["is-active", PROXY_UNIT]).is_ok();
-        let answers = crate::check::http_probe(backend, &backend.to_string()).is_ok();
+        let answers = crate::check::http_probe(backend, &backend.to_string());
         match (active, answers) {
-            (true, true) => Ok(()),
+            (true, Ok(_)) => Ok(()),
             (false, _) => Err(format!(
                 "{PROXY_UNIT} is not active; see journalctl -u {PROXY_UNIT}"
             )),
-            (true, false) => Err(format!(
-                "WebORCA does not answer plain HTTP on {backend}; see journalctl -u {WEBORCA_UNIT}"
+            (true, Err(e)) => Err(format!(
+                "WebORCA does not answer plain HTTP on {backend} ({e}); see journalctl -u {WEBORCA_UNIT}"
             )),
         }
     })
