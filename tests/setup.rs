@@ -417,6 +417,127 @@ fn setup_puts_back_what_it_wrote_when_the_guard_fails_to_start() {
     );
 }
 
+/// The regression of a rerun for a new port whose guard fails to restart:
+/// setup had stopped WebORCA to move it and left it stopped, and its
+/// message did not say so. Now WebORCA is started again where it was, once
+/// the guard is back in force with its old script; and when even that
+/// fails, the message says first that WebORCA is stopped and how to start it.
+#[test]
+fn setup_rerun_starts_weborca_again_when_the_guard_fails_to_restart() {
+    let (port1, port2) = (free_port(), free_port());
+    let root = FakeRoot::new();
+    std::fs::write(root.real(JMA_CONF), weborca_conf(free_port())).unwrap();
+    let first = root.run(&[
+        "setup",
+        "--backend-port",
+        &port1.to_string(),
+        "--host",
+        "localhost",
+    ]);
+    assert!(first.status.success(), "{}", text(&first));
+    let backend1: std::net::SocketAddr = ([127, 0, 0, 1], port1).into();
+    let probe = || weborca_mtls_proxy::check::http_probe(backend1, "localhost");
+    // the stand-in WebORCA listens a moment after systemctl has started it
+    let answers = || {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while probe().is_err() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        probe().is_ok()
+    };
+    assert!(answers(), "WebORCA runs behind the guard on {port1}");
+    let jma_before = root.read(JMA_CONF);
+    let guard_before = root.read("/etc/weborca-mtls-proxy/guard.nft");
+    // A guard whose restart fails, with the new script only (`only_new`)
+    // or with any: its table is gone then, as after a failed ExecStart.
+    let real = root.systemctl().with_file_name("systemctl-real");
+    std::fs::copy(root.systemctl(), &real).unwrap();
+    let failing_restart = |only_new: bool| {
+        let condition = if only_new {
+            format!(
+                "grep -q 'dport {port2} ' '{}'",
+                root.real("/etc/weborca-mtls-proxy/guard.nft").display()
+            )
+        } else {
+            "true".to_string()
+        };
+        std::fs::write(
+            root.systemctl(),
+            format!(
+                "#!/bin/sh\nif [ \"$*\" = 'restart weborca-mtls-proxy-guard.service' ] && {condition}; then echo \"$*\" >> '{}'; rm -f '{}'; echo 'Job for weborca-mtls-proxy-guard.service failed because the control process exited with error code.' >&2; exit 1; fi\nexec '{}' \"$@\"\n",
+                root.calls.display(),
+                root.guard_table().display(),
+                real.display()
+            ),
+        )
+        .unwrap();
+    };
+    let rerun = || {
+        root.take_calls();
+        root.run(&[
+            "setup",
+            "--backend-port",
+            &port2.to_string(),
+            "--host",
+            "localhost",
+        ])
+    };
+
+    // The new script fails, the old one loads: WebORCA runs again as it was.
+    failing_restart(true);
+    let out = rerun();
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("WebORCA was not moved")
+            && t.contains(&format!(
+                "WebORCA, which this run had stopped, is started again on its port {port1} behind the guard as it was"
+            ))
+            && !t.contains("WebORCA IS STOPPED"),
+        "{t}"
+    );
+    assert_eq!(root.read(JMA_CONF), jma_before);
+    assert_eq!(root.read("/etc/weborca-mtls-proxy/guard.nft"), guard_before);
+    assert!(answers(), "WebORCA answers on {port1} again: {t}");
+    let calls = root.take_calls();
+    let stop = calls
+        .iter()
+        .position(|c| c == "stop jma-receipt-weborca.service")
+        .unwrap_or_else(|| panic!("WebORCA was stopped to move it: {calls:?}"));
+    assert_eq!(
+        calls[stop..],
+        [
+            "stop jma-receipt-weborca.service",
+            "restart weborca-mtls-proxy-guard.service",
+            "daemon-reload",
+            "is-active --quiet jma-receipt-weborca.service",
+            "restart weborca-mtls-proxy-guard.service",
+            "start jma-receipt-weborca.service",
+        ],
+        "the guard in force again before WebORCA starts: {calls:?}"
+    );
+
+    // No script loads: WebORCA stays stopped (never unguarded), and the
+    // message says so first, with the command that starts it.
+    failing_restart(false);
+    let out = rerun();
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains(
+            "WebORCA IS STOPPED: this run stopped it to move it, and it could not be started again"
+        ) && t.contains("start WebORCA with: sudo systemctl start jma-receipt-weborca.service")
+            && !t.contains("is started again"),
+        "{t}"
+    );
+    assert!(probe().is_err(), "WebORCA is stopped, as the message says");
+    let calls = root.take_calls();
+    assert!(
+        !calls.contains(&"start jma-receipt-weborca.service".to_string()),
+        "WebORCA is not started without its guard: {calls:?}"
+    );
+}
+
 #[test]
 fn setup_refuses_with_nothing_changed_when_another_program_listens_on_the_backend_port() {
     // Another program on the port WebORCA is to move to (it would keep WebORCA
