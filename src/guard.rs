@@ -75,8 +75,8 @@ pub fn state(port: u16) -> State {
 
 /// The ports `nft list table` shows dropped from interfaces other than lo,
 /// in a chain on the input hook (a chain on another hook, `output` say,
-/// drops nothing that arrives from the LAN).
-fn dropped_ports(listing: &str) -> Vec<u16> {
+/// drops nothing that arrives from the LAN); read from a [`script`] too.
+pub fn dropped_ports(listing: &str) -> Vec<u16> {
     let mut on_input = false;
     let mut ports = Vec::new();
     for l in listing.lines() {
@@ -113,6 +113,7 @@ mod tests {
             s.contains("table inet weborca_mtls_proxy\ndelete table inet weborca_mtls_proxy\n")
         );
         assert!(s.contains("iifname != \"lo\" tcp dport 8001 drop"));
+        assert_eq!(dropped_ports(&s), vec![8001]);
     }
 
     #[test]

@@ -23,8 +23,8 @@ use crate::util::process::bin;
 /// What the test sent, as the report must count it.
 #[derive(Default)]
 struct Sent {
-    /// (cn, serial) → (requests, refused requests)
-    users: BTreeMap<(String, String), (u64, u64)>,
+    /// (cn, serial, ca) → (requests, refused requests)
+    users: BTreeMap<(String, String, String), (u64, u64)>,
     /// reason → refused attempts
     refused: BTreeMap<String, u64>,
     /// API name → calls forwarded
@@ -44,6 +44,25 @@ fn request(method: &str, path: &str) -> http::Request<Full<Bytes>> {
         .unwrap()
 }
 
+/// A certificate of another CA with `user`'s CN and serial: every CA
+/// numbers its certificates the same way, so nothing stops one from
+/// issuing a clinic user's name and number.
+fn same_name_and_serial(user: &Leaf) -> Leaf {
+    let other = Ca::new("other-clinic-ca");
+    loop {
+        let leaf = other.client(&user.cn);
+        assert!(
+            leaf.serial <= user.serial,
+            "{} is past {}",
+            leaf.serial,
+            user.serial
+        );
+        if leaf.serial == user.serial {
+            return leaf;
+        }
+    }
+}
+
 /// The people and certificates of the test.
 struct Cast {
     ca_pem: String,
@@ -53,6 +72,8 @@ struct Cast {
     revoked: Leaf,
     outsider: Leaf,
     stranger: Leaf,
+    /// another CA's certificate with user1's CN and serial
+    impostor: Leaf,
 }
 
 impl Cast {
@@ -70,7 +91,8 @@ impl Cast {
             .await
             .unwrap();
         assert_eq!(answer.status, 200, "{method} {path} by {}", who.cn);
-        let user = sent.users.entry((who.cn.clone(), serial(who))).or_default();
+        let key = (who.cn.clone(), serial(who), "CA_CRT".to_string());
+        let user = sent.users.entry(key).or_default();
         user.0 += 1;
         if let Some(name) = api_name(path) {
             *sent.api.entry(name).or_default() += 1;
@@ -98,7 +120,15 @@ impl Cast {
             .unwrap();
         assert_eq!(answer.status, 403, "{reason}");
         assert_eq!(answer.header("x-client-cert-error"), Some(reason));
-        let key = who.map_or(("-".into(), "-".into()), |w| (w.cn.clone(), serial(w)));
+        // a certificate of another CA is a row of its own
+        let ca = match (who, reason) {
+            (None, _) => "-",
+            (Some(_), "unknown-ca") => "unknown-ca",
+            (Some(_), _) => "CA_CRT",
+        };
+        let key = who.map_or(("-".into(), "-".into(), ca.into()), |w| {
+            (w.cn.clone(), serial(w), ca.into())
+        });
         let user = sent.users.entry(key).or_default();
         user.0 += 1;
         user.1 += 1;
@@ -154,6 +184,7 @@ struct Row {
     section: String,
     cn: String,
     serial: String,
+    ca: String,
     requests: Option<u64>,
     refused: Option<u64>,
     reason: String,
@@ -190,15 +221,17 @@ fn check_csv(csv_text: &str, sent: &Sent, cast: &Cast, garbage: u64) {
     };
     assert_eq!(summary("unreadable"), garbage, "{csv_text}");
     // Per user, summed over the days (the test may run across midnight).
-    let mut users: BTreeMap<(String, String), (u64, u64)> = BTreeMap::new();
+    let mut users: BTreeMap<(String, String, String), (u64, u64)> = BTreeMap::new();
     for r in section("user-day") {
-        let u = users.entry((r.cn.clone(), r.serial.clone())).or_default();
+        let key = (r.cn.clone(), r.serial.clone(), r.ca.clone());
+        let u = users.entry(key).or_default();
         u.0 += r.requests.unwrap();
         u.1 += r.refused.unwrap();
         assert_eq!(r.addresses, "127.0.0.1", "{r:?}");
     }
-    // A refused certificate is named as it reads (the unknown CA's too);
-    // requests without one are the user `-`.
+    // A refused certificate is named as it reads (the unknown CA's too, in
+    // a row of its own even with user1's CN and serial); requests without
+    // one are the user `-`.
     let expected = sent.users.clone();
     assert_eq!(users, expected, "{csv_text}");
     let mut refused: BTreeMap<String, u64> = BTreeMap::new();
@@ -256,6 +289,7 @@ async fn traffic_then_audit(format: &str) {
         revoked: ca.client("revoked-user"),
         outsider: ca.client("outsider"),
         stranger: Ca::new("stranger-ca").client("stranger"),
+        impostor: same_name_and_serial(&setup.user1),
     };
     write(&d, "ca.crl", &ca.crl(&[cast.revoked.serial]));
     let (proxy, conf, log) = logging_proxy(
@@ -301,6 +335,8 @@ async fn traffic_then_audit(format: &str) {
     c.refused(&mut sent, addr, Some(&c.revoked), "revoked")
         .await;
     c.refused(&mut sent, addr, Some(&c.stranger), "unknown-ca")
+        .await;
+    c.refused(&mut sent, addr, Some(&c.impostor), "unknown-ca")
         .await;
     rotate(&proxy, &log);
     // In the log itself
@@ -359,9 +395,10 @@ async fn traffic_then_audit(format: &str) {
     if format == "text" {
         // The access line is as it always was: its fields are for JSON only.
         let text = std::fs::read_to_string(&log).unwrap();
+        // (the refusal lines name user1 too: the impostor's certificate)
         let access: Vec<&str> = text
             .lines()
-            .filter(|l| l.contains(" cn=user1 serial="))
+            .filter(|l| l.contains(" cn=user1 serial=") && l.contains(" HTTP/"))
             .collect();
         assert!(!access.is_empty(), "{text}");
         for line in access {
@@ -399,7 +436,12 @@ async fn traffic_then_audit(format: &str) {
         !user_rows.is_empty() && user_rows.iter().all(|r| r.cn == "user2"),
         "{only:?}"
     );
-    let user2 = sent.users[&("user2".to_string(), serial(&cast.user2))].0;
+    let user2 = sent.users[&(
+        "user2".to_string(),
+        serial(&cast.user2),
+        "CA_CRT".to_string(),
+    )]
+        .0;
     assert_eq!(
         user_rows.iter().map(|r| r.requests.unwrap()).sum::<u64>(),
         user2

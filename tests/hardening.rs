@@ -173,6 +173,56 @@ async fn status_listener_caps_its_connections() {
     }
 }
 
+/// The regression of a status listener held by idle sockets: connections
+/// that send nothing, half a request head, or nothing more after one answer
+/// kept their slot for good, so STATUS_MAX_CONNECTIONS of them left
+/// `/healthz` unanswered. Each is now closed by the server within
+/// STATUS_HEADER_TIMEOUT (its EOF is what the test waits for), and the
+/// listener answers again.
+#[tokio::test]
+async fn status_listener_closes_idle_and_half_sent_connections() {
+    use weborca_mtls_proxy::status::{STATUS_HEADER_TIMEOUT, STATUS_MAX_CONNECTIONS};
+    let mut setup = Setup::new();
+    setup.conf.push("STATUS_LISTEN=127.0.0.1:0".into());
+    let env = setup.start().await;
+    let status = env.status.unwrap();
+    let request = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    let mut held = Vec::new();
+    for i in 0..STATUS_MAX_CONNECTIONS {
+        let mut tcp = TcpStream::connect(status).await.unwrap();
+        match i % 3 {
+            0 => {} // sends nothing
+            1 => tcp
+                .write_all(b"GET /healthz HTTP/1.1\r\nHost: loc")
+                .await
+                .unwrap(),
+            _ => {
+                // one answer, then an idle keep-alive connection
+                let a = exchange(&mut tcp, request, false).await;
+                assert_eq!(a.status, Some(200), "{a:?}");
+            }
+        }
+        held.push(tcp);
+    }
+    // every slot is taken: one more is closed unanswered
+    let mut extra = TcpStream::connect(status).await.unwrap();
+    let a = exchange(&mut extra, request, true).await;
+    assert_eq!(a.status, None, "answered beyond the cap: {a:?}");
+    // the server closes each held connection (EOF), within the timeout
+    let limit = STATUS_HEADER_TIMEOUT + PATIENCE;
+    for (i, tcp) in held.iter_mut().enumerate() {
+        let mut rest = Vec::new();
+        let eof = tokio::time::timeout(limit, tcp.read_to_end(&mut rest)).await;
+        assert!(
+            eof.is_ok(),
+            "idle connection {i} still open after {limit:?}"
+        );
+    }
+    let mut tcp = TcpStream::connect(status).await.unwrap();
+    let a = exchange(&mut tcp, request, false).await;
+    assert_eq!(a.status, Some(200), "{a:?}");
+}
+
 /// The status code of an HTTP/2 HEADERS block that starts with an indexed
 /// `:status` (HPACK static table, RFC 7541 Appendix A).
 fn h2_status(payload: &[u8]) -> Option<u16> {
@@ -466,4 +516,49 @@ fn a_crl_replaced_while_a_reload_reads_it_is_seen_by_the_next_poll() {
     );
     let unchanged = weborca_mtls_proxy::reload::load_set(&conf, &sessions, || {}).unwrap();
     assert!(!unchanged.changed_since_read());
+}
+
+/// The regression of a status listener held by clients that send requests
+/// and never read the answers: once the socket's buffers were full the
+/// server waited on its write for good, where no header timeout runs, so
+/// STATUS_MAX_CONNECTIONS such clients left `/healthz` unanswered. A
+/// connection whose answer waits unread for STATUS_WRITE_TIMEOUT is now
+/// closed: each client's writes then fail (the server's close is what the
+/// test waits for), and the listener answers again.
+#[tokio::test]
+async fn status_listener_closes_connections_that_never_read_their_answers() {
+    use weborca_mtls_proxy::status::{STATUS_MAX_CONNECTIONS, STATUS_WRITE_TIMEOUT};
+    let mut setup = Setup::new();
+    setup.conf.push("STATUS_LISTEN=127.0.0.1:0".into());
+    let env = setup.start().await;
+    let status = env.status.unwrap();
+    let requests = b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n".repeat(100);
+    let mut unread = Vec::new();
+    let mut writers = Vec::new();
+    for _ in 0..STATUS_MAX_CONNECTIONS {
+        let (read, mut write) = TcpStream::connect(status).await.unwrap().into_split();
+        let requests = requests.clone();
+        // pipelines requests until the server stops taking them, and
+        // ends when the server has closed the connection
+        writers.push(tokio::spawn(async move {
+            while write.write_all(&requests).await.is_ok() {}
+        }));
+        unread.push(read); // never read
+    }
+    let request = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    let mut extra = TcpStream::connect(status).await.unwrap();
+    let a = exchange(&mut extra, request, true).await;
+    assert_eq!(a.status, None, "answered beyond the cap: {a:?}");
+    let limit = STATUS_WRITE_TIMEOUT + PATIENCE;
+    for (i, writer) in writers.into_iter().enumerate() {
+        let closed = tokio::time::timeout(limit, writer).await;
+        assert!(
+            closed.is_ok(),
+            "connection {i}, which never reads, still open after {limit:?}"
+        );
+    }
+    let mut tcp = TcpStream::connect(status).await.unwrap();
+    let a = exchange(&mut tcp, request, false).await;
+    assert_eq!(a.status, Some(200), "{a:?}");
+    drop(unread);
 }

@@ -417,6 +417,127 @@ fn setup_puts_back_what_it_wrote_when_the_guard_fails_to_start() {
     );
 }
 
+/// The regression of a rerun for a new port whose guard fails to restart:
+/// setup had stopped WebORCA to move it and left it stopped, and its
+/// message did not say so. Now WebORCA is started again where it was, once
+/// the guard is back in force with its old script; and when even that
+/// fails, the message says first that WebORCA is stopped and how to start it.
+#[test]
+fn setup_rerun_starts_weborca_again_when_the_guard_fails_to_restart() {
+    let (port1, port2) = (free_port(), free_port());
+    let root = FakeRoot::new();
+    std::fs::write(root.real(JMA_CONF), weborca_conf(free_port())).unwrap();
+    let first = root.run(&[
+        "setup",
+        "--backend-port",
+        &port1.to_string(),
+        "--host",
+        "localhost",
+    ]);
+    assert!(first.status.success(), "{}", text(&first));
+    let backend1: std::net::SocketAddr = ([127, 0, 0, 1], port1).into();
+    let probe = || weborca_mtls_proxy::check::http_probe(backend1, "localhost");
+    // the stand-in WebORCA listens a moment after systemctl has started it
+    let answers = || {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while probe().is_err() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        probe().is_ok()
+    };
+    assert!(answers(), "WebORCA runs behind the guard on {port1}");
+    let jma_before = root.read(JMA_CONF);
+    let guard_before = root.read("/etc/weborca-mtls-proxy/guard.nft");
+    // A guard whose restart fails, with the new script only (`only_new`)
+    // or with any: its table is gone then, as after a failed ExecStart.
+    let real = root.systemctl().with_file_name("systemctl-real");
+    std::fs::copy(root.systemctl(), &real).unwrap();
+    let failing_restart = |only_new: bool| {
+        let condition = if only_new {
+            format!(
+                "grep -q 'dport {port2} ' '{}'",
+                root.real("/etc/weborca-mtls-proxy/guard.nft").display()
+            )
+        } else {
+            "true".to_string()
+        };
+        std::fs::write(
+            root.systemctl(),
+            format!(
+                "#!/bin/sh\nif [ \"$*\" = 'restart weborca-mtls-proxy-guard.service' ] && {condition}; then echo \"$*\" >> '{}'; rm -f '{}'; echo 'Job for weborca-mtls-proxy-guard.service failed because the control process exited with error code.' >&2; exit 1; fi\nexec '{}' \"$@\"\n",
+                root.calls.display(),
+                root.guard_table().display(),
+                real.display()
+            ),
+        )
+        .unwrap();
+    };
+    let rerun = || {
+        root.take_calls();
+        root.run(&[
+            "setup",
+            "--backend-port",
+            &port2.to_string(),
+            "--host",
+            "localhost",
+        ])
+    };
+
+    // The new script fails, the old one loads: WebORCA runs again as it was.
+    failing_restart(true);
+    let out = rerun();
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("WebORCA was not moved")
+            && t.contains(&format!(
+                "WebORCA, which this run had stopped, is started again on its port {port1} behind the guard as it was"
+            ))
+            && !t.contains("WebORCA IS STOPPED"),
+        "{t}"
+    );
+    assert_eq!(root.read(JMA_CONF), jma_before);
+    assert_eq!(root.read("/etc/weborca-mtls-proxy/guard.nft"), guard_before);
+    assert!(answers(), "WebORCA answers on {port1} again: {t}");
+    let calls = root.take_calls();
+    let stop = calls
+        .iter()
+        .position(|c| c == "stop jma-receipt-weborca.service")
+        .unwrap_or_else(|| panic!("WebORCA was stopped to move it: {calls:?}"));
+    assert_eq!(
+        calls[stop..],
+        [
+            "stop jma-receipt-weborca.service",
+            "restart weborca-mtls-proxy-guard.service",
+            "daemon-reload",
+            "is-active --quiet jma-receipt-weborca.service",
+            "restart weborca-mtls-proxy-guard.service",
+            "start jma-receipt-weborca.service",
+        ],
+        "the guard in force again before WebORCA starts: {calls:?}"
+    );
+
+    // No script loads: WebORCA stays stopped (never unguarded), and the
+    // message says so first, with the command that starts it.
+    failing_restart(false);
+    let out = rerun();
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains(
+            "WebORCA IS STOPPED: this run stopped it to move it, and it could not be started again"
+        ) && t.contains("start WebORCA with: sudo systemctl start jma-receipt-weborca.service")
+            && !t.contains("is started again"),
+        "{t}"
+    );
+    assert!(probe().is_err(), "WebORCA is stopped, as the message says");
+    let calls = root.take_calls();
+    assert!(
+        !calls.contains(&"start jma-receipt-weborca.service".to_string()),
+        "WebORCA is not started without its guard: {calls:?}"
+    );
+}
+
 #[test]
 fn setup_refuses_with_nothing_changed_when_another_program_listens_on_the_backend_port() {
     // Another program on the port WebORCA is to move to (it would keep WebORCA
@@ -743,6 +864,57 @@ fn setup_rollback_fails_when_weborca_answers_plain_http_on_its_own_port() {
         )) && t.contains(&format!(
             "SERVER_CRT, SERVER_PEM and CA_CRT are set (not commented out) in {JMA_CONF}"
         )) && t.contains("sudo systemctl restart jma-receipt-weborca.service")
+            && !t.contains("with its own TLS"),
+        "{t}"
+    );
+}
+
+/// The regression of a rollback that took a TLS server for plain HTTP:
+/// WebORCA is a Go server, and Go answers a plain-HTTP request on its TLS
+/// port with `HTTP/1.0 400 Bad Request` and "Client sent an HTTP request to
+/// an HTTPS server.". When the handshake with it failed, rollback read that
+/// answer as plain HTTP and said every LAN machine reached WebORCA without
+/// a certificate. It now says that the port speaks TLS, quotes the
+/// handshake's error, and names jma-receipt.conf's keys and the restart.
+#[test]
+fn setup_rollback_tells_a_tls_port_whose_handshake_fails_from_plain_http() {
+    use std::io::{Read, Write};
+    let port = free_port().to_string();
+    // WebORCA's own port, answering as a Go TLS server that cannot agree on
+    // a handshake with the client: a handshake_failure alert to a
+    // ClientHello, Go's own 400 to a plain-HTTP request.
+    let own = TcpListener::bind("127.0.0.1:0").unwrap();
+    let own_port = own.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut conn in own.incoming().flatten() {
+            let mut first = [0u8; 1024];
+            let Ok(n) = conn.read(&mut first) else {
+                continue;
+            };
+            let answer: &[u8] = if n > 0 && first[0] == 0x16 {
+                // alert record: fatal (2), handshake_failure (40)
+                &[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28]
+            } else {
+                b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
+            };
+            let _ = conn.write_all(answer);
+        }
+    });
+    let root = FakeRoot::new();
+    std::fs::write(root.real(JMA_CONF), weborca_conf(own_port)).unwrap();
+    let out = root.run(&["setup", "--backend-port", &port, "--host", "localhost"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = root.run(&["setup", "--rollback"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains(&format!(
+            "WebORCA speaks TLS on its own port {own_port} again (to a plain-HTTP request it answers \"Client sent an HTTP request to an HTTPS server.\"), so it is not open in plain HTTP"
+        )) && t.contains("the TLS handshake failed")
+            && t.contains("HandshakeFailure")
+            && t.contains(&format!("SERVER_CRT, SERVER_PEM and CA_CRT in {JMA_CONF}"))
+            && t.contains("sudo systemctl restart jma-receipt-weborca.service")
+            && !t.contains("in plain HTTP, without TLS")
             && !t.contains("with its own TLS"),
         "{t}"
     );

@@ -21,6 +21,9 @@ pub struct Row<'a> {
     pub cn: Cow<'a, str>,
     /// the certificate's serial (user-day, expiring)
     pub serial: &'a str,
+    /// whose certificate (user-day): `CA_CRT` the clinic's CA, `unknown-ca`
+    /// another CA (a row apart, whatever CN and serial it carries), `-` none
+    pub ca: &'static str,
     /// requests (user-day)
     pub requests: Option<u64>,
     /// requests answered with a refusal page (user-day)
@@ -61,13 +64,14 @@ pub fn write(report: &Report<'_>, out: &mut dyn Write) -> io::Result<()> {
     ] {
         csv.serialize(row).map_err(io::Error::other)?;
     }
-    for ((day, (cn, serial)), d) in &t.users {
+    for ((day, user), d) in &t.users {
         let addresses: Vec<&str> = d.addrs.iter().map(String::as_str).collect();
         csv.serialize(Row {
             section: "user-day",
             date: day.to_string(),
-            cn: cell(cn),
-            serial,
+            cn: cell(&user.cn),
+            serial: &user.serial,
+            ca: user.ca(),
             requests: Some(d.requests),
             refused: Some(d.refused),
             first: d.first.format(CLOCK).to_string(),

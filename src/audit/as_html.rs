@@ -29,6 +29,15 @@ pub fn write(report: &Report<'_>, out: &mut dyn Write) -> io::Result<()> {
     out.write_all(page(report).into_string().as_bytes())
 }
 
+/// The issuing-CA cell: words for the code of [`User::ca`](super::tally::User::ca).
+fn ca_words(code: &str) -> &'static str {
+    match code {
+        "CA_CRT" => "院内の CA / the clinic's CA (CA_CRT)",
+        "-" => "-",
+        _ => "他の CA（拒否）/ another CA (unknown-ca, refused)",
+    }
+}
+
 fn heading(ja: &str, en: &str) -> Markup {
     html! { h2 { (ja) " " span lang="en" { "/ " (en) } } }
 }
@@ -61,11 +70,12 @@ fn page(report: &Report<'_>) -> Markup {
                 (chart(&t.days))
                 (heading("利用者別・日別", "Per user and day"))
                 table {
-                    tr { th { "日付 / date" } th { "CN" } th { "シリアル / serial" } th { "要求 / requests" }
+                    tr { th { "日付 / date" } th { "CN" } th { "シリアル / serial" } th { "発行 CA / issuing CA" } th { "要求 / requests" }
                          th { "拒否 / refused" } th { "最初 / first" } th { "最後 / last" } th { "アドレス / addresses" } }
-                    @for ((day, (cn, serial)), d) in &t.users {
+                    @for ((day, user), d) in &t.users {
                         tr {
-                            td { (day) } td { (cn) } td { (serial) }
+                            td { (day) } td { (user.cn) } td { (user.serial) }
+                            td { (ca_words(user.ca())) }
                             td.n { (d.requests) } td.n { (d.refused) }
                             td { (d.first.format(CLOCK)) } td { (d.last.format(CLOCK)) }
                             td {

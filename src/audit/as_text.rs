@@ -29,9 +29,9 @@ pub fn write(report: &Report<'_>, out: &mut dyn Write) -> io::Result<()> {
     writeln!(out, "\n== 利用者別・日別 / Per user and day ==")?;
     writeln!(
         out,
-        "date        cn  serial  requests  refused  first     last      addresses"
+        "date        cn  serial  ca  requests  refused  first     last      addresses"
     )?;
-    for ((day, (cn, serial)), d) in &t.users {
+    for ((day, user), d) in &t.users {
         let more = if d.more_addrs > 0 {
             format!(" +{}", d.more_addrs)
         } else {
@@ -39,7 +39,10 @@ pub fn write(report: &Report<'_>, out: &mut dyn Write) -> io::Result<()> {
         };
         writeln!(
             out,
-            "{day}  {cn}  {serial}  {}  {}  {}  {}  {}{more}",
+            "{day}  {}  {}  {}  {}  {}  {}  {}  {}{more}",
+            user.cn,
+            user.serial,
+            user.ca(),
             d.requests,
             d.refused,
             d.first.format(CLOCK),

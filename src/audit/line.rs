@@ -78,6 +78,9 @@ pub struct Expiring {
 
 /// The reason a request refused before forwarding is counted under.
 pub const BAD_REQUEST: &str = "bad-request";
+/// The reason of a certificate refused as issued by a CA other than
+/// CA_CRT's (the proxy's `unknown-ca`).
+pub const UNKNOWN_CA: &str = "unknown-ca";
 
 /// Reads one line (without its newline); `None` if it is unreadable.
 pub fn parse(line: &str) -> Option<Line> {

@@ -5,7 +5,8 @@
 //! It reads the proxy's log, text and JSON lines alike ([`line`]), from
 //! LOG_FILE and its rotated copies (`.1`, `.2.gz`, …, gzip found by its
 //! magic bytes) or the files named, oldest first, and counts as it goes
-//! ([`tally`]): per user (CN and serial) and day, refused attempts by reason
+//! ([`tally`]): per user (CN, serial and, for a certificate refused as
+//! `unknown-ca`, another CA) and day, refused attempts by reason
 //! and address, ORCA API calls by name, and the client certificates the
 //! proxy warned about. The report is text, CSV or one HTML file
 //! ([`as_text`], [`as_csv`], [`as_html`]). A line it cannot read is

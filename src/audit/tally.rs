@@ -6,12 +6,12 @@
 //! under [`OTHER`], so a scan from thousands of addresses cannot make the
 //! report itself run out of memory.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
 
-use super::line::{Access, Entry, Expiring, Line, Refused};
+use super::line::{Access, Entry, Expiring, Line, Refused, UNKNOWN_CA};
 
 /// The key under which figures past a table's cap are counted.
 pub const OTHER: &str = "(other)";
@@ -49,8 +49,35 @@ impl Filter {
     }
 }
 
-/// A user: the certificate's CN and serial.
-pub type User = (String, String);
+/// Who made a request: the certificate's CN and serial, and whether the
+/// certificate came from another CA than CA_CRT's. Any CA can issue a
+/// certificate with a clinic user's CN and serial (orca-catool CAs all
+/// number theirs from 01), so one refused as `unknown-ca` is counted apart,
+/// never in the row of the user whose name it carries.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct User {
+    /// the certificate's CN, `-` without one
+    pub cn: String,
+    /// the certificate's serial, `-` without one
+    pub serial: String,
+    /// refused as issued by a CA other than CA_CRT's (`unknown-ca`)
+    pub foreign: bool,
+}
+
+impl User {
+    /// The issuer column: `unknown-ca` for a certificate of another CA,
+    /// `CA_CRT` for one of the clinic's CA, `-` without a certificate.
+    pub fn ca(&self) -> &'static str {
+        match (self.foreign, self.cn.as_str(), self.serial.as_str()) {
+            (true, _, _) => UNKNOWN_CA,
+            (false, "-", "-") => "-",
+            (false, _, _) => "CA_CRT",
+        }
+    }
+}
+
+/// A certificate the proxy warned about: its CN and serial.
+pub type Cert = (String, String);
 
 /// One user's day.
 #[derive(Debug, Clone)]
@@ -101,7 +128,7 @@ pub struct Tally {
     /// ORCA API calls forwarded, by name (the path without its query)
     pub api: BTreeMap<String, u64>,
     /// client certificates the proxy warned about, with their notAfter
-    pub expiring: BTreeMap<User, NaiveDateTime>,
+    pub expiring: BTreeMap<Cert, NaiveDateTime>,
     /// per day, for the chart
     pub days: BTreeMap<NaiveDate, Day>,
     /// lines read
@@ -112,8 +139,8 @@ pub struct Tally {
     pub unreadable_at: Vec<String>,
     /// the files read, in order
     pub files: Vec<String>,
-    /// addresses (with port) of connections refused lately
-    recent_refusals: HashSet<String>,
+    /// addresses (with port) of connections refused lately, with the reason
+    recent_refusals: HashMap<String, String>,
 }
 
 impl Tally {
@@ -149,7 +176,12 @@ impl Tally {
     fn access(&mut self, at: NaiveDateTime, a: Access) {
         // A 403 (or a 400 for an unsafe path) on a connection just refused is
         // the proxy's answer, not WebORCA's: the request never reached it.
-        let refused = matches!(a.status, 400 | 403) && self.recent_refusals.contains(&a.addr);
+        let refusal = match a.status {
+            400 | 403 => self.recent_refusals.get(&a.addr),
+            _ => None,
+        };
+        let refused = refusal.is_some();
+        let foreign = refusal.is_some_and(|reason| reason == UNKNOWN_CA);
         if !self.filter.user_in(Some(&a.cn)) {
             return;
         }
@@ -159,7 +191,12 @@ impl Tally {
             let name = capped(&self.api, name.to_string(), MAX_API_NAMES);
             *self.api.entry(name).or_default() += 1;
         }
-        let key = (at.date(), (a.cn, a.serial));
+        let user = User {
+            cn: a.cn,
+            serial: a.serial,
+            foreign,
+        };
+        let key = (at.date(), user);
         if !self.users.contains_key(&key) && self.users.len() >= MAX_USER_DAYS {
             return;
         }
@@ -187,7 +224,8 @@ impl Tally {
         if self.recent_refusals.len() >= MAX_RECENT_REFUSALS {
             self.recent_refusals.clear();
         }
-        self.recent_refusals.insert(r.addr.clone());
+        self.recent_refusals
+            .insert(r.addr.clone(), r.reason.clone());
         if !self.filter.user_in(r.cn.as_deref()) {
             return;
         }
@@ -220,7 +258,7 @@ impl Tally {
         &self,
         now: NaiveDateTime,
         warn_days: u32,
-    ) -> Vec<(&User, NaiveDateTime, i64)> {
+    ) -> Vec<(&Cert, NaiveDateTime, i64)> {
         self.expiring
             .iter()
             .map(|(user, not_after)| {

@@ -104,3 +104,41 @@ fn a_request_the_proxy_refused_is_no_api_call() {
     let day = tally.users.values().next().unwrap();
     assert_eq!((day.requests, day.refused), (4, 2));
 }
+
+/// The regression of a certificate of another CA counted as a clinic user:
+/// it carried user1's CN and serial (any CA can issue those, and every
+/// orca-catool CA numbers from 01), so its refused request was added to
+/// user1's row. It is a row of its own now; user1's own certificate,
+/// refused as revoked, stays in user1's row.
+#[test]
+fn a_certificate_of_another_ca_is_not_counted_as_the_user_it_names() {
+    let refusal = |port: u32, reason: &str| {
+        format!(
+            "2026/12/01 09:00:00 client certificate refused: {reason} peer=127.0.0.1:{port} cn=\"u\" serial=\"0a\" reason=\"{reason}\" subject=\"/CN=u\""
+        )
+    };
+    let tally = count(&[
+        access(7000, "u", "/api01rv2/patientgetv2?id=1", 200),
+        refusal(7001, "unknown-ca"),
+        access(7001, "u", "/api01rv2/patientgetv2?id=2", 403),
+        refusal(7002, "revoked"),
+        access(7002, "u", "/api01rv2/patientgetv2?id=3", 403),
+    ]);
+    let rows: Vec<_> = tally
+        .users
+        .iter()
+        .map(|((_, user), d)| {
+            (
+                user.cn.as_str(),
+                user.serial.as_str(),
+                user.ca(),
+                d.requests,
+                d.refused,
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [("u", "0a", "CA_CRT", 2, 1), ("u", "0a", "unknown-ca", 1, 1),]
+    );
+}

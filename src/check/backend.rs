@@ -41,21 +41,75 @@ pub(super) fn check_backend(r: &mut Report, config: &Config) {
     }
 }
 
-/// Sends `HEAD /` to `addr`; the status line of the answer.
+/// Sends `HEAD /` to `addr`; the status line of the answer. A port that
+/// answers as a TLS server does to plain HTTP ([`PlainAnswer::Tls`]) is an
+/// error: it does not speak plain HTTP, whatever its status line says.
 pub fn http_probe(addr: SocketAddr, host: &str) -> std::io::Result<String> {
+    match plain_answer(addr, host)? {
+        PlainAnswer::Http(status) => Ok(status),
+        PlainAnswer::Tls(words) => Err(std::io::Error::other(format!(
+            "it speaks TLS, not plain HTTP: to a plain-HTTP request it answers \"{words}\""
+        ))),
+    }
+}
+
+/// What a port answers a plain-HTTP request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlainAnswer {
+    /// an HTTP answer: its status line
+    Http(String),
+    /// the answer a TLS server gives on its port to plain HTTP (WebORCA,
+    /// a Go server, says `HTTP/1.0 400 Bad Request` and "Client sent an
+    /// HTTP request to an HTTPS server."): the words that tell it
+    Tls(&'static str),
+}
+
+/// What TLS servers answer a plain-HTTP request on their port, besides a
+/// 400 status line: Go's net/http (WebORCA), and nginx.
+const TLS_SERVER_WORDS: &[&str] = &[
+    "Client sent an HTTP request to an HTTPS server.",
+    "The plain HTTP request was sent to HTTPS port",
+];
+/// How much of the answer is read: the status line, the head and the short
+/// body a TLS server's 400 has.
+const PLAIN_ANSWER_READ: usize = 4096;
+
+/// Sends `HEAD /` to `addr` and reads the answer: its status line, or that
+/// a TLS server answered.
+pub fn plain_answer(addr: SocketAddr, host: &str) -> std::io::Result<PlainAnswer> {
     let mut tcp = TcpStream::connect_timeout(&addr, BACKEND_CHECK_TIMEOUT)?;
     tcp.set_read_timeout(Some(BACKEND_CHECK_TIMEOUT))?;
     tcp.write_all(
         format!("HEAD / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
     )?;
-    let mut buf = [0u8; 64];
-    let n = tcp.read(&mut buf)?;
-    let head = String::from_utf8_lossy(&buf[..n]);
-    let status = head.lines().next().unwrap_or("").to_string();
-    if status.starts_with("HTTP/") {
-        Ok(status)
-    } else {
-        Err(std::io::Error::other("the answer is not HTTP"))
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        let n = match tcp.read(&mut buf) {
+            Ok(n) => n,
+            // a server that keeps the connection: what came is the answer
+            Err(_) if !answer.is_empty() => break,
+            Err(e) => return Err(e),
+        };
+        answer.extend_from_slice(&buf[..n]);
+        // A 400 may be a TLS server's, whose words follow the head (Go
+        // sends them with it and closes); any other status is enough.
+        let head_done = answer.windows(4).any(|w| w == b"\r\n\r\n");
+        let bad_request = answer.get(9..12) == Some(b"400".as_slice());
+        if n == 0 || answer.len() >= PLAIN_ANSWER_READ || (head_done && !bad_request) {
+            break;
+        }
+    }
+    let text = String::from_utf8_lossy(&answer);
+    let status = text.lines().next().unwrap_or("").to_string();
+    if !status.starts_with("HTTP/") {
+        return Err(std::io::Error::other("the answer is not HTTP"));
+    }
+    match TLS_SERVER_WORDS.iter().find(|w| text.contains(*w)) {
+        Some(words) if status.contains(" 400 ") || status.ends_with(" 400") => {
+            Ok(PlainAnswer::Tls(words))
+        }
+        _ => Ok(PlainAnswer::Http(status)),
     }
 }
 
@@ -214,5 +268,46 @@ mod tests {
             Some(("127.0.0.1".parse().unwrap(), 80))
         );
         assert_eq!(parse_proc_addr("garbage", false), None);
+    }
+
+    /// A listener on loopback that answers each connection with `answer`
+    /// once it has read the request, then closes it.
+    fn answering(answer: &'static [u8]) -> SocketAddr {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for mut conn in listener.incoming().flatten() {
+                let _ = conn.read(&mut [0u8; 1024]);
+                let _ = conn.write_all(answer);
+            }
+        });
+        addr
+    }
+
+    #[test]
+    fn a_tls_servers_answer_to_plain_http_is_told_from_plain_http() {
+        // what Go's net/http (WebORCA) writes, in one write, before closing
+        let go = answering(
+            b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n",
+        );
+        assert_eq!(
+            plain_answer(go, "localhost").unwrap(),
+            PlainAnswer::Tls("Client sent an HTTP request to an HTTPS server.")
+        );
+        let e = http_probe(go, "localhost").unwrap_err().to_string();
+        assert!(e.contains("it speaks TLS, not plain HTTP"), "{e}");
+        // a plain-HTTP server's own 400 and 200 are plain HTTP
+        let plain_400 = answering(
+            b"HTTP/1.1 400 Bad Request\r\nContent-Length: 11\r\nConnection: close\r\n\r\nbad request",
+        );
+        assert_eq!(
+            http_probe(plain_400, "localhost").unwrap(),
+            "HTTP/1.1 400 Bad Request"
+        );
+        let plain_200 = answering(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+        assert_eq!(
+            http_probe(plain_200, "localhost").unwrap(),
+            "HTTP/1.1 200 OK"
+        );
     }
 }

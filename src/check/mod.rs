@@ -19,7 +19,7 @@ use crate::load::{self, Failure, Steps};
 use crate::policy::{Policy, PolicyError};
 use crate::tls::{KeyError, Sessions, TlsState};
 
-pub use backend::{Listening, http_probe, listening, listening_sockets};
+pub use backend::{Listening, PlainAnswer, http_probe, listening, listening_sockets, plain_answer};
 use backend::{check_backend, check_backend_exposure};
 use certs::{check_chain, check_crls, check_server_cert};
 use files::{PASSWD, check_files};

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use fsutil::{Change, Root};
 use plan::plan;
 use rollback::rollback;
-use services::{setup_commands, start_guard, start_services, undo_guard};
+use services::{restart_weborca, setup_commands, start_guard, start_services, undo_guard};
 
 /// WebORCA's config file.
 pub const DEFAULT_WEBORCA_CONF: &str = "/opt/jma/weborca/conf/jma-receipt.conf";
@@ -219,14 +219,27 @@ pub fn run(args: &SetupArgs, config_path: &Path) -> Result<(), Stop> {
                 // only when empty: nothing else is ever removed
                 let _ = std::fs::remove_dir(dir);
             }
-            said.extend(undo_guard(failed.started));
+            let drop_in_removed = written
+                .iter()
+                .any(|(c, _)| c.shown == drop_in.shown && c.old.is_none());
+            said.extend(undo_guard(failed.started, drop_in_removed));
+            // A WebORCA this run stopped runs again as it was, or the
+            // operator is told, first of all, that it is stopped.
+            let stopped = match restart_weborca(&plan, &failed, nft_applies(&args.root)) {
+                Some(Ok(done)) => {
+                    said.push(done);
+                    String::new()
+                }
+                Some(Err(stopped)) => format!("\n{stopped}"),
+                None => String::new(),
+            };
             let after = if all_back {
                 String::new()
             } else {
                 "\nNot everything could be put back; undo the rest with: sudo weborca-mtls-proxy setup --rollback".to_string()
             };
             return Err(Stop::other(format!(
-                "{}; WebORCA was not moved ({} is as it was); setup put back what it had written: {}{after}\nFix the guard (journalctl -u {}), then run setup again",
+                "{}; WebORCA was not moved ({} is as it was); setup put back what it had written: {}{stopped}{after}\nFix the guard (journalctl -u {}), then run setup again",
                 failed.message,
                 jma.shown.display(),
                 said.join("; "),

@@ -12,6 +12,7 @@ use super::{
     WEBORCA_UNIT, dry_run, guard, jma_conf, read_weborca_conf, wait_until, weborca_conf_change,
     wire,
 };
+use crate::check::PlainAnswer;
 
 pub(super) fn rollback(args: &SetupArgs, root: &Root, config_path: &Path) -> Result<(), Stop> {
     let jma_path = &args.weborca_conf;
@@ -88,23 +89,44 @@ pub(super) fn rollback(args: &SetupArgs, root: &Root, config_path: &Path) -> Res
     // only recorded, not verified: the question is whether it speaks TLS),
     // not a TCP connect. A port that answers plain HTTP instead is no
     // rollback: every LAN machine would reach WebORCA without a certificate.
-    let mut plain = false;
+    // One that answers a plain-HTTP request as a TLS server does (Go's
+    // `400` "Client sent an HTTP request to an HTTPS server.") speaks TLS:
+    // its handshake is tried once more (the port may have opened between
+    // the two), and failing again, it is said to fail, not to be plain HTTP.
+    let mut answered = None;
     wait_until(START_WAIT, || match wire::served_cert(own) {
         Ok(_) => Ok(()),
-        Err(_) if crate::check::http_probe(own, &own.to_string()).is_ok() => {
-            plain = true;
-            Ok(())
-        }
-        Err(e) => Err(format!(
-            "WebORCA does not answer TLS on port {own_port}: {e}; see journalctl -u {WEBORCA_UNIT}"
-        )),
+        Err(e) => match crate::check::plain_answer(own, &own.to_string()) {
+            Ok(PlainAnswer::Tls(words)) => {
+                if let Err(again) = wire::served_cert(own) {
+                    answered = Some((PlainAnswer::Tls(words), again));
+                }
+                Ok(())
+            }
+            Ok(answer) => {
+                answered = Some((answer, e));
+                Ok(())
+            }
+            Err(_) => Err(format!(
+                "WebORCA does not answer TLS on port {own_port}: {e}; see journalctl -u {WEBORCA_UNIT}"
+            )),
+        },
     })
     .map_err(Stop::other)?;
-    if plain {
-        return Err(Stop::other(format!(
-            "ERROR: WebORCA answers on port {own_port} in plain HTTP, without TLS: every machine on the LAN reaches it without a client certificate. Check that SERVER_CRT, SERVER_PEM and CA_CRT are set (not commented out) in {} and name files WebORCA can read, then: sudo systemctl restart {WEBORCA_UNIT} (or put the proxy back in front with: sudo weborca-mtls-proxy setup)",
-            jma_path.display()
-        )));
+    match answered {
+        None => {}
+        Some((PlainAnswer::Http(_), _)) => {
+            return Err(Stop::other(format!(
+                "ERROR: WebORCA answers on port {own_port} in plain HTTP, without TLS: every machine on the LAN reaches it without a client certificate. Check that SERVER_CRT, SERVER_PEM and CA_CRT are set (not commented out) in {} and name files WebORCA can read, then: sudo systemctl restart {WEBORCA_UNIT} (or put the proxy back in front with: sudo weborca-mtls-proxy setup)",
+                jma_path.display()
+            )));
+        }
+        Some((PlainAnswer::Tls(words), e)) => {
+            return Err(Stop::other(format!(
+                "WebORCA speaks TLS on its own port {own_port} again (to a plain-HTTP request it answers \"{words}\"), so it is not open in plain HTTP; but a TLS handshake with it failed: {e}. Its TLS is SERVER_CRT, SERVER_PEM and CA_CRT in {}: check that SERVER_CRT is the server certificate and SERVER_PEM its key (RSA 2048 to 4096 bits or ECDSA P-256/P-384), both readable by WebORCA, then: sudo systemctl restart {WEBORCA_UNIT}; see journalctl -u {WEBORCA_UNIT}",
+                jma_path.display()
+            )));
+        }
     }
     println!("WebORCA answers on its own port {own_port} again, with its own TLS");
     Ok(())

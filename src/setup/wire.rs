@@ -110,13 +110,16 @@ pub fn served_cert(addr: SocketAddr) -> Result<CertificateDer<'static>, String> 
         .map_err(|e| e.to_string())?;
     // The handshake may end in a refusal (no client certificate); the server's
     // certificate has come before that.
-    let _ = conn.complete_io(&mut tcp);
+    let shaken = conn.complete_io(&mut tcp);
     recorder
         .seen
         .lock()
         .ok()
         .and_then(|s| s.clone())
-        .ok_or_else(|| format!("{addr} presented no certificate"))
+        .ok_or_else(|| match shaken {
+            Err(e) => format!("{addr} presented no certificate: the TLS handshake failed: {e}"),
+            Ok(_) => format!("{addr} presented no certificate"),
+        })
 }
 
 /// A certificate as the messages name it: subject, issuer, serial and

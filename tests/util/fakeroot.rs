@@ -112,7 +112,7 @@ impl FakeRoot {
         std::fs::write(&root.calls, "").unwrap();
         // The guard's table is "loaded" (a copy of its script) only once
         // systemctl has started the guard's unit, as the real one does.
-        let loaded = root.bin_dir.path().join("guard-table-loaded");
+        let loaded = root.guard_table();
         let guard_script = root.real("/etc/weborca-mtls-proxy/guard.nft");
         // WebORCA's unit: the stand-in WebORCA of the end-to-end test, started
         // with jma-receipt.conf as its environment (so it listens where that
@@ -135,6 +135,7 @@ impl FakeRoot {
                  'is-active --quiet weborca-mtls-proxy-guard.service') exec test -e '{loaded}' ;;\n\
                  'start jma-receipt-weborca.service'|'restart jma-receipt-weborca.service') weborca_stop; rm -f '{fifo}'; mkfifo '{fifo}'; (set -a; . '{jma}'; set +a; STAND_IN_BIND=127.0.0.1 STAND_IN_ROOT='{root_dir}' python3 '{stand_in}' </dev/null >>'{log}' 2>&1 & echo $! > '{fifo}'; wait) </dev/null >/dev/null 2>&1 & p=$(timeout 10 sh -c 'read p < \"$0\" && echo \"$p\"' '{fifo}'); rm -f '{fifo}'; echo \"$p\" > '{pid}' ;;\n\
                  'stop jma-receipt-weborca.service') weborca_stop ;;\n\
+                 'is-active --quiet jma-receipt-weborca.service') exec test -f '{pid}' ;;\n\
                  esac\nexit 0\n",
                 calls = root.calls.display(),
                 script = guard_script.display(),
@@ -168,6 +169,12 @@ impl FakeRoot {
     /// The stand-in nft.
     pub fn nft(&self) -> PathBuf {
         self.bin_dir.path().join("nft")
+    }
+
+    /// The file that stands for the guard's table: present (a copy of the
+    /// guard's script) while the stand-in systemctl has the guard loaded.
+    pub fn guard_table(&self) -> PathBuf {
+        self.bin_dir.path().join("guard-table-loaded")
     }
 
     /// Writes the server certificate, key (mode 400) and ca.crt into the conf folder.

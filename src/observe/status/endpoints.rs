@@ -5,7 +5,10 @@
 //! The loopback-Host check is a middleware in front of every route. The
 //! connection cap is kept at accept time, not as a request layer: a request
 //! layer sees nothing of a connection that sends no request, and it is
-//! exactly those idle sockets a flood piles up.
+//! exactly those idle sockets a flood piles up. So that such sockets cannot
+//! keep the slots, a connection is closed when it has not sent a whole
+//! request head within [`STATUS_HEADER_TIMEOUT`] (of its accept or of its
+//! last answer), or has left an answer unread for [`STATUS_WRITE_TIMEOUT`].
 
 #[allow(unused_imports)]
 use super::*;
@@ -22,6 +25,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
+use super::stalled::WriteBounded;
 use crate::observe::console::{self, Place};
 use crate::tls::TlsState;
 
@@ -45,6 +49,18 @@ pub struct StatusContext {
 /// as soon as it is accepted, so a flood cannot pile up tasks and sockets.
 /// Monitoring and `curl` need one or two.
 pub const STATUS_MAX_CONNECTIONS: usize = 32;
+
+/// How long a status connection may take to send its request head, counted
+/// from its accept or from the end of its last answer (HTTP/1.1 keep-alive):
+/// past it the connection is closed, so idle or trickling sockets cannot
+/// hold the [`STATUS_MAX_CONNECTIONS`] slots. A monitor or `curl` sends its
+/// request at once.
+pub const STATUS_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long an answer may wait for the client to read it: a connection
+/// whose socket has had no room for that long is closed, so a client that
+/// sends requests and never reads cannot hold a slot either.
+pub const STATUS_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The routes, behind the loopback-Host check.
 fn router(ctx: StatusContext) -> Router {
@@ -87,8 +103,9 @@ pub async fn serve(listener: TcpListener, ctx: StatusContext, shutdown: Cancella
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
                 .timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(10));
-            let _ = builder.serve_connection(TokioIo::new(tcp), svc).await;
+                .header_read_timeout(STATUS_HEADER_TIMEOUT);
+            let io = WriteBounded::new(tcp, STATUS_WRITE_TIMEOUT);
+            let _ = builder.serve_connection(TokioIo::new(io), svc).await;
         });
     }
 }

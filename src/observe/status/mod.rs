@@ -10,6 +10,10 @@
 //!   CERT_WARN_DAYS).
 //! - `/metrics`: Prometheus text (see `metrics`).
 //! - `/`: the operator console (see `console`); `view.rs` gathers what it shows.
+//!
+//! `stalled.rs` closes a connection whose answer is left unread (with
+//! hyper's header-read timeout, what keeps idle sockets from holding the
+//! listener's connection slots).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
@@ -28,9 +32,13 @@ use crate::tls::judgement::unix_now;
 
 mod endpoints;
 mod json;
+mod stalled;
 mod view;
 
-pub use endpoints::{STATUS_MAX_CONNECTIONS, StatusContext, probe_backend, serve};
+pub use endpoints::{
+    STATUS_HEADER_TIMEOUT, STATUS_MAX_CONNECTIONS, STATUS_WRITE_TIMEOUT, StatusContext,
+    probe_backend, serve,
+};
 pub use view::console_view;
 
 /// Client certificates remembered for `/status`; the least recently seen go first.
