@@ -191,3 +191,50 @@ async fn http2_connection_kept_warm_only_by_pings_is_closed_after_idle_timeout()
         "the pinging idle HTTP/2 connection was never closed"
     );
 }
+
+#[tokio::test]
+async fn a_client_that_never_reads_its_answer_is_cut_after_idle_timeout() {
+    // A verified client asks for a large answer and reads none of it: the
+    // proxy's writes stay blocked once the socket buffers are full. With a
+    // request in flight IDLE_TIMEOUT's idle clock never runs, so without a
+    // bound on blocked writes the connection, and WebORCA's under it, would
+    // be held for good.
+    let mut setup = Setup::new();
+    setup.conf.push("IDLE_TIMEOUT=1s".into());
+    let env = setup.start().await;
+    let client = env.client(Some(&env.user1));
+    let mut tls = client.connect(env.addr).await.unwrap();
+    tls.write_all(b"GET /big?n=500000000 HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let open = || env.handle.stats().metrics.connections_open.get();
+    assert!(
+        eventually(|| open() == 1).await,
+        "the connection was never counted open"
+    );
+    assert!(
+        eventually(|| open() == 0).await,
+        "the connection that reads nothing is still open ({} open)",
+        open()
+    );
+    // What was sent before the cut, then the end: not the 500 MB.
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 64 * 1024];
+    let ended = tokio::time::timeout(PATIENCE, async {
+        loop {
+            match tls.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => got += n,
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the cut connection never ended");
+    assert!(
+        got < 500_000_000,
+        "the whole answer came through: {got} bytes"
+    );
+    // The proxy goes on serving.
+    let answer = client.get(env.addr, "/after").await.unwrap();
+    assert_eq!(answer.status, 200);
+}
