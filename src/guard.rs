@@ -73,30 +73,43 @@ pub fn state(port: u16) -> State {
     }
 }
 
-/// The ports `nft list table` shows dropped from interfaces other than lo,
-/// in a chain on the input hook (a chain on another hook, `output` say,
-/// drops nothing that arrives from the LAN); read from a [`script`] too.
+/// The ports `nft list table` shows dropped from interfaces other than lo
+/// by the guard's own rule (TCP, IPv4 and IPv6, one port), in a chain on the
+/// input hook (a chain on another hook, `output` say, drops nothing that
+/// arrives from the LAN) with no rule accepting before it; read from a
+/// [`script`] too. Anything looser is not taken for the guard: setup and
+/// `check` would otherwise call a plain-HTTP port closed that is open.
 pub fn dropped_ports(listing: &str) -> Vec<u16> {
     let mut on_input = false;
+    // a rule of the chain that accepts before the drop makes it moot
+    let mut accepts = false;
     let mut ports = Vec::new();
     for l in listing.lines() {
         let l = l.trim();
         if l.starts_with("chain ") {
             on_input = false;
+            accepts = false;
         }
         if let Some(rest) = l.strip_prefix("type filter hook ") {
             on_input = rest.split_whitespace().next() == Some("input");
+            continue;
         }
-        if on_input
-            && l.contains("iifname != \"lo\"")
-            && l.ends_with("drop")
-            && let Some(port) = l
-                .split("dport")
-                .nth(1)
-                .and_then(|rest| rest.split_whitespace().next())
-                .and_then(|p| p.parse().ok())
-        {
-            ports.push(port);
+        if !on_input {
+            continue;
+        }
+        // Exactly the guard's own rule: TCP, every family of the inet table
+        // (no `meta nfproto` narrowing it to IPv4 or IPv6), every interface
+        // but lo. A rule that drops UDP, one family only or a port range
+        // does not keep the LAN from WebORCA's plain HTTP.
+        let words: Vec<&str> = l.split_whitespace().collect();
+        match words.as_slice() {
+            ["iifname", "!=", "\"lo\"", "tcp", "dport", port, "drop"] if !accepts => {
+                if let Ok(port) = port.parse() {
+                    ports.push(port);
+                }
+            }
+            [.., "accept"] => accepts = true,
+            _ => {}
         }
     }
     ports
@@ -125,5 +138,43 @@ mod tests {
         assert_eq!(dropped_ports(&output), Vec::<u16>::new());
         let two = "table inet weborca_mtls_proxy {\n\tchain out {\n\t\ttype filter hook output priority 0; policy accept;\n\t\tiifname != \"lo\" tcp dport 9 drop\n\t}\n\tchain input {\n\t\ttype filter hook input priority 0; policy accept;\n\t\tiifname != \"lo\" tcp dport 8001 drop\n\t}\n}\n";
         assert_eq!(dropped_ports(two), vec![8001]);
+    }
+
+    #[test]
+    fn only_a_tcp_drop_for_both_families_counts() {
+        let with = |rule: &str| {
+            format!(
+                "table inet weborca_mtls_proxy {{\n\tchain input {{\n\t\ttype filter hook input priority filter; policy accept;\n\t\t{rule}\n\t}}\n}}\n"
+            )
+        };
+        let none = Vec::<u16>::new();
+        assert_eq!(
+            dropped_ports(&with("iifname != \"lo\" udp dport 8001 drop")),
+            none,
+            "UDP only"
+        );
+        assert_eq!(
+            dropped_ports(&with(
+                "meta nfproto ipv4 iifname != \"lo\" tcp dport 8001 drop"
+            )),
+            none,
+            "IPv4 only"
+        );
+        assert_eq!(
+            dropped_ports(&with("iifname != \"lo\" tcp dport 8001-8002 drop")),
+            none,
+            "a range is not read as the port"
+        );
+        assert_eq!(
+            dropped_ports(&with(
+                "iifname != \"lo\" tcp dport 8001 accept\n\t\tiifname != \"lo\" tcp dport 8001 drop"
+            )),
+            none,
+            "accepted before the drop"
+        );
+        assert_eq!(
+            dropped_ports(&with("iifname != \"lo\" tcp dport 8001 drop")),
+            vec![8001]
+        );
     }
 }
