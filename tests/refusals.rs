@@ -278,6 +278,44 @@ async fn an_expired_intermediate_is_named_rather_than_the_valid_certificate_it_i
 }
 
 #[tokio::test]
+async fn a_certificate_whose_ca_in_ca_crt_has_expired_is_refused_naming_that_ca() {
+    // CA_CRT holds the root and an intermediate that has expired: every
+    // certificate of CA_CRT is a trust anchor to WebPKI, which never judges
+    // an anchor's dates, so its leaves were let in.
+    let mut s = Setup::new();
+    let not_after = time::OffsetDateTime::now_utc() - time::Duration::days(2);
+    let old = s.ca.intermediate("clinic sub-CA", not_after);
+    let leaf = old.client("under-expired-anchor");
+    // and a CA made again under the same name, still valid: its leaves are
+    // accepted although the expired one has the same subject
+    let renewed = s.ca.intermediate(
+        "clinic sub-CA",
+        time::OffsetDateTime::now_utc() + time::Duration::days(365),
+    );
+    let good = renewed.client("under-renewed-anchor");
+    let bundle = s.dir.path().join("bundle.crt");
+    std::fs::write(&bundle, format!("{}{}{}", s.ca.pem, old.pem, renewed.pem)).unwrap();
+    s.conf.push(format!("CA_CRT={}", bundle.display()));
+    let env = s.start().await;
+    let page = refused_page(&env, Some(&leaf), "expired").await;
+    assert!(
+        page.contains("証明書を発行した認証局の有効期限が切れています"),
+        "the page says the CA expired"
+    );
+    assert!(page.contains("clinic sub-CA"), "names the expired CA");
+    let date = not_after.date().to_string();
+    assert!(page.contains(&date), "names the CA's expiry date {date}");
+    let before = env.backend.count();
+    let answer = env
+        .client(Some(&good))
+        .get(env.addr, "/renewed")
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(env.backend.count(), before + 1);
+}
+
+#[tokio::test]
 async fn refuses_not_yet_valid_certificate() {
     let (s, c) = setup(&[]);
     let env = s.start().await;

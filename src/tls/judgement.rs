@@ -268,7 +268,7 @@ fn window_of(chain: &[CertificateDer<'_>], verdict: &Verdict, tls: &TlsState) ->
     if verdict.is_err() {
         return (i64::MIN, i64::MAX);
     }
-    let (from, until) = chain_window(chain);
+    let (from, until) = tls.verifier.window(chain);
     let until = match tls.verifier.crl_deadline() {
         Some(deadline) => until.min(deadline),
         None => until,

@@ -279,7 +279,8 @@ impl TlsState {
                 verification.client_cert_errors,
                 verification.allow_cn.as_deref(),
             )
-            .with_crl_deadline(crl_deadline),
+            .with_crl_deadline(crl_deadline)
+            .with_anchors(&ca_der),
         );
         let signing_key = provider.key_provider.load_private_key(key).map_err(|e| {
             let (k, p) = server_key_key(config);

@@ -16,6 +16,7 @@
 //! This file holds the verifier; the verdict and its reasons are in
 //! `verdict.rs`, the chains already accepted in `cache.rs`.
 
+mod anchors;
 mod cache;
 mod verdict;
 
@@ -34,6 +35,7 @@ use rustls::{
 
 use crate::config::ClientCertErrors;
 use crate::x509::CertInfo;
+use anchors::Anchors;
 use cache::VerdictCache;
 
 /// The certificate refused in a handshake (`CLIENT_CERT_ERRORS=handshake`),
@@ -132,6 +134,8 @@ pub struct ClientVerifier {
     /// with CRL_STALE=refuse, the earliest nextUpdate of CA_CRL (Unix
     /// seconds): past it every client is refused as `crl-stale`
     crl_deadline: Option<i64>,
+    /// the certificates of CA_CRT, whose dates WebPKI does not judge
+    anchors: Anchors,
 }
 
 impl ClientVerifier {
@@ -148,6 +152,45 @@ impl ClientVerifier {
             allow_cn,
             cache: VerdictCache::default(),
             crl_deadline: None,
+            anchors: Anchors::default(),
+        }
+    }
+
+    /// The verifier judging the dates of the CA_CRT certificate a chain
+    /// ends at, too (see `anchors.rs`).
+    pub fn with_anchors(mut self, ca_der: &[CertificateDer<'_>]) -> Self {
+        self.anchors = Anchors::new(ca_der);
+        self
+    }
+
+    /// Where an accepted `chain` (leaf first) is within its dates, Unix
+    /// seconds: every certificate sent, and the CA_CRT certificate it ends at.
+    pub fn window(&self, chain: &[CertificateDer<'_>]) -> (i64, i64) {
+        let (from, until) = crate::tls::judgement::chain_window(chain);
+        match chain.split_first().and_then(|(l, i)| self.anchors.of(l, i)) {
+            Some((_, (a_from, a_until))) => (from.max(a_from), until.min(a_until)),
+            None => (from, until),
+        }
+    }
+
+    /// The inner verifier's verdict on the chain, and then the dates of the
+    /// CA_CRT certificate it ends at.
+    fn verify_chain(
+        &self,
+        leaf: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<(), Error> {
+        self.inner.verify_client_cert(leaf, intermediates, now)?;
+        let now = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+        match self.anchors.of(leaf, intermediates) {
+            Some((_, (_, until))) if now > until => {
+                Err(Error::InvalidCertificate(CertificateError::Expired))
+            }
+            Some((_, (from, _))) if now < from => {
+                Err(Error::InvalidCertificate(CertificateError::NotValidYet))
+            }
+            _ => Ok(()),
         }
     }
 
@@ -191,8 +234,8 @@ impl ClientVerifier {
             // A certificate the chain or the old CRL already refuses (revoked,
             // expired…) is told so: the crl-stale page says the certificate
             // itself is fine, which is only true of the others.
-            if let Err(e) = self.inner.verify_client_cert(leaf, intermediates, now) {
-                return Err(chain_refused(&e, info, intermediates, now));
+            if let Err(e) = self.verify_chain(leaf, intermediates, now) {
+                return Err(self.chain_refused(&e, info, leaf, intermediates, now));
             }
             if let Some(i) = &info
                 && !self.cn_allowed(i.common_name.as_deref())
@@ -209,8 +252,8 @@ impl ClientVerifier {
             return Ok(id);
         }
         let info = CertInfo::from_der(leaf.as_ref()).ok();
-        if let Err(e) = self.inner.verify_client_cert(leaf, intermediates, now) {
-            return Err(chain_refused(&e, info, intermediates, now));
+        if let Err(e) = self.verify_chain(leaf, intermediates, now) {
+            return Err(self.chain_refused(&e, info, leaf, intermediates, now));
         }
         let Some(info) = info else {
             let detail = "the certificate verified but its fields cannot be read";
@@ -222,8 +265,7 @@ impl ClientVerifier {
             return Err(Refusal::new(CertErrorKind::NotAllowed, Some(info), detail));
         }
         let id = Identity::new(info, leaf.as_ref());
-        self.cache
-            .put(key, &id, crate::tls::judgement::chain_window(chain));
+        self.cache.put(key, &id, self.window(chain));
         Ok(id)
     }
 
@@ -249,6 +291,48 @@ impl ClientVerifier {
         self.check(chain, UnixTime::now())
     }
 
+    /// The refusal of a chain refused with `e`. An `expired` chain whose
+    /// leaf is itself within its dates names the CA certificate that has
+    /// expired (one the client sent, or the CA_CRT one the chain ends at),
+    /// so the page does not tell the user that their own certificate, whose
+    /// dates it shows as valid, has expired.
+    fn chain_refused(
+        &self,
+        e: &Error,
+        info: Option<CertInfo>,
+        leaf: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Box<Refusal> {
+        let kind = classify(e);
+        let mut refusal = Refusal::new(kind, info, e.to_string());
+        let now = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+        let leaf_valid = refusal
+            .info
+            .as_ref()
+            .is_some_and(|i| i.not_after.timestamp() >= now);
+        if kind == CertErrorKind::Expired && leaf_valid {
+            refusal.expired_ca = intermediates
+                .iter()
+                .filter_map(|c| CertInfo::from_der(c.as_ref()).ok())
+                .find(|i| i.not_after.timestamp() < now)
+                .or_else(|| {
+                    self.anchors
+                        .of(leaf, intermediates)
+                        .filter(|(_, (_, until))| *until < now)
+                        .map(|(ca, _)| ca.clone())
+                });
+            if let Some(ca) = &refusal.expired_ca {
+                let at = ca.not_after.to_rfc3339();
+                refusal.detail = format!(
+                    "{}: the CA certificate {} expired at {at}",
+                    refusal.detail, ca.subject_oneline
+                );
+            }
+        }
+        refusal
+    }
+
     /// CLIENT_CERT_ERRORS this verifier was built with.
     pub fn mode(&self) -> ClientCertErrors {
         self.mode
@@ -261,39 +345,6 @@ impl ClientVerifier {
             (Some(_), None) => false,
         }
     }
-}
-
-/// The refusal of a chain the inner verifier refused with `e`. An `expired`
-/// chain whose leaf is itself within its dates names the intermediate that
-/// has expired, so the page does not tell the user that their own
-/// certificate, whose dates it shows as valid, has expired.
-fn chain_refused(
-    e: &rustls::Error,
-    info: Option<CertInfo>,
-    intermediates: &[CertificateDer<'_>],
-    now: UnixTime,
-) -> Box<Refusal> {
-    let kind = classify(e);
-    let mut refusal = Refusal::new(kind, info, e.to_string());
-    let now = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
-    let leaf_valid = refusal
-        .info
-        .as_ref()
-        .is_some_and(|i| i.not_after.timestamp() >= now);
-    if kind == CertErrorKind::Expired && leaf_valid {
-        refusal.expired_ca = intermediates
-            .iter()
-            .filter_map(|c| CertInfo::from_der(c.as_ref()).ok())
-            .find(|i| i.not_after.timestamp() < now);
-        if let Some(ca) = &refusal.expired_ca {
-            let at = ca.not_after.to_rfc3339();
-            refusal.detail = format!(
-                "{}: the intermediate CA certificate {} expired at {at}",
-                refusal.detail, ca.subject_oneline
-            );
-        }
-    }
-    refusal
 }
 
 impl ClientCertVerifier for ClientVerifier {
@@ -320,10 +371,7 @@ impl ClientCertVerifier for ClientVerifier {
             // still has to prove it holds the key, in the signature checks below.
             return Ok(ClientCertVerified::assertion());
         }
-        if let Err(e) = self
-            .inner
-            .verify_client_cert(end_entity, intermediates, now)
-        {
+        if let Err(e) = self.verify_chain(end_entity, intermediates, now) {
             note_refused(end_entity, false);
             return Err(e);
         }
