@@ -25,8 +25,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
+use super::stalled::WriteBounded;
 use crate::observe::console::{self, Place};
-use crate::observe::stalled::WriteBounded;
 use crate::tls::TlsState;
 
 /// How long the `/readyz` probe may take.

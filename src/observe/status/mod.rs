@@ -11,7 +11,7 @@
 //! - `/metrics`: Prometheus text (see `metrics`).
 //! - `/`: the operator console (see `console`); `view.rs` gathers what it shows.
 //!
-//! `observe::stalled` closes a connection whose answer is left unread (with
+//! `stalled.rs` closes a connection whose answer is left unread (with
 //! hyper's header-read timeout, what keeps idle sockets from holding the
 //! listener's connection slots).
 
@@ -32,6 +32,7 @@ use crate::tls::judgement::unix_now;
 
 mod endpoints;
 mod json;
+mod stalled;
 mod view;
 
 pub use endpoints::{

@@ -50,10 +50,6 @@ pub(super) async fn serve_conn(
     let activity = Activity::new();
     let local = tcp.local_addr().ok();
     let acceptor = TlsAcceptor::from(tls_state.server_config.clone());
-    // A client that leaves an answer unread for IDLE_TIMEOUT (its socket
-    // accepting nothing) is cut: it would otherwise hold its connection and
-    // WebORCA's for good, a request being in flight (nginx: send_timeout).
-    let tcp = WriteBounded::new(tcp, shared.listener.idle_timeout);
     let handshake = tokio::time::timeout_at(deadline, acceptor.accept(tcp));
     let (accepted, refused_cert) = crate::tls::verify::named(handshake).await;
     let stream = match accepted {

@@ -33,7 +33,6 @@ use crate::config::{BackendUrl, ClientCertErrors};
 use crate::conn::Activity;
 use crate::conn::ConnInfo;
 use crate::metrics::Metrics;
-use crate::observe::stalled::WriteBounded;
 use crate::plain::{self, FirstByte};
 use crate::proxy::Proxy;
 use crate::status::{self, Stats, StatusContext};

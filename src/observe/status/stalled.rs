@@ -1,16 +1,12 @@
-//! A socket whose writes may not stay blocked for long: past its limit
-//! without room to write, the write fails and hyper (or the TLS stream over
-//! it) closes the connection. The status listener's connections are bounded
-//! by [`STATUS_WRITE_TIMEOUT`](crate::status::STATUS_WRITE_TIMEOUT), the
-//! proxy's by IDLE_TIMEOUT, as nginx's `send_timeout` bounds its own.
+//! A status connection's socket whose writes may not stay blocked for long:
+//! past [`STATUS_WRITE_TIMEOUT`](super::STATUS_WRITE_TIMEOUT) without room to
+//! write, the write fails and hyper closes the connection.
 //!
 //! hyper's header-read timeout covers a client that sends nothing, half a
-//! request head, or nothing more after an answer, and IDLE_TIMEOUT a
-//! connection with no request in flight. Neither covers one that sends
-//! requests and never reads the answers: once the socket's buffers are full
-//! hyper waits on the write, reads no further head (so no header timer
-//! runs), the request stays in flight, and the connection keeps its slot
-//! (and on the proxy's listener a backend connection) for good.
+//! request head, or nothing more after an answer. It does not cover one that
+//! sends requests and never reads the answers: once the socket's buffers are
+//! full hyper waits on the write, reads no further head (so no header timer
+//! runs) and keeps the connection, and its slot, for good.
 
 use std::io;
 use std::pin::Pin;
@@ -22,7 +18,7 @@ use tokio::time::Sleep;
 
 /// `io` whose writes (and flushes) fail once they have been blocked for
 /// `limit` in a row; any write that goes through starts the count again.
-pub struct WriteBounded<T> {
+pub(super) struct WriteBounded<T> {
     /// the socket
     io: T,
     /// how long a write may stay blocked
@@ -33,7 +29,7 @@ pub struct WriteBounded<T> {
 
 impl<T> WriteBounded<T> {
     /// `io`, its writes bounded by `limit`.
-    pub fn new(io: T, limit: Duration) -> WriteBounded<T> {
+    pub(super) fn new(io: T, limit: Duration) -> WriteBounded<T> {
         WriteBounded {
             io,
             limit,
