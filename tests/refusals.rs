@@ -316,6 +316,24 @@ async fn a_certificate_whose_ca_in_ca_crt_has_expired_is_refused_naming_that_ca(
 }
 
 #[tokio::test]
+async fn an_expired_certificate_of_another_ca_is_refused_as_unknown_ca() {
+    // Made by anyone: the clinic CA's name on another key, a clinic user's
+    // CN, dates in the past. Its dates are not what is wrong with it.
+    let s = Setup::new();
+    let forger = Ca::new("test-ca");
+    let forged = forger.client_until(
+        "user1",
+        time::OffsetDateTime::now_utc() - time::Duration::hours(1),
+    );
+    let env = s.start().await;
+    let page = refused_page(&env, Some(&forged), "unknown-ca").await;
+    assert!(
+        !page.contains("有効期限が切れています"),
+        "not told it expired"
+    );
+}
+
+#[tokio::test]
 async fn refuses_not_yet_valid_certificate() {
     let (s, c) = setup(&[]);
     let env = s.start().await;

@@ -304,7 +304,8 @@ impl ClientVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Box<Refusal> {
-        let kind = classify(e);
+        let e = self.deeper(e.clone(), leaf, intermediates);
+        let kind = classify(&e);
         let mut refusal = Refusal::new(kind, info, e.to_string());
         let now = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
         let leaf_valid = refusal
@@ -331,6 +332,44 @@ impl ClientVerifier {
             }
         }
         refusal
+    }
+
+    /// WebPKI judges dates before signatures, so a certificate anyone made
+    /// (a CN and serial of the clinic's, dates in the past) is refused as
+    /// `expired` without its issuer ever being looked at. A date refusal is
+    /// kept only when the chain verifies at a time inside its dates;
+    /// otherwise the reason found then (`unknown-ca`, `revoked`…) is the
+    /// refusal, with its words. (`e` as it is for any other refusal.)
+    fn deeper(
+        &self,
+        e: Error,
+        leaf: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+    ) -> Error {
+        let dated = [CertErrorKind::Expired, CertErrorKind::NotYetValid];
+        let kind = classify(&e);
+        if !dated.contains(&kind) {
+            return e;
+        }
+        let mut chain = vec![leaf.clone()];
+        chain.extend(intermediates.iter().cloned());
+        let (from, until) = crate::tls::judgement::chain_window(&chain);
+        let at = if kind == CertErrorKind::Expired {
+            until
+        } else {
+            from
+        };
+        let Ok(at) = u64::try_from(at) else {
+            return e;
+        };
+        if from > until {
+            return e;
+        }
+        let then = UnixTime::since_unix_epoch(std::time::Duration::from_secs(at));
+        match self.inner.verify_client_cert(leaf, intermediates, then) {
+            Err(deeper) if !dated.contains(&classify(&deeper)) => deeper,
+            _ => e,
+        }
     }
 
     /// CLIENT_CERT_ERRORS this verifier was built with.
@@ -373,7 +412,7 @@ impl ClientCertVerifier for ClientVerifier {
         }
         if let Err(e) = self.verify_chain(end_entity, intermediates, now) {
             note_refused(end_entity, false);
-            return Err(e);
+            return Err(self.deeper(e, end_entity, intermediates));
         }
         if self.allow_cn.is_some() {
             let cn = CertInfo::from_der(end_entity.as_ref())
