@@ -251,6 +251,17 @@ async fn refuses_expired_certificate_naming_its_dates() {
     assert!(page.contains(&date), "page names the expiry date {date}");
 }
 
+/// The expired page says the CA `ca` expired, and when.
+fn assert_names_expired_ca(page: &str, ca: &str, not_after: time::OffsetDateTime) {
+    assert!(
+        page.contains("証明書を発行した認証局の有効期限が切れています"),
+        "the Japanese title says the CA expired"
+    );
+    assert!(page.contains(ca), "names the expired CA {ca}");
+    let date = not_after.date().to_string();
+    assert!(page.contains(&date), "names the CA's expiry date {date}");
+}
+
 #[tokio::test]
 async fn an_expired_intermediate_is_named_rather_than_the_valid_certificate_it_issued() {
     let s = Setup::new();
@@ -260,17 +271,11 @@ async fn an_expired_intermediate_is_named_rather_than_the_valid_certificate_it_i
     let env = s.start().await;
     let page = refused_page(&env, Some(&leaf), "expired").await;
     assert!(page.contains("via-old-sub-ca"), "names the certificate");
-    assert!(
-        page.contains("証明書を発行した認証局の有効期限が切れています"),
-        "the Japanese title says the CA expired"
-    );
+    assert_names_expired_ca(&page, "clinic sub-CA", not_after);
     assert!(
         page.contains("The CA that issued the client certificate has expired"),
         "the English title says the CA expired"
     );
-    assert!(page.contains("clinic sub-CA"), "names the expired CA");
-    let date = not_after.date().to_string();
-    assert!(page.contains(&date), "names the CA's expiry date {date}");
     assert!(
         !page.contains("証明書の有効期限が切れています"),
         "does not say the certificate itself expired"
@@ -298,13 +303,7 @@ async fn a_certificate_whose_ca_in_ca_crt_has_expired_is_refused_naming_that_ca(
     s.conf.push(format!("CA_CRT={}", bundle.display()));
     let env = s.start().await;
     let page = refused_page(&env, Some(&leaf), "expired").await;
-    assert!(
-        page.contains("証明書を発行した認証局の有効期限が切れています"),
-        "the page says the CA expired"
-    );
-    assert!(page.contains("clinic sub-CA"), "names the expired CA");
-    let date = not_after.date().to_string();
-    assert!(page.contains(&date), "names the CA's expiry date {date}");
+    assert_names_expired_ca(&page, "clinic sub-CA", not_after);
     let before = env.backend.count();
     let answer = env
         .client(Some(&good))

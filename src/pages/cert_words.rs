@@ -66,14 +66,7 @@ pub(super) fn expired_ja(r: &CertRefusal<'_>) -> Text {
         Some(at) => format!("は、{}（日本時間）に有効期限が切れたため", jst(at)),
         None => "は有効期限が切れているため".to_owned(),
     };
-    let mut notes = Vec::new();
-    if let (Some(from), Some(to)) = (r.not_before, r.not_after) {
-        notes.push(line().t(format!(
-            "この証明書の有効期間: {} 〜 {}（日本時間）",
-            jst(from),
-            jst(to)
-        )));
-    }
+    let notes = period_ja(r, "この証明書").into_iter().collect();
     Text {
         title: "証明書の有効期限が切れています".into(),
         lead: vec![
@@ -88,6 +81,16 @@ pub(super) fn expired_ja(r: &CertRefusal<'_>) -> Text {
     }
 }
 
+/// `{whose}の有効期間: … 〜 …（日本時間）`, when both dates are known.
+fn period_ja(r: &CertRefusal<'_>, whose: &str) -> Option<Line> {
+    let (from, to) = (r.not_before?, r.not_after?);
+    Some(line().t(format!(
+        "{whose}の有効期間: {} 〜 {}（日本時間）",
+        jst(from),
+        jst(to)
+    )))
+}
+
 /// The `expired` page when the certificate itself is within its dates and
 /// the intermediate CA that issued it (sent with it) has expired: the user
 /// cannot fix that by importing the same file again.
@@ -98,13 +101,7 @@ fn expired_ca_ja(r: &CertRefusal<'_>, ca: &str, at: DateTime<Utc>) -> Text {
             .c(ca)
             .t(" を更新し、その認証局で証明書を発行し直してください。"),
     ];
-    if let (Some(from), Some(to)) = (r.not_before, r.not_after) {
-        notes.push(line().t(format!(
-            "お使いの証明書の有効期間: {} 〜 {}（日本時間）",
-            jst(from),
-            jst(to)
-        )));
-    }
+    notes.extend(period_ja(r, "お使いの証明書"));
     Text {
         title: "証明書を発行した認証局の有効期限が切れています".into(),
         lead: vec![
