@@ -830,32 +830,48 @@ fn setup_under_root_checks_the_service_user_of_the_roots_passwd() {
     );
 }
 
+/// A listener standing for WebORCA's own port, which writes `answer(first
+/// bytes read)` to each connection (and keeps the stand-in WebORCA from
+/// binding there); its port.
+fn own_port_answering(answer: fn(&[u8]) -> &'static [u8]) -> u16 {
+    use std::io::{Read, Write};
+    let own = TcpListener::bind("127.0.0.1:0").unwrap();
+    let own_port = own.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut conn in own.incoming().flatten() {
+            let mut first = [0u8; 1024];
+            let Ok(n) = conn.read(&mut first) else {
+                continue;
+            };
+            let _ = conn.write_all(answer(&first[..n]));
+        }
+    });
+    own_port
+}
+
+/// Setup, then `setup --rollback`, in a fake root whose WebORCA had its
+/// own TLS on `own_port`: the rollback's output.
+fn set_up_and_roll_back(own_port: u16) -> std::process::Output {
+    let port = free_port().to_string();
+    let root = FakeRoot::new();
+    std::fs::write(root.real(JMA_CONF), weborca_conf(own_port)).unwrap();
+    let out = root.run(&["setup", "--backend-port", &port, "--host", "localhost"]);
+    assert!(out.status.success(), "{}", text(&out));
+    root.run(&["setup", "--rollback"])
+}
+
 /// The regression of a rollback that called a TCP connect "its own TLS":
 /// when WebORCA's own port answers plain HTTP (its SSL keys not in force),
 /// rollback exits 1 with an error naming jma-receipt.conf's keys and the
 /// restart, instead of claiming success.
 #[test]
 fn setup_rollback_fails_when_weborca_answers_plain_http_on_its_own_port() {
-    use std::io::{Read, Write};
-    let port = free_port().to_string();
     // WebORCA's own port, answering plain HTTP (400 to a TLS ClientHello, as
     // an HTTP server does); it keeps the stand-in WebORCA from binding there.
-    let own = TcpListener::bind("127.0.0.1:0").unwrap();
-    let own_port = own.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for mut conn in own.incoming().flatten() {
-            let mut buf = [0u8; 1024];
-            let _ = conn.read(&mut buf);
-            let _ = conn.write_all(
-                b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            );
-        }
+    let own_port = own_port_answering(|_| {
+        b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     });
-    let root = FakeRoot::new();
-    std::fs::write(root.real(JMA_CONF), weborca_conf(own_port)).unwrap();
-    let out = root.run(&["setup", "--backend-port", &port, "--host", "localhost"]);
-    assert!(out.status.success(), "{}", text(&out));
-    let out = root.run(&["setup", "--rollback"]);
+    let out = set_up_and_roll_back(own_port);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(1), "{t}");
     assert!(
@@ -878,33 +894,18 @@ fn setup_rollback_fails_when_weborca_answers_plain_http_on_its_own_port() {
 /// handshake's error, and names jma-receipt.conf's keys and the restart.
 #[test]
 fn setup_rollback_tells_a_tls_port_whose_handshake_fails_from_plain_http() {
-    use std::io::{Read, Write};
-    let port = free_port().to_string();
     // WebORCA's own port, answering as a Go TLS server that cannot agree on
     // a handshake with the client: a handshake_failure alert to a
     // ClientHello, Go's own 400 to a plain-HTTP request.
-    let own = TcpListener::bind("127.0.0.1:0").unwrap();
-    let own_port = own.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for mut conn in own.incoming().flatten() {
-            let mut first = [0u8; 1024];
-            let Ok(n) = conn.read(&mut first) else {
-                continue;
-            };
-            let answer: &[u8] = if n > 0 && first[0] == 0x16 {
-                // alert record: fatal (2), handshake_failure (40)
-                &[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28]
-            } else {
-                b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
-            };
-            let _ = conn.write_all(answer);
+    let own_port = own_port_answering(|first| {
+        if first.first() == Some(&0x16) {
+            // alert record: fatal (2), handshake_failure (40)
+            &[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28]
+        } else {
+            b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
         }
     });
-    let root = FakeRoot::new();
-    std::fs::write(root.real(JMA_CONF), weborca_conf(own_port)).unwrap();
-    let out = root.run(&["setup", "--backend-port", &port, "--host", "localhost"]);
-    assert!(out.status.success(), "{}", text(&out));
-    let out = root.run(&["setup", "--rollback"]);
+    let out = set_up_and_roll_back(own_port);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(1), "{t}");
     assert!(
