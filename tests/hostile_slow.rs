@@ -1,6 +1,8 @@
 //! Slow and silent clients: connections that send nothing are closed by
 //! HANDSHAKE_TIMEOUT, clients that trickle their request head by HEADER_TIMEOUT,
-//! HTTP/2 connections that only answer pings by IDLE_TIMEOUT — while a normal
+//! HTTP/2 connections that only answer pings by IDLE_TIMEOUT, clients that
+//! take nothing of a response (never read, or keep the HTTP/2 window shut) by
+//! IDLE_TIMEOUT too, freeing their WebORCA connection — while a normal
 //! client keeps being served.
 
 use std::net::SocketAddr;
@@ -190,4 +192,95 @@ async fn http2_connection_kept_warm_only_by_pings_is_closed_after_idle_timeout()
         ended.is_ok(),
         "the pinging idle HTTP/2 connection was never closed"
     );
+}
+
+/// A response far larger than what the socket buffers and hyper's buffer
+/// hold on either side, so that a client that reads nothing stalls it.
+const HUGE: u64 = 1 << 30;
+
+/// Waits until the client asking for `/big` has its WebORCA connection,
+/// then until the proxy has let it go (the client took nothing of the answer
+/// for IDLE_TIMEOUT): the backend's connection counter, not the proxy's word.
+async fn weborca_connection_freed(env: &crate::util::env::Env) {
+    assert!(
+        eventually(|| env.backend.count() == 1 && env.backend.open() == 1).await,
+        "the request for /big never reached WebORCA"
+    );
+    assert!(
+        eventually(|| env.backend.open() == 0).await,
+        "the WebORCA connection of a client that reads nothing was held past IDLE_TIMEOUT"
+    );
+}
+
+#[tokio::test]
+async fn an_http1_client_that_reads_nothing_of_an_answer_is_cut_after_idle_timeout() {
+    let mut setup = Setup::new();
+    setup.conf.push("IDLE_TIMEOUT=1s".into());
+    let env = setup.start().await;
+    let mut tls = env
+        .client(Some(&env.user1))
+        .connect(env.addr)
+        .await
+        .unwrap();
+    let head = format!("GET /big?n={HUGE} HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    tls.write_all(head.as_bytes()).await.unwrap();
+    tls.flush().await.unwrap();
+    weborca_connection_freed(&env).await;
+    // what the proxy had sent before the cut, then the end: not the whole answer
+    let mut got = 0u64;
+    let mut buf = vec![0u8; 1 << 16];
+    let read_all = async {
+        loop {
+            match tls.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => got += n as u64,
+            }
+        }
+    };
+    assert!(
+        tokio::time::timeout(PATIENCE, read_all).await.is_ok(),
+        "the stalled connection was not closed"
+    );
+    assert!(got > 0 && got < HUGE, "{got} bytes of {HUGE} arrived");
+    // the proxy serves on
+    env.assert_serves_user1().await;
+}
+
+#[tokio::test]
+async fn an_http2_client_that_keeps_its_window_shut_is_cut_after_idle_timeout() {
+    let mut setup = Setup::new();
+    setup.conf.push("IDLE_TIMEOUT=1s".into());
+    let env = setup.start().await;
+    let client = Client::new(&env.ca.pem, Some(&env.user1), &[b"h2"]);
+    let tls = client.connect(env.addr).await.unwrap();
+    // a stream window of 0: the proxy may send the head, never a byte of body
+    let (mut sender, conn) =
+        hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .initial_stream_window_size(0)
+            .handshake(hyper_util::rt::TokioIo::new(tls))
+            .await
+            .unwrap();
+    let conn = tokio::spawn(conn);
+    let req = http::Request::get(format!(
+        "https://localhost:{}/big?n={HUGE}",
+        env.addr.port()
+    ))
+    .body(http_body_util::Empty::<bytes::Bytes>::new())
+    .unwrap();
+    let answer = tokio::spawn(async move { sender.send_request(req).await });
+    weborca_connection_freed(&env).await;
+    let ended = tokio::time::timeout(PATIENCE, conn).await;
+    assert!(
+        ended.is_ok(),
+        "the stalled HTTP/2 connection was not closed"
+    );
+    // the head may have come before the cut; no body did
+    if let Ok(Ok(resp)) = answer.await {
+        use http_body_util::BodyExt;
+        assert!(
+            resp.into_body().collect().await.is_err(),
+            "a cut answer looked whole"
+        );
+    }
+    env.assert_serves_user1().await;
 }

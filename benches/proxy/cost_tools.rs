@@ -445,7 +445,10 @@ fn start_up_entropy(file: &Path) -> f64 {
 /// Self (or inclusive) instructions by function (`callgrind_annotate`).
 fn functions(file: &Path, inclusive: bool) -> BTreeMap<String, f64> {
     let out = Command::new("callgrind_annotate")
-        .arg(format!("--inclusive={}", if inclusive { "yes" } else { "no" }))
+        .arg(format!(
+            "--inclusive={}",
+            if inclusive { "yes" } else { "no" }
+        ))
         .arg("--threshold=100")
         .arg(file)
         .output()

@@ -116,6 +116,9 @@ pub struct ProxyBody {
     /// the connection whose certificate each frame from WebORCA is let
     /// through under (gated.rs)
     watch: Option<Watch>,
+    /// handed to hyper (or a frame of it) and not asked for the next since:
+    /// the body waits on the client to take it (conn.rs, `wait_on_client`)
+    waiting: bool,
 }
 
 impl ProxyBody {
@@ -135,6 +138,7 @@ impl ProxyBody {
             stall: None,
             _close_after: None,
             watch: None,
+            waiting: false,
         }
     }
 
@@ -156,6 +160,11 @@ impl ProxyBody {
         self.lease = lease;
         self.stall_limit = stall_limit;
         self.watch = watch;
+        // Handed to hyper, not asked for a frame yet: hyper asks once the
+        // client has room (an HTTP/2 client that opens no window is never
+        // asked at all).
+        self.waiting = true;
+        self._guard.activity().wait_on_client();
         self
     }
 }
@@ -169,6 +178,10 @@ impl Body for ProxyBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
+        if this.waiting {
+            this.waiting = false;
+            this._guard.activity().client_moved();
+        }
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(_))) if this.watch.as_ref().is_some_and(Watch::refused) => {
                 // not given back: the rest of WebORCA's answer is unread
@@ -191,6 +204,12 @@ impl Body for ProxyBody {
                 this.stall = None;
                 if let Some(data) = frame.data_ref() {
                     this.bytes += data.len() as u64;
+                }
+                // after its last frame a body is not asked again (so an
+                // answer in one frame, the common one, costs nothing here)
+                if !this.inner.is_end_stream() {
+                    this.waiting = true;
+                    this._guard.activity().wait_on_client();
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
@@ -240,6 +259,9 @@ impl Body for ProxyBody {
 
 impl Drop for ProxyBody {
     fn drop(&mut self) {
+        if self.waiting {
+            self._guard.activity().client_moved();
+        }
         // An answer with no body to read (HEAD, 204, 304, Content-Length: 0)
         // is never polled; its connection is free all the same.
         if let Some(lease) = &mut self.lease

@@ -8,6 +8,17 @@
 //! frames (the server's own keep-alive pings and the client's answers among
 //! them) do not make a connection busy, so a client that only keeps the
 //! connection warm cannot hold one of the MAX_CONNECTIONS slots forever.
+//!
+//! Nor can a client that asks for a response and then takes none of it (it
+//! never reads, or holds the HTTP/2 flow-control window at zero): hyper stops
+//! asking the response body for more, and the request stays in flight, with
+//! its WebORCA connection and backend slot, for as long as the client likes.
+//! So the bookkeeping also knows which response bodies wait on the client (a
+//! frame handed to hyper, not asked for the next since), and every change of
+//! that is a move; a connection on which bodies wait and nothing moves for
+//! IDLE_TIMEOUT is cut (the watchdog, server/watchdog.rs). A body waiting on
+//! WebORCA is not waiting on the client (BACKEND_TIMEOUT is its bound), and a
+//! WebSocket tunnel has no such body: neither is cut by this.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -78,6 +89,10 @@ pub struct Activity {
     last_ms: AtomicU64,
     /// requests whose response is not finished, plus open tunnels
     active: AtomicUsize,
+    /// response bodies waiting for the client to take their last frame
+    waiting: AtomicUsize,
+    /// changes of `waiting`'s set: a body starts or ends waiting
+    moves: AtomicU64,
 }
 
 impl Activity {
@@ -87,7 +102,36 @@ impl Activity {
             start: Instant::now(),
             last_ms: AtomicU64::new(0),
             active: AtomicUsize::new(0),
+            waiting: AtomicUsize::new(0),
+            moves: AtomicU64::new(0),
         })
+    }
+
+    /// A response body handed hyper a frame and waits to be asked for the
+    /// next, i.e. for the client to take it.
+    pub fn wait_on_client(&self) {
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        self.moves.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A body waiting on the client was asked for its next frame, or ended.
+    pub fn client_moved(&self) {
+        self.waiting.fetch_sub(1, Ordering::Relaxed);
+        self.moves.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Whether bodies have waited on the client since the last look, with
+    /// nothing moving: `seen` is what that look found (the moves then, when
+    /// bodies waited), kept by the caller between looks.
+    pub fn client_stalled(&self, seen: &mut Option<u64>) -> bool {
+        let moves = self.moves.load(Ordering::Relaxed);
+        if self.waiting.load(Ordering::Relaxed) == 0 {
+            *seen = None;
+            return false;
+        }
+        let stalled = *seen == Some(moves);
+        *seen = Some(moves);
+        stalled
     }
 
     /// Restarts the idle clock (the handshake just finished, a request ended).
@@ -118,6 +162,13 @@ impl Activity {
 #[derive(Debug)]
 pub struct ActiveGuard(Arc<Activity>);
 
+impl ActiveGuard {
+    /// The connection's bookkeeping.
+    pub fn activity(&self) -> &Activity {
+        &self.0
+    }
+}
+
 impl Drop for ActiveGuard {
     fn drop(&mut self) {
         self.0.touch();
@@ -140,5 +191,29 @@ mod tests {
         assert!(a.idle_remaining(Duration::from_secs(60)).is_some());
         std::thread::sleep(Duration::from_millis(5));
         assert_eq!(a.idle_remaining(limit), None);
+    }
+
+    #[test]
+    fn stalled_only_when_the_same_bodies_waited_between_two_looks() {
+        let a = Activity::new();
+        let mut seen = None;
+        assert!(!a.client_stalled(&mut seen), "nothing waits");
+        a.wait_on_client();
+        assert!(!a.client_stalled(&mut seen), "first look at a waiting body");
+        assert!(a.client_stalled(&mut seen), "nothing moved since");
+        a.client_moved();
+        a.wait_on_client();
+        assert!(
+            !a.client_stalled(&mut seen),
+            "taken and waiting again: it moved"
+        );
+        // one body ends and another starts waiting between two looks
+        a.wait_on_client();
+        assert!(!a.client_stalled(&mut seen));
+        a.client_moved();
+        assert!(!a.client_stalled(&mut seen), "one ended: a move");
+        a.client_moved();
+        assert!(!a.client_stalled(&mut seen), "none waits");
+        assert!(!a.client_stalled(&mut seen), "none waits still");
     }
 }

@@ -2,7 +2,7 @@
 //! what it saw (method, target, version, headers, body length and SHA-256) as
 //! JSON; `/ws` is a WebSocket echo; `/slow` answers after a pause; `/big?n=N`
 //! streams N bytes; `/nothing` answers 204; `/close` answers and closes
-//! the connection. It counts the TCP connections it accepted.
+//! the connection. It counts the TCP connections it accepted, and those open.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -60,6 +60,8 @@ pub struct Backend {
     ws_ended: Arc<AtomicUsize>,
     /// TCP connections accepted
     connections: Arc<AtomicUsize>,
+    /// TCP connections open now
+    open: Arc<AtomicUsize>,
     /// the accept loop and every connection, all stopped when the backend is dropped
     tasks: tokio_util::task::AbortOnDropHandle<()>,
     conns: Arc<Mutex<tokio::task::JoinSet<()>>>,
@@ -91,12 +93,16 @@ impl Backend {
         let conns2 = conns.clone();
         let connections = Arc::new(AtomicUsize::new(0));
         let accepted = connections.clone();
+        let open = Arc::new(AtomicUsize::new(0));
+        let open2 = open.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((tcp, _)) = listener.accept().await else {
                     return;
                 };
                 accepted.fetch_add(1, Ordering::SeqCst);
+                open2.fetch_add(1, Ordering::SeqCst);
+                let open = open2.clone();
                 let seen = seen2.clone();
                 let ws = ws2.clone();
                 let ended = ended2.clone();
@@ -107,6 +113,7 @@ impl Backend {
                         .serve_connection(TokioIo::new(tcp), svc)
                         .with_upgrades()
                         .await;
+                    open.fetch_sub(1, Ordering::SeqCst);
                 });
             }
         });
@@ -116,6 +123,7 @@ impl Backend {
             ws_received,
             ws_ended,
             connections,
+            open,
             tasks: tokio_util::task::AbortOnDropHandle::new(task),
             conns,
         }
@@ -154,6 +162,11 @@ impl Backend {
     /// How many TCP connections were accepted.
     pub fn connections(&self) -> usize {
         self.connections.load(Ordering::SeqCst)
+    }
+
+    /// How many TCP connections are open now.
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::SeqCst)
     }
 
     /// The last request that arrived.

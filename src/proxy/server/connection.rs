@@ -198,36 +198,42 @@ where
         let serving = shared.h1.serve_connection(io, service).with_upgrades();
         watched(serving, |c| c.graceful_shutdown(), watchdog).await
     };
-    if let Err(e) = served {
-        tracing::debug!(peer = %peer, "connection ended: {e}");
+    match served {
+        Ok(Some(Finish::Cut)) => {
+            let secs = shared.listener.idle_timeout.as_secs_f64();
+            tracing::info!(peer = %peer, "connection cut: the client took nothing of a response for IDLE_TIMEOUT ({secs} s); its WebORCA connection is freed");
+        }
+        Ok(_) => {}
+        Err(e) => tracing::debug!(peer = %peer, "connection ended: {e}"),
     }
 }
 
 /// Serves a connection until it ends, shutting it down gracefully when the
 /// watchdog says so: the shutdown, a refused client that got its page, or
 /// IDLE_TIMEOUT. HTTP/2 gets GOAWAY (a page's stream still finishes),
-/// HTTP/1.1 closes after the response.
+/// HTTP/1.1 closes after the response. A client that takes nothing of its
+/// responses for IDLE_TIMEOUT (also while finishing) is cut: the connection
+/// is dropped with what was in flight, and `Finish::Cut` says so.
 async fn watched<F, E>(
     serving: F,
     mut graceful: impl FnMut(std::pin::Pin<&mut F>),
     mut watchdog: Watchdog<'_>,
-) -> Result<(), E>
+) -> Result<Option<Finish>, E>
 where
     F: std::future::Future<Output = Result<(), E>>,
 {
     tokio::pin!(serving);
-    let mut closing = false;
     std::future::poll_fn(|cx| {
         loop {
             if let Poll::Ready(r) = serving.as_mut().poll(cx) {
-                return Poll::Ready(r);
+                return Poll::Ready(r.map(|()| None));
             }
-            if closing || !watchdog.poll_finish(cx) {
-                return Poll::Pending;
+            match watchdog.poll_finish(cx) {
+                None => return Poll::Pending,
+                Some(Finish::Cut) => return Poll::Ready(Ok(Some(Finish::Cut))),
+                // polled again so that the shutdown starts
+                Some(Finish::Graceful) => graceful(serving.as_mut()),
             }
-            closing = true;
-            // polled again so that the shutdown starts
-            graceful(serving.as_mut());
         }
     })
     .await

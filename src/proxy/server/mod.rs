@@ -51,7 +51,7 @@ use accept::*;
 use bind::*;
 use connection::*;
 use spread::*;
-use watchdog::Watchdog;
+use watchdog::{Finish, Watchdog};
 use workers::*;
 
 /// The kernel's queue of connections not yet accepted.

@@ -1,6 +1,8 @@
 //! A connection's watchdog: the token that closes it (a refusal, the
 //! shutdown) and its IDLE_TIMEOUT timer, looked at only when one of them
-//! has woken the connection's task.
+//! has woken the connection's task. The timer also cuts a connection whose
+//! client has taken nothing of its responses for IDLE_TIMEOUT (conn.rs says
+//! how that is told).
 //!
 //! A `select!` over the connection and these two polls all three each time
 //! the task wakes, which is twice per keep-alive request: the token takes a
@@ -42,8 +44,19 @@ impl Wake for Fired {
     }
 }
 
-/// What tells a connection to finish: its close token, or IDLE_TIMEOUT
-/// passing with nothing in flight.
+/// How a connection is to finish.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Finish {
+    /// its close token, or IDLE_TIMEOUT with nothing in flight: after what
+    /// is in flight (GOAWAY, `Connection: close`)
+    Graceful,
+    /// its client took nothing of its responses for IDLE_TIMEOUT: now, with
+    /// what is in flight (a graceful end would wait for that forever)
+    Cut,
+}
+
+/// What tells a connection to finish: its close token, IDLE_TIMEOUT
+/// passing with nothing in flight, or a client that takes nothing.
 pub(super) struct Watchdog<'a> {
     fired: Arc<Fired>,
     waker: Waker,
@@ -51,6 +64,10 @@ pub(super) struct Watchdog<'a> {
     idle: Pin<Box<Sleep>>,
     activity: &'a Activity,
     idle_limit: Duration,
+    /// said [`Finish::Graceful`] already: only a cut is left to say
+    graceful: bool,
+    /// what the timer's last look found waiting (`Activity::client_stalled`)
+    stall_seen: Option<u64>,
 }
 
 impl<'a> Watchdog<'a> {
@@ -72,30 +89,48 @@ impl<'a> Watchdog<'a> {
             idle: Box::pin(tokio::time::sleep(wait)),
             activity,
             idle_limit,
+            graceful: false,
+            stall_seen: None,
         }
     }
 
-    /// Whether the connection is to finish now. Until then the task is
-    /// woken when the token is cancelled or the idle timer fires.
-    pub(super) fn poll_finish(&mut self, cx: &mut Context<'_>) -> bool {
+    /// Whether the connection is to finish now, and how; each is said once.
+    /// Until then the task is woken when the token is cancelled or the idle
+    /// timer fires.
+    pub(super) fn poll_finish(&mut self, cx: &mut Context<'_>) -> Option<Finish> {
         // registered before the flag is read: a wake-up in between is not lost
         self.fired.task.register(cx.waker());
         if !self.fired.fired.swap(false, Ordering::AcqRel) {
-            return false;
+            return None;
         }
         let mut own = Context::from_waker(&self.waker);
-        if self.cancelled.as_mut().poll(&mut own).is_ready() {
-            return true;
+        let mut finish = None;
+        if !self.graceful && self.cancelled.as_mut().poll(&mut own).is_ready() {
+            self.graceful = true;
+            finish = Some(Finish::Graceful);
         }
+        // The timer stays armed once the end is graceful: a client that
+        // takes nothing of what is still in flight is cut all the same.
         loop {
             if self.idle.as_mut().poll(&mut own).is_pending() {
-                return false;
+                return finish;
             }
-            match self.activity.idle_remaining(self.idle_limit) {
-                None => return true,
-                // busy or used since: wait the rest, polled again to arm it
-                Some(rest) => self.idle.as_mut().reset(Instant::now() + rest),
+            if self.activity.client_stalled(&mut self.stall_seen) {
+                return Some(Finish::Cut);
             }
+            let wait = match self.activity.idle_remaining(self.idle_limit) {
+                None if !self.graceful => {
+                    self.graceful = true;
+                    finish = Some(Finish::Graceful);
+                    self.idle_limit
+                }
+                // finishing already: looked at again for a stall only
+                None => self.idle_limit,
+                // busy or used since: wait the rest
+                Some(rest) => rest,
+            };
+            // polled again to arm it
+            self.idle.as_mut().reset(Instant::now() + wait);
         }
     }
 }
@@ -117,18 +152,15 @@ mod tests {
     /// Whether the watchdog says finish within `bound`; the bound is looked
     /// at first, so a wake-up that never came is not hidden by a later poll
     /// that finds the flag set.
-    async fn finishes_within(dog: &mut Watchdog<'_>, bound: Duration) -> bool {
-        let finish = std::future::poll_fn(|cx| {
-            if dog.poll_finish(cx) {
-                Poll::Ready(())
-            } else {
-                Poll::Pending
-            }
+    async fn finishes_within(dog: &mut Watchdog<'_>, bound: Duration) -> Option<Finish> {
+        let finish = std::future::poll_fn(|cx| match dog.poll_finish(cx) {
+            Some(how) => Poll::Ready(how),
+            None => Poll::Pending,
         });
         tokio::select! {
             biased;
-            _ = tokio::time::sleep(bound) => false,
-            _ = finish => true,
+            _ = tokio::time::sleep(bound) => None,
+            how = finish => Some(how),
         }
     }
 
@@ -140,15 +172,20 @@ mod tests {
         let waker = Waker::from(count.clone());
         let mut cx = Context::from_waker(&waker);
         let mut dog = Watchdog::new(token.cancelled(), &activity, Duration::from_secs(60));
-        assert!(!dog.poll_finish(&mut cx), "not cancelled yet");
-        assert!(
-            !dog.poll_finish(&mut cx),
+        assert_eq!(dog.poll_finish(&mut cx), None, "not cancelled yet");
+        assert_eq!(
+            dog.poll_finish(&mut cx),
+            None,
             "polled without a wake-up of its own"
         );
         assert_eq!(count.0.load(Ordering::SeqCst), 0);
         token.cancel();
         assert_eq!(count.0.load(Ordering::SeqCst), 1, "the token woke the task");
-        assert!(dog.poll_finish(&mut cx), "cancelled: finish");
+        assert_eq!(
+            dog.poll_finish(&mut cx),
+            Some(Finish::Graceful),
+            "cancelled: finish"
+        );
     }
 
     #[tokio::test]
@@ -158,8 +195,9 @@ mod tests {
         let activity = Activity::new();
         let start = std::time::Instant::now();
         let mut dog = Watchdog::new(token.cancelled(), &activity, LIMIT);
-        assert!(
+        assert_eq!(
             finishes_within(&mut dog, Duration::from_secs(10)).await,
+            Some(Finish::Graceful),
             "an idle connection is finished"
         );
         assert!(start.elapsed() >= LIMIT, "not before IDLE_TIMEOUT");
@@ -169,15 +207,68 @@ mod tests {
         let activity = Activity::new();
         let busy = activity.begin();
         let mut dog = Watchdog::new(token.cancelled(), &activity, LIMIT);
-        assert!(
-            !finishes_within(&mut dog, LIMIT * 3).await,
+        assert_eq!(
+            finishes_within(&mut dog, LIMIT * 3).await,
+            None,
             "a busy connection is not finished"
         );
         drop(busy);
         activity.touch();
-        assert!(
+        assert_eq!(
             finishes_within(&mut dog, Duration::from_secs(10)).await,
+            Some(Finish::Graceful),
             "idle once the request is done"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_client_that_takes_nothing_is_cut_after_the_idle_limit_and_one_that_takes_is_not() {
+        const LIMIT: Duration = Duration::from_millis(1000);
+        let token = CancellationToken::new();
+
+        // a body waits on its client, which takes nothing
+        let activity = Activity::new();
+        let _busy = activity.begin();
+        activity.wait_on_client();
+        let start = std::time::Instant::now();
+        let mut dog = Watchdog::new(token.cancelled(), &activity, LIMIT);
+        assert_eq!(
+            finishes_within(&mut dog, Duration::from_secs(10)).await,
+            Some(Finish::Cut),
+            "a stalled client is cut"
+        );
+        assert!(start.elapsed() >= LIMIT, "not before IDLE_TIMEOUT");
+
+        // the same, but the client takes a frame now and then
+        let activity = Activity::new();
+        let _busy = activity.begin();
+        activity.wait_on_client();
+        let mut dog = Watchdog::new(token.cancelled(), &activity, LIMIT);
+        let taking = async {
+            for _ in 0..60 {
+                tokio::time::sleep(LIMIT / 20).await;
+                activity.client_moved();
+                activity.wait_on_client();
+            }
+        };
+        let (finished, ()) = tokio::join!(finishes_within(&mut dog, LIMIT * 3), taking);
+        assert_eq!(finished, None, "a client that takes is not cut");
+
+        // finishing gracefully (a refusal, the shutdown) and then stalled: cut
+        let closing = CancellationToken::new();
+        let activity = Activity::new();
+        let _busy = activity.begin();
+        activity.wait_on_client();
+        let mut dog = Watchdog::new(closing.cancelled(), &activity, LIMIT);
+        closing.cancel();
+        assert_eq!(
+            finishes_within(&mut dog, Duration::from_secs(10)).await,
+            Some(Finish::Graceful)
+        );
+        assert_eq!(
+            finishes_within(&mut dog, Duration::from_secs(10)).await,
+            Some(Finish::Cut),
+            "a graceful end does not wait on a client that takes nothing"
         );
     }
 }
