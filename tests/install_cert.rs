@@ -311,22 +311,42 @@ fn install_cert_without_host_warns_of_each_name_the_new_certificate_drops() {
 /// The proxy as a process in `d`, serving `old` with `ca_pem` as CA_CRT on
 /// a free loopback port: (its config, the process).
 fn running_proxy(d: &std::path::Path, old: &Leaf, ca_pem: &str) -> (std::path::PathBuf, Proc) {
+    let (conf, proxy, _) = running_proxy_with(d, old, ca_pem, &[]);
+    (conf, proxy)
+}
+
+/// [`running_proxy`] with `extra` config lines, logging its own debug
+/// lines too (a client that left its handshake is one): (its config, the
+/// process, where it listens).
+fn running_proxy_with(
+    d: &std::path::Path,
+    old: &Leaf,
+    ca_pem: &str,
+    extra: &[String],
+) -> (std::path::PathBuf, Proc, std::net::SocketAddr) {
     write(d, "old.crt", &old.pem);
     write(d, "old.pem", &old.key_pem);
     write(d, "ca.crt", ca_pem);
     let port = free_port();
-    let conf = write(
-        d,
-        "proxy.conf",
-        &format!(
-            "SERVER_CRT={d}/old.crt\nSERVER_PEM={d}/old.pem\nCA_CRT={d}/ca.crt\nLISTEN=127.0.0.1:{port}\nBACKEND_URL=http://127.0.0.1:9\n",
-            d = d.display()
-        ),
+    let mut text = format!(
+        "SERVER_CRT={d}/old.crt\nSERVER_PEM={d}/old.pem\nCA_CRT={d}/ca.crt\nLISTEN=127.0.0.1:{port}\nBACKEND_URL=http://127.0.0.1:9\n",
+        d = d.display()
     );
-    let mut proxy = Proc::start(&conf, &[]);
-    assert_eq!(proxy.listening().port(), port);
-    (conf, proxy)
+    for line in extra {
+        text.push_str(line);
+        text.push('\n');
+    }
+    let conf = write(d, "proxy.conf", &text);
+    let mut proxy = Proc::start_with_env(&conf, &[], &[("RUST_LOG", DEBUG_OF_THE_PROXY)]);
+    let addr = proxy.listening();
+    assert_eq!(addr.port(), port);
+    (conf, proxy, addr)
 }
+
+/// RUST_LOG for a proxy whose debug lines a test reads.
+const DEBUG_OF_THE_PROXY: &str = "info,weborca_mtls_proxy=debug";
+/// What the proxy logs (at debug level) of a client that left its handshake.
+const LEFT_HANDSHAKE: &str = "TLS handshake left by the client before it finished";
 
 #[test]
 fn install_cert_reloads_the_running_proxy_and_confirms_the_served_serial() {
@@ -372,6 +392,14 @@ fn install_cert_reloads_the_running_proxy_and_confirms_the_served_serial() {
         "reload weborca-mtls-proxy.service\n"
     );
     assert!(proxy.wait_for("reload").is_some(), "{:?}", proxy.seen);
+    // The confirmation's handshakes left before any client certificate
+    // was asked of them: none of them was taken for a refused client.
+    assert!(proxy.wait_for(LEFT_HANDSHAKE).is_some(), "{:?}", proxy.seen);
+    assert!(
+        !proxy.seen.iter().any(|l| l.contains("refused")),
+        "{:#?}",
+        proxy.seen
+    );
 }
 
 /// The regression of a serial-only check: every orca-catool CA numbers from
@@ -428,4 +456,130 @@ fn install_cert_does_not_take_another_cas_certificate_with_the_same_serial_for_t
         "{t}"
     );
     assert!(!t.contains("serves the new certificate /C=JP"), "{t}");
+}
+
+/// What the status listener at `status` answers to a GET of `path` (the body).
+fn status_body(status: std::net::SocketAddr, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut tcp = std::net::TcpStream::connect(status).unwrap();
+    tcp.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut out = String::new();
+    tcp.read_to_string(&mut out).unwrap();
+    assert!(
+        out.starts_with("HTTP/1.0 200") || out.starts_with("HTTP/1.1 200"),
+        "{out}"
+    );
+    out.split_once("\r\n\r\n").unwrap().1.to_string()
+}
+
+/// The refusals the running proxy shows: the `client_cert_refusals_total`
+/// lines of `/metrics`, the rows of the console's last refusals, and the
+/// rows of the `refused` section of `audit` over its LOG_FILE.
+fn refusals_shown(
+    status: std::net::SocketAddr,
+    conf: &std::path::Path,
+) -> (Vec<String>, usize, Vec<String>) {
+    let metrics: Vec<String> = status_body(status, "/metrics")
+        .lines()
+        .filter(|l| l.starts_with("weborca_proxy_client_cert_refusals_total{"))
+        .map(str::to_string)
+        .collect();
+    let console = status_body(status, "/")
+        .matches("<tr class=\"refusal\"")
+        .count();
+    let out = std::process::Command::new(bin())
+        .arg("audit")
+        .arg("-c")
+        .arg(conf)
+        .args(["--format", "csv"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let audit = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("refused,"))
+        .map(str::to_string)
+        .collect();
+    (metrics, console, audit)
+}
+
+/// The regression of a confirmation that finished its handshake without a
+/// client certificate: the proxy logged and counted each one (every 200 ms
+/// while install-cert waited for a reload) as a client refused as `missing`
+/// from 127.0.0.1, on the console's last 100 refusals, in the metrics and in
+/// the audit. The probe now hangs up once it has the server's certificate,
+/// and the proxy logs that at debug level and counts it as an aborted
+/// handshake. A client that does come without a certificate is still a
+/// refusal everywhere, in either CLIENT_CERT_ERRORS mode.
+#[tokio::test]
+async fn reading_the_served_certificate_is_no_client_refusal() {
+    const PROBES: usize = 3;
+    for mode in ["page", "handshake"] {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let ca = Ca::new("test-ca");
+        let served = ca.server(&["localhost", "127.0.0.1"], 825);
+        let status = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let extra = [
+            format!("STATUS_LISTEN={status}"),
+            format!("LOG_FILE={}/proxy.log", d.display()),
+            format!("CLIENT_CERT_ERRORS={mode}"),
+        ];
+        let (conf, mut proxy, addr) = running_proxy_with(d, &served, &ca.pem, &extra);
+        for _ in 0..PROBES {
+            let der = weborca_mtls_proxy::setup::wire::served_cert(addr).unwrap();
+            assert_eq!(
+                der.as_ref(),
+                served.der.as_ref(),
+                "{mode}: not the served certificate"
+            );
+        }
+        for i in 0..PROBES {
+            assert!(
+                proxy.wait_for(LEFT_HANDSHAKE).is_some(),
+                "{mode}: probe {i} was not taken for a client that left: {:#?}",
+                proxy.seen
+            );
+        }
+        assert!(
+            !proxy.seen.iter().any(|l| l.contains("refused")),
+            "{mode}: {:#?}",
+            proxy.seen
+        );
+        let metrics = status_body(status, "/metrics");
+        assert!(
+            metrics.lines().any(|l| l
+                == format!("weborca_proxy_tls_handshakes_total{{result=\"aborted\"}} {PROBES}")),
+            "{mode}: {metrics}"
+        );
+        assert_eq!(
+            refusals_shown(status, &conf),
+            (Vec::new(), 0, Vec::new()),
+            "{mode}: the probes were shown as refusals"
+        );
+        // A client that comes without a certificate: refused, and shown so.
+        let _ = crate::util::client::Client::h1(&ca.pem, None)
+            .get(addr, "/")
+            .await;
+        assert!(
+            proxy
+                .wait_for("refused")
+                .is_some_and(|l| l.contains("reason=missing")),
+            "{mode}: {:#?}",
+            proxy.seen
+        );
+        let (metrics, console, audit) = refusals_shown(status, &conf);
+        assert_eq!(
+            metrics,
+            ["weborca_proxy_client_cert_refusals_total{reason=\"missing\"} 1"],
+            "{mode}"
+        );
+        assert_eq!(console, 1, "{mode}");
+        assert!(
+            audit.len() == 1 && audit[0].contains(",missing,"),
+            "{mode}: {audit:?}"
+        );
+    }
 }

@@ -86,6 +86,155 @@ fn install_cert_new_ca_drops_the_old_cas_crl_and_the_new_set_loads() {
     proxy.listening();
 }
 
+/// A conf folder in `d` whose proxy serves a certificate of `cas[0]`,
+/// with every CA of `cas` in CA_CRT and CA_CRL naming `crls` (file name,
+/// PEM) in order: the config's path.
+fn conf_with_crls(d: &std::path::Path, cas: &[&Ca], crls: &[(&str, String)]) -> std::path::PathBuf {
+    let conf_dir = d.join("conf");
+    std::fs::create_dir_all(&conf_dir).unwrap();
+    let old = cas[0].server(&["localhost", "127.0.0.1"], 825);
+    write(&conf_dir, "old.crt", &old.pem);
+    write(&conf_dir, "old.pem", &old.key_pem);
+    let ca_pem: String = cas.iter().map(|c| c.pem.as_str()).collect();
+    write(&conf_dir, "ca.crt", &ca_pem);
+    let mut list = Vec::new();
+    for (name, pem) in crls {
+        list.push(write(&conf_dir, name, pem).display().to_string());
+    }
+    write(
+        d,
+        "proxy.conf",
+        &format!(
+            "SERVER_CRT={c}/old.crt\nSERVER_PEM={c}/old.pem\nCA_CRT={c}/ca.crt\nCA_CRL={}\nLISTEN=127.0.0.1:0\nBACKEND_URL=http://127.0.0.1:9\n",
+            list.join(","),
+            c = conf_dir.display()
+        ),
+    )
+}
+
+/// `install-cert --new-ca --no-reload` of a zip of `new_ca` in `d`'s conf
+/// folder: its output, which must say it succeeded.
+fn install_new_ca(d: &std::path::Path, conf: &std::path::Path, new_ca: &Ca) -> String {
+    let server = new_ca.server(&["localhost", "127.0.0.1"], 825);
+    let zip = catool_zip(d, "000001__JP_orca_localhost", &server, &new_ca.pem);
+    let (user, _, _) = current_user();
+    let out = std::process::Command::new(bin())
+        .arg("install-cert")
+        .arg(&zip)
+        .arg("-c")
+        .arg(conf)
+        .arg("--dir")
+        .arg(d.join("conf"))
+        .args(["--owner", &user, "--new-ca", "--no-reload"])
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    t
+}
+
+/// The CA_CRL lines of the config at `conf`.
+fn ca_crl_lines(conf: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(conf)
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("CA_CRL"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The regression of telling the old CA's CRL by its issuer's name: the CAs
+/// orca-catool makes for one clinic often share a name, and the old CA's
+/// CRL was kept beside the new CA, so the new set did not load (a CRL not
+/// signed by CA_CRT) and install-cert refused it. It is told by its
+/// signature now, removed, and the message says whose it was.
+#[test]
+fn install_cert_new_ca_of_the_same_name_drops_the_old_cas_crl() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let old_ca = Ca::new("clinic-ca");
+    let new_ca = Ca::new("clinic-ca");
+    assert_eq!(
+        x509_parser::parse_x509_certificate(&old_ca.der)
+            .unwrap()
+            .1
+            .subject()
+            .as_raw(),
+        x509_parser::parse_x509_certificate(&new_ca.der)
+            .unwrap()
+            .1
+            .subject()
+            .as_raw(),
+        "one name, two CAs"
+    );
+    let conf = conf_with_crls(d, &[&old_ca], &[("old-ca.crl", old_ca.crl(&[9]))]);
+    let t = install_new_ca(d, &conf, &new_ca);
+    // one name: the two CAs are named by their fingerprints
+    let fingerprint = |der: &[u8]| {
+        use sha2::Digest;
+        sha2::Sha256::digest(der)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    assert!(
+        t.contains(&format!(
+            "the new CA /C=JP/O=orca/CN=clinic-ca replaces the old CA of the same name (SHA-256 {}; the new one's is {})",
+            fingerprint(&old_ca.der),
+            fingerprint(&new_ca.der)
+        )),
+        "{t}"
+    );
+    assert!(
+        t.contains(&format!(
+            "removed from CA_CRL: {}/conf/old-ca.crl (the CRL of the old CA /C=JP/O=orca/CN=clinic-ca, whose name the new CA shares but not its key)",
+            d.display()
+        )) && t.contains("install-crl"),
+        "{t}"
+    );
+    assert_eq!(ca_crl_lines(&conf), ["CA_CRL=''"]);
+    let mut proxy = Proc::start(&conf, &[]);
+    proxy.listening();
+}
+
+/// With both CAs of one name in CA_CRT and a CRL of each in CA_CRL (a
+/// clinic moving from one to the other), a zip of the new CA alone keeps
+/// the new CA's CRL, and only the old one's leaves.
+#[test]
+fn install_cert_new_ca_of_the_same_name_keeps_the_new_cas_crl() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let old_ca = Ca::new("clinic-ca");
+    let new_ca = Ca::new("clinic-ca");
+    let conf = conf_with_crls(
+        d,
+        &[&old_ca, &new_ca],
+        &[
+            ("old-ca.crl", old_ca.crl(&[9])),
+            ("new-ca.crl", new_ca.crl(&[4])),
+        ],
+    );
+    // the set as it is loads: each CRL is signed by a CA of CA_CRT
+    let mut before = Proc::start(&conf, &[]);
+    before.listening();
+    drop(before);
+    let t = install_new_ca(d, &conf, &new_ca);
+    let c = d.join("conf");
+    assert!(
+        t.contains(&format!(
+            "removed from CA_CRL: {}/old-ca.crl (",
+            c.display()
+        )) && !t.contains("new-ca.crl"),
+        "{t}"
+    );
+    assert_eq!(
+        ca_crl_lines(&conf),
+        [format!("CA_CRL={}/new-ca.crl", c.display())]
+    );
+    let mut proxy = Proc::start(&conf, &[]);
+    proxy.listening();
+}
+
 #[test]
 fn a_reload_that_drops_a_ca_from_ca_crt_says_so() {
     let dir = tempfile::tempdir().unwrap();

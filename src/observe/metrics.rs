@@ -76,7 +76,7 @@ pub struct Metrics {
     pub connections_open: Gauge,
     /// client connections accepted since start
     pub connections_total: Counter,
-    /// TLS handshakes by result: ok, failed, timeout
+    /// TLS handshakes by result: ok, failed, timeout, aborted (the client left)
     pub handshakes: Family<Outcome, Counter>,
     /// clients refused, by X-Client-Cert-Error reason
     pub refusals: Family<Reason, Counter>,

@@ -2,7 +2,9 @@
 //! of the list with the CRLs its file holds. A new CRL replaces only the entry
 //! of its own issuer (the CRLs of other CAs in CA_CRT stay, in order) or is
 //! appended; it is refused when older than the installed CRL of its issuer;
-//! a new CA drops the entries of CAs no longer in CA_CRT.
+//! a new CA drops the entries whose CRLs no CA of the new CA_CRT signed
+//! (told by the signature, as the proxy's load tells it: two CAs may share
+//! a name).
 
 use std::cmp::Ordering;
 use std::path::{Path, PathBuf};
@@ -209,9 +211,13 @@ pub(super) fn replace(
     Ok((list, replaced))
 }
 
-/// CA_CRL without the entries whose CRLs are of no CA in `cas`; the list and
-/// the removed entries with their issuers. Unreadable entries are kept (the
-/// load of the new set says why).
+/// CA_CRL without the entries whose CRLs are signed by no CA in `cas`; the
+/// list and the removed entries with whose CRLs they hold. A CRL is a CA's
+/// when that CA's key verifies it, as the proxy's load requires
+/// ([`crate::tls::crl::check`]): by its issuer name alone, the CRL of an old
+/// CA whose name the new CA shares (orca-catool's CAs of one clinic often
+/// do) would be kept, and the proxy would refuse the whole set. Unreadable
+/// entries are kept (the load of the new set says why).
 pub(super) fn without_other_cas(
     entries: &[Entry],
     cas: &[CertificateDer<'_>],
@@ -221,12 +227,26 @@ pub(super) fn without_other_cas(
         .filter_map(|c| x509_parser::parse_x509_certificate(c.as_ref()).ok())
         .map(|(_, c)| c.subject().as_raw().to_vec())
         .collect();
+    let whose = |c: &Crl| {
+        if subjects.contains(&c.issuer_raw) {
+            format!(
+                "the old CA {}, whose name the new CA shares but not its key",
+                c.issuer
+            )
+        } else {
+            c.issuer.clone()
+        }
+    };
     let mut list = Vec::new();
     let mut removed = Vec::new();
     for e in entries {
         match &e.crls {
-            Ok(crls) if !crls.iter().any(|c| subjects.contains(&c.issuer_raw)) => {
-                let issuers: Vec<&str> = crls.iter().map(|c| c.issuer.as_str()).collect();
+            Ok(crls)
+                if !crls
+                    .iter()
+                    .any(|c| crate::tls::crl::signed_by_one_of(&c.der, cas)) =>
+            {
+                let issuers: Vec<String> = crls.iter().map(whose).collect();
                 removed.push((e.path.clone(), issuers.join(", ")));
             }
             _ => list.push(e.raw.clone()),
@@ -308,5 +328,26 @@ mod tests {
         assert_eq!(list, ["/c/b-1.crl", "/c/gone.crl"]);
         assert_eq!(removed[0].0, PathBuf::from("/c/a-1.crl"));
         assert!(removed[0].1.contains("CN=a"), "{:?}", removed);
+    }
+
+    /// The regression of telling a CA's CRLs by the issuer's name: the CAs
+    /// orca-catool makes for one clinic often share a name, and the old
+    /// one's CRL was kept with the new CA (the proxy then refused the set).
+    #[test]
+    fn a_new_ca_of_the_old_ones_name_drops_the_old_cas_crl_and_keeps_its_own() {
+        let (_, old) = ca("clinic-ca");
+        let (new_cert, new) = ca("clinic-ca");
+        let entries = vec![
+            entry("/c/old.crl", vec![old(7)]),
+            entry("/c/new.crl", vec![new(1)]),
+        ];
+        let (list, removed) = without_other_cas(&entries, &[new_cert]);
+        assert_eq!(list, ["/c/new.crl"]);
+        assert_eq!(removed.len(), 1, "{removed:?}");
+        assert_eq!(removed[0].0, PathBuf::from("/c/old.crl"));
+        assert_eq!(
+            removed[0].1,
+            "the old CA /CN=clinic-ca, whose name the new CA shares but not its key"
+        );
     }
 }

@@ -1,8 +1,8 @@
 //! What the running proxy shows, read over the network after a reload: the
-//! certificate it serves (a TLS handshake that records the
-//! server's certificate, whatever the client-certificate outcome), and the
-//! recently seen clients and the CRLs in use from the status listener's
-//! `/status`.
+//! certificate it serves (a TLS handshake stopped as soon as the server's
+//! certificate is seen, so the server never judges a client certificate),
+//! and the recently seen clients and the CRLs in use from the status
+//! listener's `/status`.
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
@@ -29,8 +29,21 @@ pub fn local(addr: SocketAddr) -> SocketAddr {
     }
 }
 
-/// Records the server's certificate and accepts it: only the certificate is
-/// wanted here, no data is sent over this connection.
+/// The handshake of [`served_cert`] is stopped here, by the probe itself.
+const SEEN: &str = "the server's certificate is recorded; the handshake stops here";
+
+/// How long the probe waits for the server to close after it hung up.
+const DRAIN_WAIT: Duration = Duration::from_secs(1);
+
+/// How much of what the server still sends is read after the probe hangs
+/// up, before it closes the connection itself.
+const DRAIN_LIMIT: u64 = 64 << 10;
+
+/// Records the server's certificate and then stops the handshake (an error
+/// of its own, [`SEEN`]): only the certificate is wanted here. Accepting it
+/// would make the client answer the server's CertificateRequest with no
+/// certificate, and the proxy would log and count the probe as a client
+/// refused as `missing` (the console's refusals, the metrics, the audit).
 #[derive(Debug)]
 struct Recorder {
     seen: Mutex<Option<CertificateDer<'static>>>,
@@ -49,7 +62,7 @@ impl ServerCertVerifier for Recorder {
         if let Ok(mut seen) = self.seen.lock() {
             *seen = Some(end_entity.clone().into_owned());
         }
-        Ok(ServerCertVerified::assertion())
+        Err(rustls::Error::General(SEEN.to_string()))
     }
     fn verify_tls12_signature(
         &self,
@@ -87,6 +100,10 @@ impl ServerCertVerifier for Recorder {
 /// The leaf certificate (DER) the server at `addr` presents. Compared whole
 /// by the caller: a serial alone says nothing, since every orca-catool CA
 /// numbers its certificates from 01.
+///
+/// The client hangs up right after the server's certificate, before it
+/// would send its own Certificate message: to the proxy that is a client
+/// that left during the handshake (a debug line), not a refused one.
 pub fn served_cert(addr: SocketAddr) -> Result<CertificateDer<'static>, String> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let recorder = Arc::new(Recorder {
@@ -108,18 +125,52 @@ pub fn served_cert(addr: SocketAddr) -> Result<CertificateDer<'static>, String> 
         .map_err(|e| e.to_string())?;
     tcp.set_write_timeout(Some(TIMEOUT))
         .map_err(|e| e.to_string())?;
-    // The handshake may end in a refusal (no client certificate); the server's
-    // certificate has come before that.
-    let shaken = conn.complete_io(&mut tcp);
-    recorder
-        .seen
-        .lock()
-        .ok()
-        .and_then(|s| s.clone())
-        .ok_or_else(|| match shaken {
-            Err(e) => format!("{addr} presented no certificate: the TLS handshake failed: {e}"),
-            Ok(_) => format!("{addr} presented no certificate"),
-        })
+    let shaken = until_certificate(&mut conn, &mut tcp);
+    hang_up(tcp);
+    let seen = recorder.seen.lock().ok().and_then(|s| s.clone());
+    seen.ok_or_else(|| match shaken {
+        Err(e) => format!("{addr} presented no certificate: the TLS handshake failed: {e}"),
+        Ok(()) => format!("{addr} presented no certificate"),
+    })
+}
+
+/// Runs the client's side of the handshake until the recorder has stopped
+/// it (or the server ended it). Unlike `complete_io`, nothing is written
+/// once rustls has failed: the alert it queues for the recorder's stop
+/// would reach the server as this client's verdict on its certificate.
+fn until_certificate(
+    conn: &mut rustls::ClientConnection,
+    tcp: &mut TcpStream,
+) -> Result<(), String> {
+    loop {
+        while conn.wants_write() {
+            conn.write_tls(tcp).map_err(|e| e.to_string())?;
+        }
+        if !conn.is_handshaking() {
+            // cannot happen with the recorder's stop; said rather than looped on
+            return Err("the handshake ended without the server's certificate".to_string());
+        }
+        match conn.read_tls(tcp) {
+            Ok(0) => return Err("the server closed the connection".to_string()),
+            Ok(_) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+        match conn.process_new_packets() {
+            Ok(_) => {}
+            Err(rustls::Error::General(e)) if e == SEEN => return Ok(()),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
+/// Closes the probe's connection the way a client that hangs up does: its
+/// end of the stream first, then what the server still sends is read until
+/// the server closes too (bounded), so that the server reads an end of
+/// stream rather than a reset (closing with bytes unread sends one).
+fn hang_up(tcp: TcpStream) {
+    let _ = tcp.shutdown(std::net::Shutdown::Write);
+    let _ = tcp.set_read_timeout(Some(DRAIN_WAIT));
+    let _ = std::io::copy(&mut (&tcp).take(DRAIN_LIMIT), &mut std::io::sink());
 }
 
 /// A certificate as the messages name it: subject, issuer, serial and

@@ -24,6 +24,50 @@ pub struct CrlInfo {
     pub revoked: usize,
 }
 
+/// Which CA of CA_CRT signed a CRL.
+enum Signer {
+    /// a CA named as the CRL's issuer whose key verifies its signature
+    Verified,
+    /// CAs of that name are there, but none of their keys verifies it
+    NameOnly,
+    /// no CA of that name is there
+    Unknown,
+}
+
+/// The signer of `crl` among `cas`. The issuer's name alone does not say
+/// it: two CAs may have one name (orca-catool's CAs of one clinic often
+/// do), and only the key tells them apart.
+fn signer(
+    crl: &x509_parser::revocation_list::CertificateRevocationList<'_>,
+    cas: &[CertificateDer<'_>],
+) -> Signer {
+    let mut named = false;
+    for ca in cas {
+        let Ok((_, cert)) = x509_parser::parse_x509_certificate(ca.as_ref()) else {
+            continue;
+        };
+        if cert.subject().as_raw() != crl.issuer().as_raw() {
+            continue;
+        }
+        named = true;
+        if crl.verify_signature(cert.public_key()).is_ok() {
+            return Signer::Verified;
+        }
+    }
+    if named {
+        Signer::NameOnly
+    } else {
+        Signer::Unknown
+    }
+}
+
+/// Whether `crl` (DER) is signed by one of `cas`, as [`check`] requires of
+/// each CRL of CA_CRL: by its key, not by its name alone.
+pub fn signed_by_one_of(crl: &[u8], cas: &[CertificateDer<'_>]) -> bool {
+    x509_parser::parse_x509_crl(crl)
+        .is_ok_and(|(_, parsed)| matches!(signer(&parsed, cas), Signer::Verified))
+}
+
 /// Checks that `crl` from `path` is signed by one of `cas`, and reads its dates.
 pub fn check(
     path: &Path,
@@ -39,18 +83,9 @@ pub fn check(
             fix,
         )
     })?;
-    let issuer_raw = parsed.issuer().as_raw();
     let issuer = crate::x509::oneline(parsed.issuer());
-    let mut signer_found = false;
-    for ca in cas {
-        let Ok((_, cert)) = x509_parser::parse_x509_certificate(ca.as_ref()) else {
-            continue;
-        };
-        if cert.subject().as_raw() != issuer_raw {
-            continue;
-        }
-        signer_found = true;
-        if parsed.verify_signature(cert.public_key()).is_ok() {
+    let problem = match signer(&parsed, cas) {
+        Signer::Verified => {
             let date = |t, field| {
                 crate::x509::to_utc(t, field)
                     .map_err(|e| LoadError::new("CA_CRL", path, format!("the CRL's {e}"), fix))
@@ -66,13 +101,10 @@ pub fn check(
                 revoked: parsed.iter_revoked_certificates().count(),
             });
         }
-    }
-    let problem = if signer_found {
-        format!(
+        Signer::NameOnly => format!(
             "the CRL claims to be from {issuer} but its signature does not verify with that CA's key"
-        )
-    } else {
-        format!("the CRL is issued by {issuer}, which is not a CA in CA_CRT")
+        ),
+        Signer::Unknown => format!("the CRL is issued by {issuer}, which is not a CA in CA_CRT"),
     };
     Err(LoadError::new("CA_CRL", path, problem, fix))
 }

@@ -88,11 +88,12 @@ impl Proc {
             // the proxy looks at the guard's table: never the machine's own
             // firewall (a test that wants a guard names its stand-in nft)
             .env("NFT", "false")
+            // info, unless the test asks for another level
+            .env("RUST_LOG", "info")
             .envs(env.iter().copied())
             .arg("-c")
             .arg(conf)
             .args(args)
-            .env("RUST_LOG", "info")
             .env_remove("JOURNAL_STREAM")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -141,8 +141,27 @@ const NO_KEY: &str = "no-key";
 /// signature with (X.509 v1, an unknown critical extension, a short RSA key).
 const UNSUPPORTED: &str = "unsupported-cert";
 
+/// Whether a handshake ended because the client left it (closed or reset
+/// the connection) rather than for a fault either side named: what a client
+/// that only wanted the server's certificate does (install-cert's
+/// confirmation, monitoring probes, a scanner), and what a client that
+/// could not finish its handshake because it had no certificate never does
+/// (it says so with a Certificate message of its own).
+fn left_by_client(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    matches!(
+        e.kind(),
+        ErrorKind::UnexpectedEof
+            | ErrorKind::ConnectionReset
+            | ErrorKind::ConnectionAborted
+            | ErrorKind::BrokenPipe
+    )
+}
+
 /// Logs and counts a failed handshake; in `handshake` mode this is where
-/// client certificates are refused (`cert`: the refused one, named).
+/// client certificates are refused (`cert`: the refused one, named). A
+/// client that left the handshake is no refusal: it is counted as
+/// `aborted` and logged at debug level only.
 pub(super) fn handshake_failed(
     shared: &Shared,
     peer: SocketAddr,
@@ -150,6 +169,11 @@ pub(super) fn handshake_failed(
     cert: Option<&crate::tls::verify::RefusedCert>,
 ) {
     let metrics = &shared.stats.metrics;
+    if left_by_client(e) {
+        Metrics::count(&metrics.handshakes, "aborted");
+        tracing::debug!(%peer, "TLS handshake left by the client before it finished: {e}");
+        return;
+    }
     Metrics::count(&metrics.handshakes, "failed");
     let reason = e
         .get_ref()

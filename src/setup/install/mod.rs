@@ -137,8 +137,20 @@ pub fn install_cert(args: &CertArgs, config_path: &Path) -> Result<(), Stop> {
                     ca_path.display()
                 )));
             }
+            // Two CAs of one name (orca-catool's CAs of one clinic often
+            // are) are told apart by their fingerprints.
+            let replaced = if old_subject == new_subject {
+                let fingerprint = |der: &[u8]| hex(&sha2::Sha256::digest(der));
+                format!(
+                    "the old CA of the same name (SHA-256 {}; the new one's is {})",
+                    old_certs.first().map_or(String::new(), |c| fingerprint(c)),
+                    fingerprint(&new_certs[0])
+                )
+            } else {
+                old_subject
+            };
             println!(
-                "--new-ca: the new CA {new_subject} replaces {old_subject}; every client certificate of the old CA will be refused"
+                "--new-ca: the new CA {new_subject} replaces {replaced}; every client certificate of the old CA will be refused"
             );
             ca_changed = true;
             let hash = hex(&sha2::Sha256::digest(&z.ca)[..6]);
