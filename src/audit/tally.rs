@@ -25,6 +25,12 @@ const MAX_API_NAMES: usize = 2_000;
 const MAX_USER_DAYS: usize = 200_000;
 /// Refused connections remembered, to tell a refused request from WebORCA's own 403.
 const MAX_RECENT_REFUSALS: usize = 4_096;
+/// How long after a refusal a 403 (or 400) from the same address and port is
+/// taken for its page: a refused connection gets its page at once and is
+/// closed after it, but a slow client may take a while to be sent it. Longer
+/// than that, the port has likely been used again by a new connection, whose
+/// 403 is WebORCA's own (or a refusal of its own, logged again).
+const REFUSAL_PAGE_WINDOW: chrono::TimeDelta = chrono::TimeDelta::minutes(2);
 /// Unreadable lines named in the report (file and line number).
 pub const UNREADABLE_SHOWN: usize = 20;
 
@@ -140,7 +146,8 @@ pub struct Tally {
     /// the files read, in order
     pub files: Vec<String>,
     /// addresses (with port) of connections refused lately, with the reason
-    recent_refusals: HashMap<String, String>,
+    /// and the time
+    recent_refusals: HashMap<String, (String, NaiveDateTime)>,
 }
 
 impl Tally {
@@ -177,7 +184,11 @@ impl Tally {
         // A 403 (or a 400 for an unsafe path) on a connection just refused is
         // the proxy's answer, not WebORCA's: the request never reached it.
         let refusal = match a.status {
-            400 | 403 => self.recent_refusals.get(&a.addr),
+            400 | 403 => self
+                .recent_refusals
+                .get(&a.addr)
+                .filter(|(_, when)| (at - *when).abs() <= REFUSAL_PAGE_WINDOW)
+                .map(|(reason, _)| reason),
             _ => None,
         };
         let refused = refusal.is_some();
@@ -225,7 +236,7 @@ impl Tally {
             self.recent_refusals.clear();
         }
         self.recent_refusals
-            .insert(r.addr.clone(), r.reason.clone());
+            .insert(r.addr.clone(), (r.reason.clone(), at));
         if !self.filter.user_in(r.cn.as_deref()) {
             return;
         }

@@ -142,3 +142,27 @@ fn a_certificate_of_another_ca_is_not_counted_as_the_user_it_names() {
         [("u", "0a", "CA_CRT", 2, 1), ("u", "0a", "unknown-ca", 1, 1),]
     );
 }
+
+/// A port is used again by a later connection: the mark of a refusal hours
+/// before on that address and port does not make its 403 a refusal page
+/// (nor the certificate one of another CA).
+#[test]
+fn a_refusal_long_ago_on_the_same_port_does_not_mark_a_later_403() {
+    let at = |time: &str, line: String| line.replacen("09:00:00", time, 1);
+    let tally = count(&[
+        at(
+            "09:00:00",
+            "2026/12/01 09:00:00 client certificate refused: unknown-ca peer=127.0.0.1:7100 cn=\"u\" serial=\"0a\" reason=\"unknown-ca\" subject=\"/CN=u\"".to_string(),
+        ),
+        at("09:00:01", access(7100, "u", "/api01rv2/patientgetv2?id=1", 403)),
+        at("14:00:00", access(7100, "u", "/api01rv2/patientgetv2?id=2", 403)),
+    ]);
+    let rows: Vec<_> = tally
+        .users
+        .iter()
+        .map(|((_, user), d)| (user.ca(), d.requests, d.refused))
+        .collect();
+    assert_eq!(rows, [("CA_CRT", 1, 0), ("unknown-ca", 1, 1)]);
+    // WebORCA's own 403 was an API call that reached it
+    assert_eq!(tally.api["/api01rv2/patientgetv2"], 1);
+}
