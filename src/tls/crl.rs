@@ -74,6 +74,16 @@ pub fn signed_by_one_of(crl: &[u8], cas: &[CertificateDer<'_>]) -> bool {
         .is_ok_and(|(_, parsed)| matches!(signer(&parsed, cas), Signer::Verified))
 }
 
+/// Which of `cas` signed `crl` (DER), by its key: the index of the first
+/// whose key verifies it. Two CAs of one name are told apart by this, and
+/// two certificates of one CA (the same name and key) are one.
+pub fn signer_of(crl: &[u8], cas: &[CertificateDer<'_>]) -> Option<usize> {
+    let (_, crl) = x509_parser::parse_x509_crl(crl).ok()?;
+    cas.iter().position(|ca| {
+        x509_parser::parse_x509_certificate(ca.as_ref()).is_ok_and(|(_, ca)| signs(&ca, &crl))
+    })
+}
+
 /// The CRLs of `crls` a chain that ends at the CA_CRT certificate `ca` is
 /// checked against: all but those of another CA of `ca`'s name. WebPKI
 /// takes the first CRL whose issuer *name* is a certificate's issuer and
