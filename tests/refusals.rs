@@ -499,7 +499,7 @@ async fn handshake_mode_answers_a_client_that_would_resume_with_the_alert() {
 
 /// What a client that sends a request on a new connection is told: the
 /// error (a TLS alert shows as `received fatal alert: …`), or what came.
-async fn alert_of(client: &Client, env: &Env) -> String {
+pub(crate) async fn alert_of(client: &Client, env: &Env) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut tls = match client.connect(env.addr).await {
         Err(e) => return e.to_string(),

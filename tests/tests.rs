@@ -10,6 +10,7 @@ mod check;
 mod client_matrix;
 mod clients_revoked;
 mod console;
+mod crl_per_ca;
 #[cfg(feature = "demo")]
 mod demo;
 mod forwarding;

@@ -1,10 +1,12 @@
 //! CA_CRL as `install-crl` and `install-cert --new-ca` change it: each entry
 //! of the list with the CRLs its file holds. A new CRL replaces only the entry
-//! of its own issuer (the CRLs of other CAs in CA_CRT stay, in order) or is
-//! appended; it is refused when older than the installed CRL of its issuer;
-//! a new CA drops the entries whose CRLs no CA of the new CA_CRT signed
-//! (told by the signature, as the proxy's load tells it: two CAs may share
-//! a name).
+//! of its own CA (the CRLs of other CAs in CA_CRT stay, in order) or is
+//! appended; it is refused when older than the installed CRL of its CA;
+//! a new CA drops the entries whose CRLs no CA of the new CA_CRT signed.
+//! Whose a CRL is, is told by its signature (which CA of CA_CRT has the key
+//! that verifies it), as the proxy's load tells it, never by its issuer's
+//! name: orca-catool's CAs of one clinic often share a name, and each
+//! numbers its CRLs from 1.
 
 use std::cmp::Ordering;
 use std::path::{Path, PathBuf};
@@ -15,7 +17,7 @@ use x509_parser::num_bigint::BigUint;
 use super::fsutil::Root;
 use super::nofollow::read_regular;
 
-/// What decides which of two CRLs of one issuer is newer.
+/// What decides which of two CRLs of one CA is newer.
 pub(super) struct Crl {
     issuer_raw: Vec<u8>,
     /// the issuer, OpenSSL one-line form
@@ -120,17 +122,32 @@ pub(super) enum Verdict {
     Newer,
 }
 
-/// Compares each new CRL with the installed CRL of its issuer: any older one,
-/// or one of the same number with other content, is refused (the reason names
-/// both files); all already there is [`Verdict::Installed`].
-pub(super) fn judge(new: &[Crl], new_shown: &str, entries: &[Entry]) -> Result<Verdict, String> {
+/// Which CA of `cas` (CA_CRT) signed `crl`, by its key: its index, or
+/// `None` when none did. Two CAs of one name are two; two certificates of
+/// one CA (one name, one key) are one.
+fn signer(crl: &Crl, cas: &[CertificateDer<'_>]) -> Option<usize> {
+    crate::tls::crl::signer_of(&crl.der, cas)
+}
+
+/// Compares each new CRL with the installed CRL of its CA (the CA of `cas`
+/// that signed it): any older one, or one of the same number with other
+/// content, is refused (the reason names both files); all already there is
+/// [`Verdict::Installed`]. The CRLs of another CA of the same name are not
+/// compared: each CA numbers its own.
+pub(super) fn judge(
+    new: &[Crl],
+    new_shown: &str,
+    entries: &[Entry],
+    cas: &[CertificateDer<'_>],
+) -> Result<Verdict, String> {
     let mut same = Vec::new();
     let mut newer = false;
     for n in new {
+        let ca = signer(n, cas);
         let installed = entries.iter().find_map(|e| {
             let crls = e.crls.as_ref().ok()?;
             crls.iter()
-                .find(|c| c.issuer_raw == n.issuer_raw)
+                .find(|c| ca.is_some() && signer(c, cas) == ca)
                 .map(|c| (e, c))
         });
         let Some((entry, old)) = installed else {
@@ -168,15 +185,33 @@ pub(super) fn judge(new: &[Crl], new_shown: &str, entries: &[Entry]) -> Result<V
     Ok(Verdict::Installed(same))
 }
 
-/// CA_CRL with `target` (holding `new`) in place of the entries of its issuers,
-/// where the first of them was, or at the end; and the entries it replaced.
-/// An entry holding CRLs of other issuers too cannot be split and is refused.
+/// An entry of CA_CRL that a new CRL replaces.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Replaced {
+    /// the file
+    pub(super) path: PathBuf,
+    /// its CRLs are signed by no CA of CA_CRT but carry the name of the
+    /// new CRL's CA: an old CA's of that name, which the proxy refuses
+    pub(super) old_ca: bool,
+}
+
+/// CA_CRL with `target` (holding `new`) in place of the entries of its CAs
+/// (the CAs of `cas` whose keys signed `new`), where the first of them was,
+/// or at the end; and the entries it replaced. An entry that no CA of `cas`
+/// signed but of the name of a new CRL's CA is replaced too: the proxy
+/// refuses it, so it cannot stay. An entry holding CRLs of other CAs too
+/// cannot be split and is refused.
 pub(super) fn replace(
     entries: &[Entry],
     new: &[Crl],
     target: &Path,
-) -> Result<(Vec<String>, Vec<PathBuf>), String> {
-    let ours = |c: &Crl| new.iter().any(|n| n.issuer_raw == c.issuer_raw);
+    cas: &[CertificateDer<'_>],
+) -> Result<(Vec<String>, Vec<Replaced>), String> {
+    let new_cas: Vec<usize> = new.iter().filter_map(|n| signer(n, cas)).collect();
+    let ours = |c: &Crl| match signer(c, cas) {
+        Some(ca) => new_cas.contains(&ca),
+        None => new.iter().any(|n| n.issuer_raw == c.issuer_raw),
+    };
     let target_raw = target.display().to_string();
     let mut list: Vec<String> = Vec::new();
     let mut replaced = Vec::new();
@@ -197,7 +232,10 @@ pub(super) fn replace(
         };
         if crls.iter().all(ours) {
             place(&mut list);
-            replaced.push(e.path.clone());
+            replaced.push(Replaced {
+                path: e.path.clone(),
+                old_ca: crls.iter().all(|c| signer(c, cas).is_none()),
+            });
         } else if crls.iter().any(ours) {
             return Err(format!(
                 "CA_CRL entry {} holds CRLs of other CAs too: split it into one file per CA, then install the new CRL",
@@ -298,8 +336,9 @@ mod tests {
 
     #[test]
     fn a_crl_replaces_only_its_own_cas_entry_and_an_older_one_is_refused() {
-        let (_, a) = ca("a");
+        let (a_cert, a) = ca("a");
         let (b_cert, b) = ca("b");
+        let cas = [a_cert, b_cert.clone()];
         let entries = vec![
             entry("/c/a-1.crl", vec![a(1)]),
             entry("/c/b-1.crl", vec![b(1)]),
@@ -309,20 +348,29 @@ mod tests {
                 crls: Err("gone".to_string()),
             },
         ];
-        let (list, replaced) = replace(&entries, &[a(2)], Path::new("/c/a-2.crl")).unwrap();
+        let (list, replaced) = replace(&entries, &[a(2)], Path::new("/c/a-2.crl"), &cas).unwrap();
         assert_eq!(list, ["/c/a-2.crl", "/c/b-1.crl", "/c/gone.crl"]);
-        assert_eq!(replaced, [PathBuf::from("/c/a-1.crl")]);
+        assert_eq!(
+            replaced,
+            [Replaced {
+                path: PathBuf::from("/c/a-1.crl"),
+                old_ca: false
+            }]
+        );
         // A file of both CAs: the newer of one does not hide the older of the other.
         let both = [a(2), b(0)];
-        let err = judge(&both, "new.crl", &entries).err().unwrap();
+        let err = judge(&both, "new.crl", &entries, &cas).err().unwrap();
         assert!(
             err.contains("CRL number 0) is older than the installed /c/b-1.crl"),
             "{err}"
         );
-        assert!(matches!(judge(&[a(2)], "n", &entries), Ok(Verdict::Newer)));
+        assert!(matches!(
+            judge(&[a(2)], "n", &entries, &cas),
+            Ok(Verdict::Newer)
+        ));
         // An entry holding both CAs' CRLs cannot be split.
         let mixed = vec![entry("/c/ab.crl", vec![a(1), b(1)])];
-        assert!(replace(&mixed, &[a(2)], Path::new("/c/a-2.crl")).is_err());
+        assert!(replace(&mixed, &[a(2)], Path::new("/c/a-2.crl"), &cas).is_err());
         // A new CA B: A's CRL leaves, B's and the unreadable one stay.
         let (list, removed) = without_other_cas(&entries, &[b_cert]);
         assert_eq!(list, ["/c/b-1.crl", "/c/gone.crl"]);
@@ -348,6 +396,62 @@ mod tests {
         assert_eq!(
             removed[0].1,
             "the old CA /CN=clinic-ca, whose name the new CA shares but not its key"
+        );
+    }
+
+    /// The regression of telling the installed CRL of a CA by its issuer's
+    /// name: with two CAs of one name in CA_CRT, each numbering its CRLs
+    /// from 1, a CRL of one was judged older than the other's, or replaced
+    /// both entries (and the other CA's revoked clients were let in).
+    #[test]
+    fn with_two_cas_of_one_name_a_crl_is_judged_by_and_replaces_its_own_cas_only() {
+        let (first_cert, first) = ca("clinic-ca");
+        let (second_cert, second) = ca("clinic-ca");
+        let cas = [first_cert, second_cert];
+        let only_first = vec![entry("/c/first-3.crl", vec![first(3)])];
+        assert!(matches!(
+            judge(&[second(1)], "n", &only_first, &cas),
+            Ok(Verdict::Newer)
+        ));
+        let (list, replaced) = replace(
+            &only_first,
+            &[second(1)],
+            Path::new("/c/second-1.crl"),
+            &cas,
+        )
+        .unwrap();
+        assert_eq!(list, ["/c/first-3.crl", "/c/second-1.crl"]);
+        assert!(replaced.is_empty(), "{replaced:?}");
+        let both = vec![
+            entry("/c/first-1.crl", vec![first(1)]),
+            entry("/c/second-4.crl", vec![second(4)]),
+        ];
+        let err = judge(&[second(3)], "n", &both, &cas).err().unwrap();
+        assert!(
+            err.contains("older than the installed /c/second-4.crl"),
+            "{err}"
+        );
+        let (list, replaced) =
+            replace(&both, &[first(2)], Path::new("/c/first-2.crl"), &cas).unwrap();
+        assert_eq!(list, ["/c/first-2.crl", "/c/second-4.crl"]);
+        assert_eq!(replaced.len(), 1, "{replaced:?}");
+        // Of an old CA of the name, no longer in CA_CRT: the proxy refuses
+        // it, so it is replaced and said to be the old CA's.
+        let (_, old) = ca("clinic-ca");
+        let with_old = vec![entry("/c/old-9.crl", vec![old(9)])];
+        assert!(matches!(
+            judge(&[first(1)], "n", &with_old, &cas),
+            Ok(Verdict::Newer)
+        ));
+        let (list, replaced) =
+            replace(&with_old, &[first(1)], Path::new("/c/first-1.crl"), &cas).unwrap();
+        assert_eq!(list, ["/c/first-1.crl"]);
+        assert_eq!(
+            replaced,
+            [Replaced {
+                path: PathBuf::from("/c/old-9.crl"),
+                old_ca: true
+            }]
         );
     }
 }

@@ -94,7 +94,9 @@ pub fn install_crl(args: &CrlArgs, config_path: &Path) -> Result<(), Stop> {
         facts.push(Crl::of(crl).ok_or_else(|| refuse("the CRL cannot be parsed".to_string()))?);
     }
     let entries = crl_list::entries(root, &config_text, config_path);
-    if let Verdict::Installed(paths) = crl_list::judge(&facts, shown, &entries).map_err(refuse)? {
+    if let Verdict::Installed(paths) =
+        crl_list::judge(&facts, shown, &entries, &cas).map_err(refuse)?
+    {
         let paths: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
         println!(
             "{shown}: already installed as {}; nothing was changed",
@@ -111,15 +113,28 @@ pub fn install_crl(args: &CrlArgs, config_path: &Path) -> Result<(), Stop> {
     let (name, dest) = crl_destination(root, &args.dir, &name, &data, &facts).map_err(refuse)?;
     let target = args.dir.join(&name);
     // Only the entry of this CRL's CA is replaced: the CRLs of the other CAs
-    // in CA_CRT stay, or their clients would no longer be checked.
-    let (list, replaced) = crl_list::replace(&entries, &facts, &target).map_err(refuse)?;
+    // in CA_CRT (another of the same name too) stay, or their clients would
+    // no longer be checked.
+    let (list, replaced) = crl_list::replace(&entries, &facts, &target, &cas).map_err(refuse)?;
     let value = list.join(",");
     let new_text = jma_conf::set_keys(&config_text, config_path, &[("CA_CRL", Some(&value))])
         .map_err(refuse)?;
     let copies: Vec<(&Path, &[u8])> = dest.iter().map(|d| (d.as_path(), &data[..])).collect();
     let (loaded, change) = command::checked_change(root, config_path, new_text, &copies, refuse)?;
-    let replaced: Vec<String> = replaced.iter().map(|p| p.display().to_string()).collect();
+    let shown_of = |old_ca: bool| {
+        let paths: Vec<String> = replaced
+            .iter()
+            .filter(|r| r.old_ca == old_ca)
+            .map(|r| r.path.display().to_string())
+            .collect();
+        paths.join(", ")
+    };
+    let (same_ca, old_ca) = (shown_of(false), shown_of(true));
     if run.dry_run {
+        let replaced: Vec<String> = replaced
+            .iter()
+            .map(|r| r.path.display().to_string())
+            .collect();
         if !replaced.is_empty() {
             println!(
                 "--dry-run: the new CRL would replace {} in CA_CRL",
@@ -138,10 +153,14 @@ pub fn install_crl(args: &CrlArgs, config_path: &Path) -> Result<(), Stop> {
         config_path,
         &keys,
     )?;
-    if !replaced.is_empty() {
+    if !same_ca.is_empty() {
         println!(
-            "the new CRL replaces {} in CA_CRL (the CRL of the same CA); the CRLs of other CAs are kept",
-            replaced.join(", ")
+            "the new CRL replaces {same_ca} in CA_CRL (the CRL of the same CA); the CRLs of other CAs are kept"
+        );
+    }
+    if !old_ca.is_empty() {
+        println!(
+            "the new CRL also replaces {old_ca} in CA_CRL: a CRL of its CA's name that no CA of CA_CRT signed (an old CA's), which the proxy refuses"
         );
     }
     println!(

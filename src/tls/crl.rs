@@ -34,6 +34,15 @@ enum Signer {
     Unknown,
 }
 
+/// Whether `ca` signed `crl`: it is the CRL's issuer by name, and its key
+/// verifies the CRL's signature.
+fn signs(
+    ca: &x509_parser::certificate::X509Certificate<'_>,
+    crl: &x509_parser::revocation_list::CertificateRevocationList<'_>,
+) -> bool {
+    ca.subject().as_raw() == crl.issuer().as_raw() && crl.verify_signature(ca.public_key()).is_ok()
+}
+
 /// The signer of `crl` among `cas`. The issuer's name alone does not say
 /// it: two CAs may have one name (orca-catool's CAs of one clinic often
 /// do), and only the key tells them apart.
@@ -46,13 +55,10 @@ fn signer(
         let Ok((_, cert)) = x509_parser::parse_x509_certificate(ca.as_ref()) else {
             continue;
         };
-        if cert.subject().as_raw() != crl.issuer().as_raw() {
-            continue;
-        }
-        named = true;
-        if crl.verify_signature(cert.public_key()).is_ok() {
+        if signs(&cert, crl) {
             return Signer::Verified;
         }
+        named |= cert.subject().as_raw() == crl.issuer().as_raw();
     }
     if named {
         Signer::NameOnly
@@ -66,6 +72,42 @@ fn signer(
 pub fn signed_by_one_of(crl: &[u8], cas: &[CertificateDer<'_>]) -> bool {
     x509_parser::parse_x509_crl(crl)
         .is_ok_and(|(_, parsed)| matches!(signer(&parsed, cas), Signer::Verified))
+}
+
+/// Which of `cas` signed `crl` (DER), by its key: the index of the first
+/// whose key verifies it. Two CAs of one name are told apart by this, and
+/// two certificates of one CA (the same name and key) are one.
+pub fn signer_of(crl: &[u8], cas: &[CertificateDer<'_>]) -> Option<usize> {
+    let (_, crl) = x509_parser::parse_x509_crl(crl).ok()?;
+    cas.iter().position(|ca| {
+        x509_parser::parse_x509_certificate(ca.as_ref()).is_ok_and(|(_, ca)| signs(&ca, &crl))
+    })
+}
+
+/// The CRLs of `crls` a chain that ends at the CA_CRT certificate `ca` is
+/// checked against: all but those of another CA of `ca`'s name. WebPKI
+/// takes the first CRL whose issuer *name* is a certificate's issuer and
+/// only then checks its signature, so with two CAs of one name in CA_CRT
+/// (orca-catool's CAs of one clinic often share a name, and a clinic moving
+/// to a new CA keeps the old one a while) the other CA's CRL would be read
+/// for `ca`'s clients: its signature fails with `ca`'s key and every client
+/// of `ca` is refused, and `ca`'s own CRL is never read. The CRLs of CAs of
+/// other names stay, for the CA certificates a client sends with its own.
+pub fn judging<'c>(
+    ca: &CertificateDer<'_>,
+    crls: &[(PathBuf, CertificateRevocationListDer<'c>)],
+) -> Vec<CertificateRevocationListDer<'c>> {
+    let Ok((_, ca)) = x509_parser::parse_x509_certificate(ca.as_ref()) else {
+        return Vec::new();
+    };
+    crls.iter()
+        .filter(|(_, der)| {
+            x509_parser::parse_x509_crl(der.as_ref()).is_ok_and(|(_, crl)| {
+                crl.issuer().as_raw() != ca.subject().as_raw() || signs(&ca, &crl)
+            })
+        })
+        .map(|(_, der)| der.clone())
+        .collect()
 }
 
 /// Checks that `crl` from `path` is signed by one of `cas`, and reads its dates.

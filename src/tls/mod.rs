@@ -15,7 +15,7 @@ pub mod verify;
 use std::sync::Arc;
 
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 use rustls::server::{ServerSessionMemoryCache, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
 use rustls::{RootCertStore, ServerConfig};
@@ -224,9 +224,12 @@ impl TlsState {
             .collect();
         let server_auth = crate::x509::serves_tls(chain[0].as_ref());
         let mut roots = RootCertStore::empty();
+        // each certificate of CA_CRT alone, for the verifier of its own chains
+        let mut alone = Vec::new();
         let mut ca_certs = Vec::new();
         for der in &ca_der {
-            roots.add(der.clone()).map_err(|e| {
+            let mut store = RootCertStore::empty();
+            store.add(der.clone()).map_err(|e| {
                 LoadError::new(
                     "CA_CRT",
                     ca_path,
@@ -234,6 +237,8 @@ impl TlsState {
                     "use orca-catool's ca.crt",
                 )
             })?;
+            roots.roots.extend(store.roots.iter().cloned());
+            alone.push((der.clone(), store));
             let info = CertInfo::from_der(der.as_ref()).map_err(|e| {
                 LoadError::new(
                     "CA_CRT",
@@ -259,20 +264,30 @@ impl TlsState {
             .first()
             .map(|p| p.as_path())
             .unwrap_or(&config.config_path);
-        let inner = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-            .with_crls(crls.into_iter().map(|(_, c)| c))
-            // A CRL covers the CA that signed it; certificates of other CAs in
-            // CA_CRT are not refused for lack of one.
-            .allow_unknown_revocation_status()
-            .build()
-            .map_err(|e| {
-                LoadError::new(
-                    "CA_CRL",
-                    crl_path,
-                    format!("cannot be used with CA_CRT: {e}"),
-                    "make a new CRL with orca-catool issue_crl",
-                )
-            })?;
+        let webpki = |roots: RootCertStore, crls: Vec<CertificateRevocationListDer<'static>>| {
+            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .with_crls(crls)
+                // A CRL covers the CA that signed it; certificates of other CAs in
+                // CA_CRT are not refused for lack of one.
+                .allow_unknown_revocation_status()
+                .build()
+                .map_err(|e| {
+                    LoadError::new(
+                        "CA_CRL",
+                        crl_path,
+                        format!("cannot be used with CA_CRT: {e}"),
+                        "make a new CRL with orca-catool issue_crl",
+                    )
+                })
+        };
+        let inner = webpki(roots, crls.iter().map(|(_, c)| c.clone()).collect())?;
+        // Each certificate of CA_CRT judges the chains that end at it, with
+        // CA_CRL less the CRLs of other CAs of its name (see `crl::judging`).
+        let mut anchors = Vec::new();
+        for (der, store) in alone {
+            let verifier = webpki(store, crl::judging(&der, &crls))?;
+            anchors.push((der, verifier));
+        }
         let verifier = Arc::new(
             ClientVerifier::new(
                 inner,
@@ -280,7 +295,7 @@ impl TlsState {
                 verification.allow_cn.as_deref(),
             )
             .with_crl_deadline(crl_deadline)
-            .with_anchors(&ca_der),
+            .with_anchors(anchors),
         );
         let signing_key = provider.key_provider.load_private_key(key).map_err(|e| {
             let (k, p) = server_key_key(config);

@@ -198,6 +198,16 @@ impl Ca {
         self.client_valid(cn, -1, 3650)
     }
 
+    /// A client certificate like [`Ca::client`] with serial `serial`:
+    /// orca-catool's CAs each number from 1, so two CAs' certificates share
+    /// serials.
+    pub fn client_numbered(&self, cn: &str, serial: u64) -> Leaf {
+        let next = self.next_serial.replace(serial);
+        let leaf = self.client(cn);
+        self.next_serial.set(next.max(serial + 1));
+        leaf
+    }
+
     /// A CRL revoking `serials`, PEM.
     pub fn crl(&self, serials: &[u64]) -> String {
         self.numbered_crl(1, serials)

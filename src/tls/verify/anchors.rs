@@ -1,4 +1,5 @@
-//! The dates of the CA certificate a chain ends at.
+//! The CA certificate of CA_CRT a chain ends at: its dates, and the
+//! verifier that judges the chains ending at it.
 //!
 //! rustls' WebPKI verifier takes every certificate of CA_CRT as a trust
 //! anchor and, as WebPKI does, never looks at an anchor's validity period.
@@ -9,42 +10,63 @@
 //! here the way WebPKI finds it (from the leaf up, an anchor that issued the
 //! certificate first, else a certificate the client sent), and its dates
 //! are judged like the chain's.
+//!
+//! Each anchor has its own WebPKI verifier, trusting that anchor alone and
+//! holding the CRLs for its clients ([`crate::tls::crl::judging`]): WebPKI
+//! picks a CRL by its issuer's name, and two CAs of CA_CRT may share one.
+
+use std::sync::Arc;
 
 use rustls::pki_types::CertificateDer;
+use rustls::server::danger::ClientCertVerifier;
 use x509_parser::certificate::X509Certificate;
 use x509_parser::prelude::FromDer as _;
 
 use crate::x509::CertInfo;
 
-/// One certificate of CA_CRT: what finding it needs, and its dates.
+/// One certificate of CA_CRT: what finding it needs, its dates and its verifier.
 #[derive(Debug)]
-struct Anchor {
+pub(super) struct Anchor {
     der: Vec<u8>,
-    info: CertInfo,
+    /// its fields, for the page naming a CA that has expired
+    pub(super) info: CertInfo,
     not_before: i64,
     not_after: i64,
+    /// a WebPKI verifier trusting this certificate alone, with the CRLs
+    /// that judge its clients
+    pub(super) verifier: Arc<dyn ClientCertVerifier>,
 }
 
-/// The certificates of CA_CRT, for their dates.
+impl Anchor {
+    /// Its validity, Unix seconds.
+    pub(super) fn window(&self) -> (i64, i64) {
+        (self.not_before, self.not_after)
+    }
+}
+
+/// The certificates of CA_CRT, for their dates and their verifiers.
 #[derive(Debug, Default)]
 pub(super) struct Anchors {
     anchors: Vec<Anchor>,
 }
 
 impl Anchors {
-    /// The certificates of CA_CRT (any that cannot be read are left out:
-    /// loading CA_CRT has already refused those).
-    pub(super) fn new(ca_der: &[CertificateDer<'_>]) -> Anchors {
-        let anchors = ca_der
-            .iter()
-            .filter_map(|der| {
+    /// The certificates of CA_CRT, each with its verifier (any that cannot
+    /// be read are left out: loading CA_CRT has already refused those).
+    pub(super) fn new(
+        ca: impl IntoIterator<Item = (CertificateDer<'static>, Arc<dyn ClientCertVerifier>)>,
+    ) -> Anchors {
+        let anchors = ca
+            .into_iter()
+            .filter_map(|(der, verifier)| {
                 let (_, cert) = X509Certificate::from_der(der.as_ref()).ok()?;
                 let v = cert.validity();
                 Some(Anchor {
-                    der: der.as_ref().to_vec(),
                     info: CertInfo::from_der(der.as_ref()).ok()?,
                     not_before: v.not_before.timestamp(),
                     not_after: v.not_after.timestamp(),
+                    der: der.as_ref().to_vec(),
+                    verifier,
                 })
             })
             .collect();
@@ -52,13 +74,12 @@ impl Anchors {
     }
 
     /// The CA certificate of CA_CRT that the chain of `leaf` and
-    /// `intermediates` ends at, with its validity (Unix seconds), when one
-    /// is found.
+    /// `intermediates` ends at, when one is found.
     pub(super) fn of(
         &self,
         leaf: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
-    ) -> Option<(&CertInfo, (i64, i64))> {
+    ) -> Option<&Anchor> {
         fn parse<'a>(der: &'a CertificateDer<'_>) -> Option<X509Certificate<'a>> {
             X509Certificate::from_der(der.as_ref()).map(|(_, c)| c).ok()
         }
@@ -69,7 +90,7 @@ impl Anchors {
         // at most one step per certificate sent: a loop of issuers ends
         for _ in 0..=intermediates.len() {
             if let Some(anchor) = self.anchors.iter().find(|a| issued(&a.der, top)) {
-                return Some((&anchor.info, (anchor.not_before, anchor.not_after)));
+                return Some(anchor);
             }
             top = intermediates.iter().find(|c| issued_by(top, c))?;
         }

@@ -2,13 +2,16 @@
 //! and the per-connection verdict (an [`Identity`] or a [`Refusal`]).
 //!
 //! Chain, validity and CRL checks are rustls' own `WebPkiClientVerifier`; this
-//! module only wraps it. It differs from the plain verifier in two ways:
+//! module only wraps it. It differs from the plain verifier in three ways:
 //!
 //! - with `CLIENT_CERT_ERRORS=page` the handshake accepts any certificate the
 //!   client proves it holds, and the real verdict is taken right after the
 //!   handshake, so the client can be shown a page saying what is wrong. Nothing
 //!   reaches the backend unless that verdict is an [`Identity`].
 //! - `ALLOW_CN` is checked after the chain.
+//! - a chain is judged by a WebPKI verifier of the CA_CRT certificate it ends
+//!   at, with the CRLs of that CA (`anchors.rs`): WebPKI reads the first CRL
+//!   of a certificate's issuer *name*, and two CAs of CA_CRT may share one.
 //!
 //! The verdict is taken again on every connection, resumed ones too: a session
 //! ticket must not outlive a revocation, an expiry or a new CA.
@@ -35,7 +38,7 @@ use rustls::{
 
 use crate::config::ClientCertErrors;
 use crate::x509::CertInfo;
-use anchors::Anchors;
+use anchors::{Anchor, Anchors};
 use cache::VerdictCache;
 
 /// The certificate refused in a handshake (`CLIENT_CERT_ERRORS=handshake`),
@@ -123,7 +126,9 @@ fn weak_rsa(cert: &CertificateDer<'_>) -> bool {
 /// The verifier given to rustls, and the judge of each connection after the handshake.
 #[derive(Debug)]
 pub struct ClientVerifier {
-    /// rustls' WebPKI verifier over CA_CRT and CA_CRL: chain, dates, revocation
+    /// rustls' WebPKI verifier over CA_CRT and CA_CRL: the CA names asked
+    /// for, the handshake signatures, and the chains that end at no
+    /// certificate of `anchors`
     inner: Arc<dyn ClientCertVerifier>,
     /// whether refusals are TLS alerts (`handshake`) or pages after the handshake (`page`)
     mode: ClientCertErrors,
@@ -134,7 +139,8 @@ pub struct ClientVerifier {
     /// with CRL_STALE=refuse, the earliest nextUpdate of CA_CRL (Unix
     /// seconds): past it every client is refused as `crl-stale`
     crl_deadline: Option<i64>,
-    /// the certificates of CA_CRT, whose dates WebPKI does not judge
+    /// the certificates of CA_CRT, whose dates WebPKI does not judge, each
+    /// with the verifier of the chains that end at it
     anchors: Anchors,
 }
 
@@ -156,11 +162,23 @@ impl ClientVerifier {
         }
     }
 
-    /// The verifier judging the dates of the CA_CRT certificate a chain
-    /// ends at, too (see `anchors.rs`).
-    pub fn with_anchors(mut self, ca_der: &[CertificateDer<'_>]) -> Self {
-        self.anchors = Anchors::new(ca_der);
+    /// The verifier judging a chain by the CA_CRT certificate it ends at
+    /// (see `anchors.rs`): each of `anchors` is a certificate of CA_CRT
+    /// with a WebPKI verifier trusting it alone, with the CRLs of its
+    /// clients. The anchor's dates are judged too.
+    pub fn with_anchors(
+        mut self,
+        anchors: impl IntoIterator<Item = (CertificateDer<'static>, Arc<dyn ClientCertVerifier>)>,
+    ) -> Self {
+        self.anchors = Anchors::new(anchors);
         self
+    }
+
+    /// The WebPKI verifier of a chain that ends at `anchor` (from
+    /// [`Anchors::of`]): the anchor's own, or the one over all of CA_CRT
+    /// when it ends at none.
+    fn webpki<'a>(&'a self, anchor: Option<&'a Anchor>) -> &'a dyn ClientCertVerifier {
+        anchor.map_or(self.inner.as_ref(), |a| a.verifier.as_ref())
     }
 
     /// Where an accepted `chain` (leaf first) is within its dates, Unix
@@ -168,26 +186,31 @@ impl ClientVerifier {
     pub fn window(&self, chain: &[CertificateDer<'_>]) -> (i64, i64) {
         let (from, until) = crate::tls::judgement::chain_window(chain);
         match chain.split_first().and_then(|(l, i)| self.anchors.of(l, i)) {
-            Some((_, (a_from, a_until))) => (from.max(a_from), until.min(a_until)),
+            Some(anchor) => {
+                let (a_from, a_until) = anchor.window();
+                (from.max(a_from), until.min(a_until))
+            }
             None => (from, until),
         }
     }
 
-    /// The inner verifier's verdict on the chain, and then the dates of the
-    /// CA_CRT certificate it ends at.
+    /// The WebPKI verdict on the chain, and then the dates of the CA_CRT
+    /// certificate it ends at.
     fn verify_chain(
         &self,
         leaf: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<(), Error> {
-        self.inner.verify_client_cert(leaf, intermediates, now)?;
+        let anchor = self.anchors.of(leaf, intermediates);
+        self.webpki(anchor)
+            .verify_client_cert(leaf, intermediates, now)?;
         let now = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
-        match self.anchors.of(leaf, intermediates) {
-            Some((_, (_, until))) if now > until => {
+        match anchor.map(Anchor::window) {
+            Some((_, until)) if now > until => {
                 Err(Error::InvalidCertificate(CertificateError::Expired))
             }
-            Some((_, (from, _))) if now < from => {
+            Some((from, _)) if now < from => {
                 Err(Error::InvalidCertificate(CertificateError::NotValidYet))
             }
             _ => Ok(()),
@@ -320,8 +343,8 @@ impl ClientVerifier {
                 .or_else(|| {
                     self.anchors
                         .of(leaf, intermediates)
-                        .filter(|(_, (_, until))| *until < now)
-                        .map(|(ca, _)| ca.clone())
+                        .filter(|a| a.window().1 < now)
+                        .map(|a| a.info.clone())
                 });
             if let Some(ca) = &refusal.expired_ca {
                 let at = ca.not_after.to_rfc3339();
@@ -366,7 +389,10 @@ impl ClientVerifier {
             return e;
         }
         let then = UnixTime::since_unix_epoch(std::time::Duration::from_secs(at));
-        match self.inner.verify_client_cert(leaf, intermediates, then) {
+        match self
+            .webpki(self.anchors.of(leaf, intermediates))
+            .verify_client_cert(leaf, intermediates, then)
+        {
             Err(deeper) if !dated.contains(&classify(&deeper)) => deeper,
             _ => e,
         }
