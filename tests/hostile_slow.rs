@@ -284,3 +284,40 @@ async fn an_http2_client_that_keeps_its_window_shut_is_cut_after_idle_timeout() 
     }
     env.assert_serves_user1().await;
 }
+
+#[tokio::test]
+async fn a_client_reading_slowly_is_not_cut() {
+    // Regression: the kernel wakes a writer blocked on a slow reader only
+    // when a third of the (autotuned, megabytes) send buffer is free, so a
+    // client reading 300 KiB/s seemed to take nothing for seconds and was cut.
+    let mut setup = Setup::new();
+    setup.conf.push("IDLE_TIMEOUT=1s".into());
+    let env = setup.start().await;
+    let mut tls = env
+        .client(Some(&env.user1))
+        .connect(env.addr)
+        .await
+        .unwrap();
+    let head = format!("GET /big?n={HUGE} HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    tls.write_all(head.as_bytes()).await.unwrap();
+    tls.flush().await.unwrap();
+    // 64 KiB each 200 ms, for five times IDLE_TIMEOUT: the pace is the point
+    let mut buf = vec![0u8; 1 << 16];
+    let mut got = 0u64;
+    for _ in 0..25 {
+        let mut chunk = 0;
+        while chunk < buf.len() {
+            match tokio::time::timeout(PATIENCE, tls.read(&mut buf[chunk..])).await {
+                Ok(Ok(n)) if n > 0 => chunk += n,
+                other => panic!("a slow reader was cut after {got} bytes: {other:?}"),
+            }
+        }
+        got += chunk as u64;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        env.backend.open(),
+        1,
+        "its WebORCA connection is still there"
+    );
+}

@@ -28,6 +28,11 @@ pub(super) async fn connection_slot(shared: &Arc<Shared>) -> Option<OwnedSemapho
     }
 }
 
+/// The most a client connection's socket holds unsent (TCP_NOTSENT_LOWAT):
+/// enough to keep a fast link busy, small enough that a slow reader's
+/// progress is seen (every 64 KiB it takes).
+const SEND_BACKLOG: u32 = 128 * 1024;
+
 /// Accepts on `listener` and places each connection on the least busy thread.
 pub(super) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, spread: Arc<Spread>) {
     loop {
@@ -44,6 +49,14 @@ pub(super) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, spre
         match accepted {
             Ok((tcp, peer)) => {
                 let _ = tcp.set_nodelay(true);
+                // Best effort, like Nagle's: without it the kernel wakes a
+                // writer blocked on a slow reader only once a third of the
+                // send buffer (autotuned up to 4 MiB) is free, and the client
+                // would seem to take nothing for that long (conn.rs: such a
+                // client is cut after IDLE_TIMEOUT). With at most
+                // SEND_BACKLOG unsent, the writer wakes each time the client
+                // has taken about half of it.
+                let _ = socket2::SockRef::from(&tcp).set_tcp_notsent_lowat(SEND_BACKLOG);
                 spread.place(tcp, peer, permit, |tcp, peer, permit, open| {
                     let s = shared.clone();
                     shared.conns.spawn(async move {
