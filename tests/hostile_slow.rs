@@ -321,3 +321,35 @@ async fn a_client_reading_slowly_is_not_cut() {
         "its WebORCA connection is still there"
     );
 }
+
+#[tokio::test]
+async fn a_client_that_stops_sending_its_upload_is_cut_after_idle_timeout() {
+    // Regression: it held its WebORCA connection until BACKEND_TIMEOUT (300 s
+    // by default), and the 504 then blamed WebORCA.
+    let mut setup = Setup::new();
+    setup.conf.push("IDLE_TIMEOUT=1s".into());
+    let env = setup.start().await;
+    let mut tls = env
+        .client(Some(&env.user1))
+        .connect(env.addr)
+        .await
+        .unwrap();
+    let head = "POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10000000\r\n\r\n";
+    tls.write_all(head.as_bytes()).await.unwrap();
+    tls.write_all(&vec![b'x'; 1 << 20]).await.unwrap();
+    tls.flush().await.unwrap();
+    assert!(
+        eventually(|| env.backend.open() == 1).await,
+        "the upload never reached WebORCA"
+    );
+    assert!(
+        eventually(|| env.backend.open() == 0).await,
+        "the WebORCA connection of a stalled upload was held past IDLE_TIMEOUT"
+    );
+    // the stand-in notes what it got before the connection went
+    assert!(
+        env.backend.last().body_len < 10_000_000,
+        "the cut upload arrived whole"
+    );
+    env.assert_serves_user1().await;
+}

@@ -13,8 +13,11 @@
 //! never reads, or holds the HTTP/2 flow-control window at zero): hyper stops
 //! asking the response body for more, and the request stays in flight, with
 //! its WebORCA connection and backend slot, for as long as the client likes.
-//! So the bookkeeping also knows which response bodies wait on the client (a
-//! frame handed to hyper, not asked for the next since), and every change of
+//! Nor can one that stops sending a request body midway, which would hold
+//! them until BACKEND_TIMEOUT (and have WebORCA blamed for the 504).
+//! So the bookkeeping also knows which bodies wait on the client (a response
+//! body handed a frame to hyper and not asked for the next since; a request
+//! body asked for a frame the client has not sent), and every change of
 //! that is a move; a connection on which bodies wait and nothing moves for
 //! IDLE_TIMEOUT is cut (the watchdog, server/watchdog.rs). A body waiting on
 //! WebORCA is not waiting on the client (BACKEND_TIMEOUT is its bound), and a

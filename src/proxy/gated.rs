@@ -73,11 +73,39 @@ impl Watch {
 pub struct Gated {
     inner: Incoming,
     watch: Watch,
+    /// asked for a frame the client has not sent yet: the upload waits on
+    /// the client, and one that sends nothing more for IDLE_TIMEOUT is cut
+    /// (conn.rs), not left to hold WebORCA's connection until BACKEND_TIMEOUT
+    /// and then blamed on WebORCA
+    waiting: bool,
 }
 
 impl Gated {
     pub fn new(inner: Incoming, watch: Watch) -> Gated {
-        Gated { inner, watch }
+        Gated {
+            inner,
+            watch,
+            waiting: false,
+        }
+    }
+
+    /// Marks (or clears) the wait for the client's next frame.
+    fn waits(&mut self, waiting: bool) {
+        if self.waiting != waiting {
+            self.waiting = waiting;
+            let activity = &self.watch.conn.activity;
+            if waiting {
+                activity.wait_on_client();
+            } else {
+                activity.client_moved();
+            }
+        }
+    }
+}
+
+impl Drop for Gated {
+    fn drop(&mut self) {
+        self.waits(false);
     }
 }
 
@@ -101,7 +129,9 @@ impl Body for Gated {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        match Pin::new(&mut self.inner).poll_frame(cx) {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        self.waits(polled.is_pending());
+        match polled {
             Poll::Ready(Some(Ok(_))) if self.watch.refused() => {
                 Poll::Ready(Some(Err(Box::new(Refused))))
             }

@@ -225,7 +225,7 @@ where
     match served {
         Ok(Some(Finish::Cut)) => {
             let secs = shared.listener.idle_timeout.as_secs_f64();
-            tracing::info!(peer = %peer, "connection cut: the client took nothing of a response for IDLE_TIMEOUT ({secs} s); its WebORCA connection is freed");
+            tracing::info!(peer = %peer, "connection cut: the client took nothing of a response, or sent nothing more of a request body, for IDLE_TIMEOUT ({secs} s); its WebORCA connection is freed");
         }
         Ok(_) => {}
         Err(e) => tracing::debug!(peer = %peer, "connection ended: {e}"),
