@@ -78,6 +78,9 @@ pub struct Metrics {
     pub connections_total: Counter,
     /// TLS handshakes by result: ok, failed, timeout, aborted (the client left)
     pub handshakes: Family<Outcome, Counter>,
+    /// connections cut because their client took nothing of a response (or
+    /// sent nothing more of a request body) for IDLE_TIMEOUT
+    pub stalled_clients: Counter,
     /// clients refused, by X-Client-Cert-Error reason
     pub refusals: Family<Reason, Counter>,
     /// requests decided by ACCESS_POLICY, by deciding rule (`FILE:LINE`, `-`
@@ -120,6 +123,7 @@ impl Metrics {
             connections_open: Gauge::default(),
             connections_total: Counter::default(),
             handshakes: Family::default(),
+            stalled_clients: Counter::default(),
             refusals: Family::default(),
             policy_rules: Family::default(),
             requests: Family::default(),
@@ -147,6 +151,11 @@ impl Metrics {
             "tls_handshakes",
             "TLS handshakes by result",
             m.handshakes.clone(),
+        );
+        r.register(
+            "stalled_clients",
+            "Connections cut because their client took nothing (or sent nothing more) for IDLE_TIMEOUT",
+            m.stalled_clients.clone(),
         );
         r.register(
             "client_cert_refusals",

@@ -24,7 +24,7 @@
 //! WebSocket tunnel has no such body: neither is cut by this.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -96,6 +96,8 @@ pub struct Activity {
     waiting: AtomicUsize,
     /// changes of `waiting`'s set: a body starts or ends waiting
     moves: AtomicU64,
+    /// cut for a stalled client: its socket is reset, not closed
+    cut: AtomicBool,
 }
 
 impl Activity {
@@ -107,7 +109,19 @@ impl Activity {
             active: AtomicUsize::new(0),
             waiting: AtomicUsize::new(0),
             moves: AtomicU64::new(0),
+            cut: AtomicBool::new(false),
         })
+    }
+
+    /// The connection is cut for a stalled client: its socket is to be
+    /// reset when it closes (server/cuttable.rs).
+    pub fn cut(&self) {
+        self.cut.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether [`Activity::cut`] was called.
+    pub fn is_cut(&self) -> bool {
+        self.cut.load(Ordering::Relaxed)
     }
 
     /// A response body handed hyper a frame and waits to be asked for the

@@ -50,6 +50,7 @@ pub(super) async fn serve_conn(
     let activity = Activity::new();
     let local = tcp.local_addr().ok();
     let acceptor = TlsAcceptor::from(tls_state.server_config.clone());
+    let tcp = Cuttable::new(tcp, activity.clone());
     let handshake = tokio::time::timeout_at(deadline, acceptor.accept(tcp));
     let (accepted, refused_cert) = crate::tls::verify::named(handshake).await;
     let stream = match accepted {
@@ -224,6 +225,7 @@ where
     };
     match served {
         Ok(Some(Finish::Cut)) => {
+            shared.stats.metrics.stalled_clients.inc();
             let secs = shared.listener.idle_timeout.as_secs_f64();
             tracing::info!(peer = %peer, "connection cut: the client took nothing of a response, or sent nothing more of a request body, for IDLE_TIMEOUT ({secs} s); its WebORCA connection is freed");
         }

@@ -116,6 +116,9 @@ impl<'a> Watchdog<'a> {
                 return finish;
             }
             if self.activity.client_stalled(&mut self.stall_seen) {
+                // marked before the connection drops its socket, which is
+                // then reset (cuttable.rs)
+                self.activity.cut();
                 return Some(Finish::Cut);
             }
             let wait = match self.activity.idle_remaining(self.idle_limit) {
