@@ -337,3 +337,93 @@ async fn a_seen_client_refused_since_is_listed_refused_until_accepted_again() {
     env.assert_serves_user1().await;
     assert_eq!(refused().await, serde_json::Value::Null);
 }
+
+/// Two CAs of one name in CA_CRT (a clinic moving from one orca-catool CA
+/// to the next), a client of each with the same serial: `/status` says of
+/// each seen client its issuer and the CA_CRT certificate its own chain
+/// ends at (the `sha256` of a `ca_certificates` entry), which is what tells
+/// them apart, in the page mode and in the handshake mode (where the
+/// verdict is rustls' and the CA is found after it).
+#[tokio::test]
+async fn status_names_the_ca_certificate_each_seen_client_chains_to() {
+    use sha2::Digest as _;
+    for mode in ["page", "handshake"] {
+        let mut setup = Setup::new();
+        let b = crate::util::pki::Ca::new("test-ca");
+        let user_a = setup.ca.client_numbered("userA", 10);
+        let user_b = b.client_numbered("userB", 10);
+        let both = write(
+            setup.dir.path(),
+            "both-cas.crt",
+            &format!("{}{}", setup.ca.pem, b.pem),
+        );
+        setup.conf.push(format!("CA_CRT={}", both.display()));
+        setup.conf.push(format!("CLIENT_CERT_ERRORS={mode}"));
+        setup.conf.push("STATUS_LISTEN=127.0.0.1:0".into());
+        let env = setup.start().await;
+        let status = env.status.expect("status listener");
+        for leaf in [&user_a, &user_b] {
+            let answer = env.client(Some(leaf)).get(env.addr, "/").await.unwrap();
+            assert_eq!(answer.status, 200, "{mode}, {}", leaf.cn);
+        }
+        let (_, body) = get(status, "/status").await;
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let fingerprint = |der: &[u8]| hex::encode(sha2::Sha256::digest(der));
+        let (fp_a, fp_b) = (fingerprint(&env.ca.der), fingerprint(&b.der));
+        assert_ne!(fp_a, fp_b);
+        let cas: Vec<&str> = json["ca_certificates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["sha256"].as_str().unwrap())
+            .collect();
+        assert_eq!(cas, [fp_a.as_str(), fp_b.as_str()], "{mode}: {json}");
+        let clients = json["clients"].as_array().unwrap();
+        for (cn, fp) in [("userA", &fp_a), ("userB", &fp_b)] {
+            let c = clients
+                .iter()
+                .find(|c| c["cn"] == cn)
+                .unwrap_or_else(|| panic!("{mode}: {cn} not listed: {json}"));
+            assert_eq!(c["serial"], "0a", "{mode}: {c}");
+            assert_eq!(c["issuer"], "/C=JP/O=orca/CN=test-ca", "{mode}: {c}");
+            assert_eq!(c["ca_sha256"], fp.as_str(), "{mode}: {cn}'s CA: {c}");
+        }
+    }
+}
+
+/// The CA certificate a seen client is listed with is the one of CA_CRT
+/// now: after a reload that renews the CA's certificate (its name and key
+/// kept, so its clients stay accepted), the client's next connection lists
+/// it with the renewed certificate's fingerprint, the one install-crl finds
+/// in CA_CRT.
+#[tokio::test]
+async fn a_seen_clients_ca_follows_a_reload_of_ca_crt() {
+    use sha2::Digest as _;
+    let key = rcgen::KeyPair::generate().unwrap();
+    let key_pem = key.serialize_pem();
+    let mut setup = Setup::new();
+    setup.ca = crate::util::pki::Ca::with_key("test-ca", key);
+    setup.server = setup.ca.server(&["localhost", "127.0.0.1"], 3650);
+    setup.user1 = setup.ca.client("user1");
+    let renewed =
+        crate::util::pki::Ca::with_key("test-ca", rcgen::KeyPair::from_pem(&key_pem).unwrap());
+    setup.conf.push("STATUS_LISTEN=127.0.0.1:0".into());
+    let env = setup.start().await;
+    let status = env.status.expect("status listener");
+    let ca_of_user1 = || async {
+        let (_, body) = get(status, "/status").await;
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(json["clients"][0]["cn"], "user1", "{json}");
+        json["clients"][0]["ca_sha256"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let fingerprint = |der: &[u8]| hex::encode(sha2::Sha256::digest(der));
+    env.assert_serves_user1().await;
+    assert_eq!(ca_of_user1().await, fingerprint(&env.ca.der));
+    write(env.dir.path(), "ca.crt", &renewed.pem);
+    env.reload().unwrap();
+    env.assert_serves_user1().await;
+    assert_eq!(ca_of_user1().await, fingerprint(&renewed.der));
+}

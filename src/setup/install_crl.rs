@@ -4,16 +4,17 @@
 //! copied 0400 for the owner, the CA_CRL entry of its CA is replaced (or it is
 //! added) after a backup once the new set loads (`preload`), the proxy is
 //! reloaded, and the command names the recently seen clients (from `/status`)
-//! the CRL revokes.
+//! the CRL revokes (`crl_hits`: those of the CRL's own CA only).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::command::{
-    self, DEFAULT_DIR, InstallArgs, RELOAD_WAIT, destination, hex, parse_pem_certs, read_config,
+    self, DEFAULT_DIR, InstallArgs, RELOAD_WAIT, destination, parse_pem_certs, read_config,
     read_regular, reload,
 };
+use super::crl_hits::{self, Revokes};
 use super::crl_list::{self, Crl, Verdict};
 use super::fsutil::Root;
 use super::{PROXY_UNIT, Stop, jma_conf, wire};
@@ -32,16 +33,6 @@ pub struct CrlArgs {
     /// --no-reload, --dry-run, --root
     #[command(flatten)]
     pub install: InstallArgs,
-}
-
-/// A serial as [`CertInfo::serial_hex`] writes it: leading zero bytes dropped, `00` for zero.
-fn serial_hex(raw: &[u8]) -> String {
-    let trimmed: Vec<u8> = raw.iter().copied().skip_while(|b| *b == 0).collect();
-    if trimmed.is_empty() {
-        "00".to_string()
-    } else {
-        hex(&trimmed)
-    }
 }
 
 /// Runs `install-crl`.
@@ -66,7 +57,7 @@ pub fn install_crl(args: &CrlArgs, config_path: &Path) -> Result<(), Stop> {
         .ok_or_else(|| refuse(format!("CA_CRT {} does not exist", ca_path.display())))?;
     let cas = parse_pem_certs("CA_CRT", &ca_data).map_err(refuse)?;
     let now = chrono::Utc::now();
-    let mut revoked: Vec<String> = Vec::new();
+    let mut revokes: Vec<Revokes> = Vec::new();
     let mut facts = Vec::new();
     for crl in &crls {
         let info = crate::tls::crl::check(&args.file, crl, &cas)
@@ -84,15 +75,14 @@ pub fn install_crl(args: &CrlArgs, config_path: &Path) -> Result<(), Stop> {
                 info.next_update.unwrap_or_default()
             )));
         }
-        if let Ok((_, parsed)) = x509_parser::parse_x509_crl(crl.as_ref()) {
-            revoked.extend(
-                parsed
-                    .iter_revoked_certificates()
-                    .map(|r| serial_hex(r.raw_serial())),
-            );
-        }
-        facts.push(Crl::of(crl).ok_or_else(|| refuse("the CRL cannot be parsed".to_string()))?);
+        let unparsed = || refuse("the CRL cannot be parsed".to_string());
+        revokes.push(Revokes::of(crl.as_ref(), &cas).ok_or_else(unparsed)?);
+        facts.push(Crl::of(crl).ok_or_else(unparsed)?);
     }
+    let revoked: Vec<&str> = revokes
+        .iter()
+        .flat_map(|r| r.serials().iter().map(String::as_str))
+        .collect();
     let entries = crl_list::entries(root, &config_text, config_path);
     if let Verdict::Installed(paths) =
         crl_list::judge(&facts, shown, &entries, &cas).map_err(refuse)?
@@ -187,18 +177,8 @@ pub fn install_crl(args: &CrlArgs, config_path: &Path) -> Result<(), Stop> {
     match wire::seen_clients(status) {
         Err(e) => println!("the recently seen clients cannot be listed: {e}"),
         Ok(clients) => {
-            let hit: Vec<String> = clients
-                .iter()
-                .filter(|(_, s)| revoked.contains(s))
-                .map(|(cn, s)| format!("CN={cn} (serial {s})"))
-                .collect();
-            if hit.is_empty() {
-                println!(
-                    "none of the {} recently seen client(s) is revoked",
-                    clients.len()
-                );
-            } else {
-                println!("recently seen clients now refused: {}", hit.join(", "));
+            for line in crl_hits::report(&clients, &revokes) {
+                println!("{line}");
             }
         }
     }

@@ -6,10 +6,12 @@
 //! `plan.rs` decides the changes, `services.rs` runs systemctl, `rollback.rs`
 //! undoes it all. [`jma_conf`] holds the text edits, [`guard`] the nftables
 //! guard, [`install`] `install-cert`, [`install_crl`] `install-crl`,
-//! `command.rs` what those two share, [`fsutil`] what every command shares.
+//! `command.rs` what those two share, [`fsutil`] what every command shares;
+//! `crl_hits.rs` which seen clients a new CRL refuses.
 
 mod backup;
 mod command;
+mod crl_hits;
 mod crl_list;
 pub mod fsutil;
 mod holders;

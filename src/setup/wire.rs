@@ -193,16 +193,35 @@ pub fn describe(der: &[u8]) -> String {
     }
 }
 
-/// The recently seen clients (CN, serial) from `http://STATUS/status`.
-pub fn seen_clients(status: SocketAddr) -> Result<Vec<(String, String)>, String> {
+/// A recently seen client as `/status` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    /// its CN
+    pub cn: String,
+    /// its serial, hex
+    pub serial: String,
+    /// its issuer, one-line form; `None` from a proxy older than the field
+    pub issuer: Option<String>,
+    /// the SHA-256 of the CA_CRT certificate its chain ends at; `None` when
+    /// the proxy does not know it (or is older than the field)
+    pub ca_sha256: Option<String>,
+}
+
+/// The recently seen clients from `http://STATUS/status`.
+pub fn seen_clients(status: SocketAddr) -> Result<Vec<Seen>, String> {
     let value = status_json(status)?;
     Ok(value["clients"]
         .as_array()
         .map(|a| {
             a.iter()
                 .map(|c| {
-                    let s = |k: &str| c[k].as_str().unwrap_or("").to_string();
-                    (s("cn"), s("serial"))
+                    let s = |k: &str| c[k].as_str().map(str::to_string);
+                    Seen {
+                        cn: s("cn").unwrap_or_default(),
+                        serial: s("serial").unwrap_or_default(),
+                        issuer: s("issuer"),
+                        ca_sha256: s("ca_sha256"),
+                    }
                 })
                 .collect()
         })

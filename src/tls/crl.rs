@@ -84,6 +84,22 @@ pub fn signer_of(crl: &[u8], cas: &[CertificateDer<'_>]) -> Option<usize> {
     })
 }
 
+/// Every one of `cas` whose key verifies `crl` (DER) and that is its
+/// issuer by name: one CA, though CA_CRT may hold two certificates of it
+/// (the same name and key). The clients it revokes are those whose chain
+/// ends at one of these.
+pub fn signers(crl: &[u8], cas: &[CertificateDer<'_>]) -> Vec<usize> {
+    let Ok((_, crl)) = x509_parser::parse_x509_crl(crl) else {
+        return Vec::new();
+    };
+    (0..cas.len())
+        .filter(|&i| {
+            x509_parser::parse_x509_certificate(cas[i].as_ref())
+                .is_ok_and(|(_, ca)| signs(&ca, &crl))
+        })
+        .collect()
+}
+
 /// The CRLs of `crls` a chain that ends at the CA_CRT certificate `ca` is
 /// checked against: all but those of another CA of `ca`'s name. WebPKI
 /// takes the first CRL whose issuer *name* is a certificate's issuer and
@@ -163,4 +179,52 @@ pub fn deadline(crls: &[CrlInfo]) -> Option<i64> {
 /// Whether a CRL is past its nextUpdate at `now`.
 pub fn is_stale(crl: &CrlInfo, now: DateTime<Utc>) -> bool {
     crl.next_update.is_some_and(|n| n < now)
+}
+
+#[cfg(test)]
+mod tests {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertificateRevocationListParams, DnType, IsCa, Issuer,
+        KeyIdMethod, KeyPair, SerialNumber,
+    };
+
+    use super::*;
+
+    /// The parameters of a CA certificate named `cn` with `serial`.
+    fn ca_params(cn: &str, serial: u64) -> CertificateParams {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(DnType::CommonName, cn);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.serial_number = Some(SerialNumber::from(serial));
+        params
+    }
+
+    #[test]
+    fn signers_are_every_certificate_of_the_crls_ca_and_no_other_ca_of_its_name() {
+        let key = KeyPair::generate().unwrap();
+        let first = ca_params("clinic-ca", 1).self_signed(&key).unwrap();
+        // the same CA's certificate renewed: its name and key
+        let renewed = ca_params("clinic-ca", 2).self_signed(&key).unwrap();
+        let other = ca_params("clinic-ca", 1)
+            .self_signed(&KeyPair::generate().unwrap())
+            .unwrap();
+        let crl = CertificateRevocationListParams {
+            this_update: rcgen::date_time_ymd(2026, 1, 1),
+            next_update: rcgen::date_time_ymd(2026, 2, 1),
+            crl_number: SerialNumber::from(1u64),
+            issuing_distribution_point: None,
+            revoked_certs: Vec::new(),
+            key_identifier_method: KeyIdMethod::Sha256,
+        }
+        .signed_by(&Issuer::new(ca_params("clinic-ca", 1), key))
+        .unwrap();
+        let cas = [
+            other.der().clone(),
+            first.der().clone(),
+            renewed.der().clone(),
+        ];
+        assert_eq!(signers(crl.der(), &cas), [1, 2]);
+        assert_eq!(signer_of(crl.der(), &cas), Some(1));
+        assert!(signers(b"not a CRL", &cas).is_empty());
+    }
 }

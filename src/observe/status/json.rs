@@ -12,6 +12,9 @@ use std::sync::atomic::Ordering;
 pub(super) struct Cert {
     subject: String,
     serial: String,
+    /// SHA-256 of the certificate (lowercase hex): what a client's
+    /// `ca_sha256` names, where two CAs share a subject
+    sha256: String,
     not_after: String,
     days_left: i64,
 }
@@ -21,6 +24,7 @@ impl Cert {
         Cert {
             subject: info.subject_oneline.clone(),
             serial: info.serial_hex.clone(),
+            sha256: info.sha256_hex.clone(),
             not_after: info.not_after.to_rfc3339(),
             days_left: info.days_left(now),
         }
@@ -56,6 +60,12 @@ struct Reload {
 struct Client {
     cn: String,
     serial: String,
+    /// the certificate's issuer, one-line form
+    issuer: String,
+    /// the SHA-256 of the CA_CRT certificate its chain ends at (a
+    /// `ca_certificates` entry's `sha256`), `null` when not known: two CAs
+    /// of CA_CRT may share a name, and each numbers its clients from 01
+    ca_sha256: Option<String>,
     not_after: String,
     days_left: i64,
     last_seen: String,
@@ -116,6 +126,8 @@ pub(super) fn status(ctx: &StatusContext) -> Status {
                 let client = Client {
                     cn: c.cn.clone(),
                     serial: c.serial.clone(),
+                    issuer: c.issuer.clone(),
+                    ca_sha256: c.ca_sha256().map(|f| f.to_string()),
                     not_after: c.not_after.to_rfc3339(),
                     days_left: days,
                     last_seen: last.to_rfc3339(),

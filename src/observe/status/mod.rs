@@ -6,7 +6,8 @@
 //!   30 s (or answers a TCP connect now): 200, else 503.
 //! - `/status`: JSON — version, uptime, server/CA certificates with days left,
 //!   CRLs, backend state, last reload, and the client certificates seen
-//!   recently (CN, serial, days left, last seen, requests; flagged inside
+//!   recently (CN, serial, issuer and the CA_CRT certificate their chain
+//!   ends at, days left, last seen, requests; flagged inside
 //!   CERT_WARN_DAYS).
 //! - `/metrics`: Prometheus text (see `metrics`).
 //! - `/`: the operator console (see `console`); `view.rs` gathers what it shows.
@@ -54,6 +55,15 @@ pub struct SeenClient {
     pub cn: String,
     /// serial, hex
     pub serial: String,
+    /// the certificate's issuer, one-line form: a CRL revokes serials of
+    /// the certificates its issuer issued, and every orca-catool CA numbers
+    /// them from 01
+    pub issuer: String,
+    /// the SHA-256 fingerprint of the CA_CRT certificate its chain ended at
+    /// when last accepted (see [`Identity::ca_sha256`]): with two CAs of
+    /// one name in CA_CRT, what tells whose client it is. Kept current on
+    /// each connection, as a reload may change CA_CRT.
+    ca_sha256: Mutex<Option<Arc<str>>>,
     /// the certificate's end of validity
     pub not_after: DateTime<Utc>,
     last_seen: AtomicI64,
@@ -68,6 +78,14 @@ pub struct SeenClient {
 }
 
 impl SeenClient {
+    /// The fingerprint of the CA_CRT certificate its chain ended at, when known.
+    pub fn ca_sha256(&self) -> Option<Arc<str>> {
+        self.ca_sha256
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     /// Counts one request.
     pub fn request(&self) {
         self.requests.fetch_add(1, Ordering::Relaxed);
@@ -219,6 +237,8 @@ impl Stats {
                     Arc::new(SeenClient {
                         cn: id.cn().to_string(),
                         serial: id.info.serial_hex.clone(),
+                        issuer: id.info.issuer_oneline.clone(),
+                        ca_sha256: Mutex::new(None),
                         not_after: id.info.not_after,
                         last_seen: AtomicI64::new(now.timestamp()),
                         address: Mutex::new(None),
@@ -233,6 +253,10 @@ impl Stats {
             .address
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = Some(peer);
+        *client
+            .ca_sha256
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = id.ca_sha256.clone();
         *client
             .refused
             .lock()

@@ -30,6 +30,9 @@ pub(super) struct Anchor {
     der: Vec<u8>,
     /// its fields, for the page naming a CA that has expired
     pub(super) info: CertInfo,
+    /// its SHA-256 fingerprint, shared by the identities of its clients
+    /// (an `Arc` so that naming it costs a client no copy)
+    pub(super) sha256: Arc<str>,
     not_before: i64,
     not_after: i64,
     /// a WebPKI verifier trusting this certificate alone, with the CRLs
@@ -61,8 +64,10 @@ impl Anchors {
             .filter_map(|(der, verifier)| {
                 let (_, cert) = X509Certificate::from_der(der.as_ref()).ok()?;
                 let v = cert.validity();
+                let info = CertInfo::from_der(der.as_ref()).ok()?;
                 Some(Anchor {
-                    info: CertInfo::from_der(der.as_ref()).ok()?,
+                    sha256: Arc::from(info.sha256_hex.as_str()),
+                    info,
                     not_before: v.not_before.timestamp(),
                     not_after: v.not_after.timestamp(),
                     der: der.as_ref().to_vec(),

@@ -101,7 +101,11 @@ mod tests {
         let cache = VerdictCache::default();
         let key = VerdictCache::key(std::slice::from_ref(&der));
         let window = crate::tls::judgement::chain_window(std::slice::from_ref(&der));
-        cache.put(key, &Identity::new(info.clone(), der.as_ref()), window);
+        cache.put(
+            key,
+            &Identity::new(info.clone(), der.as_ref(), None),
+            window,
+        );
         let at = |t: chrono::DateTime<chrono::Utc>| {
             UnixTime::since_unix_epoch(std::time::Duration::from_secs(t.timestamp() as u64))
         };

@@ -195,13 +195,13 @@ impl ClientVerifier {
     }
 
     /// The WebPKI verdict on the chain, and then the dates of the CA_CRT
-    /// certificate it ends at.
+    /// certificate it ends at; that certificate, when the chain passes.
     fn verify_chain(
         &self,
         leaf: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
-    ) -> Result<(), Error> {
+    ) -> Result<Option<&Anchor>, Error> {
         let anchor = self.anchors.of(leaf, intermediates);
         self.webpki(anchor)
             .verify_client_cert(leaf, intermediates, now)?;
@@ -213,7 +213,7 @@ impl ClientVerifier {
             Some((from, _)) if now < from => {
                 Err(Error::InvalidCertificate(CertificateError::NotValidYet))
             }
-            _ => Ok(()),
+            _ => Ok(anchor),
         }
     }
 
@@ -275,9 +275,10 @@ impl ClientVerifier {
             return Ok(id);
         }
         let info = CertInfo::from_der(leaf.as_ref()).ok();
-        if let Err(e) = self.verify_chain(leaf, intermediates, now) {
-            return Err(self.chain_refused(&e, info, leaf, intermediates, now));
-        }
+        let anchor = match self.verify_chain(leaf, intermediates, now) {
+            Ok(anchor) => anchor,
+            Err(e) => return Err(self.chain_refused(&e, info, leaf, intermediates, now)),
+        };
         let Some(info) = info else {
             let detail = "the certificate verified but its fields cannot be read";
             return Err(Refusal::new(CertErrorKind::UnknownCa, None, detail.into()));
@@ -287,7 +288,7 @@ impl ClientVerifier {
             let detail = format!("CN {cn:?} is not in ALLOW_CN");
             return Err(Refusal::new(CertErrorKind::NotAllowed, Some(info), detail));
         }
-        let id = Identity::new(info, leaf.as_ref());
+        let id = Identity::new(info, leaf.as_ref(), anchor.map(|a| a.sha256.clone()));
         self.cache.put(key, &id, self.window(chain));
         Ok(id)
     }
@@ -302,14 +303,20 @@ impl ClientVerifier {
         let chain = peer.unwrap_or(&[]);
         if self.mode == ClientCertErrors::Handshake
             && kind == Some(HandshakeKind::Full)
-            && let Some(leaf) = chain.first()
+            && let Some((leaf, intermediates)) = chain.split_first()
             && let Ok(info) = CertInfo::from_der(leaf.as_ref())
         {
             if let Some(mut stale) = self.crl_stale(UnixTime::now()) {
                 stale.info = Some(info);
                 return Err(stale);
             }
-            return Ok(Identity::new(info, leaf.as_ref()));
+            // found again (rustls' verdict does not say it): a few parses
+            // and name comparisons, once per full handshake
+            let ca = self
+                .anchors
+                .of(leaf, intermediates)
+                .map(|a| a.sha256.clone());
+            return Ok(Identity::new(info, leaf.as_ref(), ca));
         }
         self.check(chain, UnixTime::now())
     }

@@ -3,6 +3,7 @@
 //! [`CertErrorKind`], the reason the client is told about.
 
 use std::fmt;
+use std::sync::Arc;
 
 use http::{HeaderName, HeaderValue};
 use rustls::{CertificateError, Error};
@@ -74,10 +75,15 @@ pub struct Identity {
     pub info: CertInfo,
     /// `X-SSL-Client-*` and `Client-Cert` (RFC 9440), ready to insert
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// the SHA-256 fingerprint (lowercase hex) of the CA_CRT certificate
+    /// its chain ends at, `None` when none of CA_CRT is found for it: with
+    /// two CAs in CA_CRT (each numbering from 01) the serial alone does not
+    /// say whose client it is, and `/status` says this for install-crl
+    pub ca_sha256: Option<Arc<str>>,
 }
 
 impl Identity {
-    pub(super) fn new(info: CertInfo, der: &[u8]) -> Identity {
+    pub(super) fn new(info: CertInfo, der: &[u8], ca_sha256: Option<Arc<str>>) -> Identity {
         use base64::Engine as _;
         let b64 = base64::engine::general_purpose::STANDARD.encode(der);
         let not_after = info
@@ -103,7 +109,11 @@ impl Identity {
                 ))
             })
             .collect();
-        Identity { info, headers }
+        Identity {
+            info,
+            headers,
+            ca_sha256,
+        }
     }
 
     /// The client's CN for logs, or `-`.
