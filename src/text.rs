@@ -160,3 +160,38 @@ mod tests {
         );
     }
 }
+
+/// A PEM reading error in words: the crate's own message shows the marker
+/// or line it stopped at as a list of byte values (`[45, 45, …]`).
+pub fn pem_error(e: &rustls_pki_types::pem::Error) -> String {
+    use rustls_pki_types::pem::Error;
+    let shown = |bytes: &[u8]| one_line(&String::from_utf8_lossy(bytes), 80, Controls::Hex, "…");
+    match e {
+        Error::MissingSectionEnd { end_marker } => format!(
+            "the file ends before its \"-----END {}-----\" line (cut short?)",
+            shown(end_marker)
+        ),
+        Error::IllegalSectionStart { line } => {
+            format!("a damaged \"-----BEGIN\" line: \"{}\"", shown(line))
+        }
+        Error::Base64Decode(why) => format!("damaged base64 between the PEM lines ({why})"),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod pem_tests {
+    #[test]
+    fn a_cut_pem_file_is_told_in_words() {
+        use rustls_pki_types::CertificateRevocationListDer;
+        use rustls_pki_types::pem::PemObject as _;
+        let cut = b"-----BEGIN X509 CRL-----\nMIIB\n";
+        let e = CertificateRevocationListDer::pem_slice_iter(cut)
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap_err();
+        assert_eq!(
+            super::pem_error(&e),
+            "the file ends before its \"-----END X509 CRL-----\" line (cut short?)"
+        );
+    }
+}

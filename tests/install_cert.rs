@@ -171,6 +171,12 @@ fn install_cert_refuses_every_bad_zip_and_writes_nothing() {
         "{}",
         text(&out)
     );
+    // the way out that moves nothing in use: a folder of its own
+    assert!(
+        text(&out).contains(&format!("--dir {CONF_DIR}-new")),
+        "{}",
+        text(&out)
+    );
     assert_eq!(root.snapshot(), before);
     assert!(root.take_calls().is_empty());
 }

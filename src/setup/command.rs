@@ -237,8 +237,14 @@ pub(super) fn destination(
     match read_regular(&root.path(&shown), &shown)? {
         Some(old) if old == data => Ok(None),
         Some(_) => Err(format!(
-            "{} already exists with other content and is never overwritten: move it away first",
-            shown.display()
+            "{} already exists with other content and is never overwritten (orca-catool numbers every CA's files from 000001, so a new CA's may be named like the ones in use): install into a folder of its own with --dir {}, or move the old file away first",
+            shown.display(),
+            dir.with_file_name(format!(
+                "{}-new",
+                dir.file_name()
+                    .map_or("conf".into(), |n| n.to_string_lossy())
+            ))
+            .display()
         )),
         None => Ok(Some(shown)),
     }

@@ -96,7 +96,10 @@ pub fn parse_certs(
         LoadError::new(
             key,
             path,
-            format!("not a valid PEM certificate file: {e}"),
+            format!(
+                "not a valid PEM certificate file: {}",
+                crate::text::pem_error(&e)
+            ),
             "use the .crt file from orca-catool",
         )
     })?;
@@ -177,7 +180,10 @@ pub fn load_key(
         KeyError::Other(LoadError::new(
             key,
             path,
-            format!("no usable private key (PKCS#1, SEC1 or PKCS#8 PEM): {e}"),
+            format!(
+                "no usable private key (PKCS#1, SEC1 or PKCS#8 PEM): {}",
+                crate::text::pem_error(&e)
+            ),
             "use the .pem key file from orca-catool",
         ))
     })
@@ -253,7 +259,7 @@ pub fn parse_crls(
             LoadError::new(
                 "CA_CRL",
                 path,
-                format!("not a valid PEM CRL: {e}"),
+                format!("not a valid PEM CRL: {}", crate::text::pem_error(&e)),
                 "use the CRL made by orca-catool issue_crl",
             )
         })?

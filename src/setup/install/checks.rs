@@ -51,8 +51,12 @@ pub(super) fn check_cert(z: &ZipCert, hosts: &[String]) -> Result<CertInfo, Stri
             "{pem_name} is protected by a passphrase: the zip's .pem must be the one without"
         ));
     }
-    let key = PrivateKeyDer::from_pem_slice(&z.pem)
-        .map_err(|e| format!("{pem_name} holds no usable private key: {e}"))?;
+    let key = PrivateKeyDer::from_pem_slice(&z.pem).map_err(|e| {
+        format!(
+            "{pem_name} holds no usable private key: {}",
+            crate::text::pem_error(&e)
+        )
+    })?;
     let provider = rustls::crypto::aws_lc_rs::default_provider();
     let signing = provider
         .key_provider
