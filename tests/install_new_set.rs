@@ -168,7 +168,6 @@ fn install_cert_new_ca_of_the_same_name_drops_the_old_cas_crl() {
         "one name, two CAs"
     );
     let conf = conf_with_crls(d, &[&old_ca], &[("old-ca.crl", old_ca.crl(&[9]))]);
-    let t = install_new_ca(d, &conf, &new_ca);
     // one name: the two CAs are named by their fingerprints
     let fingerprint = |der: &[u8]| {
         use sha2::Digest;
@@ -177,6 +176,38 @@ fn install_cert_new_ca_of_the_same_name_drops_the_old_cas_crl() {
             .map(|b| format!("{b:02x}"))
             .collect::<String>()
     };
+    // without --new-ca: refused, the two told apart
+    let server = new_ca.server(&["localhost", "127.0.0.1"], 825);
+    let zip = catool_zip(d, "000001__JP_orca_localhost", &server, &new_ca.pem);
+    let (user, _, _) = current_user();
+    let out = std::process::Command::new(bin())
+        .arg("install-cert")
+        .arg(&zip)
+        .arg("-c")
+        .arg(&conf)
+        .arg("--dir")
+        .arg(d.join("conf"))
+        .args(["--owner", &user, "--no-reload"])
+        .output()
+        .unwrap();
+    let refused = text(&out);
+    assert!(!out.status.success(), "{refused}");
+    assert!(
+        refused.contains(&format!(
+            "its ca.crt (/C=JP/O=orca/CN=clinic-ca, SHA-256 {}) is not the CA_CRT in use",
+            fingerprint(&new_ca.der)
+        )) && refused.contains(&format!(
+            "of the same name, SHA-256 {}",
+            fingerprint(&old_ca.der)
+        )),
+        "{refused}"
+    );
+    let t = install_new_ca(d, &conf, &new_ca);
+    // the new CA's file is named by the fingerprint the line shows
+    let ca_file = d
+        .join("conf")
+        .join(format!("ca-{}.crt", &fingerprint(&new_ca.der)[..12]));
+    assert!(ca_file.exists(), "no {}: {t}", ca_file.display());
     assert!(
         t.contains(&format!(
             "the new CA /C=JP/O=orca/CN=clinic-ca replaces the old CA of the same name (SHA-256 {}; the new one's is {})",

@@ -131,16 +131,27 @@ pub fn install_cert(args: &CertArgs, config_path: &Path) -> Result<(), Stop> {
             let new_subject = CertInfo::from_der(new_certs[0].as_ref())
                 .map(|i| i.subject_oneline)
                 .unwrap_or_default();
+            // Two CAs of one name (orca-catool's CAs of one clinic often
+            // are) are told apart by their fingerprints.
+            let fingerprint = |der: &[u8]| hex(&sha2::Sha256::digest(der));
             if !args.new_ca {
+                let (new_named, old_named) = if old_subject == new_subject {
+                    (
+                        format!("{new_subject}, SHA-256 {}", fingerprint(&new_certs[0])),
+                        format!(
+                            "{old_subject} of the same name, SHA-256 {}",
+                            old_certs.first().map_or(String::new(), |c| fingerprint(c))
+                        ),
+                    )
+                } else {
+                    (new_subject, old_subject)
+                };
                 return Err(refuse(format!(
-                    "its ca.crt ({new_subject}) is not the CA_CRT in use ({}, {old_subject}): every client certificate of the old CA would be refused; pass --new-ca if that is what you want",
+                    "its ca.crt ({new_named}) is not the CA_CRT in use ({}, {old_named}): every client certificate of the old CA would be refused; pass --new-ca if that is what you want",
                     ca_path.display()
                 )));
             }
-            // Two CAs of one name (orca-catool's CAs of one clinic often
-            // are) are told apart by their fingerprints.
             let replaced = if old_subject == new_subject {
-                let fingerprint = |der: &[u8]| hex(&sha2::Sha256::digest(der));
                 format!(
                     "the old CA of the same name (SHA-256 {}; the new one's is {})",
                     old_certs.first().map_or(String::new(), |c| fingerprint(c)),
@@ -153,7 +164,9 @@ pub fn install_cert(args: &CertArgs, config_path: &Path) -> Result<(), Stop> {
                 "--new-ca: the new CA {new_subject} replaces {replaced}; every client certificate of the old CA will be refused"
             );
             ca_changed = true;
-            let hash = hex(&sha2::Sha256::digest(&z.ca)[..6]);
+            // named by the certificate's fingerprint (what the line above
+            // and `openssl x509 -fingerprint -sha256` show), not the file's
+            let hash = hex(&sha2::Sha256::digest(&new_certs[0])[..6]);
             if std::fs::symlink_metadata(root.path(&args.dir.join("ca.crt"))).is_ok() {
                 ca_name = format!("ca-{hash}.crt");
             }
