@@ -121,6 +121,14 @@ async fn hanging_backend_gives_504_and_a_stalled_body_is_cut() {
         .await
         .expect_err("a stalled body ends in an error");
     assert!(e.starts_with("body"), "{e}");
+    // counted as WebORCA's timeout, like one before the head
+    let metrics = front.handle.stats().metrics.encode();
+    assert!(
+        metrics.lines().any(|l| l.contains("backend_errors_total")
+            && l.contains("kind=\"timeout\"")
+            && l.ends_with(" 1")),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]

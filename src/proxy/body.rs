@@ -243,6 +243,9 @@ impl Body for ProxyBody {
                     this.bytes
                 );
                 let e = format!("no data from WebORCA for BACKEND_TIMEOUT ({secs} s)");
+                if let Some(watch) = &this.watch {
+                    watch.backend_failed("timeout", &format!("{e} in the middle of a response"));
+                }
                 Poll::Ready(Some(Err(e.into())))
             }
         }

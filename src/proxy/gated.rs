@@ -52,6 +52,12 @@ impl Watch {
         true
     }
 
+    /// WebORCA failed in the middle of a response: counted like a failure
+    /// before one (`backend_errors_total{kind}`, the console's last error).
+    pub fn backend_failed(&self, kind: &str, detail: &str) {
+        self.stats.backend_failed(kind, detail);
+    }
+
     /// The client's address.
     pub fn peer(&self) -> std::net::SocketAddr {
         self.conn.peer
