@@ -520,3 +520,43 @@ async fn a_broken_reload_from_the_button_shows_its_failure() {
     let reload = doc.select(&sel("#reload")).next().unwrap();
     assert_eq!(cell(reload, ".result .code"), "failed");
 }
+
+#[tokio::test]
+async fn an_error_of_weborca_that_has_since_recovered_is_shown_as_the_last_one() {
+    let mut c = start().await;
+    let client = c.client(Some(&c.user1));
+    // WebORCA goes away: the request fails, and the console names why
+    let stand_in = std::mem::replace(&mut c.backend, Backend::start().await);
+    let port = stand_in.addr;
+    stand_in.stop().await;
+    let a = client.get(c.addr, "/api01rv2/system01lstv2").await.unwrap();
+    assert_eq!(a.status, 502);
+    let doc = c.page().await;
+    let row = doc.select(&sel("#backend")).next().unwrap();
+    assert!(
+        cell(row, "td.state").contains("not answering"),
+        "{}",
+        text(row)
+    );
+    assert!(
+        !cell(row, "td.detail").contains("last error"),
+        "{}",
+        text(row)
+    );
+    // ... and comes back on its port: answering, the error said to be past
+    c.backend = Backend::start_on(port).await;
+    let a = client.get(c.addr, "/api01rv2/system01lstv2").await.unwrap();
+    assert_eq!(a.status, 200);
+    let doc = c.page().await;
+    let row = doc.select(&sel("#backend")).next().unwrap();
+    assert!(
+        !cell(row, "td.state").contains("not answering"),
+        "{}",
+        text(row)
+    );
+    assert!(
+        cell(row, "td.detail").contains("直近のエラー / last error: "),
+        "{}",
+        text(row)
+    );
+}

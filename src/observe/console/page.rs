@@ -156,7 +156,13 @@ fn states(view: &View) -> Markup {
             tr #backend .(if view.backend_ok { "ok" } else { "bad" }) {
                 th { "WebORCA" }
                 td.state { @if view.backend_ok { "応答あり / answering" } @else { "応答なし / not answering" } }
-                td.detail { (view.backend_url) @if let Some(e) = &view.backend_error { " — " (e) } }
+                td.detail {
+                    (view.backend_url)
+                    @if let Some(e) = &view.backend_error {
+                        // answering now: the error is history, said as such
+                        @if view.backend_ok { " — 直近のエラー / last error: " (e) } @else { " — " (e) }
+                    }
+                }
             }
             @match &view.guard {
                 None => tr #guard .warn { th { "保護 / guard" } td.state { (both("不明", "unknown")) } td.detail { "まだ確認していません / not looked at yet" } }
