@@ -147,6 +147,12 @@ fn install_cert_refuses_every_bad_zip_and_writes_nothing() {
             &[],
         ),
         ("not a zip file", write(w, "garbage.zip", "PK? no"), &[]),
+        (
+            // looked up in the root's passwd, and said so
+            "user nosuch is not in ",
+            zip_of("owner.zip", &good_files, &[]),
+            &["--owner", "nosuch"],
+        ),
     ];
     let before = root.snapshot();
     for (needle, zip, extra) in &cases {

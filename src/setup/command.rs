@@ -91,8 +91,10 @@ pub(super) fn owner(
     refuse: impl Fn(String) -> Stop,
 ) -> Result<(u32, u32), Stop> {
     fsutil::lookup_user(root, owner).ok_or_else(|| {
+        let passwd = root.read_path(Path::new("/etc/passwd"));
         refuse(format!(
-            "user {owner} does not exist on this machine: give the user WebORCA runs as with --owner"
+            "user {owner} is not in {}: give the user WebORCA runs as with --owner",
+            passwd.display()
         ))
     })
 }
