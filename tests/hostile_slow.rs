@@ -373,3 +373,34 @@ async fn a_client_that_stops_sending_its_upload_is_cut_after_idle_timeout() {
     assert_stalls_counted(&env, 1).await;
     env.assert_serves_user1().await;
 }
+
+#[tokio::test]
+async fn a_connection_closed_before_a_byte_is_an_aborted_handshake() {
+    // a monitoring port check: counted among the handshakes, never a refusal
+    let env = Setup::new().start().await;
+    for _ in 0..3 {
+        drop(TcpStream::connect(env.addr).await.unwrap());
+    }
+    let aborted = || {
+        env.handle
+            .stats()
+            .metrics
+            .encode()
+            .lines()
+            .any(|l| l.contains("tls_handshakes_total{result=\"aborted\"} 3"))
+    };
+    assert!(
+        eventually(aborted).await,
+        "{}",
+        env.handle.stats().metrics.encode()
+    );
+    assert!(
+        !env.handle
+            .stats()
+            .metrics
+            .encode()
+            .contains("client_cert_refusals_total{"),
+        "a port check counted as a refusal"
+    );
+    env.assert_serves_user1().await;
+}

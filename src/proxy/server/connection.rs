@@ -28,7 +28,12 @@ pub(super) async fn serve_conn(
     let deadline = Instant::now() + timeout;
     let first = match tokio::time::timeout_at(deadline, first_byte(&tcp)).await {
         Ok(Some(b)) => b,
-        Ok(None) => return,
+        Ok(None) => {
+            // a port check: connected, then closed without a byte
+            Metrics::count(&metrics.handshakes, "aborted");
+            tracing::debug!(%peer, "closed by the client before it sent anything");
+            return;
+        }
         Err(_) => {
             tracing::debug!(%peer, "closed: nothing sent within HANDSHAKE_TIMEOUT");
             Metrics::count(&metrics.handshakes, "timeout");
