@@ -79,38 +79,68 @@ impl Anchors {
     }
 
     /// The CA certificate of CA_CRT that the chain of `leaf` and
-    /// `intermediates` ends at, when one is found.
+    /// `intermediates` ends at, when one is found. (The chain is not
+    /// verified yet: that is the found anchor's verifier's work.)
     pub(super) fn of(
         &self,
         leaf: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
     ) -> Option<&Anchor> {
+        self.find(leaf, intermediates, &mut { MAX_SIGNATURES })
+    }
+
+    /// [`Anchors::of`] within `budget` signature checks, which it spends.
+    fn find(
+        &self,
+        leaf: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        budget: &mut usize,
+    ) -> Option<&Anchor> {
         fn parse<'a>(der: &'a CertificateDer<'_>) -> Option<X509Certificate<'a>> {
             X509Certificate::from_der(der.as_ref()).map(|(_, c)| c).ok()
         }
+        // what cannot be read is no link of the chain (WebPKI skips it too)
         let intermediates: Vec<X509Certificate<'_>> =
-            intermediates.iter().map(parse).collect::<Option<_>>()?;
+            intermediates.iter().filter_map(parse).collect();
         let leaf = parse(leaf)?;
+        let mut used = vec![false; intermediates.len()];
         let mut top = &leaf;
-        // at most one step per certificate sent: a loop of issuers ends
-        for _ in 0..=intermediates.len() {
-            if let Some(anchor) = self.anchors.iter().find(|a| issued(&a.der, top)) {
+        // each certificate sent is a step once: a loop of issuers ends
+        for _ in 0..=intermediates.len().min(MAX_DEPTH) {
+            if let Some(anchor) = self.anchors.iter().find(|a| issued(&a.der, top, budget)) {
                 return Some(anchor);
             }
-            top = intermediates.iter().find(|c| issued_by(top, c))?;
+            let (i, next) = intermediates
+                .iter()
+                .enumerate()
+                .find(|(i, c)| !used[*i] && issued_by(top, c, budget))?;
+            used[i] = true;
+            top = next;
         }
         None
     }
 }
 
+/// The signatures checked at most to find a chain's anchor. It is looked for
+/// before the chain is verified, in the handshake, for a client that has
+/// proved nothing yet and may send 64 KiB of certificates of the CA's name
+/// signed by nobody: unbounded, that was thousands of signature checks a
+/// handshake. A real chain needs one per certificate, at most a handful
+/// (WebPKI allows six CAs below the anchor). Past the budget no anchor is
+/// found, and the verifier over all of CA_CRT judges (and refuses) it.
+const MAX_SIGNATURES: usize = 16;
+/// The steps from the leaf up that are followed (WebPKI's six, and some).
+const MAX_DEPTH: usize = 8;
+
 /// Whether the CA certificate `ca_der` issued `cert`.
-fn issued(ca_der: &[u8], cert: &X509Certificate<'_>) -> bool {
-    X509Certificate::from_der(ca_der).is_ok_and(|(_, ca)| issued_by(cert, &ca))
+fn issued(ca_der: &[u8], cert: &X509Certificate<'_>, budget: &mut usize) -> bool {
+    X509Certificate::from_der(ca_der).is_ok_and(|(_, ca)| issued_by(cert, &ca, budget))
 }
 
 /// Whether `ca` issued `cert`: its subject is the issuer, and the key
-/// identifiers agree when both name one, else the signature verifies.
-fn issued_by(cert: &X509Certificate<'_>, ca: &X509Certificate<'_>) -> bool {
+/// identifiers agree when both name one, else the signature verifies
+/// (within `budget`: none is checked once it is spent).
+fn issued_by(cert: &X509Certificate<'_>, ca: &X509Certificate<'_>, budget: &mut usize) -> bool {
     if cert.issuer().as_raw() != ca.subject().as_raw() {
         return false;
     }
@@ -130,8 +160,77 @@ fn issued_by(cert: &X509Certificate<'_>, ca: &X509Certificate<'_>) -> bool {
             x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(ski) => Some(ski.0),
             _ => None,
         });
-    match (aki, ski) {
-        (Some(a), Some(s)) => a == s,
-        _ => cert.verify_signature(Some(ca.public_key())).is_ok(),
+    if let (Some(a), Some(s)) = (aki, ski)
+        && a == s
+    {
+        return true;
+    }
+    // no identifiers, or ones that differ (a CA certificate made again with
+    // the same key may name it otherwise): the signature tells
+    if *budget == 0 {
+        return false;
+    }
+    *budget -= 1;
+    cert.verify_signature(Some(ca.public_key())).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+
+    fn ca_params(name: &str) -> CertificateParams {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name.push(DnType::CommonName, name);
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p
+    }
+
+    /// A client that has proved nothing sends a leaf of the CA's name and
+    /// many certificates of that name that signed nothing: the search stops
+    /// at its budget, where it went through every one of them each step.
+    #[test]
+    fn the_search_for_an_anchor_spends_a_bounded_number_of_signatures() {
+        let ca_key = KeyPair::generate().unwrap();
+        let ca_cert = ca_params("clinic-ca").self_signed(&ca_key).unwrap();
+        let decoys: Vec<CertificateDer<'static>> = (0..40)
+            .map(|_| {
+                let key = KeyPair::generate().unwrap();
+                ca_params("clinic-ca")
+                    .self_signed(&key)
+                    .unwrap()
+                    .der()
+                    .clone()
+            })
+            .collect();
+        // the leaf names clinic-ca as its issuer, and no key identifier
+        let stranger = KeyPair::generate().unwrap();
+        let issuer = Issuer::new(ca_params("clinic-ca"), &stranger);
+        let leaf_key = KeyPair::generate().unwrap();
+        let mut leaf = CertificateParams::new(vec!["user1".to_string()]).unwrap();
+        leaf.distinguished_name.push(DnType::CommonName, "user1");
+        leaf.use_authority_key_identifier_extension = false;
+        let leaf = leaf.signed_by(&leaf_key, &issuer).unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca_cert.der().clone()).unwrap();
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let verifier =
+            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .unwrap();
+        let anchors = Anchors::new([(ca_cert.der().clone(), verifier)]);
+        let mut budget = MAX_SIGNATURES;
+        assert!(anchors.find(leaf.der(), &decoys, &mut budget).is_none());
+        assert_eq!(budget, 0, "stopped at the budget");
+
+        // a real chain is found within it
+        let real_key = KeyPair::generate().unwrap();
+        let real_issuer = Issuer::new(ca_params("clinic-ca"), &ca_key);
+        let mut params = CertificateParams::new(vec!["user2".to_string()]).unwrap();
+        params.use_authority_key_identifier_extension = false;
+        let real = params.signed_by(&real_key, &real_issuer).unwrap();
+        let mut budget = MAX_SIGNATURES;
+        assert!(anchors.find(real.der(), &[], &mut budget).is_some());
+        assert!(budget < MAX_SIGNATURES, "found by its signature");
     }
 }
