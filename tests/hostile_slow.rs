@@ -307,7 +307,9 @@ async fn an_http2_client_that_keeps_its_window_shut_is_cut_after_idle_timeout() 
 async fn a_client_reading_slowly_is_not_cut() {
     // Regression: the kernel wakes a writer blocked on a slow reader only
     // when a third of the (autotuned, megabytes) send buffer is free, so a
-    // client reading 300 KiB/s seemed to take nothing for seconds and was cut.
+    // client reading 300 KiB/s seemed to take nothing for seconds and was cut;
+    // and hyper asks a response body for more only every few hundred KiB a
+    // slow reader takes, so the socket's writes are what count.
     let mut setup = Setup::new();
     setup.conf.push("IDLE_TIMEOUT=1s".into());
     let env = setup.start().await;

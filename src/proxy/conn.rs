@@ -137,6 +137,14 @@ impl Activity {
         self.moves.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// The client took a write of the connection's (a socket write of some
+    /// size went through): what waits on it moved. hyper asks a response
+    /// body for more only once its own buffer has room, which a slow reader
+    /// makes only every few hundred KiB; the socket sees each step.
+    pub fn client_took(&self) {
+        self.moves.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Whether bodies have waited on the client since the last look, with
     /// nothing moving: `seen` is what that look found (the moves then, when
     /// bodies waited), kept by the caller between looks.

@@ -84,20 +84,23 @@ pub struct Gated {
     /// (conn.rs), not left to hold WebORCA's connection until BACKEND_TIMEOUT
     /// and then blamed on WebORCA
     waiting: bool,
+    /// whether such a wait counts (not on HTTP/2: outbound.rs says why)
+    stall_cut: bool,
 }
 
 impl Gated {
-    pub fn new(inner: Incoming, watch: Watch) -> Gated {
+    pub fn new(inner: Incoming, watch: Watch, stall_cut: bool) -> Gated {
         Gated {
             inner,
             watch,
             waiting: false,
+            stall_cut,
         }
     }
 
     /// Marks (or clears) the wait for the client's next frame.
     fn waits(&mut self, waiting: bool) {
-        if self.waiting != waiting {
+        if self.stall_cut && self.waiting != waiting {
             self.waiting = waiting;
             let activity = &self.watch.conn.activity;
             if waiting {

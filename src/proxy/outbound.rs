@@ -106,11 +106,16 @@ impl Proxy {
             }
         }
         parts.uri = uri;
+        // HTTP/2 streams share the connection's flow-control window: one
+        // stream's upload waiting for a backend slot can hold it, and the
+        // client then cannot send another's, through no fault of its own.
+        // So only an HTTP/1.1 upload is cut for the client's stall.
+        let stall_cut = parts.version != Version::HTTP_2;
         parts.version = Version::HTTP_11;
         let body = if bodiless {
             Either::Right(Empty::new())
         } else {
-            Either::Left(gated::Gated::new(body, self.watch(conn)))
+            Either::Left(gated::Gated::new(body, self.watch(conn), stall_cut))
         };
         Ok(Request::from_parts(parts, body))
     }

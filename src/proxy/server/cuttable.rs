@@ -1,5 +1,8 @@
 //! A client's socket that is reset, not closed, when its connection is cut
-//! for a client that took nothing (conn.rs). Closed the normal way, the
+//! for a client that took nothing (conn.rs); and where that taking is seen:
+//! each write of at least [`TOOK`] bytes that the socket accepts is a move
+//! (smaller ones are the connection's own chatter, HTTP/2 pings and window
+//! updates, which a client holding its window shut still takes). Closed the normal way, the
 //! socket would go on sending what it still holds (up to its send buffer) to
 //! a client that is not reading it, and that client would see a slow
 //! download end in a clean end of stream, long after the cut, instead of a
@@ -16,6 +19,9 @@ use tokio::net::TcpStream;
 
 use crate::conn::Activity;
 
+/// The smallest write that counts as the client taking something.
+const TOOK: usize = 1024;
+
 /// The client's TCP stream and the bookkeeping that says whether it was cut.
 pub(super) struct Cuttable {
     tcp: TcpStream,
@@ -25,6 +31,14 @@ pub(super) struct Cuttable {
 impl Cuttable {
     pub(super) fn new(tcp: TcpStream, activity: Arc<Activity>) -> Cuttable {
         Cuttable { tcp, activity }
+    }
+}
+
+impl Cuttable {
+    fn took(&self, written: &Poll<io::Result<usize>>) {
+        if matches!(written, Poll::Ready(Ok(n)) if *n >= TOOK) {
+            self.activity.client_took();
+        }
     }
 }
 
@@ -53,7 +67,9 @@ impl AsyncWrite for Cuttable {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.tcp).poll_write(cx, buf)
+        let written = Pin::new(&mut self.tcp).poll_write(cx, buf);
+        self.took(&written);
+        written
     }
 
     fn poll_write_vectored(
@@ -61,7 +77,9 @@ impl AsyncWrite for Cuttable {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs)
+        let written = Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs);
+        self.took(&written);
+        written
     }
 
     fn is_write_vectored(&self) -> bool {
