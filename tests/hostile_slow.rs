@@ -406,3 +406,43 @@ async fn a_connection_closed_before_a_byte_is_an_aborted_handshake() {
     );
     env.assert_serves_user1().await;
 }
+
+#[tokio::test]
+async fn a_steady_upload_longer_than_backend_timeout_is_answered() {
+    // Regression: BACKEND_TIMEOUT counted from the request's start, so an
+    // upload that took longer than it ended in a 504 blaming WebORCA.
+    let mut setup = Setup::new();
+    setup.conf.push("BACKEND_TIMEOUT=1s".into());
+    let env = setup.start().await;
+    let mut tls = env
+        .client(Some(&env.user1))
+        .connect(env.addr)
+        .await
+        .unwrap();
+    const CHUNK: usize = 16 * 1024;
+    const CHUNKS: usize = 10;
+    let head = format!(
+        "POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n",
+        CHUNK * CHUNKS
+    );
+    tls.write_all(head.as_bytes()).await.unwrap();
+    // 3 s in all, a chunk each 300 ms: the pace is the point
+    for _ in 0..CHUNKS {
+        tls.write_all(&[b'x'; CHUNK]).await.unwrap();
+        tls.flush().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tokio::time::timeout(PATIENCE, tls.read(&mut buf))
+            .await
+            .expect("an answer")
+            .unwrap();
+        assert!(n > 0, "closed without an answer");
+        answer.extend_from_slice(&buf[..n]);
+    }
+    let head = String::from_utf8_lossy(&answer);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(env.backend.last().body_len, (CHUNK * CHUNKS) as u64);
+}

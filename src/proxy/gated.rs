@@ -75,10 +75,48 @@ impl Watch {
     }
 }
 
+/// When a request body last brought a frame, for the wait for WebORCA's
+/// answer: BACKEND_TIMEOUT counts from there, not from the request's start,
+/// since a long upload is the client's time, not WebORCA being slow. Put in
+/// the outbound request's extensions (never sent) for `Proxy::forward`.
+#[derive(Debug, Clone)]
+pub struct Upload(Arc<UploadClock>);
+
+#[derive(Debug)]
+struct UploadClock {
+    start: std::time::Instant,
+    /// milliseconds after `start` of the last frame
+    last_ms: std::sync::atomic::AtomicU64,
+}
+
+impl Upload {
+    fn new() -> Upload {
+        Upload(Arc::new(UploadClock {
+            start: std::time::Instant::now(),
+            last_ms: std::sync::atomic::AtomicU64::new(0),
+        }))
+    }
+
+    fn frame(&self) {
+        let ms = self.0.start.elapsed().as_millis() as u64;
+        self.0
+            .last_ms
+            .store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// When the body last brought a frame (its start before the first).
+    pub fn last_frame(&self) -> std::time::Instant {
+        let ms = self.0.last_ms.load(std::sync::atomic::Ordering::Relaxed);
+        self.0.start + std::time::Duration::from_millis(ms)
+    }
+}
+
 /// The client's request body, let through while its certificate is accepted.
 pub struct Gated {
     inner: Incoming,
     watch: Watch,
+    /// when it last brought a frame
+    upload: Upload,
     /// asked for a frame the client has not sent yet: the upload waits on
     /// the client, and one that sends nothing more for IDLE_TIMEOUT is cut
     /// (conn.rs), not left to hold WebORCA's connection until BACKEND_TIMEOUT
@@ -93,9 +131,15 @@ impl Gated {
         Gated {
             inner,
             watch,
+            upload: Upload::new(),
             waiting: false,
             stall_cut,
         }
+    }
+
+    /// The clock of its frames, for the wait for WebORCA's answer.
+    pub fn upload(&self) -> Upload {
+        self.upload.clone()
     }
 
     /// Marks (or clears) the wait for the client's next frame.
@@ -140,6 +184,9 @@ impl Body for Gated {
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         self.waits(polled.is_pending());
+        if polled.is_ready() {
+            self.upload.frame();
+        }
         match polled {
             Poll::Ready(Some(Ok(_))) if self.watch.refused() => {
                 Poll::Ready(Some(Err(Box::new(Refused))))

@@ -332,7 +332,26 @@ impl Proxy {
             }
         }
         let replay = replayable.then(|| bodiless_copy(&out));
-        let mut result = tokio::time::timeout_at(deadline, self.pool.send(out)).await;
+        let upload = out.extensions().get::<gated::Upload>().cloned();
+        let send = self.pool.send(out);
+        tokio::pin!(send);
+        let mut deadline = deadline;
+        let mut result = loop {
+            match tokio::time::timeout_at(deadline, send.as_mut()).await {
+                // still uploading within BACKEND_TIMEOUT of its last frame:
+                // the client's time, not WebORCA's (a stalled HTTP/1.1
+                // upload is cut after IDLE_TIMEOUT meanwhile)
+                Err(elapsed) => match &upload {
+                    Some(u)
+                        if Deadline::from_std(u.last_frame() + self.backend_timeout) > deadline =>
+                    {
+                        deadline = Deadline::from_std(u.last_frame() + self.backend_timeout);
+                    }
+                    _ => break Err(elapsed),
+                },
+                Ok(answer) => break Ok(answer),
+            }
+        };
         if let (Ok(Err(e)), Some(again)) = (&result, replay)
             && !e.is_connect()
         {

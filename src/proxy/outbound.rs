@@ -115,7 +115,9 @@ impl Proxy {
         let body = if bodiless {
             Either::Right(Empty::new())
         } else {
-            Either::Left(gated::Gated::new(body, self.watch(conn), stall_cut))
+            let gated = gated::Gated::new(body, self.watch(conn), stall_cut);
+            parts.extensions.insert(gated.upload());
+            Either::Left(gated)
         };
         Ok(Request::from_parts(parts, body))
     }
