@@ -213,6 +213,28 @@ async fn weborca_connection_freed(env: &crate::util::env::Env) {
     assert_stalls_counted(env, 1).await;
 }
 
+/// The proxy with `conf` and a connection of user1's that has sent `head`
+/// (with the body bytes after it, if any, flushed).
+async fn sent(
+    conf: &[&str],
+    head: &[u8],
+) -> (
+    crate::util::env::Env,
+    tokio_rustls::client::TlsStream<TcpStream>,
+) {
+    let mut setup = Setup::new();
+    setup.conf.extend(conf.iter().map(|c| c.to_string()));
+    let env = setup.start().await;
+    let mut tls = env
+        .client(Some(&env.user1))
+        .connect(env.addr)
+        .await
+        .unwrap();
+    tls.write_all(head).await.unwrap();
+    tls.flush().await.unwrap();
+    (env, tls)
+}
+
 /// `/metrics` counts `n` connections cut for a stalled client.
 async fn assert_stalls_counted(env: &crate::util::env::Env, n: u64) {
     let status = env.status.expect("STATUS_LISTEN");
@@ -226,18 +248,12 @@ async fn assert_stalls_counted(env: &crate::util::env::Env, n: u64) {
 
 #[tokio::test]
 async fn an_http1_client_that_reads_nothing_of_an_answer_is_cut_after_idle_timeout() {
-    let mut setup = Setup::new();
-    setup.conf.push("IDLE_TIMEOUT=1s".into());
-    setup.conf.push("STATUS_LISTEN=127.0.0.1:0".into());
-    let env = setup.start().await;
-    let mut tls = env
-        .client(Some(&env.user1))
-        .connect(env.addr)
-        .await
-        .unwrap();
     let head = format!("GET /big?n={HUGE} HTTP/1.1\r\nHost: localhost\r\n\r\n");
-    tls.write_all(head.as_bytes()).await.unwrap();
-    tls.flush().await.unwrap();
+    let (env, mut tls) = sent(
+        &["IDLE_TIMEOUT=1s", "STATUS_LISTEN=127.0.0.1:0"],
+        head.as_bytes(),
+    )
+    .await;
     weborca_connection_freed(&env).await;
     // at most what had reached this side before the cut, then a reset: not
     // the rest of the proxy's send buffer trickling out and a clean end
@@ -310,17 +326,8 @@ async fn a_client_reading_slowly_is_not_cut() {
     // client reading 300 KiB/s seemed to take nothing for seconds and was cut;
     // and hyper asks a response body for more only every few hundred KiB a
     // slow reader takes, so the socket's writes are what count.
-    let mut setup = Setup::new();
-    setup.conf.push("IDLE_TIMEOUT=1s".into());
-    let env = setup.start().await;
-    let mut tls = env
-        .client(Some(&env.user1))
-        .connect(env.addr)
-        .await
-        .unwrap();
     let head = format!("GET /big?n={HUGE} HTTP/1.1\r\nHost: localhost\r\n\r\n");
-    tls.write_all(head.as_bytes()).await.unwrap();
-    tls.flush().await.unwrap();
+    let (env, mut tls) = sent(&["IDLE_TIMEOUT=1s"], head.as_bytes()).await;
     // 64 KiB each 200 ms, for five times IDLE_TIMEOUT: the pace is the point
     let mut buf = vec![0u8; 1 << 16];
     let mut got = 0u64;
@@ -346,19 +353,10 @@ async fn a_client_reading_slowly_is_not_cut() {
 async fn a_client_that_stops_sending_its_upload_is_cut_after_idle_timeout() {
     // Regression: it held its WebORCA connection until BACKEND_TIMEOUT (300 s
     // by default), and the 504 then blamed WebORCA.
-    let mut setup = Setup::new();
-    setup.conf.push("IDLE_TIMEOUT=1s".into());
-    setup.conf.push("STATUS_LISTEN=127.0.0.1:0".into());
-    let env = setup.start().await;
-    let mut tls = env
-        .client(Some(&env.user1))
-        .connect(env.addr)
-        .await
-        .unwrap();
-    let head = "POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10000000\r\n\r\n";
-    tls.write_all(head.as_bytes()).await.unwrap();
-    tls.write_all(&vec![b'x'; 1 << 20]).await.unwrap();
-    tls.flush().await.unwrap();
+    let mut request =
+        b"POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10000000\r\n\r\n".to_vec();
+    request.extend_from_slice(&vec![b'x'; 1 << 20]);
+    let (env, _tls) = sent(&["IDLE_TIMEOUT=1s", "STATUS_LISTEN=127.0.0.1:0"], &request).await;
     assert!(
         eventually(|| env.backend.open() == 1).await,
         "the upload never reached WebORCA"
@@ -411,21 +409,13 @@ async fn a_connection_closed_before_a_byte_is_an_aborted_handshake() {
 async fn a_steady_upload_longer_than_backend_timeout_is_answered() {
     // Regression: BACKEND_TIMEOUT counted from the request's start, so an
     // upload that took longer than it ended in a 504 blaming WebORCA.
-    let mut setup = Setup::new();
-    setup.conf.push("BACKEND_TIMEOUT=1s".into());
-    let env = setup.start().await;
-    let mut tls = env
-        .client(Some(&env.user1))
-        .connect(env.addr)
-        .await
-        .unwrap();
     const CHUNK: usize = 16 * 1024;
     const CHUNKS: usize = 10;
     let head = format!(
         "POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n",
         CHUNK * CHUNKS
     );
-    tls.write_all(head.as_bytes()).await.unwrap();
+    let (env, mut tls) = sent(&["BACKEND_TIMEOUT=1s"], head.as_bytes()).await;
     // 3 s in all, a chunk each 300 ms: the pace is the point
     for _ in 0..CHUNKS {
         tls.write_all(&[b'x'; CHUNK]).await.unwrap();

@@ -341,14 +341,15 @@ impl Proxy {
                 // still uploading within BACKEND_TIMEOUT of its last frame:
                 // the client's time, not WebORCA's (a stalled HTTP/1.1
                 // upload is cut after IDLE_TIMEOUT meanwhile)
-                Err(elapsed) => match &upload {
-                    Some(u)
-                        if Deadline::from_std(u.last_frame() + self.backend_timeout) > deadline =>
-                    {
-                        deadline = Deadline::from_std(u.last_frame() + self.backend_timeout);
+                Err(elapsed) => {
+                    let later = upload
+                        .as_ref()
+                        .map(|u| Deadline::from_std(u.last_frame() + self.backend_timeout));
+                    match later {
+                        Some(later) if later > deadline => deadline = later,
+                        _ => break Err(elapsed),
                     }
-                    _ => break Err(elapsed),
-                },
+                }
                 Ok(answer) => break Ok(answer),
             }
         };
